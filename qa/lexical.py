@@ -1,0 +1,77 @@
+"""Lexical index: BM25 (bm25s) over word tokens, for exact names, numbers and same-language questions."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import bm25s
+import numpy as np
+
+# Question words carry the question's type, not its topic.
+QUESTION_WORDS = frozenset(
+    "what when where who whom whose which why how did does do much many "
+    "apa apakah kapan siapa siapakah mana manakah dimana berapa berapakah bagaimana mengapa kenapa".split()
+)
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:-[^\W\d_]+)*", re.UNICODE)
+
+
+@lru_cache(maxsize=1)
+def stopwords() -> frozenset[str]:
+    """Indonesian (the stop-words package's list) and English (bm25s's short list) stop words."""
+    from bm25s.stopwords import STOPWORDS_EN
+    from stop_words import get_stop_words
+
+    return frozenset(w.lower() for w in get_stop_words("id")) | frozenset(STOPWORDS_EN) | QUESTION_WORDS
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased word and number tokens without stop words; hyphenated words also yield their parts."""
+    stop = stopwords()
+    tokens = []
+    for match in _TOKEN.finditer(text.lower()):
+        token = match.group()
+        if token in stop:
+            continue
+        tokens.append(token)
+        if "-" in token:
+            tokens.extend(part for part in token.split("-") if part not in stop and len(part) > 1)
+    return tokens
+
+
+class LexicalIndex:
+    def __init__(self, retriever: bm25s.BM25 | None, size: int) -> None:
+        self._retriever = retriever
+        self.size = size
+
+    @classmethod
+    def build(cls, texts: list[str]) -> LexicalIndex:
+        tokenized = [tokenize(t) or ["\u2205"] for t in texts]  # bm25s needs a token per document
+        if not tokenized:
+            return cls(None, 0)
+        retriever = bm25s.BM25()
+        retriever.index(tokenized, show_progress=False)
+        return cls(retriever, len(texts))
+
+    def save(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "size").write_text(str(self.size))
+        if self._retriever is not None:
+            self._retriever.save(str(path))
+
+    @classmethod
+    def load(cls, path: Path) -> LexicalIndex:
+        size = int((path / "size").read_text())
+        retriever = bm25s.BM25.load(str(path)) if size else None
+        return cls(retriever, size)
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every passage for the query (zeros when no query word is indexed)."""
+        if self._retriever is None:
+            return np.zeros(self.size, dtype=np.float32)
+        vocab = self._retriever.vocab_dict
+        tokens = [t for t in tokenize(query) if t in vocab]
+        if not tokens:
+            return np.zeros(self.size, dtype=np.float32)
+        return np.asarray(self._retriever.get_scores(tokens), dtype=np.float32)

@@ -1,0 +1,80 @@
+"""Split stage: sentences (with sentencex) and passages of a few sentences with a small overlap.
+
+Every span is an offset pair into the cleaned document text, so `text[start:end]` is the sentence or
+passage itself. Paragraph breaks are always sentence breaks (headlines and timeline lines carry no period).
+"""
+
+from __future__ import annotations
+
+import re
+from sentencex import segment
+
+from qa.records import Document, Passage, Span
+
+_PARAGRAPH = re.compile(r"[^\n]+(?:\n(?!\n)[^\n]+)*")
+
+
+def paragraph_spans(text: str) -> list[Span]:
+    return [Span(m.start(), m.end()) for m in _PARAGRAPH.finditer(text) if m.group().strip()]
+
+
+# sentencex's Indonesian rules; they also handle English punctuation and abbreviations.
+SENTENCE_LANGUAGE = "id"
+
+
+def sentence_spans(text: str) -> list[Span]:
+    """Sentence boundaries in text, as document offsets, whitespace trimmed."""
+    spans: list[Span] = []
+    for para in paragraph_spans(text):
+        chunk = text[para.start:para.end]
+        cursor = 0
+        for sentence in segment(SENTENCE_LANGUAGE, chunk):
+            stripped = sentence.strip()
+            if not stripped:
+                continue
+            found = chunk.find(stripped, cursor)
+            if found < 0:  # the segmenter altered the text; fall back to the whole paragraph remainder
+                found = cursor
+                stripped = chunk[cursor:].strip()
+            start = para.start + found
+            spans.append(Span(start, start + len(stripped)))
+            cursor = found + len(stripped)
+    return spans
+
+
+def paragraph_ends(text: str) -> set[int]:
+    return {p.end for p in paragraph_spans(text)}
+
+
+def split_passages(doc: Document, max_sentences: int, overlap: int, max_chars: int) -> list[Passage]:
+    """Windows of up to max_sentences sentences (and about max_chars), overlapping by `overlap` sentences
+    unless a window ends at a paragraph break, where the next one starts fresh."""
+    sentences = sentence_spans(doc.text)
+    breaks = paragraph_ends(doc.text)
+    passages: list[Passage] = []
+    i = 0
+    while i < len(sentences):
+        j = i + 1
+        while (
+            j < len(sentences)
+            and j - i < max_sentences
+            and sentences[j].end - sentences[i].start <= max_chars
+        ):
+            j += 1
+        window = sentences[i:j]
+        start, end = window[0].start, window[-1].end
+        passages.append(
+            Passage(
+                doc_id=doc.doc_id,
+                ordinal=len(passages),
+                start=start,
+                end=end,
+                text=doc.text[start:end],
+                sentences=tuple(window),
+            )
+        )
+        if j >= len(sentences):
+            break
+        at_break = window[-1].end in breaks
+        i = j if at_break or overlap == 0 else max(i + 1, j - overlap)
+    return passages
