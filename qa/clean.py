@@ -1,7 +1,7 @@
 """Clean stage: drop page furniture and personal data, keep every sentence of the article body.
 
 The rules are general patterns of news-site layouts (Indonesian and English), applied line by line:
-account prompts, ad markers, share/follow prompts, size pickers, bylines without content, relative
+account prompts, ad markers, reference-list entries, share/follow prompts, size pickers, bylines without content, relative
 timestamps of teasers, lines repeated within a few lines (captions printed twice), and everything
 after a "related articles" heading. E-mail addresses are redacted wherever they remain.
 """
@@ -58,6 +58,10 @@ _SECTION_END = re.compile(
     re.I | re.X,
 )
 
+# An entry of a reference list ("[3] Reuters. (2024, February 20). Title. https://…"): the article's sources,
+# not its report; in another language than the article, such entries also crowd out the body in search.
+_REFERENCE_ENTRY = re.compile(r"^\[\d{1,3}\]\s.*\bhttps?://\S+$")
+
 _DUPLICATE_WINDOW = 3  # a line equal to one of the last few kept lines is a repeat (captions printed twice)
 
 
@@ -66,7 +70,7 @@ def normalize_line(line: str) -> str:
 
 
 def is_furniture(line: str) -> bool:
-    if _FURNITURE_LINE.match(line):
+    if _FURNITURE_LINE.match(line) or _REFERENCE_ENTRY.match(line):
         return True
     return len(line) <= _ACCOUNT_PROMPT_MAX_CHARS and bool(_ACCOUNT_PROMPT.search(line))
 

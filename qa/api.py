@@ -1,0 +1,248 @@
+"""HTTP interface: /ask, /api/sources, /health, /admin/reindex. Routers are thin; the work is in QAService."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from starlette.concurrency import run_in_threadpool
+
+from qa import __version__
+from qa.config import Settings
+from qa.indexer import BuildBusyError, BuildError
+from qa.records import Answer
+from qa.service import InvalidQuestion, QAService, ServiceUnavailable
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: StrictStr = Field(description="The question, in English or Indonesian", examples=["When did Russia veto the sanctions panel?"])
+    top_k: StrictInt = Field(default=5, description="How many passages to read (and at most how many citations)")
+
+
+class CitationOut(BaseModel):
+    doc_id: str
+    title: str
+    url: str
+    source_url: str | None
+    passage: str
+    start: int
+    end: int
+    answer_start: int | None
+    answer_end: int | None
+    score: float
+
+
+class AskResponse(BaseModel):
+    question: str
+    answer: str | None
+    abstained: bool
+    confidence: float
+    normalized: dict | None
+    sentence: str | None = Field(description="The sentence around the answer")
+    sentence_start: int | None
+    sentence_end: int | None
+    citations: list[CitationOut]
+    timings_ms: dict[str, float]
+
+
+class SourceSummary(BaseModel):
+    doc_id: str
+    title: str
+    url: str
+    source_url: str | None
+    meta: dict[str, str]
+
+
+class SourceOut(SourceSummary):
+    text: str
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+ERRORS = {
+    400: {"model": ErrorOut, "description": "The request body is not valid JSON"},
+    413: {"model": ErrorOut, "description": "The request body is too large"},
+    422: {"model": ErrorOut, "description": "The request is well-formed but its values are not acceptable"},
+    503: {"model": ErrorOut, "description": "No index is loaded yet"},
+    504: {"model": ErrorOut, "description": "Answering took longer than the request timeout"},
+}
+
+
+def answer_out(answer: Answer) -> AskResponse:
+    return AskResponse.model_validate(answer, from_attributes=True)
+
+
+def get_service(request: Request) -> QAService:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[QAService, Depends(get_service)]
+
+
+async def answer_within_timeout(service: QAService, question: str, top_k: int) -> AskResponse:
+    try:
+        answer = await asyncio.wait_for(run_in_threadpool(service.ask, question, top_k),
+                                        timeout=service.settings.request_timeout_s)
+    except asyncio.TimeoutError:
+        raise ApiError(504, f"no answer within {service.settings.request_timeout_s:g} s; try again") from None
+    except InvalidQuestion as exc:
+        raise ApiError(422, str(exc)) from None
+    except ServiceUnavailable as exc:
+        raise ApiError(503, str(exc)) from None
+    return answer_out(answer)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        self.status, self.detail = status, detail
+
+
+router = APIRouter()
+
+
+@router.post("/ask", response_model=AskResponse, responses=ERRORS, tags=["answers"])
+async def ask_post(body: AskRequest, service: ServiceDep) -> AskResponse:
+    """Answer a question with a verbatim span from the articles and its citations, or abstain."""
+    return await answer_within_timeout(service, body.question, body.top_k)
+
+
+@router.get("/ask", response_model=AskResponse, responses=ERRORS, tags=["answers"])
+async def ask_get(service: ServiceDep, q: Annotated[str, Query(description="The question")],
+                  top_k: Annotated[int, Query(description="Passages to read")] = 5) -> AskResponse:
+    """The same as POST /ask, for links and quick tries."""
+    return await answer_within_timeout(service, q, top_k)
+
+
+def _summary(service: QAService, doc) -> dict:
+    from qa.answer import source_url
+
+    return {"doc_id": doc.doc_id, "title": doc.title, "url": source_url(doc.doc_id),
+            "source_url": doc.meta.get("source_url"), "meta": doc.meta}
+
+
+@router.get("/api/sources", response_model=list[SourceSummary], responses={503: ERRORS[503]}, tags=["sources"])
+def list_sources(service: ServiceDep) -> list[dict]:
+    """Every indexed article."""
+    try:
+        return [_summary(service, d) for d in service.documents()]
+    except ServiceUnavailable as exc:
+        raise ApiError(503, str(exc)) from None
+
+
+@router.get("/api/sources/{doc_id:path}", response_model=SourceOut,
+            responses={404: {"model": ErrorOut, "description": "No such article"}, 503: ERRORS[503]}, tags=["sources"])
+def get_source(doc_id: str, service: ServiceDep) -> dict:
+    """One article's cleaned text (the text every offset points into) and metadata."""
+    try:
+        doc = service.document(doc_id)
+    except ServiceUnavailable as exc:
+        raise ApiError(503, str(exc)) from None
+    if doc is None:
+        raise ApiError(404, f"no article with id {doc_id!r}")
+    return {**_summary(service, doc), "text": doc.text}
+
+
+@router.get("/health", tags=["service"])
+def health(service: ServiceDep) -> dict:
+    """Whether an index is loaded, and which."""
+    return service.health()
+
+
+@router.post("/admin/reindex", tags=["service"],
+             responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut},
+                        422: {"model": ErrorOut}})
+async def admin_reindex(service: ServiceDep, authorization: Annotated[str | None, Header()] = None,
+                        x_admin_token: Annotated[str | None, Header()] = None) -> dict:
+    """Rebuild the index from the corpus folder and swap it in. Needs the admin token (QA_ADMIN_TOKEN)."""
+    expected = service.settings.admin_token
+    if not expected:
+        raise ApiError(404, "reindexing over HTTP is off: set QA_ADMIN_TOKEN to turn it on")
+    given = x_admin_token or (authorization[7:] if authorization and authorization.startswith("Bearer ") else "")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise ApiError(401, "missing or wrong admin token")
+    try:
+        report = await run_in_threadpool(service.reindex)
+    except BuildBusyError as exc:
+        raise ApiError(409, str(exc)) from None
+    except BuildError as exc:
+        raise ApiError(422, str(exc)) from None
+    return report.as_dict()
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return 400, "request body is not valid JSON"
+    parts = []
+    for error in errors:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
+        parts.append(f"{where or 'body'}: {error.get('msg', 'invalid value')}")
+    return 422, "; ".join(parts)
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit before they are read into memory."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._refuse(send)
+        received = 0
+
+        async def counting_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _BodyTooLarge:
+            await self._refuse(send)
+
+    async def _refuse(self, send) -> None:
+        response = JSONResponse({"detail": f"request body is larger than {self.max_bytes} bytes"}, status_code=413)
+        await response({"type": "http"}, None, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def create_app(settings: Settings | None = None, service: QAService | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = FastAPI(title="News QA", version=__version__,
+                  description="Extractive answers, quoted verbatim from a folder of news articles, with citations.")
+    app.state.service = service or QAService(settings)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        status, message = _validation_message(exc)
+        return JSONResponse({"detail": message}, status_code=status)
+
+    app.include_router(router)
+    from qa import web
+
+    web.mount(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

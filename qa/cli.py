@@ -1,0 +1,160 @@
+"""The `qa` command: index, ask, serve, eval."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from qa.config import Settings
+
+app = typer.Typer(
+    help="Answer questions from a folder of news articles, quoting them verbatim.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+CorpusOpt = Annotated[Optional[Path], typer.Option("--corpus", help="Folder of articles [env QA_CORPUS_DIR; default: corpus/]")]
+IndexOpt = Annotated[Optional[Path], typer.Option("--index", help="Index folder [env QA_INDEX_DIR; default: index/]")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", help="sentence-transformers model name or folder [env QA_MODEL]")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines")]
+
+EXIT_OK, EXIT_SKIPPED, EXIT_FAILED = 0, 1, 2
+
+
+def make_settings(corpus: Path | None = None, index: Path | None = None, model: str | None = None, **extra) -> Settings:
+    values = {k: v for k, v in {"corpus_dir": corpus, "index_dir": index, "model": model, **extra}.items() if v is not None}
+    return Settings(**values)
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> None:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+@app.command("index")
+def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: ModelOpt = None, as_json: JsonOpt = False,
+                  wait: Annotated[float, typer.Option(help="Seconds to wait for another running build")] = 0.0) -> None:
+    """Build or update the index from the corpus folder. Only changed articles are re-embedded.
+
+    Exit code 0: all files indexed; 1: some files were skipped (listed); 2: nothing was built.
+    """
+    from tqdm import tqdm
+
+    from qa.embed import ModelLoadError
+    from qa.indexer import BuildError, build_index
+
+    settings = make_settings(corpus, index, model)
+    bar = None
+
+    def progress(done: int, total: int, name: str) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="file", desc="indexing", disable=as_json or not sys.stderr.isatty() and total < 50,
+                       file=sys.stderr)
+        bar.set_postfix_str(name[-40:], refresh=False)
+        bar.update(1)
+
+    try:
+        report = build_index(settings, progress=progress, lock_timeout=wait)
+    except (BuildError, ModelLoadError) as exc:
+        fail(str(exc))
+    finally:
+        if bar is not None:
+            bar.close()
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        for skipped in report.skipped:
+            typer.secho(f"skipped {skipped.path}: {skipped.reason}", err=True, fg=typer.colors.YELLOW)
+        if report.full_rebuild:
+            typer.echo(f"full rebuild ({report.rebuild_reason})")
+        typer.echo(report.summary())
+        typer.echo(f"index: {settings.index_dir} (generation {report.generation})")
+    raise typer.Exit(EXIT_SKIPPED if report.skipped else EXIT_OK)
+
+
+def _print_answer(answer) -> None:
+    if answer.abstained:
+        typer.secho("The sources don't say.", bold=True)
+        if answer.citations:
+            typer.echo("Closest passages:")
+    else:
+        typer.secho(answer.answer, bold=True)
+        if answer.normalized:
+            typer.echo(f"  ({answer.normalized['type']}: {answer.normalized['value']})")
+        typer.echo(f"  \u201c{answer.sentence}\u201d")
+        typer.echo(f"  confidence {answer.confidence:.2f}")
+        typer.echo("Sources:")
+    for number, citation in enumerate(answer.citations, 1):
+        typer.echo(f"  [{number}] {citation.title} ({citation.doc_id}, characters {citation.start}-{citation.end})")
+
+
+@app.command("ask")
+def ask_command(question: Annotated[str, typer.Argument(help="The question, in English or Indonesian")],
+                index: IndexOpt = None, model: ModelOpt = None,
+                top_k: Annotated[int, typer.Option("--top-k", help="Passages to read")] = 5,
+                as_json: JsonOpt = False) -> None:
+    """Answer one question from the index (the same JSON as POST /ask with --json)."""
+    from qa.service import InvalidQuestion, QAService, ServiceUnavailable
+
+    service = QAService(make_settings(None, index, model))
+    try:
+        answer = service.ask(question, top_k)
+    except InvalidQuestion as exc:
+        fail(str(exc))
+    except ServiceUnavailable as exc:
+        fail(str(exc))
+    if as_json:
+        from qa.api import answer_out
+
+        typer.echo(answer_out(answer).model_dump_json(indent=2))
+    else:
+        _print_answer(answer)
+
+
+@app.command("serve")
+def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: ModelOpt = None,
+                  host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+                  port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+                  workers: Annotated[int, typer.Option(help="Worker processes sharing the index")] = 1,
+                  watch: Annotated[bool, typer.Option(help="Rebuild the index when corpus files change")] = False) -> None:
+    """Serve the web chat, /ask and the source viewer."""
+    import uvicorn
+
+    settings = make_settings(corpus, index, model)
+    # Workers are separate processes: they read the settings from the environment.
+    os.environ.update({"QA_CORPUS_DIR": str(settings.corpus_dir), "QA_INDEX_DIR": str(settings.index_dir),
+                       "QA_MODEL": settings.model})
+    if watch:
+        from qa.watch import start_watcher
+
+        start_watcher(settings)
+    typer.echo(f"serving on http://{host}:{port}/ (index: {settings.index_dir})")
+    uvicorn.run("qa.server:app", host=host, port=port, workers=workers, log_level="info", factory=False)
+
+
+@app.command("eval")
+def eval_command(file: Annotated[Path, typer.Argument(help="Development-set JSONL or SQuAD-format JSON")],
+                 index: IndexOpt = None, model: ModelOpt = None,
+                 top_k: Annotated[int, typer.Option("--top-k")] = 5, as_json: JsonOpt = False,
+                 limit: Annotated[Optional[int], typer.Option(help="Only the first N questions")] = None) -> None:
+    """Measure retrieval and answers on a question file; SQuAD files get a temporary corpus of their passages."""
+    from qa.evaluate import EvalError, evaluate_file, format_report
+
+    try:
+        report = evaluate_file(file, make_settings(None, index, model), top_k=top_k, limit=limit,
+                               progress=not as_json)
+    except EvalError as exc:
+        fail(str(exc))
+    typer.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else format_report(report))
+
+
+if __name__ == "__main__":
+    app()

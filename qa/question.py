@@ -1,0 +1,63 @@
+"""What a question asks for: the expected answer type, read from its wording (English or Indonesian)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DATE, PERSON, PLACE, NUMBER, DURATION, NAME, CLAUSE = "date", "person", "place", "number", "duration", "name", "clause"
+
+# Head nouns after "which/what" (or "X apa") that fix the type.
+_HEAD_TYPES = {
+    DATE: "year years date day month decade century tahun tanggal hari bulan dekade abad",
+    PERSON: ("person people man woman professor official leader president minister ambassador analyst expert "
+             "author writer spokesman spokesperson diplomat general envoy king chairman head director scholar "
+             "orang tokoh profesor pejabat pemimpin presiden menteri duta analis pakar penulis juru bicara jenderal "
+             "utusan ketua direktur"),
+    PLACE: ("city country place port region town capital state province island location where "
+            "kota negara tempat pelabuhan wilayah daerah ibu provinsi pulau lokasi"),
+    NUMBER: ("share percentage percent proportion portion number amount count sum total fraction "
+             "persen persentase jumlah bagian angka total"),
+}
+_HEAD_LOOKUP = {word: kind for kind, words in _HEAD_TYPES.items() for word in words.split()}
+
+_PATTERNS: list[tuple[str, re.Pattern]] = [
+    (DURATION, re.compile(r"\b(how long|berapa lama|berapa jam|berapa hari|berapa tahun lamanya)\b", re.I)),
+    (DATE, re.compile(r"\b(when|what time|kapan|bilamana|tahun berapa|tanggal berapa|bulan apa|pada tahun berapa|"
+                      r"sejak kapan|hingga kapan|sampai kapan)\b", re.I)),
+    (NUMBER, re.compile(r"\b(how many|how much|berapa(?:kah)? (?:banyak|jumlah|besar|persen)|berapa(?:kah)?)\b", re.I)),
+    (PERSON, re.compile(r"\b(who|whom|whose|siapa(?:kah)?)\b", re.I)),
+    (PLACE, re.compile(r"\b(where|di ?mana(?:kah)?|ke ?mana|dari ?mana)\b", re.I)),
+]
+_WHICH_HEAD = re.compile(r"\b(?:which|what)\s+(?:\w+\s+){0,2}?(\w+)", re.I)
+_ID_HEAD = re.compile(r"\b(\w+)\s+(?:apa|mana|manakah|apakah)\b", re.I)
+
+
+@dataclass(frozen=True)
+class QuestionType:
+    kind: str  # one of the constants above
+    cue: str  # the words that decided it, for explanations and tests
+
+
+def _head_type(question: str) -> tuple[str, str] | None:
+    for pattern in (_WHICH_HEAD, _ID_HEAD):
+        for match in pattern.finditer(question):
+            words = match.group(0).lower().split()
+            for word in words[1:] if pattern is _WHICH_HEAD else words[:1]:
+                kind = _HEAD_LOOKUP.get(word.rstrip("s")) or _HEAD_LOOKUP.get(word)
+                if kind:
+                    return kind, match.group(0)
+    return None
+
+
+def question_type(question: str) -> QuestionType:
+    head = _head_type(question)
+    if head:
+        return QuestionType(*head)
+    for kind, pattern in _PATTERNS:
+        match = pattern.search(question)
+        if match:
+            return QuestionType(kind, match.group(0))
+    if re.search(r"\b(which|what|apa(?:kah)?|mana)\b", question, re.I):
+        return QuestionType(NAME, "which/what")
+    return QuestionType(CLAUSE, "")

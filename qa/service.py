@@ -1,0 +1,152 @@
+"""The answering service: one loaded index at a time, swapped atomically when a new build appears.
+
+Requests read `service.state` once and keep that object to the end, so a swap never changes the
+index under a request in flight. Any process (a `qa index` run, the admin endpoint, the file
+watcher, another worker) can publish a new generation; every process notices CURRENT change.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from qa.answer import answer_question
+from qa.config import Settings
+from qa.embed import Embedder, load_embedder
+from qa.indexer import BuildReport, build_index
+from qa.records import Answer, Document
+from qa.spans import known_places
+from qa.store import LoadedIndex, NoIndexError, current_generation, load_index
+
+log = logging.getLogger(__name__)
+
+
+def warm_up() -> None:
+    """Load the lazily built parts of extraction (dateparser's locales, patterns) before the first question."""
+    from qa.spans import date_normalized, find_dates
+
+    find_dates("1 Januari 2000")
+    date_normalized("1 Januari 2000")
+
+
+class InvalidQuestion(ValueError):
+    pass
+
+
+class ServiceUnavailable(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class IndexState:
+    index: LoadedIndex
+    places: frozenset[str]
+
+    @classmethod
+    def load(cls, settings: Settings) -> IndexState:
+        index = load_index(settings.index_dir)
+        return cls(index, known_places([d.text for d in index.documents.values()]))
+
+
+class QAService:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self._embedder = embedder
+        self._state: IndexState | None = None
+        self._reload_lock = threading.Lock()
+        self._checked_at = 0.0
+        self.last_error: str | None = None
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = load_embedder(self.settings.model)
+        return self._embedder
+
+    def refresh(self, force: bool = False) -> None:
+        """Swap in the newest complete index if CURRENT points somewhere new."""
+        now = time.monotonic()
+        if not force and self._state is not None and now - self._checked_at < self.settings.reload_check_interval_s:
+            return
+        self._checked_at = now
+        name = current_generation(self.settings.index_dir)
+        if self._state is not None and name == self._state.index.generation:
+            return
+        if not self._reload_lock.acquire(blocking=self._state is None):
+            return  # another thread is loading; keep answering from the current index meanwhile
+        try:
+            if self._state is not None and current_generation(self.settings.index_dir) == self._state.index.generation:
+                return
+            try:
+                state = IndexState.load(self.settings)
+            except NoIndexError as exc:
+                self.last_error = str(exc)
+                return
+            except Exception as exc:  # a half-visible or damaged generation: keep the old index
+                self.last_error = f"could not load the new index: {exc}"
+                log.warning(self.last_error)
+                return
+            if self._state is not None and state.index.manifest.get("model") != self._state.index.manifest.get("model"):
+                self._embedder = None
+            self._state = state
+            self.last_error = None
+            warm_up()
+            log.info("serving index generation %s", state.index.generation)
+        finally:
+            self._reload_lock.release()
+
+    @property
+    def state(self) -> IndexState:
+        self.refresh()
+        if self._state is None:
+            raise ServiceUnavailable(self.last_error or f"no index in {self.settings.index_dir}: run `qa index`")
+        return self._state
+
+    def validate(self, question: object, top_k: object) -> tuple[str, int]:
+        if not isinstance(question, str):
+            raise InvalidQuestion("question must be a string")
+        question = " ".join(question.split())
+        if not question:
+            raise InvalidQuestion("question is empty")
+        if len(question) > self.settings.max_question_chars:
+            raise InvalidQuestion(f"question is too long ({len(question)} characters; "
+                                  f"the limit is {self.settings.max_question_chars})")
+        if isinstance(top_k, bool) or not isinstance(top_k, int):
+            raise InvalidQuestion("top_k must be an integer")
+        if not 1 <= top_k <= self.settings.top_k_max:
+            raise InvalidQuestion(f"top_k must be between 1 and {self.settings.top_k_max}")
+        return question, top_k
+
+    def ask(self, question: str, top_k: int | None = None) -> Answer:
+        question, top_k = self.validate(question, self.settings.top_k_default if top_k is None else top_k)
+        state = self.state
+        embedder = self.embedder
+        return answer_question(state.index, embedder, question, top_k, self.settings.abstain_threshold, state.places)
+
+    def documents(self) -> list[Document]:
+        return sorted(self.state.index.documents.values(), key=lambda d: d.title.lower())
+
+    def document(self, doc_id: str) -> Document | None:
+        """Looked up in the loaded index only: no path from a request ever reaches the file system."""
+        return self.state.index.documents.get(doc_id)
+
+    def reindex(self, lock_timeout: float = 0.0) -> BuildReport:
+        report = build_index(self.settings, lock_timeout=lock_timeout)
+        self.refresh(force=True)
+        return report
+
+    def health(self) -> dict:
+        try:
+            index = self.state.index
+        except ServiceUnavailable as exc:
+            return {"status": "unavailable", "detail": str(exc)}
+        return {
+            "status": "ok",
+            "generation": index.generation,
+            "model": index.manifest.get("model"),
+            "documents": len(index.documents),
+            "passages": len(index.passages),
+            "built_at": index.manifest.get("built_at"),
+        }

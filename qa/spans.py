@@ -1,0 +1,217 @@
+"""Candidate answer spans inside a sentence: dates, numbers, durations, names and clauses.
+
+Month names come from dateparser's Indonesian and English locale data; dates are normalised with
+dateparser, keeping only the precision the text gives (a year, a month or a day).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from qa.question import CLAUSE, DATE, DURATION, NAME, NUMBER, PERSON, PLACE
+
+
+@dataclass(frozen=True)
+class Candidate:
+    start: int  # offsets inside the sentence text
+    end: int
+    kind: str
+    normalized: dict | None = None
+
+
+@lru_cache(maxsize=1)
+def _month_names() -> list[str]:
+    from dateparser.languages.loader import default_loader
+
+    names: set[str] = set()
+    months = ("january february march april may june july august september october november december").split()
+    for language in ("id", "en"):
+        info = default_loader.get_locale(language).info
+        for month in months:
+            names.update(n for n in info.get(month, []) if len(n) >= 3 and n.isalpha())
+    return sorted(names, key=len, reverse=True)
+
+
+@lru_cache(maxsize=1)
+def _date_pattern() -> re.Pattern:
+    month = "(?:" + "|".join(re.escape(m) for m in _month_names()) + r")\.?"
+    year = r"(?:1[0-9]{3}|20[0-9]{2})"
+    period = r"(?:(?:awal|pertengahan|akhir|early|mid|late)(?:\s+tahun)?\s+)"
+    return re.compile(
+        rf"""(?<![\w/])(?:
+            {period}?(?:\d{{1,2}}\s+)?{month}\s+{year}            # 28 Maret 2024, Juni 1950, akhir Juli 2023
+          | {month}\s+\d{{1,2}},?\s+{year}                        # March 28, 2024
+          | {period}?(?:tahun\s+)?{year}(?:\s*[-–]\s*{year})?(?:-?an|s)?   # 1994, 1950-1953, tahun 1950-an, 2000an
+          | \d{{1,2}}\s+{month}                                     # 19 Juni
+          | \(\d{{1,2}}/\d{{1,2}}\)                                # (19/6)
+        )(?![\w/])""",
+        re.I | re.X,
+    )
+
+
+_NUMBER_WORDS = ("satu dua tiga empat lima enam tujuh delapan sembilan sepuluh sebelas seratus seribu sejuta "
+                 "belasan puluhan ratusan ribuan jutaan miliaran beberapa setengah "
+                 "one two three four five six seven eight nine ten eleven twelve hundred thousand dozens hundreds "
+                 "thousands millions half").split()
+_SCALE = r"(?:\s+(?:puluh|belas|ratus|ribu|juta|miliar|triliun|thousand|million|billion|trillion))*"
+_AMOUNT = (r"(?:(?:US)?\$\s?|Rp\.?\s?|€|£)?(?:\d+(?:[.,]\d+)*|(?:" + "|".join(_NUMBER_WORDS) + r"))" + _SCALE
+           + r"(?:\s*(?:%|persen|percent|per cent))?")
+_TIME_UNITS = (r"(?:detik|menit|jam|hari|pekan|minggu|bulan|tahun|dekade|abad|"
+               r"seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|centuries)")
+_NUMBER = re.compile(
+    rf"(?<![\w.,]){_AMOUNT}(?:\s*(?:hingga|sampai|to|-|–|and|dan)\s*{_AMOUNT})?"
+    rf"(?:\s+(?!{_TIME_UNITS}\b)(?!(?:dan|and|di|ke|dari|yang|to|of|in)\b)[a-z][a-z-]+)?(?![\w])",
+    re.I,
+)
+_DURATION = re.compile(rf"(?<![\w.,]){_AMOUNT}\s+{_TIME_UNITS}\b", re.I)
+
+_CAP = r"(?:[A-Z][\w'’.-]*[\w]|[A-Z])"
+_CONNECT = r"(?:\s+(?:bin|binti|van|von|de|del|da|al|el|la|of)(?=\s+[A-Z]))?"
+_NAME = re.compile(rf"{_CAP}(?:{_CONNECT}\s+{_CAP})*")
+_CLAUSE_BREAK = re.compile(r"\s*(?:[,;:()“”\"]|\s[-–—]\s|\b(?:dan|tetapi|namun|sementara|yang|bahwa|karena|"
+                           r"and|but|while|which|that|because)\b)\s*")
+
+# Capitalised words that are titles or roles, not part of a person's name.
+_TITLE_WORDS = frozenset(
+    ("presiden menteri pertahanan luar dalam negeri duta besar pemimpin ketua profesor prof dr jenderal perdana "
+     "raja ratu wakil sekretaris kepala direktur juru bicara gubernur walikota senator anggota mantan pejabat "
+     "president minister defense defence foreign secretary ambassador leader chairman professor general prime "
+     "king queen vice head director spokesman governor mayor senator former official mr mrs ms").split()
+)
+_PLACE_CUES = frozenset("di ke dari kota negara pelabuhan wilayah in to from at city of port near".split())
+_PERSON_CUES = frozenset("kata ujar tulis menurut oleh said says wrote according by".split())
+
+
+def date_normalized(text: str) -> dict | None:
+    """{'type': 'date', 'value': '2024-03-28' | '1950-06' | '1994'} with the precision the text gives."""
+    from dateparser.date import DateDataParser
+
+    cleaned = re.sub(r"^(?:awal|pertengahan|akhir|early|mid|late)\s+(?:tahun\s+)?|^tahun\s+", "", text.strip(), flags=re.I)
+    year_only = re.fullmatch(r"(\d{4})(?:\s*[-–]\s*(\d{4}))?(?:-?an|s)?", cleaned, re.I)
+    if year_only:
+        if year_only.group(2):
+            return {"type": "date_range", "value": f"{year_only.group(1)}/{year_only.group(2)}"}
+        value = year_only.group(1)
+        if re.search(r"(?:-?an|s)$", cleaned, re.I):
+            return {"type": "decade", "value": f"{value[:3]}0s"}
+        return {"type": "date", "value": value}
+    if not re.search(r"\d{4}", cleaned):
+        return None  # a day and month without a year cannot be pinned down
+    data = _date_parser().get_date_data(cleaned)
+    if data is None or data.date_obj is None:
+        return None
+    when = data.date_obj
+    if data.period == "year":
+        value = f"{when.year:04d}"
+    elif data.period == "month":
+        value = f"{when.year:04d}-{when.month:02d}"
+    else:
+        value = when.strftime("%Y-%m-%d")
+    return {"type": "date", "value": value}
+
+
+@lru_cache(maxsize=1)
+def _date_parser():
+    from dateparser.date import DateDataParser
+
+    return DateDataParser(languages=["id", "en"], settings={"PREFER_DAY_OF_MONTH": "first"})
+
+
+def find_dates(sentence: str) -> list[Candidate]:
+    return [Candidate(m.start(), m.end(), DATE, date_normalized(m.group())) for m in _date_pattern().finditer(sentence)]
+
+
+def find_numbers(sentence: str) -> list[Candidate]:
+    dates = find_dates(sentence)
+    out = []
+    for m in _NUMBER.finditer(sentence):
+        if any(d.start <= m.start() < d.end for d in dates):
+            continue
+        out.append(Candidate(m.start(), m.end(), NUMBER))
+    return out
+
+
+def find_durations(sentence: str) -> list[Candidate]:
+    return [Candidate(m.start(), m.end(), DURATION) for m in _DURATION.finditer(sentence)]
+
+
+def _name_kind(sentence: str, start: int, end: int, places: frozenset[str]) -> str:
+    before = sentence[:start].split()
+    prev = before[-1].lower().strip(",") if before else ""
+    words = sentence[start:end].split()
+    if prev in _PLACE_CUES or " ".join(words) in places:
+        return PLACE
+    if prev in _PERSON_CUES or (before and before[-1].lower() in _TITLE_WORDS) or len(words) >= 2:
+        return PERSON
+    return NAME
+
+
+def find_names(sentence: str, places: frozenset[str] = frozenset()) -> list[Candidate]:
+    """Runs of capitalised words. Leading title words and leading known place names are cut off when a name
+    follows, so "Menteri Pertahanan Rusia Sergei Shoigu" gives "Sergei Shoigu". Month names are not names, and
+    the first word of the sentence counts only if the run goes on after it."""
+    months = {m.lower() for m in _month_names()}
+    out = []
+    for m in _NAME.finditer(sentence):
+        end = m.end()
+        words = [w for w in re.finditer(r"\S+", m.group()) if w.group().lower().strip(".") not in months]
+        if not words:
+            continue
+        while len(words) > 1 and words[0].group().lower().strip(".") in _TITLE_WORDS:
+            words.pop(0)
+        if words[0].group().lower().strip(".") in _TITLE_WORDS:
+            continue
+        for cut in range(len(words) - 2, 0, -1):  # a known place in front of a name of two or more words
+            if " ".join(w.group() for w in words[:cut]) in places:
+                words = words[cut:]
+                break
+        start = m.start() + words[0].start()
+        end = m.start() + words[-1].end()
+        if start == 0 and len(words) == 1:
+            continue
+        out.append(Candidate(start, end, _name_kind(sentence, start, end, places)))
+    return out
+
+
+def known_places(texts: list[str]) -> frozenset[str]:
+    """Runs of capitalised words (and their leading parts) that follow a place preposition somewhere in the
+    corpus: di Pyongyang, ke Korea Utara."""
+    found = set()
+    for text in texts:
+        for m in re.finditer(r"\b(?:di|ke|dari|in|to|from)\s+(" + _NAME.pattern + ")", text):
+            words = m.group(1).split()
+            found.update(" ".join(words[:n]) for n in range(1, len(words) + 1))
+    return frozenset(found)
+
+
+def find_clauses(sentence: str) -> list[Candidate]:
+    out, cursor = [], 0
+    for m in _CLAUSE_BREAK.finditer(sentence):
+        if m.start() > cursor:
+            out.append(Candidate(cursor, m.start(), CLAUSE))
+        cursor = m.end()
+    if cursor < len(sentence):
+        end = len(sentence.rstrip(" .!?"))
+        if end > cursor:
+            out.append(Candidate(cursor, end, CLAUSE))
+    return [c for c in out if sentence[c.start:c.end].strip()]
+
+
+def candidates_for(kind: str, sentence: str, places: frozenset[str] = frozenset()) -> list[Candidate]:
+    """Spans of the kind the question asks for; a name question also accepts places and persons."""
+    if kind == DATE:
+        return find_dates(sentence)
+    if kind == DURATION:
+        return find_durations(sentence)
+    if kind == NUMBER:
+        return find_numbers(sentence)
+    if kind in (PERSON, PLACE, NAME):
+        names = find_names(sentence, places)
+        if kind == NAME:
+            return names
+        preferred = [c for c in names if c.kind == kind]
+        others = [Candidate(c.start, c.end, NAME) for c in names if c.kind != kind]
+        return preferred + others
+    return find_clauses(sentence)

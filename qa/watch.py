@@ -1,0 +1,36 @@
+"""`qa serve --watch`: rebuild the index when files in the corpus folder change (debounced)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from qa.config import Settings
+from qa.indexer import BuildError, build_index
+from qa.load import ARTICLE_SUFFIXES
+
+log = logging.getLogger(__name__)
+DEBOUNCE_MS = 1500
+
+
+def _is_article(_change, path: str) -> bool:
+    return path.lower().endswith(ARTICLE_SUFFIXES)
+
+
+def watch_and_rebuild(settings: Settings, stop: threading.Event) -> None:
+    from watchfiles import watch
+
+    for changes in watch(settings.corpus_dir, watch_filter=_is_article, debounce=DEBOUNCE_MS, stop_event=stop,
+                         recursive=True):
+        log.info("corpus changed (%d files); rebuilding the index", len(changes))
+        try:
+            report = build_index(settings, lock_timeout=600)
+            log.info("rebuilt: %s", report.summary())
+        except BuildError as exc:
+            log.warning("rebuild failed, still serving the previous index: %s", exc)
+
+
+def start_watcher(settings: Settings) -> threading.Event:
+    stop = threading.Event()
+    threading.Thread(target=watch_and_rebuild, args=(settings, stop), name="corpus-watcher", daemon=True).start()
+    return stop
