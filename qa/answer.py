@@ -8,7 +8,7 @@ import time
 from urllib.parse import quote
 
 from qa.embed import Embedder
-from qa.extract import Extraction, ScoredSentence, extract_answer, rank_sentences
+from qa.extract import Extraction, ScoredSentence, corpus_facts, extract_answer, rank_sentences
 from qa.question import question_type
 from qa.records import Answer, Citation, Hit
 from qa.retrieve import retrieve
@@ -94,7 +94,7 @@ def supporting_citations(index: LoadedIndex, extraction: Extraction, ranked: lis
 
 
 def answer_question(index: LoadedIndex, embedder: Embedder, question: str, top_k: int,
-                    abstain_below: float, places: frozenset[str] = frozenset()) -> Answer:
+                    abstain_below: float) -> Answer:
     started = time.perf_counter()
     query_vector = embedder.encode_queries([question])[0]
     embedded = time.perf_counter()
@@ -102,7 +102,7 @@ def answer_question(index: LoadedIndex, embedder: Embedder, question: str, top_k
     searched = time.perf_counter()
     qtype = question_type(question)
     ranked = rank_sentences(index, hits[:top_k], query_vector, question)
-    extraction = extract_answer(ranked, qtype, question, places)
+    extraction = extract_answer(ranked, qtype, question, corpus_facts(index))
     support = rank_sentences(index, hits, query_vector, question) if extraction else []
     confidence = confidence_of(extraction) if extraction else 0.0
     abstained = extraction is None or confidence < abstain_below

@@ -3,27 +3,80 @@
 Sentences of the top passages are scored against the question (dense cosine of the sentence vector,
 question-word coverage, and the passage's retrieval score). Inside the best sentences the span is
 chosen by what the question asks for (question.py): a date, a person, a place, a number, a duration,
-a name, or otherwise the clause that answers. Nothing is generated: every span is a slice of the text.
+a name, or otherwise the clause that answers. A span is preferred when it sits close to the words the
+question shares with the sentence and when it is informative (rare in the corpus): an answer adds
+something the question did not say. Nothing is generated: every span is a slice of the text.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import weakref
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
 from qa.lexical import tokenize
-from qa.question import CLAUSE, DATE, DURATION, NAME, NUMBER, PERSON, PLACE, QuestionType
+from qa.question import CLAUSE, NAME, PERSON, PLACE, QuestionType
 from qa.records import Hit
-from qa.spans import Candidate, candidates_for, find_clauses
+from qa.spans import Candidate, candidates_for, find_clauses, known_places
 from qa.store import LoadedIndex
 
 SENTENCES_FOR_SPANS = 6  # how many of the best sentences are searched for a typed span
 WEIGHT_DENSE, WEIGHT_COVERAGE, WEIGHT_PASSAGE = 1.0, 0.25, 0.3
 TYPED_BONUS = 0.04
-PROXIMITY_BONUS = 0.03
+PROXIMITY_BONUS = 0.08
+FOCUS_BONUS = 0.04
+RARITY_BONUS = 0.03
+QUESTION_OVERLAP_PENALTY = 0.05
+NAME_OVERLAP_PENALTY = 0.15  # a name the question already mentions is its subject, rarely its answer
+LENGTH_PENALTY = 0.005
+PRECISION_BONUS = 0.02  # a full date answers "when" better than a month, a month better than a year
+
+
+def _precision(normalized: dict | None) -> float:
+    if not normalized:
+        return 0.0
+    if normalized.get("type") != "date":
+        return -0.5  # a decade or a range of years
+    return {10: 1.0, 7: 0.5}.get(len(normalized["value"]), 0.0)
+
+
+@dataclass(frozen=True)
+class CorpusFacts:
+    """What extraction learns from the whole index: place names and how common each word is."""
+
+    places: frozenset[str]
+    sentence_frequency: dict[str, int]
+    sentences: int
+
+    @classmethod
+    def of(cls, index: LoadedIndex) -> CorpusFacts:
+        frequency: Counter[str] = Counter()
+        for doc_id, span in index.sentence_spans:
+            frequency.update(set(tokenize(index.documents[doc_id].text[span.start:span.end])))
+        return cls(known_places([d.text for d in index.documents.values()]), dict(frequency),
+                   len(index.sentence_spans))
+
+    def rarity(self, text: str) -> float:
+        """0 for words found in every sentence, 1 for a word found in one sentence (or none)."""
+        words = tokenize(text)
+        if not words or self.sentences < 2:
+            return 0.0
+        top = math.log(self.sentences)
+        return max(math.log(self.sentences / max(1, self.sentence_frequency.get(w, 1))) for w in words) / top
+
+
+_facts: weakref.WeakKeyDictionary[LoadedIndex, CorpusFacts] = weakref.WeakKeyDictionary()
+
+
+def corpus_facts(index: LoadedIndex) -> CorpusFacts:
+    facts = _facts.get(index)
+    if facts is None:
+        facts = _facts[index] = CorpusFacts.of(index)
+    return facts
 
 
 @dataclass
@@ -52,12 +105,24 @@ class Extraction:
     score: float
 
 
+# Regular spelling changes of English words borrowed into Indonesian (sanction/sanksi, cargo/kargo,
+# delegation/delegasi, university/universitas): folding both sides lets a question in one language
+# meet the other language's form of the same word.
+_LOANWORD_RULES = [(re.compile(p), r) for p, r in (
+    (r"(?<=\w{3})s$", ""), (r"(?<=\w{3})e$", ""), (r"[tsx]ion$", "si"), (r"ph", "f"), (r"th", "t"),
+    (r"c(?=[eiy])", "s"), (r"c", "k"), (r"q", "k"), (r"x", "ks"), (r"y", "i"), (r"(.)\1+", r"\1"),
+)]
+
+
 def _fold(word: str) -> str:
-    return re.sub(r"(.)\1+", r"\1", word)
+    for pattern, replacement in _LOANWORD_RULES:
+        word = pattern.sub(replacement, word)
+    return word
 
 
 def words_match(question_word: str, text_word: str) -> bool:
-    """Same word, or one inside the other (veto/memveto), or a shared 5-letter stem (russia/rusia, military/militer)."""
+    """Same word, or one inside the other (veto/memveto), or a shared 5-letter stem (russia/rusia,
+    military/militer), after folding loanword spellings."""
     if question_word == text_word:
         return True
     a, b = _fold(question_word), _fold(text_word)
@@ -78,8 +143,9 @@ def matched_words(question_words: list[str], sentence: str) -> tuple[float, list
     found, spans = set(), []
     for m in _WORD.finditer(sentence):
         word = m.group().lower()
+        parts = [word] + [p for p in word.split("-") if len(p) > 2 and p != word]
         for q in question_words:
-            if words_match(q, word) or any(words_match(q, part) for part in word.split("-") if len(part) > 2):
+            if any(words_match(q, part) for part in parts):
                 found.add(q)
                 spans.append((m.start(), m.end()))
                 break
@@ -112,78 +178,81 @@ def rank_sentences(index: LoadedIndex, hits: list[Hit], query_vector: np.ndarray
     return ranked
 
 
-def _overlaps_question(candidate_text: str, question_words: list[str]) -> float:
-    words = [w.lower() for w in _WORD.findall(candidate_text)]
+def question_overlap(text: str, question_words: list[str]) -> float:
+    """Share of the span's words that the question itself contains."""
+    words = [w.lower() for w in _WORD.findall(text)]
     if not words:
         return 1.0
-    hits = sum(1 for w in words if any(words_match(q, w) for q in question_words))
-    return hits / len(words)
+    return sum(1 for w in words if any(words_match(q, w) for q in question_words)) / len(words)
 
 
-def _proximity(candidate: Candidate, matched: list[tuple[int, int]]) -> float:
-    if not matched:
-        return 0.0
-    gap = min(max(0, s - candidate.end, candidate.start - e) for s, e in matched)
-    return math.exp(-gap / 80)
+def proximity(start: int, end: int, anchors: list[tuple[int, int, float]]) -> float:
+    """Near an anchor word (weighted by how telling the word is), falling off with distance in characters."""
+    best = 0.0
+    for s, e, weight in anchors:
+        gap = max(0, s - end, start - e)
+        best = max(best, weight * math.exp(-gap / 60))
+    return best
 
 
 def _trim_clause(sentence: ScoredSentence, clause: Candidate) -> Candidate:
     """Cut the question's own words off the front of a clause: what follows them is the answer."""
-    inside = [(s, e) for s, e in sentence.matched if clause.start <= s and e <= clause.end]
+    inside = [e for s, e in sentence.matched if clause.start <= s and e <= clause.end]
     if not inside:
         return clause
-    cut = max(e for _, e in inside)
+    cut = max(inside)
     rest = sentence.text[cut:clause.end]
-    if len(rest.split()) >= 2:
-        lead = len(rest) - len(rest.lstrip(" ,"))
-        return Candidate(cut + lead, clause.end, CLAUSE)
-    return clause
+    if len(rest.split()) < 2:
+        return clause
+    lead = len(rest) - len(rest.lstrip(" ,-–—"))
+    return Candidate(cut + lead, clause.end, CLAUSE)
 
 
-def _best_clause(sentence: ScoredSentence) -> Candidate | None:
-    clauses = find_clauses(sentence.text)
-    if not clauses:
-        return None
+def _anchors(sentence: ScoredSentence, facts: CorpusFacts) -> list[tuple[int, int, float]]:
+    return [(s, e, 0.3 + 0.7 * facts.rarity(sentence.text[s:e])) for s, e in sentence.matched]
 
-    def matches(c: Candidate) -> int:
-        return sum(1 for s, e in sentence.matched if c.start <= s and e <= c.end)
 
-    best = max(clauses, key=lambda c: (matches(c), len(c_text := sentence.text[c.start:c.end].split()) >= 3, -abs(len(c_text) - 8)))
-    return _trim_clause(sentence, best)
+def _focus_spans(sentence: ScoredSentence, focus: tuple[str, ...]) -> list[int]:
+    """Ends of sentence words that match the question's focus words ("kargo" for "what cargo")."""
+    words = [w for w in focus if len(w) > 2]
+    return [m.end() for m in _WORD.finditer(sentence.text)
+            if any(words_match(w, m.group().lower()) for w in words)]
+
+
+def _span_candidates(kind: str, sentence: ScoredSentence, facts: CorpusFacts) -> list[tuple[Candidate, bool]]:
+    """(candidate, typed) pairs: spans of the asked kind, plus clauses where the kind may be a plain phrase."""
+    typed = [] if kind == CLAUSE else [(c, True) for c in candidates_for(kind, sentence.text, facts.places)]
+    if kind == NAME:
+        typed += [(c, True) for c in candidates_for("number", sentence.text)]
+    if kind in (NAME, CLAUSE):
+        typed += [(_trim_clause(sentence, c), kind == CLAUSE) for c in find_clauses(sentence.text)]
+    return typed
 
 
 def extract_answer(ranked: list[ScoredSentence], qtype: QuestionType, question: str,
-                   places: frozenset[str]) -> Extraction | None:
-    """The best span of the asked kind in the best sentences, or the best clause of the best sentence."""
-    if not ranked:
-        return None
+                   facts: CorpusFacts) -> Extraction | None:
+    """The best-scoring span among the best sentences: sentence score plus the span's own merits."""
     question_words = tokenize(question)
     best: Extraction | None = None
-    if qtype.kind != CLAUSE:
-        for sentence in ranked[:SENTENCES_FOR_SPANS]:
-            for cand in candidates_for(qtype.kind, sentence.text, places):
-                text = sentence.text[cand.start:cand.end]
-                overlap = _overlaps_question(text, question_words)
-                if overlap >= 1.0:
-                    continue  # the question's own words are not its answer
-                preferred = cand.kind == qtype.kind or qtype.kind == NAME and cand.kind != PLACE
-                score = (sentence.score + TYPED_BONUS * (1.0 if preferred else 0.5)
-                         + PROXIMITY_BONUS * _proximity(cand, sentence.matched) - 0.05 * overlap)
-                if best is None or score > best.score:
-                    best = Extraction(sentence, sentence.start + cand.start, sentence.start + cand.end,
-                                      cand.kind, True, cand.normalized, score)
-    top = ranked[0]
-    if best is not None and (qtype.kind not in (NAME,) or best.sentence is top or best.score >= top.score):
-        return best
-    clause = _best_clause(top)
-    if clause is None:
-        return best
-    fallback = Extraction(top, top.start + clause.start, top.start + clause.end, CLAUSE,
-                          qtype.kind == CLAUSE, None, top.score)
-    if best is not None and best.score >= fallback.score:
-        return best
-    return fallback
-
-
-__all__ = ["DATE", "DURATION", "NUMBER", "PERSON", "PLACE", "Extraction", "ScoredSentence", "extract_answer",
-           "rank_sentences", "words_match"]
+    for sentence in ranked[:SENTENCES_FOR_SPANS]:
+        anchors = _anchors(sentence, facts)
+        focus_ends = _focus_spans(sentence, qtype.focus)
+        for cand, typed in _span_candidates(qtype.kind, sentence, facts):
+            text = sentence.text[cand.start:cand.end]
+            overlap = question_overlap(text, question_words)
+            if overlap >= 1.0 or not text.strip():
+                continue  # the question's own words are not its answer
+            preferred = cand.kind == qtype.kind or (qtype.kind == NAME and cand.kind not in (PLACE, CLAUSE))
+            after_focus = max((math.exp(-(cand.start - e) / 40) for e in focus_ends if e <= cand.start), default=0.0)
+            score = (sentence.score
+                     + (TYPED_BONUS * (1.0 if preferred else 0.5) if typed else 0.0)
+                     + PROXIMITY_BONUS * proximity(cand.start, cand.end, anchors)
+                     + FOCUS_BONUS * after_focus
+                     + RARITY_BONUS * facts.rarity(text)
+                     + PRECISION_BONUS * _precision(cand.normalized)
+                     - (NAME_OVERLAP_PENALTY if cand.kind in (PERSON, PLACE, NAME) else QUESTION_OVERLAP_PENALTY) * overlap
+                     - LENGTH_PENALTY * max(0, len(text.split()) - 8))
+            if best is None or score > best.score:
+                best = Extraction(sentence, sentence.start + cand.start, sentence.start + cand.end,
+                                  cand.kind, typed, cand.normalized, score)
+    return best

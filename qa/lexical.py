@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -32,7 +33,7 @@ def tokenize(text: str) -> list[str]:
     tokens = []
     for match in _TOKEN.finditer(text.lower()):
         token = match.group()
-        if token in stop:
+        if token in stop or len(token) < 2:
             continue
         tokens.append(token)
         if "-" in token:
@@ -75,3 +76,23 @@ class LexicalIndex:
         if not tokens:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._retriever.get_scores(tokens), dtype=np.float32)
+
+    def known_share(self, query: str) -> float:
+        """How much of the query the index can match at all: the idf-weighted share of its words that occur in
+        some passage (a word no passage has weighs as much as the rarest). An English question over
+        Indonesian passages shares few words, so its lexical evidence counts for little."""
+        tokens = tokenize(query)
+        if self._retriever is None or not tokens:
+            return 0.0
+        vocab, indptr = self._retriever.vocab_dict, self._retriever.scores["indptr"]
+        rarest = math.log(1 + self.size)
+        known = total = 0.0
+        for token in tokens:
+            column = vocab.get(token)
+            if column is None:
+                total += rarest
+                continue
+            weight = math.log(1 + self.size / max(1, int(indptr[column + 1] - indptr[column])))
+            known += weight
+            total += weight
+        return known / total if total else 0.0

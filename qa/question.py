@@ -29,6 +29,9 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [
     (PERSON, re.compile(r"\b(who|whom|whose|siapa(?:kah)?)\b", re.I)),
     (PLACE, re.compile(r"\b(where|di ?mana(?:kah)?|ke ?mana|dari ?mana)\b", re.I)),
 ]
+# "What did/was/is ..." and "apa yang ...": the answer is what the verb acts on, not a name.
+_WHAT_ACTION = re.compile(r"\b(?:what\s+(?:did|does|do|was|were|is|are|has|have|had|will|would|can|could)\b|"
+                          r"apa(?:kah)?\s+yang\b)", re.I)
 _WHICH_HEAD = re.compile(r"\b(?:which|what)\s+(?:\w+\s+){0,2}?(\w+)", re.I)
 _ID_HEAD = re.compile(r"\b(\w+)\s+(?:apa|mana|manakah|apakah)\b", re.I)
 
@@ -37,6 +40,25 @@ _ID_HEAD = re.compile(r"\b(\w+)\s+(?:apa|mana|manakah|apakah)\b", re.I)
 class QuestionType:
     kind: str  # one of the constants above
     cue: str  # the words that decided it, for explanations and tests
+    focus: tuple[str, ...] = ()  # the words naming what is asked for: "railway line" in "which railway line ..."
+
+
+_AUXILIARY = frozenset("did does do is was were are has have had will would can could".split())
+_FOCUS = re.compile(r"\b(?:which|what)\s+((?:[\w-]+\s+){0,3})", re.I)
+_ID_FOCUS = re.compile(r"\b((?:[\w-]+\s+){1,2})(?:apa|mana|manakah)\b", re.I)
+
+
+def question_focus(question: str) -> tuple[str, ...]:
+    match = _FOCUS.search(question)
+    if match:
+        words = []
+        for word in match.group(1).lower().split():
+            if word in _AUXILIARY:
+                break
+            words.append(word)
+        return tuple(words)
+    match = _ID_FOCUS.search(question)
+    return tuple(match.group(1).lower().split()) if match else ()
 
 
 def _head_type(question: str) -> tuple[str, str] | None:
@@ -51,13 +73,17 @@ def _head_type(question: str) -> tuple[str, str] | None:
 
 
 def question_type(question: str) -> QuestionType:
+    focus = question_focus(question)
     head = _head_type(question)
     if head:
-        return QuestionType(*head)
+        return QuestionType(*head, focus)
     for kind, pattern in _PATTERNS:
         match = pattern.search(question)
         if match:
-            return QuestionType(kind, match.group(0))
+            return QuestionType(kind, match.group(0), focus)
+    action = _WHAT_ACTION.search(question)
+    if action:
+        return QuestionType(CLAUSE, action.group(0), focus)
     if re.search(r"\b(which|what|apa(?:kah)?|mana)\b", question, re.I):
-        return QuestionType(NAME, "which/what")
-    return QuestionType(CLAUSE, "")
+        return QuestionType(NAME, "which/what", focus)
+    return QuestionType(CLAUSE, "", focus)

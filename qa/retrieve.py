@@ -25,7 +25,7 @@ def retrieve(index: LoadedIndex, query_vector: np.ndarray, question: str, k: int
     _, dense_rows = index.vectors.search(query_vector.reshape(1, -1).astype(np.float32), depth)
     lexical = index.lexical.scores(question)
     top_lexical = lexical.max() if lexical.size else 0.0
-    lexical_norm = lexical / top_lexical if top_lexical > 0 else lexical
+    lexical_norm = lexical / top_lexical * index.lexical.known_share(question) if top_lexical > 0 else lexical
     candidates = {int(r) for r in dense_rows[0] if r >= 0}
     if top_lexical > 0:
         candidates.update(int(r) for r in np.argsort(-lexical)[:depth] if lexical[r] > 0)

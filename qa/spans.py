@@ -143,7 +143,9 @@ def _name_kind(sentence: str, start: int, end: int, places: frozenset[str]) -> s
     words = sentence[start:end].split()
     if prev in _PLACE_CUES or " ".join(words) in places:
         return PLACE
-    if prev in _PERSON_CUES or (before and before[-1].lower() in _TITLE_WORDS) or len(words) >= 2:
+    titled = any(w.lower().strip(",") in _TITLE_WORDS for w in before[-6:]) and (
+        before[-1].lower() in _TITLE_WORDS or before[-1].endswith(","))  # "Menteri Luar Negeri X, Choe Son-hui"
+    if prev in _PERSON_CUES or titled or len(words) >= 2:
         return PERSON
     return NAME
 
@@ -152,6 +154,8 @@ def find_names(sentence: str, places: frozenset[str] = frozenset()) -> list[Cand
     """Runs of capitalised words. Leading title words and leading known place names are cut off when a name
     follows, so "Menteri Pertahanan Rusia Sergei Shoigu" gives "Sergei Shoigu". Month names are not names, and
     the first word of the sentence counts only if the run goes on after it."""
+    if _is_title_case(sentence):
+        return []  # a headline capitalises every word: its capitalised runs are not names
     months = {m.lower() for m in _month_names()}
     out = []
     for m in _NAME.finditer(sentence):
@@ -173,6 +177,11 @@ def find_names(sentence: str, places: frozenset[str] = frozenset()) -> list[Cand
             continue
         out.append(Candidate(start, end, _name_kind(sentence, start, end, places)))
     return out
+
+
+def _is_title_case(sentence: str) -> bool:
+    words = [w for w in re.findall(r"[^\W\d_][\w'’-]*", sentence) if len(w) > 3]
+    return len(words) >= 4 and sum(w[0].isupper() for w in words) / len(words) >= 0.85
 
 
 def known_places(texts: list[str]) -> frozenset[str]:
