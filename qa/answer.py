@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from qa.embed import Embedder
 from qa.extract import Extraction, ScoredSentence, corpus_facts, extract_answer, rank_sentences
@@ -25,13 +25,16 @@ CONFIDENCE_COVERAGE = 2.0
 CONFIDENCE_UNTYPED = -1.0
 
 
-def source_url(doc_id: str, anchor: str | None = None) -> str:
-    url = "/sources/" + quote(doc_id, safe="/")
-    return f"{url}#{anchor}" if anchor else url
+def source_url(doc_id: str) -> str:
+    return "/sources/" + quote(doc_id, safe="/")
 
 
-def passage_anchor(ordinal: int) -> str:
-    return f"p{ordinal}"
+def citation_url(doc_id: str, start: int, end: int, answer: tuple[int, int] | None) -> str:
+    """The source view scrolled to the cited passage, with the passage and the answer highlighted."""
+    params = {"start": start, "end": end}
+    if answer:
+        params |= {"astart": answer[0], "aend": answer[1]}
+    return f"{source_url(doc_id)}?{urlencode(params)}#cited"
 
 
 def confidence_of(extraction: Extraction) -> float:
@@ -48,7 +51,7 @@ def _citation(index: LoadedIndex, passage_row: int, score: float, answer: tuple[
     return Citation(
         doc_id=doc.doc_id,
         title=doc.title,
-        url=source_url(doc.doc_id, passage_anchor(passage.ordinal)),
+        url=citation_url(doc.doc_id, passage.start, passage.end, answer),
         source_url=doc.meta.get("source_url"),
         passage=passage.text,
         start=passage.start,

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from qa import __version__
 from qa.config import Settings
@@ -19,10 +23,18 @@ from qa.records import Answer
 from qa.service import InvalidQuestion, QAService, ServiceUnavailable
 
 
+def _integral_number(value: object) -> object:
+    """JSON Schema counts 5.0 as an integer; strings and booleans stay wrong types."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+JsonInt = Annotated[StrictInt, BeforeValidator(_integral_number)]
+
+
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     question: StrictStr = Field(description="The question, in English or Indonesian", examples=["When did Russia veto the sanctions panel?"])
-    top_k: StrictInt = Field(default=5, description="How many passages to read (and at most how many citations)")
+    top_k: JsonInt = Field(default=5, description="How many passages to read (and at most how many citations)")
 
 
 class CitationOut(BaseModel):
@@ -189,7 +201,11 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
 
 
 class BodyLimit:
-    """Refuse request bodies over the limit before they are read into memory."""
+    """Refuse request bodies over the limit (413) before the app sees them, declared or chunked.
+
+    The body is read here, at most max_bytes of it, and handed on whole: the limit is small (a question),
+    and an app that has started parsing cannot turn "too large" into a clean answer any more.
+    """
 
     def __init__(self, app, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
@@ -200,40 +216,90 @@ class BodyLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await self._refuse(send)
-        received = 0
-
-        async def counting_receive():
-            nonlocal received
+        chunks, received, more = [], 0, True
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, counting_receive, send)
-        except _BodyTooLarge:
-            await self._refuse(send)
+            if message["type"] != "http.request":  # the client went away: let the app see that
+                return await self.app(scope, _replay([message], receive), send)
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_bytes:
+                return await self._refuse(send)
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([body], receive), send)
 
     async def _refuse(self, send) -> None:
         response = JSONResponse({"detail": f"request body is larger than {self.max_bytes} bytes"}, status_code=413)
         await response({"type": "http"}, None, send)
 
 
-class _BodyTooLarge(Exception):
-    pass
+def _replay(messages: list[dict], receive):
+    pending = list(messages)
+
+    async def replayed():
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed
+
+
+def _document_limits(app: FastAPI, settings: Settings) -> None:
+    """Put the question and top_k limits, which are settings, into the OpenAPI schema.
+
+    QAService.validate enforces them (with messages that say what is wrong); the schema states the same
+    limits so that a client, or a fuzzer, knows what will be accepted.
+    """
+    # Not blank: some character that neither ECMA-262 (the schema's regex dialect) nor Python's str.split()
+    # (what QAService.validate uses) counts as white space.
+    question = {"minLength": 1, "maxLength": settings.max_question_chars, "pattern": r"[^\s\x1c-\x1f\x85]"}
+    top_k = {"minimum": 1, "maximum": settings.top_k_max}
+    build_schema = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = build_schema()
+            body = schema.get("components", {}).get("schemas", {}).get("AskRequest", {}).get("properties", {})
+            body.get("question", {}).update(question)
+            body.get("top_k", {}).update(top_k)
+            for parameter in schema.get("paths", {}).get("/ask", {}).get("get", {}).get("parameters", []):
+                limits = {"q": question, "top_k": top_k}.get(parameter.get("name"))
+                if limits:
+                    parameter.setdefault("schema", {}).update(limits)
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def create_app(settings: Settings | None = None, service: QAService | None = None) -> FastAPI:
     settings = settings or Settings()
-    app = FastAPI(title="News QA", version=__version__,
+    service = service or QAService(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        await run_in_threadpool(service.warm)  # load index and model before the first request, not during it
+        yield
+
+    app = FastAPI(title="News QA", version=__version__, lifespan=lifespan,
                   description="Extractive answers, quoted verbatim from a folder of news articles, with citations.")
-    app.state.service = service or QAService(settings)
+    app.state.service = service
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; /ask has a GET and a POST route.
+            methods = {method for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+                       if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
+                              for route in request.app.router.routes)}
+            headers = {**(exc.headers or {}), "Allow": ", ".join(sorted(methods))} if methods else exc.headers
+            exc = StarletteHTTPException(405, exc.detail, headers)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -241,6 +307,7 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
         return JSONResponse({"detail": message}, status_code=status)
 
     app.include_router(router)
+    _document_limits(app, settings)
     from qa import web
 
     web.mount(app)

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from qa.lexical import tokenize
-from qa.question import CLAUSE, NAME, PERSON, PLACE, QuestionType
+from qa.question import CLAUSE, DEFINITION, NAME, PERSON, PLACE, QuestionType
 from qa.records import Hit
 from qa.spans import Candidate, candidates_for, find_clauses, known_places
 from qa.store import LoadedIndex
 
 SENTENCES_FOR_SPANS = 6  # how many of the best sentences are searched for a typed span
-WEIGHT_DENSE, WEIGHT_COVERAGE, WEIGHT_PASSAGE = 1.0, 0.25, 0.3
+WEIGHT_DENSE, WEIGHT_COVERAGE, WEIGHT_PASSAGE = 1.0, 0.25, 1.0
 TYPED_BONUS = 0.04
 PROXIMITY_BONUS = 0.08
 FOCUS_BONUS = 0.04
@@ -51,14 +51,16 @@ class CorpusFacts:
     places: frozenset[str]
     sentence_frequency: dict[str, int]
     sentences: int
+    lowercase_words: frozenset[str]  # words the corpus writes in lower case somewhere: not names by themselves
 
     @classmethod
     def of(cls, index: LoadedIndex) -> CorpusFacts:
         frequency: Counter[str] = Counter()
         for doc_id, span in index.sentence_spans:
             frequency.update(set(tokenize(index.documents[doc_id].text[span.start:span.end])))
-        return cls(known_places([d.text for d in index.documents.values()]), dict(frequency),
-                   len(index.sentence_spans))
+        texts = [d.text for d in index.documents.values()]
+        lowercase = frozenset(w for text in texts for w in re.findall(r"\b[a-z][a-z-]*\b", text))
+        return cls(known_places(texts), dict(frequency), len(index.sentence_spans), lowercase)
 
     def rarity(self, text: str) -> float:
         """0 for words found in every sentence, 1 for a word found in one sentence (or none)."""
@@ -221,10 +223,11 @@ def _focus_spans(sentence: ScoredSentence, focus: tuple[str, ...]) -> list[int]:
 
 def _span_candidates(kind: str, sentence: ScoredSentence, facts: CorpusFacts) -> list[tuple[Candidate, bool]]:
     """(candidate, typed) pairs: spans of the asked kind, plus clauses where the kind may be a plain phrase."""
-    typed = [] if kind == CLAUSE else [(c, True) for c in candidates_for(kind, sentence.text, facts.places)]
+    typed = [] if kind == CLAUSE else [(c, True) for c in candidates_for(kind, sentence.text, facts.places,
+                                                                           facts.lowercase_words)]
     if kind == NAME:
         typed += [(c, True) for c in candidates_for("number", sentence.text)]
-    if kind in (NAME, CLAUSE):
+    if kind in (NAME, CLAUSE, DEFINITION):
         typed += [(_trim_clause(sentence, c), kind == CLAUSE) for c in find_clauses(sentence.text)]
     return typed
 

@@ -24,7 +24,8 @@ from qa.store import (DocumentEntry, IndexCorruptError, NoIndexError, load_index
                       write_generation)
 
 # Bump when cleaning, splitting or what is embedded changes, so old indexes rebuild themselves.
-PIPELINE_VERSION = 1
+# 2: Indonesian abbreviations (Jl., Ir., dll. ...) no longer end sentences; 3: sentences embedded with the title
+PIPELINE_VERSION = 3
 LOCK_FILE = "build.lock"
 
 
@@ -76,32 +77,34 @@ def index_settings(settings: Settings, embedder: Embedder) -> dict:
     }
 
 
-def passage_embedding_text(doc: Document, passage_text: str) -> str:
-    # The title in front of each passage measurably helps retrieval (see the README).
-    return f"{doc.title}\n{passage_text}" if doc.title else passage_text
+def embedding_text(doc: Document, text: str) -> str:
+    # The title in front of each passage and sentence measurably helps (see the README): it names what
+    # "ia" / "film ini" / "the company" refer to.
+    return f"{doc.title}\n{text}" if doc.title else text
 
 
 def build_entry(doc: Document, settings: Settings, embedder: Embedder) -> DocumentEntry:
     sentences = sentence_spans(doc.text)
     passages = split_passages(doc, settings.passage_sentences, settings.passage_overlap, settings.passage_max_chars)
-    passage_vectors = embedder.encode_documents([passage_embedding_text(doc, p.text) for p in passages])
-    sentence_vectors = embedder.encode_documents([doc.text[s.start:s.end] for s in sentences])
+    passage_vectors = embedder.encode_documents([embedding_text(doc, p.text) for p in passages])
+    sentence_vectors = embedder.encode_documents([embedding_text(doc, doc.text[s.start:s.end]) for s in sentences])
     return DocumentEntry(doc, sentences, sentence_vectors, passages, passage_vectors)
 
 
-def _previous_entries(index_dir: Path, wanted: dict) -> tuple[dict[str, DocumentEntry], str | None]:
-    """Entries of the current index if it was built with the same settings, else ({}, why not)."""
+def _previous_entries(index_dir: Path, wanted: dict) -> tuple[dict[str, DocumentEntry], str | None, str | None]:
+    """(entries, None, generation) of the current index if it was built with the same settings,
+    else ({}, why not, None)."""
     try:
         current = load_index(index_dir)
     except NoIndexError:
-        return {}, "no index yet"
+        return {}, "no index yet", None
     except IndexCorruptError as exc:
-        return {}, f"current index unreadable ({exc})"
+        return {}, f"current index unreadable ({exc})", None
     stored = {key: current.manifest.get(key) for key in wanted}
     if stored != wanted:
         changed = sorted(k for k in wanted if stored.get(k) != wanted[k])
-        return {}, "settings changed: " + ", ".join(changed)
-    return current.entries(), None
+        return {}, "settings changed: " + ", ".join(changed), None
+    return current.entries(), None, current.generation
 
 
 Progress = Callable[[int, int, str], None]
@@ -116,6 +119,10 @@ def build_index(settings: Settings, progress: Progress | None = None, lock_timeo
         raise BuildError(f"corpus folder {corpus_dir} does not exist")
     if not corpus_dir.is_dir():
         raise BuildError(f"corpus path {corpus_dir} is not a folder")
+    # Checked before the model is loaded, so that an empty folder fails at once.
+    files = list(find_article_files(corpus_dir))
+    if not files:
+        raise BuildError(f"corpus folder {corpus_dir} holds no .txt, .md or .html files; the index was left as it was")
     index_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(index_dir / LOCK_FILE))
     try:
@@ -126,12 +133,9 @@ def build_index(settings: Settings, progress: Progress | None = None, lock_timeo
         prune_generations(index_dir)
         embedder = embedder or load_embedder(settings.model)
         wanted = index_settings(settings, embedder)
-        previous, rebuild_reason = _previous_entries(index_dir, wanted)
+        previous, rebuild_reason, previous_generation = _previous_entries(index_dir, wanted)
         report = BuildReport(full_rebuild=rebuild_reason is not None, rebuild_reason=rebuild_reason)
 
-        files = list(find_article_files(corpus_dir))
-        if not files:
-            raise BuildError(f"corpus folder {corpus_dir} holds no .txt, .md or .html files; the index was left as it was")
         entries: list[DocumentEntry] = []
         for number, path in enumerate(files, 1):
             rel = path.relative_to(corpus_dir).as_posix()
@@ -156,7 +160,8 @@ def build_index(settings: Settings, progress: Progress | None = None, lock_timeo
             (report.updated if old is not None else report.added).append(doc.doc_id)
 
         if not entries:
-            raise BuildError("no file in the corpus could be indexed; the index was left as it was")
+            reasons = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped)
+            raise BuildError(f"no file in the corpus could be indexed ({reasons}); the index was left as it was")
         seen = {e.document.doc_id for e in entries}
         skipped_ids = {s.path for s in report.skipped}
         report.removed = sorted(d for d in previous if d not in seen and d not in skipped_ids)
@@ -165,10 +170,14 @@ def build_index(settings: Settings, progress: Progress | None = None, lock_timeo
             entries.append(previous[doc_id])
         report.passages = sum(len(e.passages) for e in entries)
         report.sentences = sum(len(e.sentences) for e in entries)
-        manifest = {**wanted, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "corpus_sha256": _corpus_hash(entries)}
-        report.generation = write_generation(index_dir, entries, manifest)
-        prune_generations(index_dir)
+        if previous_generation and not (report.added or report.updated or report.removed):
+            # Nothing changed: keep the current generation rather than writing an identical copy.
+            report.generation = previous_generation
+        else:
+            manifest = {**wanted, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                        "corpus_sha256": _corpus_hash(entries)}
+            report.generation = write_generation(index_dir, entries, manifest)
+            prune_generations(index_dir)
     finally:
         lock.release()
     report.seconds = time.perf_counter() - started

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 DATE, PERSON, PLACE, NUMBER, DURATION, NAME, CLAUSE = "date", "person", "place", "number", "duration", "name", "clause"
+DEFINITION = "definition"  # "what is X", "apa yang dimaksud dengan X": the predicate that defines X
 
 # Head nouns after "which/what" (or "X apa") that fix the type.
 _HEAD_TYPES = {
@@ -22,18 +23,27 @@ _HEAD_TYPES = {
 _HEAD_LOOKUP = {word: kind for kind, words in _HEAD_TYPES.items() for word in words.split()}
 
 _PATTERNS: list[tuple[str, re.Pattern]] = [
-    (DURATION, re.compile(r"\b(how long|berapa lama|berapa jam|berapa hari|berapa tahun lamanya)\b", re.I)),
-    (DATE, re.compile(r"\b(when|what time|kapan|bilamana|tahun berapa|tanggal berapa|bulan apa|pada tahun berapa|"
+    (DEFINITION, re.compile(r"\b(apa(?:kah)?\s+(?:yang\s+)?(?:di\s?maksud|maksud|pengertian|arti|definisi)|apa(?:kah)?\s+itu|"
+                            r"what\s+(?:is|are)\s+meant\s+by|what\s+does\s+[\w\s-]+\s+mean|what\s+is\s+the\s+meaning\s+of)\b",
+                            re.I)),
+    (DURATION, re.compile(r"\b(how long|berapa(?:kah)? lama|berapa(?:kah)? jam|berapa(?:kah)? hari)\b", re.I)),
+    (DATE, re.compile(r"\b(when|what time|kapan(?:kah)?|bilamana|(?:tahun|tanggal|bulan) (?:berapa|apa)(?:kah)?|"
                       r"sejak kapan|hingga kapan|sampai kapan)\b", re.I)),
-    (NUMBER, re.compile(r"\b(how many|how much|berapa(?:kah)? (?:banyak|jumlah|besar|persen)|berapa(?:kah)?)\b", re.I)),
+    (NUMBER, re.compile(r"\b(how (?:many|much|tall|high|far|big|large|old|heavy|wide|deep|fast)|"
+                        r"berapa(?:kah)? (?:banyak|jumlah|besar|persen|tinggi|jauh|luas|berat|usia|umur)|"
+                        r"berapa(?:kah)?)\b", re.I)),
     (PERSON, re.compile(r"\b(who|whom|whose|siapa(?:kah)?)\b", re.I)),
     (PLACE, re.compile(r"\b(where|di ?mana(?:kah)?|ke ?mana|dari ?mana)\b", re.I)),
 ]
 # "What did/was/is ..." and "apa yang ...": the answer is what the verb acts on, not a name.
 _WHAT_ACTION = re.compile(r"\b(?:what\s+(?:did|does|do|was|were|is|are|has|have|had|will|would|can|could)\b|"
                           r"apa(?:kah)?\s+yang\b)", re.I)
+# "Who is X?", "Siapakah X?", "What is X?" with nothing after the name: a description of X is asked for.
+_DESCRIBE = re.compile(r"^\s*(?i:siapa(?:kah)?|who\s+(?:is|was)|what\s+(?:is|was))\s+(?i:the\s+|an?\s+)?"
+                       r"[A-Z][\w.'’\"-]*(?:\s+(?:[A-Z0-9\"(][\w.'’\")-]*|bin|van|de|of))*\s*\??\s*$")
+_WHAT_IS = re.compile(r"^\s*what\s+(?:is|are)\s+(?:an?\s+)?(?!the\b)[\w\s-]{1,40}\?\s*$", re.I)
 _WHICH_HEAD = re.compile(r"\b(?:which|what)\s+(?:\w+\s+){0,2}?(\w+)", re.I)
-_ID_HEAD = re.compile(r"\b(\w+)\s+(?:apa|mana|manakah|apakah)\b", re.I)
+_ID_HEAD = re.compile(r"\b(\w+)\s+(?:apa|mana|berapa)(?:kah)?\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,8 @@ def _head_type(question: str) -> tuple[str, str] | None:
 
 def question_type(question: str) -> QuestionType:
     focus = question_focus(question)
+    if _DESCRIBE.match(question) or (_WHAT_IS.match(question) and " of " not in question):
+        return QuestionType(DEFINITION, question.split()[0], focus)
     head = _head_type(question)
     if head:
         return QuestionType(*head, focus)

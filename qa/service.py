@@ -8,19 +8,21 @@ watcher, another worker) can publish a new generation; every process notices CUR
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
 
 from qa.answer import answer_question
 from qa.config import Settings
-from qa.embed import Embedder, load_embedder
+from qa.embed import Embedder, ModelLoadError, load_embedder
 from qa.indexer import BuildReport, build_index
 from qa.records import Answer, Document
-from qa.spans import known_places
+from qa.extract import corpus_facts
 from qa.store import LoadedIndex, NoIndexError, current_generation, load_index
 
 log = logging.getLogger(__name__)
+RETRY_FAILED_LOAD_S = 30.0
 
 
 def warm_up() -> None:
@@ -42,12 +44,12 @@ class ServiceUnavailable(RuntimeError):
 @dataclass(frozen=True)
 class IndexState:
     index: LoadedIndex
-    places: frozenset[str]
 
     @classmethod
     def load(cls, settings: Settings) -> IndexState:
         index = load_index(settings.index_dir)
-        return cls(index, known_places([d.text for d in index.documents.values()]))
+        corpus_facts(index)  # computed once per generation, before the first question needs it
+        return cls(index)
 
 
 class QAService:
@@ -57,16 +59,25 @@ class QAService:
         self._state: IndexState | None = None
         self._reload_lock = threading.Lock()
         self._checked_at = 0.0
+        self._failed: tuple[str | None, float] = (None, 0.0)  # generation that could not be loaded, and when
         self.last_error: str | None = None
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = load_embedder(self.settings.model)
+            try:
+                self._embedder = load_embedder(self.settings.model)
+            except ModelLoadError as exc:
+                raise ServiceUnavailable(str(exc)) from exc
         return self._embedder
 
-    def refresh(self, force: bool = False) -> None:
-        """Swap in the newest complete index if CURRENT points somewhere new."""
+    def refresh(self, force: bool = False, wait: bool = False) -> None:
+        """Swap in the newest complete index if CURRENT points somewhere new.
+
+        Checked at most every settings.reload_check_interval_s (always with force). With no index loaded yet
+        the caller loads it; otherwise the new generation loads in a background thread (or in the caller with
+        wait=True) while requests keep answering from the current one, so no request pays for the load.
+        """
         now = time.monotonic()
         if not force and self._state is not None and now - self._checked_at < self.settings.reload_check_interval_s:
             return
@@ -74,28 +85,54 @@ class QAService:
         name = current_generation(self.settings.index_dir)
         if self._state is not None and name == self._state.index.generation:
             return
-        if not self._reload_lock.acquire(blocking=self._state is None):
-            return  # another thread is loading; keep answering from the current index meanwhile
-        try:
-            if self._state is not None and current_generation(self.settings.index_dir) == self._state.index.generation:
-                return
+        if self._state is None or wait:
+            with self._reload_lock:
+                self._load_newest()
+        elif self._reload_lock.acquire(blocking=False):  # else another thread is already loading it
             try:
-                state = IndexState.load(self.settings)
-            except NoIndexError as exc:
-                self.last_error = str(exc)
-                return
-            except Exception as exc:  # a half-visible or damaged generation: keep the old index
-                self.last_error = f"could not load the new index: {exc}"
-                log.warning(self.last_error)
-                return
-            if self._state is not None and state.index.manifest.get("model") != self._state.index.manifest.get("model"):
-                self._embedder = None
-            self._state = state
-            self.last_error = None
-            warm_up()
-            log.info("serving index generation %s", state.index.generation)
+                threading.Thread(target=self._load_in_background, name="index-loader", daemon=True).start()
+            except BaseException:
+                self._reload_lock.release()
+                raise
+
+    def _load_in_background(self) -> None:
+        try:
+            self._load_newest()
         finally:
             self._reload_lock.release()
+
+    def _load_newest(self) -> None:
+        """Load and swap in the generation CURRENT names. The caller holds _reload_lock."""
+        name = current_generation(self.settings.index_dir)
+        if self._state is not None and name == self._state.index.generation:
+            return
+        failed_name, failed_at = self._failed
+        if name is not None and name == failed_name and time.monotonic() - failed_at < RETRY_FAILED_LOAD_S:
+            return  # do not re-read a damaged generation on every check
+        try:
+            state = IndexState.load(self.settings)
+        except NoIndexError as exc:
+            self.last_error = str(exc)
+            return
+        except Exception as exc:  # a damaged generation, or one pruned while being read: keep the old index
+            self.last_error = f"could not load the new index: {exc}"
+            self._failed = (name, time.monotonic())
+            log.warning(self.last_error)
+            return
+        if self._state is not None and state.index.manifest.get("model") != self._state.index.manifest.get("model"):
+            self._embedder = None
+        self._state = state
+        self.last_error = None
+        warm_up()
+        log.info("serving index generation %s", state.index.generation)
+
+    def warm(self) -> None:
+        """Load the index and the model before the first request (at startup); problems are only logged."""
+        try:
+            self.refresh(force=True, wait=True)
+            self.embedder.encode_queries(["warm up"])
+        except Exception as exc:
+            log.warning("warm-up failed (requests will retry): %s", exc)
 
     @property
     def state(self) -> IndexState:
@@ -107,12 +144,16 @@ class QAService:
     def validate(self, question: object, top_k: object) -> tuple[str, int]:
         if not isinstance(question, str):
             raise InvalidQuestion("question must be a string")
-        question = " ".join(question.split())
-        if not question:
-            raise InvalidQuestion("question is empty")
-        if len(question) > self.settings.max_question_chars:
+        try:
+            question.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidQuestion("question is not valid Unicode text (it holds a lone surrogate)") from None
+        if len(question) > self.settings.max_question_chars:  # as typed, the limit the API schema states
             raise InvalidQuestion(f"question is too long ({len(question)} characters; "
                                   f"the limit is {self.settings.max_question_chars})")
+        question = " ".join(question.replace("\ufeff", " ").split())  # a stray BOM is white space too
+        if not question:
+            raise InvalidQuestion("question is empty")
         if isinstance(top_k, bool) or not isinstance(top_k, int):
             raise InvalidQuestion("top_k must be an integer")
         if not 1 <= top_k <= self.settings.top_k_max:
@@ -123,7 +164,7 @@ class QAService:
         question, top_k = self.validate(question, self.settings.top_k_default if top_k is None else top_k)
         state = self.state
         embedder = self.embedder
-        return answer_question(state.index, embedder, question, top_k, self.settings.abstain_threshold, state.places)
+        return answer_question(state.index, embedder, question, top_k, self.settings.abstain_threshold)
 
     def documents(self) -> list[Document]:
         return sorted(self.state.index.documents.values(), key=lambda d: d.title.lower())
@@ -134,7 +175,7 @@ class QAService:
 
     def reindex(self, lock_timeout: float = 0.0) -> BuildReport:
         report = build_index(self.settings, lock_timeout=lock_timeout)
-        self.refresh(force=True)
+        self.refresh(force=True, wait=True)
         return report
 
     def health(self) -> dict:
@@ -145,6 +186,7 @@ class QAService:
         return {
             "status": "ok",
             "generation": index.generation,
+            "pid": os.getpid(),  # which worker answered, when several share the index
             "model": index.manifest.get("model"),
             "documents": len(index.documents),
             "passages": len(index.passages),

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from qa.question import CLAUSE, DATE, DURATION, NAME, NUMBER, PERSON, PLACE
+from qa.question import CLAUSE, DATE, DEFINITION, DURATION, NAME, NUMBER, PERSON, PLACE
 
 
 @dataclass(frozen=True)
@@ -60,9 +60,11 @@ _AMOUNT = (r"(?:(?:US)?\$\s?|Rp\.?\s?|€|£)?(?:\d+(?:[.,]\d+)*|(?:" + "|".join
            + r"(?:\s*(?:%|persen|percent|per cent))?")
 _TIME_UNITS = (r"(?:detik|menit|jam|hari|pekan|minggu|bulan|tahun|dekade|abad|"
                r"seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|centuries)")
+_UNIT = r"(?:km²|km2|m²|m2|m³|km|cm|mm|m|kg|g|ha|mi|ft|°C|°F|°)"
+_COUNTED = r"(?!(?:dan|and|di|ke|dari|yang|to|of|in|pada|on|at)\b)[a-z][\w²³-]*"
 _NUMBER = re.compile(
     rf"(?<![\w.,]){_AMOUNT}(?:\s*(?:hingga|sampai|to|-|–|and|dan)\s*{_AMOUNT})?"
-    rf"(?:\s+(?!{_TIME_UNITS}\b)(?!(?:dan|and|di|ke|dari|yang|to|of|in)\b)[a-z][a-z-]+)?(?![\w])",
+    rf"(?:\s?{_UNIT}(?![\w])|\s+(?!{_TIME_UNITS}\b){_COUNTED}(?:\s+(?:persegi|kubik|kilomet\w*|met(?:er|re)s?|mil(?:e|es)?|per\s+\w+))?)?(?![\w])",
     re.I,
 )
 _DURATION = re.compile(rf"(?<![\w.,]){_AMOUNT}\s+{_TIME_UNITS}\b", re.I)
@@ -150,10 +152,11 @@ def _name_kind(sentence: str, start: int, end: int, places: frozenset[str]) -> s
     return NAME
 
 
-def find_names(sentence: str, places: frozenset[str] = frozenset()) -> list[Candidate]:
+def find_names(sentence: str, places: frozenset[str] = frozenset(),
+               common_words: frozenset[str] = frozenset()) -> list[Candidate]:
     """Runs of capitalised words. Leading title words and leading known place names are cut off when a name
     follows, so "Menteri Pertahanan Rusia Sergei Shoigu" gives "Sergei Shoigu". Month names are not names, and
-    the first word of the sentence counts only if the run goes on after it."""
+    a lone first word of the sentence counts only if it is never written in lower case (Namun, Dalam)."""
     if _is_title_case(sentence):
         return []  # a headline capitalises every word: its capitalised runs are not names
     months = {m.lower() for m in _month_names()}
@@ -173,7 +176,7 @@ def find_names(sentence: str, places: frozenset[str] = frozenset()) -> list[Cand
                 break
         start = m.start() + words[0].start()
         end = m.start() + words[-1].end()
-        if start == 0 and len(words) == 1:
+        if start == 0 and len(words) == 1 and (words[0].group().lower() in common_words or not common_words):
             continue
         out.append(Candidate(start, end, _name_kind(sentence, start, end, places)))
     return out
@@ -208,8 +211,29 @@ def find_clauses(sentence: str) -> list[Candidate]:
     return [c for c in out if sentence[c.start:c.end].strip()]
 
 
-def candidates_for(kind: str, sentence: str, places: frozenset[str] = frozenset()) -> list[Candidate]:
+# "X adalah ...", "X merupakan ...", "X is ...": what follows the copula defines X.
+_COPULA = re.compile(r"\b(?:adalah|merupakan|ialah|yaitu|yakni|berarti|artinya|is|are|was|were|means)\s+", re.I)
+DEFINITION_MAX_WORDS = 30
+
+
+def find_definitions(sentence: str) -> list[Candidate]:
+    out = []
+    for m in _COPULA.finditer(sentence):
+        end = len(sentence.rstrip(" .!?"))
+        words = list(re.finditer(r"\S+", sentence[m.end():end]))
+        if len(words) > DEFINITION_MAX_WORDS:
+            cut = next((w for w in words[8:] if w.group().endswith((",", ";"))), words[DEFINITION_MAX_WORDS - 1])
+            end = m.end() + cut.end() - (1 if cut.group().endswith((",", ";")) else 0)
+        if end > m.end():
+            out.append(Candidate(m.end(), end, DEFINITION))
+    return out
+
+
+def candidates_for(kind: str, sentence: str, places: frozenset[str] = frozenset(),
+                   common_words: frozenset[str] = frozenset()) -> list[Candidate]:
     """Spans of the kind the question asks for; a name question also accepts places and persons."""
+    if kind == DEFINITION:
+        return find_definitions(sentence)
     if kind == DATE:
         return find_dates(sentence)
     if kind == DURATION:
@@ -217,7 +241,7 @@ def candidates_for(kind: str, sentence: str, places: frozenset[str] = frozenset(
     if kind == NUMBER:
         return find_numbers(sentence)
     if kind in (PERSON, PLACE, NAME):
-        names = find_names(sentence, places)
+        names = find_names(sentence, places, common_words)
         if kind == NAME:
             return names
         preferred = [c for c in names if c.kind == kind]

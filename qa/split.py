@@ -21,6 +21,27 @@ def paragraph_spans(text: str) -> list[Span]:
 # sentencex's Indonesian rules; they also handle English punctuation and abbreviations.
 SENTENCE_LANGUAGE = "id"
 
+# Abbreviations sentencex's Indonesian list lacks. Titles and address/region prefixes are always followed
+# by a name or number, so a break after them is never a sentence end; list endings ("dll.") and company
+# suffixes ("Tbk.") can end a sentence, so a break after them stands unless the next part starts in lower case.
+_PREFIX_ABBREVIATIONS = frozenset(
+    "Jl Jln Gg Kab Kec Kel Prov Ir Prof Dr dr drg Drs Dra Hj KH Bpk Sdr Sdri Yth Tn Ny Nn "
+    "Jend Letjen Mayjen Brigjen Kol Letkol Kapt Lettu Kompol AKBP AKP Ipda Iptu Aiptu Brigpol".split()
+)
+_LIST_ABBREVIATIONS = frozenset("dll dsb dst dkk tsb Tbk etc No".split())
+_LAST_WORD = re.compile(r"(?:^|[\s(\[\"'“‘])([^\W\d_]+)\.$")
+
+
+def _joins_next(sentence: str, following: str) -> bool:
+    """True when sentencex broke after an abbreviation that does not end this sentence."""
+    match = _LAST_WORD.search(sentence)
+    if not match:
+        return False
+    word = match.group(1)
+    if word in _PREFIX_ABBREVIATIONS:
+        return True
+    return word in _LIST_ABBREVIATIONS and not following[:1].isupper()
+
 
 def sentence_spans(text: str) -> list[Span]:
     """Sentence boundaries in text, as document offsets, whitespace trimmed."""
@@ -28,6 +49,7 @@ def sentence_spans(text: str) -> list[Span]:
     for para in paragraph_spans(text):
         chunk = text[para.start:para.end]
         cursor = 0
+        para_spans: list[Span] = []
         for sentence in segment(SENTENCE_LANGUAGE, chunk):
             stripped = sentence.strip()
             if not stripped:
@@ -37,8 +59,12 @@ def sentence_spans(text: str) -> list[Span]:
                 found = cursor
                 stripped = chunk[cursor:].strip()
             start = para.start + found
-            spans.append(Span(start, start + len(stripped)))
+            span = Span(start, start + len(stripped))
+            if para_spans and _joins_next(text[para_spans[-1].start:para_spans[-1].end], stripped):
+                span = Span(para_spans.pop().start, span.end)
+            para_spans.append(span)
             cursor = found + len(stripped)
+        spans.extend(para_spans)
     return spans
 
 

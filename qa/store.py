@@ -69,7 +69,7 @@ class DocumentEntry:
     passage_vectors: np.ndarray
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: caches are keyed by the loaded object
 class LoadedIndex:
     generation: str
     manifest: dict

@@ -10,7 +10,10 @@ from qa.indexer import BuildError, build_index
 from qa.load import ARTICLE_SUFFIXES
 
 log = logging.getLogger(__name__)
-DEBOUNCE_MS = 1500
+# A burst of changes (an editor saving, a copy, a git checkout) becomes one rebuild: it starts once the
+# folder has been quiet for QUIET_MS, or after DEBOUNCE_MS of changes that do not stop.
+QUIET_MS = 1000
+DEBOUNCE_MS = 10_000
 
 
 def _is_article(_change, path: str) -> bool:
@@ -20,14 +23,16 @@ def _is_article(_change, path: str) -> bool:
 def watch_and_rebuild(settings: Settings, stop: threading.Event) -> None:
     from watchfiles import watch
 
-    for changes in watch(settings.corpus_dir, watch_filter=_is_article, debounce=DEBOUNCE_MS, stop_event=stop,
-                         recursive=True):
+    for changes in watch(settings.corpus_dir, watch_filter=_is_article, debounce=DEBOUNCE_MS, step=QUIET_MS,
+                         stop_event=stop, recursive=True):
         log.info("corpus changed (%d files); rebuilding the index", len(changes))
         try:
             report = build_index(settings, lock_timeout=600)
             log.info("rebuilt: %s", report.summary())
         except BuildError as exc:
             log.warning("rebuild failed, still serving the previous index: %s", exc)
+        except Exception:  # whatever happens, the watcher keeps watching and the server keeps serving
+            log.exception("rebuild failed, still serving the previous index")
 
 
 def start_watcher(settings: Settings) -> threading.Event:

@@ -1,9 +1,241 @@
-"""Web pages (chat and source viewer), rendered with Jinja2 from web/."""
+"""Web pages (chat and source viewer), rendered with Jinja2 from web/.
+
+The pages only read through QAService (ask, documents, document): offsets from the answer and its
+citations are used to cut the document text, never a search for the answer string.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from qa.answer import source_url
+from qa.records import Answer, Citation, Document
+from qa.service import InvalidQuestion, QAService, ServiceUnavailable
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+EXAMPLES = (
+    "When did Russia veto the sanctions panel?",
+    "Siapa Duta Besar Rusia untuk Korea Utara?",
+    "Where did Kim Jong Un and Putin hold their first summit?",
+    "Berapa lama pembicaraan empat mata antara Putin dan Kim?",
+)
+# A no-JS conversation carries its earlier questions in hidden fields and asks them again: keep that bounded,
+# and well inside the request body limit even for questions that grow sixfold when form-encoded.
+HISTORY_TURNS = 5
+HISTORY_CHARS = 1500
+EXCERPT_CHARS = 240
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
+
+# No inline script or style anywhere, so the pages can forbid both; nothing is loaded from elsewhere.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+
+
+@dataclass(frozen=True)
+class Parts:
+    """A text cut around a span and an answer inside it: before + head + answer + tail + after == text."""
+
+    before: str
+    head: str
+    answer: str
+    tail: str
+    after: str
+
+
+def split_highlight(text: str, start: int | None, end: int | None,
+                    answer_start: int | None = None, answer_end: int | None = None) -> Parts | None:
+    """None unless 0 <= start < end <= len(text); the answer is left out unless it lies inside the span."""
+    if start is None or end is None or not 0 <= start < end <= len(text):
+        return None
+    if answer_start is None or answer_end is None or not start <= answer_start < answer_end <= end:
+        answer_start = answer_end = end
+    return Parts(text[:start], text[start:answer_start], text[answer_start:answer_end], text[answer_end:end],
+                 text[end:])
+
+
+def confidence_words(confidence: float) -> tuple[str, str]:
+    """(words for a reader, css level). Mirrored in web/static/app.js."""
+    if confidence >= 0.85:
+        return "High confidence", "high"
+    if confidence >= 0.6:
+        return "Fairly sure", "medium"
+    return "Low confidence", "low"
+
+
+def date_words(normalized: dict | None) -> tuple[str, str | None] | None:
+    """(readable date, machine value for <time datetime> or None). Mirrored in web/static/app.js."""
+    if not normalized or not normalized.get("value"):
+        return None
+    kind, value = normalized.get("type"), str(normalized["value"])
+    if kind == "date":
+        parts = value.split("-")
+        try:
+            if len(parts) == 3:
+                return f"{int(parts[2])} {MONTHS[int(parts[1]) - 1]} {parts[0]}", value
+            if len(parts) == 2:
+                return f"{MONTHS[int(parts[1]) - 1]} {parts[0]}", value
+        except (ValueError, IndexError):
+            return value, None
+        return value, value
+    if kind == "date_range":
+        return value.replace("/", "–"), None
+    if kind == "decade":
+        return f"the {value}", None
+    return value, None
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """The start of a passage, cut at a word. Mirrored in web/static/app.js."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit)
+    return text[:cut if cut > limit // 2 else limit].rstrip(",;:") + "…"
+
+
+def safe_link(url: object) -> str | None:
+    """Only http(s) addresses from article metadata become links (a javascript: URL would run on click)."""
+    return url if isinstance(url, str) and url.lower().startswith(("http://", "https://")) else None
+
+
+@dataclass
+class Source:
+    number: int
+    title: str
+    href: str
+    excerpt: str
+
+
+@dataclass
+class Turn:
+    question: str
+    answer: Answer
+    confidence: tuple[str, str]  # (words, css level)
+    when: tuple[str, str | None] | None  # the normalised date, in words and for <time datetime>
+    sources: list[Source]
+    sentence: Parts | None = None  # the answer's sentence cut around the answer
+
+
+def build_turn(service: QAService, question: str) -> Turn:
+    answer = service.ask(question)
+    turn = Turn(answer.question, answer, confidence_words(answer.confidence), date_words(answer.normalized),
+                [Source(i, c.title, c.url, excerpt(c.passage)) for i, c in enumerate(answer.citations, 1)])
+    if not answer.abstained and answer.citations:
+        first = answer.citations[0]
+        doc = service.document(first.doc_id)
+        if doc is not None:
+            turn.sentence = split_highlight(doc.text, answer.sentence_start, answer.sentence_end,
+                                            first.answer_start, first.answer_end)
+    return turn
+
+
+def recent(questions: list[str]) -> list[str]:
+    """The latest questions that fit the history bounds, oldest first."""
+    kept, total = [], 0
+    for question in reversed(questions[-HISTORY_TURNS:]):
+        total += len(question)
+        if total > HISTORY_CHARS:
+            break
+        kept.append(question)
+    return kept[::-1]
+
+
+def _valid(service: QAService, question: str) -> bool:
+    try:
+        service.validate(question, 1)
+    except InvalidQuestion:
+        return False
+    return True
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name, "")
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+def _templates() -> Jinja2Templates:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(WEB_DIR / "templates"), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True)
+    return Jinja2Templates(env=env)
 
 
 def mount(app: FastAPI) -> None:
     """Add the page routes and static files to the app."""
+    templates = _templates()
+    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+
+    def page(request: Request, name: str, context: dict, status: int = 200) -> HTMLResponse:
+        return templates.TemplateResponse(request, name, context, status_code=status,
+                                          headers={"Content-Security-Policy": CSP})
+
+    def unavailable(request: Request, exc: Exception) -> HTMLResponse:
+        return page(request, "error.html", {"title": "Not ready yet", "message": str(exc)}, 503)
+
+    def chat(request: Request, turns: list[Turn], error: str | None = None, question: str = "",
+             status: int = 200, history: list[str] | None = None) -> HTMLResponse:
+        history = recent([t.question for t in turns] if history is None else history)
+        return page(request, "chat.html", {"turns": turns, "error": error, "question": question, "history": history,
+                                           "examples": EXAMPLES,
+                                           "max_chars": request.app.state.service.settings.max_question_chars}, status)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def chat_page(request: Request) -> HTMLResponse:
+        return chat(request, [])
+
+    @app.post("/", response_class=HTMLResponse, include_in_schema=False)
+    async def chat_post(request: Request) -> HTMLResponse:
+        """The no-JavaScript path: the earlier questions ride along as hidden fields and are answered again."""
+        service: QAService = request.app.state.service
+        form = await request.form()
+        question = str(form.get("example") or form.get("question") or "")
+        history = recent([q for q in map(str, form.getlist("history")) if _valid(service, q)])
+        error = None
+        try:
+            service.validate(question, 1)
+        except InvalidQuestion as exc:
+            error = f"{str(exc)[:1].upper()}{str(exc)[1:]}." if question.strip() else "Please type a question first."
+        questions = history if error else [*history, question]
+        try:
+            turns = await asyncio.wait_for(run_in_threadpool(lambda: [build_turn(service, q) for q in questions]),
+                                           timeout=service.settings.request_timeout_s * max(1, len(questions)))
+        except ServiceUnavailable as exc:
+            return unavailable(request, exc)
+        except asyncio.TimeoutError:
+            return chat(request, [], "No answer in time; please try again.", question, 504, history)
+        return chat(request, turns, error, question if error else "", 422 if error else 200)
+
+    @app.get("/sources", response_class=HTMLResponse, include_in_schema=False)
+    def sources_page(request: Request) -> HTMLResponse:
+        try:
+            documents = request.app.state.service.documents()
+        except ServiceUnavailable as exc:
+            return unavailable(request, exc)
+        rows = [{"href": source_url(d.doc_id), "title": d.title, "meta": d.meta} for d in documents]
+        return page(request, "sources.html", {"documents": rows})
+
+    @app.get("/sources/{doc_id:path}", response_class=HTMLResponse, include_in_schema=False)
+    def source_page(doc_id: str, request: Request) -> HTMLResponse:
+        try:
+            doc: Document | None = request.app.state.service.document(doc_id)
+        except ServiceUnavailable as exc:
+            return unavailable(request, exc)
+        if doc is None:
+            return page(request, "error.html", {"title": "No such article",
+                                                "message": f"There is no article with the id “{doc_id}”."}, 404)
+        parts = split_highlight(doc.text, _int_param(request, "start"), _int_param(request, "end"),
+                                _int_param(request, "astart"), _int_param(request, "aend"))
+        meta = [(k.replace("_", " ").capitalize(), v) for k, v in doc.meta.items() if k != "source_url"]
+        return page(request, "source.html", {"doc": doc, "parts": parts, "meta": meta,
+                                             "original": safe_link(doc.meta.get("source_url")),
+                                             "original_text": doc.meta.get("source_url")})

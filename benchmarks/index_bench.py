@@ -1,0 +1,122 @@
+"""Index build benchmark (a script, not a test).
+
+Prints, for the bundled corpus and for the TyDi QA Indonesian dev passages (one document per paragraph context,
+titled with its article's title): full build time and passages/s, the incremental rebuild time after a
+one-file edit, a run with nothing changed, the index size on disk, and the process's peak memory.
+
+    .venv/bin/python benchmarks/index_bench.py [TYDI_JSON] [--limit N] [--model NAME]
+
+TYDI_JSON defaults to ../shared/eval/tydiqa_goldp_id_dev.json beside the project (SQuAD format).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_DIR))
+
+from qa.config import DEFAULT_MODEL, Settings  # noqa: E402
+from qa.embed import load_embedder  # noqa: E402
+from qa.indexer import build_index  # noqa: E402
+from qa.store import GENERATIONS_DIR, current_generation  # noqa: E402
+
+DEFAULT_TYDI = PROJECT_DIR.parent / "shared" / "eval" / "tydiqa_goldp_id_dev.json"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def dir_size_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+
+
+def write_tydi_corpus(source: Path, corpus: Path, limit: int | None) -> int:
+    """One .txt file per distinct paragraph context, with the article title as front matter."""
+    data = json.loads(source.read_text(encoding="utf-8"))["data"]
+    seen: set[str] = set()
+    count = 0
+    for article in data:
+        for paragraph in article["paragraphs"]:
+            context = paragraph["context"].strip()
+            if not context or context in seen:
+                continue
+            seen.add(context)
+            front = yaml.safe_dump({"title": article["title"]}, allow_unicode=True).strip()
+            (corpus / f"tydi-{count:04d}.txt").write_text(f"---\n{front}\n---\n{context}\n", encoding="utf-8")
+            count += 1
+            if limit and count >= limit:
+                return count
+    return count
+
+
+def bench(name: str, corpus: Path, workdir: Path, embedder) -> None:
+    settings = Settings(corpus_dir=corpus, index_dir=workdir / "index", model=embedder.name)
+    files = sorted(p for p in corpus.rglob("*") if p.is_file())
+
+    started = time.perf_counter()
+    full = build_index(settings, embedder=embedder)
+    full_s = time.perf_counter() - started
+
+    edited = files[len(files) // 2]
+    edited.write_text(edited.read_text(encoding="utf-8").rstrip("\n")
+                      + " Kalimat tambahan ini ditulis oleh tolok ukur.\n", encoding="utf-8")
+    started = time.perf_counter()
+    incremental = build_index(settings, embedder=embedder)
+    incremental_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    nothing = build_index(settings, embedder=embedder)
+    nothing_s = time.perf_counter() - started
+
+    generation = settings.index_dir / GENERATIONS_DIR / current_generation(settings.index_dir)
+    print(f"\n== {name}: {len(files)} files, {full.passages} passages, {full.sentences} sentences")
+    print(f"full build           {full_s:8.2f} s   {full.passages / full_s:7.1f} passages/s   "
+          f"{(full.passages + full.sentences) / full_s:7.1f} texts embedded/s (passages + sentences)")
+    print(f"one-file edit        {incremental_s:8.2f} s   updated {incremental.updated}, "
+          f"{incremental.embedded_passages} passages re-embedded, {len(incremental.unchanged)} unchanged")
+    print(f"nothing changed      {nothing_s:8.2f} s   embedded {nothing.embedded_passages}, "
+          f"same generation: {nothing.generation == incremental.generation}")
+    print(f"index size on disk   {dir_size_mb(generation):8.2f} MB  (one generation: SQLite + FAISS + BM25)")
+    print(f"peak memory so far   {peak_rss_mb():8.0f} MB  (ru_maxrss of this process)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("tydi", nargs="?", type=Path, default=DEFAULT_TYDI, help="TyDi QA SQuAD-format JSON")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N TyDi passages")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="embedding model (default: the bundled one)")
+    args = parser.parse_args()
+
+    print(f"python {platform.python_version()} on {platform.machine()}, model {args.model}")
+    started = time.perf_counter()
+    embedder = load_embedder(args.model)
+    print(f"model load           {time.perf_counter() - started:8.2f} s   peak memory {peak_rss_mb():.0f} MB")
+
+    with tempfile.TemporaryDirectory(prefix="qa-index-bench-") as tmp:
+        root = Path(tmp)
+        shutil.copytree(PROJECT_DIR / "corpus", root / "bundled" / "corpus")
+        bench("bundled corpus", root / "bundled" / "corpus", root / "bundled", embedder)
+
+        if not args.tydi.is_file():
+            print(f"\n== TyDi: {args.tydi} not found; skipped")
+            return
+        corpus = root / "tydi" / "corpus"
+        corpus.mkdir(parents=True)
+        count = write_tydi_corpus(args.tydi, corpus, args.limit)
+        bench(f"TyDi QA id dev passages ({args.tydi.name}, {count} contexts)", corpus, root / "tydi", embedder)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Answers on the bundled corpus, through the service and the HTTP contract."""
+
+import pytest
+
+TIMELINE = "hubungan-rusia-korea-utara-selama-beberapa-dekade.txt"
+
+# Questions of every kind the product handles, in both languages; not all are from the development set.
+QUESTIONS = [
+    "When did Russia veto the sanctions panel?",
+    "Kapan Rusia memveto resolusi Dewan Keamanan PBB?",
+    "Where did Kim Jong Un and Putin hold their first summit?",
+    "Siapa Duta Besar Rusia untuk Korea Utara?",
+    "How many North Korean workers did Russian officials discuss employing?",
+    "Berapa lama pembicaraan empat mata antara Putin dan Kim?",
+    "When did Lavrov visit North Korea?",
+    "Kapan Uni Soviet runtuh?",
+    "Who won the 2022 FIFA World Cup?",
+]
+
+
+def test_veto_question_answers_the_date_from_the_timeline(client):
+    body = client.post("/ask", json={"question": "When did Russia veto the sanctions panel?"}).json()
+    assert body["abstained"] is False
+    assert body["answer"] == "28 Maret 2024"
+    assert body["normalized"] == {"type": "date", "value": "2024-03-28"}
+    first = body["citations"][0]
+    assert first["doc_id"] == TIMELINE
+    assert "Rusia memveto resolusi Dewan Keamanan PBB" in first["passage"]
+    assert "Rusia memveto" in body["sentence"]
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_every_offset_slices_the_source_text(client, question):
+    body = client.post("/ask", json={"question": question, "top_k": 5}).json()
+    sources = {}
+    for citation in body["citations"]:
+        doc_id = citation["doc_id"]
+        if doc_id not in sources:
+            response = client.get(f"/api/sources/{doc_id}")
+            assert response.status_code == 200
+            sources[doc_id] = response.json()["text"]
+        text = sources[doc_id]
+        assert text[citation["start"]:citation["end"]] == citation["passage"]
+        if not body["abstained"]:
+            assert text[citation["answer_start"]:citation["answer_end"]].lower() == body["answer"].lower()
+            assert citation["start"] <= citation["answer_start"] < citation["answer_end"] <= citation["end"]
+    if not body["abstained"]:
+        first = body["citations"][0]
+        text = sources[first["doc_id"]]
+        assert text[first["answer_start"]:first["answer_end"]] == body["answer"]
+        assert text[body["sentence_start"]:body["sentence_end"]] == body["sentence"]
+        assert body["answer"] in body["sentence"]
+
+
+def test_a_fact_reported_by_several_articles_cites_each_of_them(client):
+    body = client.post("/ask", json={"question": "Where did Kim Jong Un and Putin hold their first summit?"}).json()
+    assert body["answer"] == "Vladivostok"
+    cited_docs = {c["doc_id"] for c in body["citations"]}
+    assert len(cited_docs) >= 2
+    assert all("Vladivostok" in c["passage"] for c in body["citations"])
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("Siapa Duta Besar Rusia untuk Korea Utara?", "Alexander Matsegora"),
+    ("Berapa lama pembicaraan empat mata antara Putin dan Kim?", "dua jam"),
+    ("When did Lavrov visit North Korea?", "18 Oktober 2023"),
+])
+def test_typed_answers_are_short_spans(service, question, expected):
+    answer = service.ask(question)
+    assert answer.answer == expected
+
+
+@pytest.mark.parametrize("question", [
+    "Who won the 2022 FIFA World Cup?",
+    "Berapa harga minyak dunia hari ini?",
+])
+def test_questions_the_articles_do_not_answer_are_abstained(client, question):
+    body = client.get("/ask", params={"q": question}).json()
+    assert body["abstained"] is True
+    assert body["answer"] is None
+    assert all(c["answer_start"] is None for c in body["citations"])
+
+
+def test_confidence_is_a_probability_and_timings_add_up(client):
+    body = client.post("/ask", json={"question": "Kapan Uni Soviet runtuh?"}).json()
+    assert 0.0 <= body["confidence"] <= 1.0
+    timings = body["timings_ms"]
+    assert set(timings) >= {"embed", "search", "extract", "total"}
+    assert timings["total"] >= timings["embed"]
+
+
+def test_citation_links_point_at_the_source_view(client):
+    body = client.post("/ask", json={"question": "Kapan Rusia memveto resolusi Dewan Keamanan PBB?"}).json()
+    first = body["citations"][0]
+    assert first["url"] == (f"/sources/{first['doc_id']}?start={first['start']}&end={first['end']}"
+                            f"&astart={first['answer_start']}&aend={first['answer_end']}#cited")

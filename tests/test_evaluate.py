@@ -1,0 +1,274 @@
+"""`qa eval`: metric functions, input formats, and one end-to-end run on a tiny SQuAD file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qa.evaluate import (EvalError, contains_gold, evaluate_file, exact_match, first_gold_rank, format_report,
+                         load_eval_set, max_token_f1, normalize_answer, percentiles, ranked_documents, recall_at,
+                         reciprocal_rank, token_f1)
+
+# --------------------------------------------------------------------------------------------------
+# Metrics
+
+
+def test_normalize_answer_lowercases_and_strips_punctuation():
+    assert normalize_answer("  28 Maret, 2024. ") == "28 maret 2024"
+    assert normalize_answer("«Rajin–Khasan»") == "rajinkhasan"  # unicode punctuation too, SQuAD-style removal
+
+
+def test_token_f1_exact_partial_and_none():
+    assert token_f1("28 Maret 2024", "28 maret 2024") == 1.0
+    # prediction 4 tokens, gold 3, overlap 3: precision 3/4, recall 1 -> 6/7
+    assert token_f1("pada 28 Maret 2024", "28 Maret 2024") == pytest.approx(6 / 7)
+    assert token_f1("Vladivostok", "Pyongyang") == 0.0
+    assert token_f1(None, "Pyongyang") == 0.0
+    assert token_f1("", "") == 1.0
+    assert token_f1("!!!", "Pyongyang") == 0.0
+
+
+def test_token_f1_counts_repeated_tokens_once_each():
+    # prediction "a a a" vs gold "a b": overlap 1, precision 1/3, recall 1/2 -> 0.4
+    assert token_f1("a a a", "a b") == pytest.approx(0.4)
+
+
+def test_max_token_f1_takes_best_gold_and_zero_when_abstained():
+    golds = ["19 Juni 2024", "19/6"]
+    assert max_token_f1("19/6", golds) == 1.0
+    assert max_token_f1("Juni 2024", golds) == pytest.approx(0.8)
+    assert max_token_f1(None, golds) == 0.0
+    assert max_token_f1("apa saja", []) == 0.0
+
+
+def test_contains_gold_is_case_and_whitespace_insensitive():
+    assert contains_gold("pada 28  MARET 2024 lalu", ["28 Maret 2024"])
+    assert contains_gold("Alexander Matsegora", ["Vladivostok", "matsegora"])
+    assert not contains_gold("Maret 2024", ["28 Maret 2024"])
+    assert not contains_gold(None, ["x"])
+    assert not contains_gold("anything", ["", "   "])
+
+
+def test_exact_match():
+    assert exact_match("Vladivostok.", ["vladivostok"])
+    assert not exact_match("di Vladivostok", ["Vladivostok"])
+    assert not exact_match(None, ["Vladivostok"])
+
+
+def test_ranked_documents_keeps_first_appearance():
+    assert ranked_documents(["a", "b", "a", "c", "b"]) == ["a", "b", "c"]
+
+
+def test_recall_and_mrr_from_gold_rank():
+    ranking = ["d1", "d2", "d3", "d4", "d5", "d6"]
+    assert first_gold_rank(ranking, {"d1"}) == 1
+    assert first_gold_rank(ranking, {"d6", "d3"}) == 3
+    assert first_gold_rank(ranking, {"x"}) is None
+    assert recall_at(1, 1) == 1.0 and recall_at(3, 1) == 0.0 and recall_at(3, 5) == 1.0
+    assert recall_at(None, 5) == 0.0
+    assert reciprocal_rank(1) == 1.0
+    assert reciprocal_rank(4) == 0.25
+    assert reciprocal_rank(11) == 0.0  # beyond the MRR@10 cutoff
+    assert reciprocal_rank(None) == 0.0
+
+
+def test_percentiles():
+    result = percentiles([float(v) for v in range(1, 101)])
+    assert result["p50"] == pytest.approx(50.5)
+    assert result["p99"] == pytest.approx(99.01)
+    assert result["mean"] == pytest.approx(50.5)
+    assert percentiles([])["p50"] is None
+
+
+# --------------------------------------------------------------------------------------------------
+# Input formats
+
+
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_detects_jsonl(tmp_path):
+    lines = [
+        {"id": "a", "lang": "en", "question": "When?", "answers": ["1994"], "sources": ["0a3e"]},
+        {"id": "b", "lang": "id", "question": "Siapa?", "answers": [], "sources": [], "answerable": False},
+        {"id": "c", "question": "Where?", "answers": ["Vladivostok"], "sources": [], "answerable": True},
+    ]
+    path = _write(tmp_path, "dev.jsonl", "\n".join(json.dumps(x) for x in lines) + "\n\n")
+    eval_set, _ = load_eval_set(path)
+    assert eval_set.format == "jsonl"
+    assert [q.id for q in eval_set.questions] == ["a", "b", "c"]
+    assert [q.answerable for q in eval_set.questions] == [True, False, True]
+    assert eval_set.questions[0].sources == ["0a3e"]
+
+
+def test_detects_single_line_jsonl(tmp_path):
+    path = _write(tmp_path, "one.jsonl", json.dumps({"question": "When?", "answers": ["1994"]}))
+    eval_set, _ = load_eval_set(path)
+    assert eval_set.format == "jsonl" and len(eval_set.questions) == 1
+
+
+def test_detects_squad(tmp_path):
+    squad = {"version": "1.1", "data": [{"title": "Jakarta", "paragraphs": [
+        {"context": "Jakarta adalah ibu kota.", "qas": [
+            {"id": "q1", "question": "Apa ibu kota?", "answers": [{"text": "Jakarta", "answer_start": 0},
+                                                                    {"text": "Jakarta", "answer_start": 0}]}]}]}]}
+    eval_set, _ = load_eval_set(_write(tmp_path, "squad.json", json.dumps(squad)))
+    assert eval_set.format == "squad"
+    assert eval_set.questions[0].answers == ["Jakarta"]  # duplicates merged
+    assert eval_set.questions[0].paragraph == 0
+    assert eval_set.paragraphs[0].title == "Jakarta"
+
+
+def test_squad_v2_impossible_questions_are_unanswerable(tmp_path):
+    squad = {"data": [{"title": "T", "paragraphs": [{"context": "Teks.", "qas": [
+        {"id": "q1", "question": "Apa?", "answers": [], "is_impossible": True}]}]}]}
+    eval_set, _ = load_eval_set(_write(tmp_path, "v2.json", json.dumps(squad)))
+    assert eval_set.questions[0].answerable is False
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(EvalError, match="no such file"):
+        load_eval_set(tmp_path / "nope.jsonl")
+
+
+def test_folder_is_rejected(tmp_path):
+    with pytest.raises(EvalError, match="is a folder"):
+        load_eval_set(tmp_path)
+
+
+def test_empty_file(tmp_path):
+    with pytest.raises(EvalError, match="empty"):
+        load_eval_set(_write(tmp_path, "empty.jsonl", "\n  \n"))
+
+
+def test_invalid_json(tmp_path):
+    with pytest.raises(EvalError, match="not valid JSON"):
+        load_eval_set(_write(tmp_path, "broken.json", '{"data": [ {"title": '))
+
+
+def test_invalid_json_on_a_later_jsonl_line(tmp_path):
+    text = json.dumps({"question": "When?", "answers": ["1994"]}) + "\n{oops\n"
+    with pytest.raises(EvalError, match="line 2: invalid JSON"):
+        load_eval_set(_write(tmp_path, "dev.jsonl", text))
+
+
+def test_json_in_neither_format(tmp_path):
+    with pytest.raises(EvalError, match="neither supported format"):
+        load_eval_set(_write(tmp_path, "other.json", json.dumps({"questions": []})))
+    with pytest.raises(EvalError, match="neither supported format"):
+        load_eval_set(_write(tmp_path, "list.json", json.dumps([1, 2, 3])))
+
+
+def test_plain_text_is_neither_format(tmp_path):
+    with pytest.raises(EvalError, match="neither SQuAD JSON nor JSONL"):
+        load_eval_set(_write(tmp_path, "notes.txt", "When did Putin arrive?\n"))
+
+
+def test_jsonl_line_without_question(tmp_path):
+    text = json.dumps({"question": "When?", "answers": ["1994"]}) + "\n" + json.dumps({"answers": ["x"]}) + "\n"
+    with pytest.raises(EvalError, match="line 2: `question` must be a non-empty string"):
+        load_eval_set(_write(tmp_path, "dev.jsonl", text))
+
+
+def test_jsonl_answerable_without_answers(tmp_path):
+    with pytest.raises(EvalError, match="at least one string in `answers`"):
+        load_eval_set(_write(tmp_path, "dev.jsonl", json.dumps({"question": "When?", "answers": []})))
+
+
+def test_squad_with_bad_structure(tmp_path):
+    with pytest.raises(EvalError, match="`data` must be a list"):
+        load_eval_set(_write(tmp_path, "bad.json", json.dumps({"data": {"title": "x"}})))
+    with pytest.raises(EvalError, match="context"):
+        load_eval_set(_write(tmp_path, "bad2.json", json.dumps({"data": [{"title": "x", "paragraphs": [{"qas": []}]}]})))
+
+
+def test_dev_set_without_an_index_says_run_qa_index(tmp_path):
+    from qa.config import Settings
+
+    path = _write(tmp_path, "dev.jsonl", json.dumps({"question": "When?", "answers": ["1994"]}))
+    settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "no-index")
+    with pytest.raises(EvalError, match=r"run `qa index` first"):
+        evaluate_file(path, settings, top_k=5, limit=None, progress=False, cache_dir=tmp_path / "cache")
+
+
+# --------------------------------------------------------------------------------------------------
+# End to end on a tiny SQuAD file
+
+TINY_SQUAD = {
+    "version": "1.1",
+    "data": [
+        {"title": "Candi Borobudur", "paragraphs": [{
+            "context": "Borobudur adalah sebuah candi Buddha yang terletak di Magelang, Jawa Tengah. "
+                       "Candi ini didirikan oleh wangsa Syailendra sekitar abad ke-9.",
+            "qas": [{"id": "t1", "question": "Di mana letak Candi Borobudur?",
+                     "answers": [{"text": "Magelang", "answer_start": 54}]}]}]},
+        {"title": "Danau Toba", "paragraphs": [{
+            "context": "Danau Toba adalah danau vulkanik terbesar di Indonesia. "
+                       "Danau ini terletak di Sumatera Utara dan memiliki pulau Samosir di tengahnya.",
+            "qas": [{"id": "t2", "question": "Pulau apa yang ada di tengah Danau Toba?",
+                     "answers": [{"text": "Samosir", "answer_start": 113}]}]}]},
+        {"title": "Gunung: \"Merapi\"", "paragraphs": [{  # a title that needs quoting in YAML
+            "context": "Gunung Merapi adalah gunung berapi paling aktif di Indonesia. "
+                       "Letusan besar terakhirnya terjadi pada tahun 2010.",
+            "qas": [{"id": "t3", "question": "Kapan letusan besar terakhir Gunung Merapi?",
+                     "answers": [{"text": "2010", "answer_start": 107}]}]}]},
+    ],
+}
+
+METRICS = {
+    "retrieval": {"recall@1", "recall@5", "mrr@10"},
+    "answers": {"answer_hit_rate", "sentence_containment", "token_f1", "exact_match", "citation_accuracy",
+                "abstention_accuracy", "false_abstention_rate"},
+}
+
+
+def test_evaluate_tiny_squad_end_to_end(tmp_path, embedder):
+    from qa.config import Settings
+
+    path = _write(tmp_path, "tiny.json", json.dumps(TINY_SQUAD, ensure_ascii=False))
+    settings = Settings(corpus_dir=tmp_path / "unused-corpus", index_dir=tmp_path / "unused-index")
+    cache = tmp_path / "cache"
+    report = evaluate_file(path, settings, top_k=5, limit=None, progress=False, cache_dir=cache)
+
+    assert report["format"] == "squad"
+    assert report["questions"]["evaluated"] == 3 and report["questions"]["answerable"] == 3
+    for section, names in METRICS.items():
+        assert set(report[section]) == names
+    assert report["retrieval"]["recall@5"] == {"value": 1.0, "n": 3}
+    assert report["retrieval"]["recall@1"]["n"] == 3
+    for name in ("answer_hit_rate", "sentence_containment", "token_f1", "false_abstention_rate"):
+        assert 0.0 <= report["answers"][name]["value"] <= 1.0
+        assert report["answers"][name]["n"] == 3
+    assert report["answers"]["abstention_accuracy"] == {"value": None, "n": 0}
+    assert set(report["latency_ms"]) >= {"p50", "p95", "p99", "mean"}
+    assert report["latency_ms"]["p50"] > 0
+    assert {"embed", "search", "extract", "total"} <= set(report["timings_mean_ms"])
+    assert report["corpus"]["documents"] == 3 and report["corpus"]["reused"] is False
+    assert report["settings"]["index_dir"].startswith(str(cache))
+    assert isinstance(report["failures"], list)
+    json.dumps(report)  # JSON-ready
+
+    # The corpus documents carry the article title (quoted safely) and the cleaned context.
+    titles = set()
+    for doc_file in sorted(cache.glob("*/corpus/*.txt")):
+        from qa.load import split_front_matter
+
+        meta, text = split_front_matter(doc_file.read_text(encoding="utf-8"))
+        titles.add(meta["title"])
+    assert titles == {"Candi Borobudur", "Danau Toba", 'Gunung: "Merapi"'}
+
+    text = format_report(report)
+    for label in ("passage recall@1", "passage recall@5", "MRR@10", "answer hit rate", "sentence containment",
+                  "token F1", "citation accuracy", "abstention accuracy", "false-abstention rate", "p50", "p95",
+                  "p99"):
+        assert label in text
+
+    # A second run reuses the cached index instead of embedding again, and --limit takes the first N.
+    again = evaluate_file(path, settings, top_k=5, limit=2, progress=False, cache_dir=cache)
+    assert again["corpus"]["reused"] is True
+    assert again["settings"]["generation"] == report["settings"]["generation"]
+    assert again["questions"]["total_in_file"] == 3 and again["questions"]["evaluated"] == 2

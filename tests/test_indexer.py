@@ -1,0 +1,335 @@
+"""Incremental index builds: what is re-embedded, what is removed from every part of the index, and that
+a build that dies at any point leaves the previous index usable and the next build repairs itself."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+from filelock import FileLock
+
+from qa import store
+from qa.config import Settings
+from qa.indexer import LOCK_FILE, BuildBusyError, BuildError, build_index
+from qa.lexical import LexicalIndex
+from qa.store import CURRENT_FILE, GENERATIONS_DIR, TMP_PREFIX, current_generation, load_index
+
+ARTICLES = {
+    "a.txt": (
+        "---\ntitle: Panen Padi di Karawang\npublisher: Harian Contoh\n---\n"
+        "Panen Padi di Karawang\n\n"
+        "Petani di Karawang memanen padi lebih awal tahun ini. Hasil panen mencapai 7 ton per hektare. "
+        "Varietas baru bernama zorbulanium dipakai di banyak sawah.\n\n"
+        "Dinas pertanian mencatat kenaikan 12 persen dibanding tahun lalu."
+    ),
+    "ekonomi/b.md": (
+        "# Harga Cabai Turun\n\n"
+        "Harga cabai rawit di Pasar Induk turun menjadi Rp 40.000 per kilogram. Pedagang menyebut pasokan "
+        "dari Jawa Tengah melimpah. Pembeli menyambut penurunan harga itu dengan gembira."
+    ),
+    "c.txt": (
+        "Kereta Cepat Tambah Jadwal\n\n"
+        "Operator kereta cepat menambah empat perjalanan setiap akhir pekan. Tiket kelas ekonomi dijual mulai "
+        "Rp 150.000. Penumpang kereta qwertyvoss meningkat selama libur sekolah."
+    ),
+}
+UNIQUE_WORD = {"a.txt": "zorbulanium", "c.txt": "qwertyvoss"}
+
+
+@pytest.fixture
+def corpus(make_corpus):
+    """Settings for a fresh corpus of ARTICLES, not yet indexed."""
+    corpus_dir, index_dir = make_corpus(ARTICLES)
+    return Settings(corpus_dir=corpus_dir, index_dir=index_dir)
+
+
+@pytest.fixture(scope="module")
+def _built_once(tmp_path_factory, embedder):
+    root = tmp_path_factory.mktemp("built-once")
+    for rel, text in ARTICLES.items():
+        (root / "corpus" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / "corpus" / rel).write_text(text, encoding="utf-8")
+    report = build_index(Settings(corpus_dir=root / "corpus", index_dir=root / "index"), embedder=embedder)
+    return root, report
+
+
+@pytest.fixture
+def built(_built_once, tmp_path):
+    """Settings for a corpus of ARTICLES whose index is already built (a private copy for each test)."""
+    root, report = _built_once
+    shutil.copytree(root / "corpus", tmp_path / "corpus")
+    shutil.copytree(root / "index", tmp_path / "index")
+    return Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index"), report
+
+
+def generation_dir(settings: Settings) -> Path:
+    return settings.index_dir / GENERATIONS_DIR / current_generation(settings.index_dir)
+
+
+def on_disk_counts(settings: Settings, doc_id: str) -> dict:
+    """What each part of the current generation, read from disk, holds for doc_id."""
+    gen = generation_dir(settings)
+    con = sqlite3.connect(gen / "store.sqlite")
+    try:
+        counts = {table: con.execute(f"SELECT count(*) FROM {table} WHERE doc_id = ?", (doc_id,)).fetchone()[0]
+                  for table in ("documents", "passages", "sentences")}
+        counts["all_passages"] = con.execute("SELECT count(*) FROM passages").fetchone()[0]
+    finally:
+        con.close()
+    counts["faiss_ntotal"] = faiss.read_index(str(gen / "passages.faiss")).ntotal
+    lexical = LexicalIndex.load(gen / "bm25")
+    counts["bm25_size"] = lexical.size
+    if doc_id in UNIQUE_WORD:
+        counts["bm25_hits"] = int(np.count_nonzero(lexical.scores(UNIQUE_WORD[doc_id])))
+    return counts
+
+
+def vectors_by_passage(index) -> dict:
+    return {(p.doc_id, p.start, p.end): index.passage_vectors[row] for row, p in enumerate(index.passages)}
+
+
+def test_first_build_indexes_every_file(corpus, embedder):
+    report = build_index(corpus, embedder=embedder)
+    assert sorted(report.added) == sorted(ARTICLES)
+    assert (report.updated, report.removed, report.unchanged, report.skipped) == ([], [], [], [])
+    assert report.full_rebuild and report.rebuild_reason == "no index yet"
+    index = load_index(corpus.index_dir)
+    assert report.generation == index.generation == current_generation(corpus.index_dir)
+    assert report.passages == len(index.passages) == report.embedded_passages == index.vectors.ntotal
+    assert report.sentences == len(index.sentence_spans)
+    assert set(index.documents) == set(ARTICLES)
+    assert index.documents["a.txt"].title == "Panen Padi di Karawang"
+    assert index.documents["a.txt"].meta["publisher"] == "Harian Contoh"
+    assert index.documents["ekonomi/b.md"].title == "Harga Cabai Turun"
+    for passage in index.passages:
+        assert index.documents[passage.doc_id].text[passage.start:passage.end] == passage.text
+    assert report.as_dict()["added"] == report.added
+    assert "3 added / 0 updated / 0 removed / 0 unchanged" in report.summary()
+
+
+def test_edit_reembeds_that_article_alone(built, embedder):
+    corpus, _ = built
+    before = load_index(corpus.index_dir)
+    path = corpus.corpus_dir / "ekonomi/b.md"
+    path.write_text(path.read_text() + " Pemerintah daerah berjanji menjaga harga tetap stabil hingga akhir tahun.")
+
+    report = build_index(corpus, embedder=embedder)
+    after = load_index(corpus.index_dir)
+    assert report.updated == ["ekonomi/b.md"]
+    assert (report.added, report.removed) == ([], [])
+    assert sorted(report.unchanged) == ["a.txt", "c.txt"]
+    assert not report.full_rebuild
+    assert report.embedded_passages == sum(p.doc_id == "ekonomi/b.md" for p in after.passages)
+    assert "menjaga harga tetap stabil" in after.documents["ekonomi/b.md"].text
+    # The other articles' vectors were copied, not recomputed.
+    old, new = vectors_by_passage(before), vectors_by_passage(after)
+    for key, vector in new.items():
+        if key[0] != "ekonomi/b.md":
+            assert np.array_equal(vector, old[key])
+
+
+def test_delete_removes_every_trace_and_restore_brings_it_back(built, embedder):
+    corpus, _ = built
+    first = on_disk_counts(corpus, "c.txt")
+    assert first["passages"] > 0 and first["bm25_hits"] > 0 and first["documents"] == 1
+    original = (corpus.corpus_dir / "c.txt").read_bytes()
+
+    (corpus.corpus_dir / "c.txt").unlink()
+    report = build_index(corpus, embedder=embedder)
+    assert report.removed == ["c.txt"]
+    assert (report.added, report.updated, report.embedded_passages) == ([], [], 0)
+    gone = on_disk_counts(corpus, "c.txt")
+    assert (gone["documents"], gone["passages"], gone["sentences"], gone["bm25_hits"]) == (0, 0, 0, 0)
+    assert gone["faiss_ntotal"] == gone["bm25_size"] == gone["all_passages"] == first["all_passages"] - first["passages"]
+    index = load_index(corpus.index_dir)
+    assert all(p.doc_id != "c.txt" for p in index.passages) and "c.txt" not in index.documents
+
+    (corpus.corpus_dir / "c.txt").write_bytes(original)
+    report = build_index(corpus, embedder=embedder)
+    assert report.added == ["c.txt"] and report.removed == []
+    back = on_disk_counts(corpus, "c.txt")
+    assert back == first
+    # The parts stay aligned: BM25's and FAISS's best row for the restored article is one of its passages.
+    index = load_index(corpus.index_dir)
+    assert index.passages[int(np.argmax(index.lexical.scores(UNIQUE_WORD["c.txt"])))].doc_id == "c.txt"
+    row = next(r for r, p in enumerate(index.passages) if p.doc_id == "c.txt")
+    _, found = index.vectors.search(index.passage_vectors[row:row + 1], 1)
+    assert index.passages[int(found[0][0])].doc_id == "c.txt"
+
+
+def test_a_run_with_no_change_writes_nothing_new(built, embedder):
+    corpus, first = built
+    generations = corpus.index_dir / GENERATIONS_DIR
+    listing = sorted(p.name for p in generations.iterdir())
+    stamps = {p: p.stat().st_mtime_ns for p in generations.rglob("*")}
+
+    again = build_index(corpus, embedder=embedder)
+    assert again.generation == first.generation == current_generation(corpus.index_dir)
+    assert sorted(again.unchanged) == sorted(ARTICLES)
+    assert (again.added, again.updated, again.removed, again.embedded_passages) == ([], [], [], 0)
+    assert again.passages == first.passages
+    assert sorted(p.name for p in generations.iterdir()) == listing
+    assert {p: p.stat().st_mtime_ns for p in generations.rglob("*")} == stamps
+
+
+def test_touching_a_file_without_changing_it_reembeds_nothing(built, embedder):
+    corpus, _ = built
+    path = corpus.corpus_dir / "a.txt"
+    path.write_bytes(path.read_bytes())
+    os.utime(path, (1, 1))
+    report = build_index(corpus, embedder=embedder)
+    assert report.embedded_passages == 0 and "a.txt" in report.unchanged
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"passage_overlap": 0}, "settings changed: passage_overlap"),
+    ({"passage_max_chars": 300, "passage_sentences": 2}, "settings changed: passage_max_chars, passage_sentences"),
+])
+def test_a_changed_setting_rebuilds_everything(built, embedder, change, reason):
+    corpus, _ = built
+    changed = corpus.model_copy(update=change)
+    report = build_index(changed, embedder=embedder)
+    assert report.full_rebuild and report.rebuild_reason == reason
+    assert report.unchanged == [] and sorted(report.added) == sorted(ARTICLES)
+    assert report.embedded_passages == report.passages
+    manifest = load_index(corpus.index_dir).manifest
+    key, value = next(iter(change.items()))
+    assert manifest[key] == value
+
+
+def test_bad_files_are_skipped_with_reasons_and_good_ones_indexed(make_corpus, embedder):
+    corpus_dir, index_dir = make_corpus({
+        **ARTICLES,
+        "kosong.txt": b"",
+        "gambar.txt": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+        "latin1.txt": "Harga naik di café kota.".encode("latin-1"),
+        "besar.txt": "Judul\n\n" + "Kalimat yang panjang sekali. " * 100,
+        "iklan.txt": "Iklan\nScroll Untuk Melanjutkan\nBaca juga: Berita lain",
+        "catatan.pdf": b"%PDF-1.4",
+    })
+    os.symlink(corpus_dir / "hilang.txt", corpus_dir / "rusak.txt")
+    settings = Settings(corpus_dir=corpus_dir, index_dir=index_dir, max_file_bytes=1_000)
+    report = build_index(settings, embedder=embedder)
+    reasons = {s.path: s.reason for s in report.skipped}
+    assert set(reasons) == {"kosong.txt", "gambar.txt", "latin1.txt", "besar.txt", "iklan.txt", "rusak.txt"}
+    assert reasons["kosong.txt"] == "empty file"
+    assert reasons["gambar.txt"] == "binary file, not text"
+    assert reasons["latin1.txt"].startswith("not valid UTF-8 (byte 0xe9")
+    assert reasons["besar.txt"].startswith("file too large")
+    assert reasons["iklan.txt"] == "nothing left after removing page furniture"
+    assert reasons["rusak.txt"].startswith("cannot read file")
+    assert sorted(report.added) == sorted(ARTICLES)
+    assert set(load_index(index_dir).documents) == set(ARTICLES)
+
+
+def test_a_file_that_turns_bad_keeps_its_previous_passages(built, embedder):
+    corpus, _ = built
+    before = on_disk_counts(corpus, "a.txt")
+    (corpus.corpus_dir / "a.txt").write_bytes(b"\xff\xfe\x00\x00")
+    report = build_index(corpus, embedder=embedder)
+    assert [s.path for s in report.skipped] == ["a.txt"] and report.removed == []
+    assert on_disk_counts(corpus, "a.txt")["passages"] == before["passages"]
+
+
+def test_missing_empty_or_non_folder_corpus_fails_before_loading_a_model(tmp_path, monkeypatch):
+    def no_model(name):
+        raise AssertionError("the model must not be loaded for a corpus with nothing to index")
+
+    monkeypatch.setattr("qa.indexer.load_embedder", no_model)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "only-other-files").mkdir()
+    (tmp_path / "only-other-files" / "notes.pdf").write_bytes(b"%PDF")
+    (tmp_path / "file.txt").write_text("teks")
+    cases = {
+        tmp_path / "nowhere": "does not exist",
+        tmp_path / "file.txt": "is not a folder",
+        tmp_path / "empty": "holds no .txt, .md or .html files",
+        tmp_path / "only-other-files": "holds no .txt, .md or .html files",
+    }
+    for corpus_dir, message in cases.items():
+        with pytest.raises(BuildError, match=message) as info:
+            build_index(Settings(corpus_dir=corpus_dir, index_dir=tmp_path / "index"))
+        assert str(corpus_dir) in str(info.value)
+    assert current_generation(tmp_path / "index") is None
+
+
+def test_nothing_indexable_fails_and_names_the_files(make_corpus, embedder):
+    corpus_dir, index_dir = make_corpus({"kosong.txt": b"", "gambar.md": b"\x00\x01\x02"})
+    with pytest.raises(BuildError) as info:
+        build_index(Settings(corpus_dir=corpus_dir, index_dir=index_dir), embedder=embedder)
+    message = str(info.value)
+    assert "kosong.txt: empty file" in message and "gambar.md: binary file, not text" in message
+    assert current_generation(index_dir) is None
+
+
+def test_a_second_build_waits_or_reports_busy(corpus, embedder):
+    corpus.index_dir.mkdir(parents=True)
+    with FileLock(str(corpus.index_dir / LOCK_FILE)):
+        with pytest.raises(BuildBusyError, match="another build"):
+            build_index(corpus, embedder=embedder)
+
+
+class Crash(BaseException):
+    """Stands for the process dying: nothing may catch it."""
+
+
+def _crash_while_writing_bm25(monkeypatch):
+    def build(texts):
+        raise Crash()
+
+    monkeypatch.setattr(store.LexicalIndex, "build", staticmethod(build))
+
+
+def _crash_after_rename_before_current(monkeypatch):
+    real = store._fsync_dir
+
+    def fsync_dir(path):
+        if Path(path).name == GENERATIONS_DIR:
+            raise Crash()
+        real(path)
+
+    monkeypatch.setattr(store, "_fsync_dir", fsync_dir)
+
+
+def _crash_before_current_is_replaced(monkeypatch):
+    real = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        if Path(dst).name == CURRENT_FILE:
+            raise Crash()
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(store.os, "replace", replace)
+
+
+@pytest.mark.parametrize("crash", [_crash_while_writing_bm25, _crash_after_rename_before_current,
+                                   _crash_before_current_is_replaced])
+def test_a_build_that_dies_leaves_the_previous_index_and_the_next_build_repairs(built, embedder, monkeypatch,
+                                                                                crash):
+    corpus, first = built
+    previous = load_index(corpus.index_dir)
+    path = corpus.corpus_dir / "c.txt"
+    path.write_text(path.read_text() + " Jadwal baru berlaku mulai bulan depan.")
+
+    with monkeypatch.context() as patch:
+        crash(patch)
+        with pytest.raises(Crash):
+            build_index(corpus, embedder=embedder)
+
+    survivor = load_index(corpus.index_dir)
+    assert survivor.generation == first.generation
+    assert [(p.doc_id, p.start, p.end, p.text) for p in survivor.passages] == \
+        [(p.doc_id, p.start, p.end, p.text) for p in previous.passages]
+    assert survivor.vectors.ntotal == len(previous.passages)
+
+    report = build_index(corpus, embedder=embedder)
+    assert report.updated == ["c.txt"] and report.generation != first.generation
+    generations = corpus.index_dir / GENERATIONS_DIR
+    assert not [p for p in generations.iterdir() if p.name.startswith(TMP_PREFIX)]
+    assert not list(corpus.index_dir.glob(f"{CURRENT_FILE}.*.tmp"))
+    assert "bulan depan" in load_index(corpus.index_dir).documents["c.txt"].text

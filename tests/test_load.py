@@ -1,0 +1,182 @@
+"""Load stage: which files become documents, their ids, metadata and text, and a clear error for bad input."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from qa.clean import clean_document
+from qa.load import LoadError, find_article_files, load_document
+
+BODY = "Harga beras di Jakarta naik menjadi Rp 15.000 per kilogram pada pekan ini.\n"
+MAX_BYTES = 1_000_000
+
+HTML_PAGE = """<!DOCTYPE html>
+<html lang="id"><head><meta charset="utf-8">
+<title>Banjir Melanda Kota Contoh | Harian Contoh</title>
+<meta property="og:url" content="https://contoh.example/berita/banjir">
+<meta property="og:site_name" content="Harian Contoh">
+<meta name="date" content="2024-03-05">
+</head><body>
+<nav><ul><li><a href="/">Beranda</a></li><li><a href="/politik">Menu Politik Nasional</a></li>
+<li><a href="/masuk">Masuk akun pembaca setia</a></li></ul></nav>
+<div class="ad">Pasang iklan murah di sini sekarang juga</div>
+<article><h1>Banjir Melanda Kota Contoh</h1>
+<p>Banjir besar melanda Kota Contoh pada Selasa pagi setelah hujan deras mengguyur selama dua belas jam.</p>
+<p>Wali kota mengatakan sekitar 20.000 warga harus mengungsi ke gedung sekolah dan masjid terdekat.</p>
+<p>Petugas pemadam kebakaran dan relawan membantu mengevakuasi warga lanjut usia dengan perahu karet.</p>
+</article>
+<footer><p>Hak cipta 2024 Harian Contoh. Semua hak dilindungi undang-undang. Kebijakan privasi redaksi.</p></footer>
+</body></html>
+"""
+
+
+def load(corpus: Path, rel: str):
+    return load_document(corpus / rel, corpus, MAX_BYTES)
+
+
+def test_finds_txt_md_and_html_recursively_in_a_stable_order(make_corpus):
+    corpus, _ = make_corpus({
+        "b.txt": BODY,
+        "a.md": BODY,
+        "news/2024/c.html": HTML_PAGE,
+        "news/d.HTM": HTML_PAGE,
+        "notes.pdf": b"%PDF-1.4",
+        "data.json": "{}",
+        ".hidden.txt": BODY,
+        ".git/e.txt": BODY,
+    })
+    found = [p.relative_to(corpus).as_posix() for p in find_article_files(corpus)]
+    assert found == ["a.md", "b.txt", "news/2024/c.html", "news/d.HTM"]
+    assert found == [p.relative_to(corpus).as_posix() for p in find_article_files(corpus)]
+
+
+def test_doc_id_is_the_relative_path_with_forward_slashes(make_corpus):
+    corpus, _ = make_corpus({"dunia/asia/korea.txt": "Judul\n\n" + BODY})
+    assert load(corpus, "dunia/asia/korea.txt").doc_id == "dunia/asia/korea.txt"
+
+
+def test_doc_id_and_hash_are_stable_across_loads_and_corpus_locations(make_corpus, tmp_path):
+    corpus, _ = make_corpus({"a/b.txt": "Judul\n\n" + BODY})
+    first = load(corpus, "a/b.txt")
+    moved = tmp_path / "elsewhere"
+    corpus.rename(moved)
+    second = load(moved, "a/b.txt")
+    assert (first.doc_id, first.sha256) == (second.doc_id, second.sha256)
+
+
+def test_front_matter_gives_title_url_publisher_and_date(make_corpus):
+    corpus, _ = make_corpus({"a.txt": (
+        "---\n"
+        "title: Harga Beras Naik\n"
+        "source_url: https://contoh.example/beras\n"
+        "publisher: Harian Contoh\n"
+        "published: 2024-06-19\n"
+        "---\n"
+        "Harga beras naik di pasar\n\n" + BODY
+    )})
+    doc = load(corpus, "a.txt")
+    assert doc.title == "Harga Beras Naik"
+    assert doc.meta == {"source_url": "https://contoh.example/beras", "publisher": "Harian Contoh",
+                        "published": "2024-06-19"}
+    assert "---" not in doc.text and "source_url" not in doc.text
+    assert doc.text.startswith("Harga beras naik di pasar")
+
+
+def test_title_defaults_to_the_headline(make_corpus):
+    corpus, _ = make_corpus({
+        "plain.txt": "Harga Beras Naik di Pasar Induk\n\n" + BODY,
+        "meta.txt": "---\npublisher: Harian Contoh\n---\nBanjir di Kota Contoh\n\n" + BODY,
+        "heading.md": "# Gempa Guncang Pulau Contoh\n\n" + BODY,
+    })
+    assert clean_document(load(corpus, "plain.txt")).title == "Harga Beras Naik di Pasar Induk"
+    assert clean_document(load(corpus, "meta.txt")).title == "Banjir di Kota Contoh"
+    assert clean_document(load(corpus, "heading.md")).title == "Gempa Guncang Pulau Contoh"
+
+
+def test_markdown_markup_is_removed_but_its_text_kept(make_corpus):
+    corpus, _ = make_corpus({"a.md": (
+        "## Judul Berita\n\nMenurut **Menteri Keuangan**, anggaran naik. Lihat [laporan resmi](https://x.example/r).\n"
+    )})
+    text = load(corpus, "a.md").text
+    assert "Judul Berita" in text and "#" not in text
+    assert "Menurut Menteri Keuangan, anggaran naik." in text
+    assert "Lihat laporan resmi." in text and "https://" not in text
+
+
+def test_windows_line_endings_and_bom_are_normalised(make_corpus):
+    corpus, _ = make_corpus({"a.txt": "\ufeffJudul\r\n\r\nKalimat pertama.\r\nKalimat kedua.\r\n".encode("utf-8")})
+    text = load(corpus, "a.txt").text
+    assert "\r" not in text and not text.startswith("\ufeff")
+    assert text.startswith("Judul\n\nKalimat pertama.")
+
+
+def test_html_goes_through_the_main_text_extractor(make_corpus):
+    corpus, _ = make_corpus({"banjir.html": HTML_PAGE})
+    doc = clean_document(load(corpus, "banjir.html"))
+    for sentence in (
+        "Banjir besar melanda Kota Contoh pada Selasa pagi setelah hujan deras mengguyur selama dua belas jam.",
+        "Wali kota mengatakan sekitar 20.000 warga harus mengungsi ke gedung sekolah dan masjid terdekat.",
+        "Petugas pemadam kebakaran dan relawan membantu mengevakuasi warga lanjut usia dengan perahu karet.",
+    ):
+        assert sentence in doc.text
+    for furniture in ("Menu Politik Nasional", "Masuk akun pembaca", "Pasang iklan", "Hak cipta", "<p>", "<nav"):
+        assert furniture not in doc.text
+    assert doc.title == "Banjir Melanda Kota Contoh"
+    assert doc.meta["source_url"] == "https://contoh.example/berita/banjir"
+    assert doc.meta["publisher"] == "Harian Contoh"
+    assert doc.meta["published"] == "2024-03-05"
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b"", "empty file"),
+    (b"  \n\n\t \n", "empty file"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00", "binary file"),
+    ("Judul\n\nHarga naik 10 persen.\n".encode("latin-1") + b"Caf\xe9 tutup.\n", "not valid UTF-8"),
+    (b"---\ntitle: [tidak ditutup\n---\nIsi berita.\n", "front matter is not valid YAML"),
+    (b"---\n- satu\n- dua\n---\nIsi berita.\n", "front matter must be a mapping"),
+    (b"---\ntitle: Hanya Judul\n---\n\n", "no text after the front matter"),
+], ids=["empty", "whitespace-only", "binary", "not-utf8", "bad-yaml", "yaml-not-mapping", "only-front-matter"])
+def test_bad_file_gives_a_clear_load_error(make_corpus, content, expected):
+    corpus, _ = make_corpus({"bad.txt": content})
+    with pytest.raises(LoadError, match=expected):
+        load(corpus, "bad.txt")
+
+
+def test_invalid_utf8_message_says_where(make_corpus):
+    corpus, _ = make_corpus({"bad.txt": b"Kalimat biasa. \xff\xfe lalu rusak."})
+    with pytest.raises(LoadError) as info:
+        load(corpus, "bad.txt")
+    assert "0xff" in str(info.value) and "offset 15" in str(info.value)
+
+
+def test_huge_file_is_refused_without_reading_it(make_corpus):
+    corpus, _ = make_corpus({"huge.txt": "Judul\n\n" + "Kalimat yang panjang sekali. " * 2_000})
+    with pytest.raises(LoadError, match=r"file too large \(0\.1 MB; the limit is 0\.0 MB\)"):
+        load_document(corpus / "huge.txt", corpus, max_bytes=10_000)
+
+
+def test_html_without_article_text_is_refused(make_corpus):
+    corpus, _ = make_corpus({"empty.html": (
+        "<html><head><title>Beranda</title></head><body><nav><ul><li><a href='/'>Beranda</a></li>"
+        "<li><a href='/politik'>Politik</a></li></ul></nav><footer>Hak cipta 2024</footer></body></html>"
+    )})
+    with pytest.raises(LoadError, match="no article text found in the HTML"):
+        load(corpus, "empty.html")
+
+
+def test_unreadable_file_gives_load_error_not_oserror(make_corpus):
+    # Tests run as root, where chmod 000 does not stop reading: a dangling symlink and a folder behind an
+    # article-like name give real OS errors instead.
+    corpus, _ = make_corpus({"good.txt": "Judul\n\n" + BODY})
+    os.symlink(corpus / "missing-target.txt", corpus / "dangling.txt")
+    (corpus / "real-folder").mkdir()
+    os.symlink(corpus / "real-folder", corpus / "folder-link.txt")
+    found = [p.name for p in find_article_files(corpus)]
+    assert "dangling.txt" in found and "folder-link.txt" in found
+    with pytest.raises(LoadError, match="cannot read file: No such file or directory"):
+        load(corpus, "dangling.txt")
+    with pytest.raises(LoadError, match="cannot read file: Is a directory"):
+        load(corpus, "folder-link.txt")

@@ -1,0 +1,244 @@
+"""The chat page and source viewer through TestClient: rendering, the no-JS form post, highlighting, escaping."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+from markupsafe import escape
+
+from qa.api import create_app
+from qa.config import Settings
+from qa.records import Answer, Citation, Document
+from qa.service import QAService, ServiceUnavailable
+from qa.web import HISTORY_TURNS, confidence_words, date_words, excerpt, recent, split_highlight
+
+VETO_QUESTION = "Kapan Rusia memveto resolusi Dewan Keamanan PBB?"
+
+
+def path_of(href: str) -> str:
+    parts = urlsplit(href)
+    return f"{parts.path}?{parts.query}"
+
+
+# Plain functions
+
+
+def test_split_highlight_cuts_at_the_offsets():
+    text = "Alpha beta gamma delta epsilon."
+    parts = split_highlight(text, 6, 22, 11, 16)
+    assert parts.before + parts.head + parts.answer + parts.tail + parts.after == text
+    assert (parts.before, parts.head, parts.answer, parts.tail, parts.after) == (
+        "Alpha ", "beta ", "gamma", " delta", " epsilon.")
+
+
+def test_split_highlight_without_answer_marks_only_the_span():
+    parts = split_highlight("one two three", 4, 7)
+    assert (parts.head, parts.answer, parts.tail) == ("two", "", "")
+
+
+@pytest.mark.parametrize("span", [(None, 3), (3, 3), (5, 2), (-1, 4), (0, 99)])
+def test_split_highlight_refuses_spans_outside_the_text(span):
+    assert split_highlight("short text", *span) is None
+
+
+def test_split_highlight_drops_an_answer_outside_the_span():
+    parts = split_highlight("one two three four", 4, 13, 14, 18)
+    assert (parts.head, parts.answer, parts.tail) == ("two three", "", "")
+
+
+def test_confidence_and_dates_in_words():
+    assert confidence_words(0.95) == ("High confidence", "high")
+    assert confidence_words(0.7)[0] == "Fairly sure"
+    assert confidence_words(0.3)[0] == "Low confidence"
+    assert date_words({"type": "date", "value": "2024-03-28"}) == ("28 March 2024", "2024-03-28")
+    assert date_words({"type": "date", "value": "1950-06"}) == ("June 1950", "1950-06")
+    assert date_words({"type": "date", "value": "1994"}) == ("1994", "1994")
+    assert date_words({"type": "date_range", "value": "1950/1953"}) == ("1950–1953", None)
+    assert date_words({"type": "decade", "value": "1990s"}) == ("the 1990s", None)
+    assert date_words(None) is None
+
+
+def test_excerpt_cuts_at_a_word():
+    assert excerpt("a  b\nc") == "a b c"
+    cut = excerpt("word " * 100, 50)
+    assert cut.endswith("word…") and len(cut) <= 51
+
+
+def test_history_keeps_the_latest_questions_within_bounds():
+    assert recent(["a", "b"]) == ["a", "b"]
+    assert recent([str(i) for i in range(10)]) == [str(i) for i in range(10 - HISTORY_TURNS, 10)]
+    assert recent(["x" * 500] * 5) == ["x" * 500] * 3
+
+
+# Pages over the bundled corpus
+
+
+def test_chat_page_renders_everything_from_the_app(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    html = response.text
+    assert '<label for="question"' in html and 'name="question"' in html
+    assert "Siapa Duta Besar Rusia untuk Korea Utara?" in html
+    assert 'href="/sources"' in html
+    for url in re.findall(r'(?:src|href)="([^"]*)"', html):
+        assert url.startswith(("/", "#")), f"{url} is not served by the app"
+    for asset in ("/static/style.css", "/static/app.js", "/static/favicon.svg"):
+        assert client.get(asset).status_code == 200
+
+
+def test_form_post_answers_without_javascript(client, service):
+    response = client.post("/", data={"question": VETO_QUESTION})
+    assert response.status_code == 200
+    html = response.text
+    assert "28 Maret 2024" in html
+    assert "<mark>28 Maret 2024</mark>" in html
+    assert '<time datetime="2024-03-28">28 March 2024</time>' in html
+    assert "High confidence" in html
+    citation = service.ask(VETO_QUESTION).citations[0]
+    assert f'href="{escape(citation.url)}"' in html
+    assert 'action="/#turn-2"' in html and 'id="turn-1"' in html
+
+
+def test_form_post_keeps_the_earlier_questions(client):
+    first = "Siapa Duta Besar Rusia untuk Korea Utara?"
+    response = client.post("/", data={"history": [first], "question": VETO_QUESTION})
+    html = response.text
+    assert html.index(first) < html.index(VETO_QUESTION, html.index('id="conversation"'))
+    assert 'id="turn-2"' in html
+    hidden = re.findall(r'<input type="hidden" name="history" value="([^"]*)">', html)
+    assert hidden[-2:] == [first, VETO_QUESTION]
+
+
+def test_example_button_posts_its_question(client):
+    response = client.post("/", data={"example": VETO_QUESTION})
+    assert response.status_code == 200 and "<mark>28 Maret 2024</mark>" in response.text
+
+
+def test_empty_question_says_what_is_wrong(client):
+    response = client.post("/", data={"question": "   "})
+    assert response.status_code == 422
+    assert "Please type a question first." in response.text
+    assert 'aria-invalid="true"' in response.text
+
+
+def test_question_with_html_shows_as_text(client):
+    question = '<script>alert("q")</script><b>Kapan</b> Rusia memveto resolusi?'
+    response = client.post("/", data={"question": question})
+    assert response.status_code == 200
+    assert "<script>alert" not in response.text and "<b>Kapan" not in response.text
+    assert "&lt;script&gt;alert(&#34;q&#34;)&lt;/script&gt;&lt;b&gt;Kapan&lt;/b&gt;" in response.text
+
+
+def test_source_viewer_highlights_the_cited_passage_and_answer(client, service):
+    answer = service.ask(VETO_QUESTION)
+    citation = answer.citations[0]
+    text = service.document(citation.doc_id).text
+    response = client.get(path_of(citation.url))
+    assert response.status_code == 200
+    html = response.text
+    expected = (f'<mark class="passage" id="cited" tabindex="-1">{escape(text[citation.start:citation.answer_start])}'
+                f'<mark class="answer-span">{escape(text[citation.answer_start:citation.answer_end])}</mark>'
+                f'{escape(text[citation.answer_end:citation.end])}</mark>')
+    assert expected in html
+    assert text[citation.answer_start:citation.answer_end] == answer.answer == "28 Maret 2024"
+    assert f"<h1 lang=\"id\">{escape(citation.title)}</h1>" in html
+
+
+def test_source_viewer_without_offsets_shows_the_plain_text(client, service):
+    doc = service.documents()[0]
+    for query in ("", "?start=abc&end=10", "?start=5&end=99999999", "?start=9&end=3", "?start=%C2%B2&end=5"):
+        response = client.get(f"/sources/{doc.doc_id}{query}")
+        assert response.status_code == 200
+        assert "<mark" not in response.text
+        assert str(escape(doc.text)) in response.text
+
+
+def test_unknown_source_is_a_404_page(client):
+    for path in ("/sources/no-such-article.txt", "/sources/..%2Fpyproject.toml", "/sources/%2e%2e/corpus/x"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.headers["content-type"].startswith("text/html")
+        assert "No such article" in response.text
+
+
+def test_sources_list_links_every_article(client, service):
+    response = client.get("/sources")
+    assert response.status_code == 200
+    for doc in service.documents():
+        assert str(escape(doc.title)) in response.text
+        assert f'href="/sources/{doc.doc_id}"' in response.text
+
+
+# Hostile article text, through a service that serves one made-up article
+
+
+HOSTILE_TEXT = "Intro <script>alert('doc')</script> then <b>Jakarta</b> & <i>more</i>."
+HOSTILE_TITLE = "<img src=x onerror=alert(1)> Title"
+
+
+class HostileService(QAService):
+    def __init__(self) -> None:
+        super().__init__(Settings())
+        self.doc = Document("evil.html", HOSTILE_TITLE, HOSTILE_TEXT,
+                            {"source_url": "javascript:alert(1)", "publisher": "<b>Pub</b>"})
+
+    def documents(self):
+        return [self.doc]
+
+    def document(self, doc_id):
+        return self.doc if doc_id == self.doc.doc_id else None
+
+    def ask(self, question, top_k=None):
+        answer_start = HOSTILE_TEXT.index("<b>")
+        answer_end = answer_start + len("<b>Jakarta</b>")
+        citation = Citation(self.doc.doc_id, HOSTILE_TITLE, "/sources/evil.html#p0", None, HOSTILE_TEXT, 0,
+                            len(HOSTILE_TEXT), answer_start, answer_end, 0.9)
+        return Answer(question, HOSTILE_TEXT[answer_start:answer_end], False, 0.9, None, [citation],
+                      HOSTILE_TEXT, 0, len(HOSTILE_TEXT))
+
+
+@pytest.fixture(scope="module")
+def hostile_client():
+    with TestClient(create_app(Settings(), service=HostileService())) as test_client:
+        yield test_client
+
+
+def test_article_html_in_an_answer_renders_as_text(hostile_client):
+    html = hostile_client.post("/", data={"question": "Where?"}).text
+    assert "<script>alert('doc')" not in html and "<b>Jakarta</b>" not in html and "<img src=x" not in html
+    assert "<mark>&lt;b&gt;Jakarta&lt;/b&gt;</mark>" in html
+    assert "&lt;img src=x onerror=alert(1)&gt; Title" in html
+
+
+def test_article_html_in_the_viewer_renders_as_text(hostile_client):
+    html = hostile_client.get("/sources/evil.html?start=0&end=20").text
+    assert "<script>alert('doc')" not in html and "<img src=x" not in html and "<b>Pub</b>" not in html
+    assert "Intro &lt;script&gt;alert(</mark>&#39;doc&#39;)" in html
+    assert "&lt;/script&gt; then &lt;b&gt;Jakarta&lt;/b&gt; &amp;" in html
+    assert 'href="javascript:' not in html
+    assert "javascript:alert(1)" in html  # shown, not linked
+    listing = hostile_client.get("/sources").text
+    assert "<img src=x" not in listing and "&lt;img src=x onerror=alert(1)&gt; Title" in listing
+
+
+class DownService(QAService):
+    def __init__(self) -> None:
+        super().__init__(Settings())
+
+    def _down(self, *args, **kwargs):
+        raise ServiceUnavailable("no index yet: run `qa index`")
+
+    ask = documents = document = _down
+
+
+def test_pages_say_when_no_index_is_loaded():
+    with TestClient(create_app(Settings(), service=DownService())) as down:
+        assert down.get("/").status_code == 200
+        for response in (down.post("/", data={"question": "Siapa?"}), down.get("/sources"), down.get("/sources/x")):
+            assert response.status_code == 503
+            assert "run `qa index`" in response.text

@@ -1,0 +1,226 @@
+// Progressive enhancement for the chat: ask /ask without reloading and keep the conversation for this tab.
+// Without this file the form posts to / and the server draws the same markup (web/templates/_turn.html).
+// Everything from the user or the articles goes into the page as text nodes, never as HTML.
+"use strict";
+
+(() => {
+  const STORE = "newsqa.conversation";
+  const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
+    "October", "November", "December"];
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, value);
+    node.append(...children);
+    return node;
+  }
+
+  // The next three mirror confidence_words, date_words and excerpt in qa/web.py.
+  function confidenceWords(confidence) {
+    if (confidence >= 0.85) return ["High confidence", "high"];
+    if (confidence >= 0.6) return ["Fairly sure", "medium"];
+    return ["Low confidence", "low"];
+  }
+
+  function dateWords(normalized) {
+    if (!normalized || !normalized.value) return null;
+    const value = String(normalized.value);
+    if (normalized.type === "date") {
+      const [year, month, day] = value.split("-");
+      const name = MONTHS[Number(month) - 1];
+      if (day && name) return [`${Number(day)} ${name} ${year}`, value];
+      if (month && name) return [`${name} ${year}`, value];
+      return month ? [value, null] : [value, value];
+    }
+    if (normalized.type === "date_range") return [value.replace("/", "–"), null];
+    if (normalized.type === "decade") return [`the ${value}`, null];
+    return [value, null];
+  }
+
+  function excerpt(text, limit = 240) {
+    text = text.split(/\s+/).filter(Boolean).join(" ");
+    if (text.length <= limit) return text;
+    const cut = text.lastIndexOf(" ", limit - 1);
+    return text.slice(0, cut > limit / 2 ? cut : limit).replace(/[,;:]+$/, "") + "…";
+  }
+
+  // Offsets count code points (Python); Array.from splits the same way, where String.slice would not.
+  function sentenceParts(data) {
+    const first = data.citations[0];
+    if (!data.sentence || !first || first.answer_start == null) return null;
+    const chars = Array.from(data.sentence);
+    const a = first.answer_start - data.sentence_start;
+    const b = first.answer_end - data.sentence_start;
+    if (!(a >= 0 && a < b && b <= chars.length)) return null;
+    return [chars.slice(0, a).join(""), chars.slice(a, b).join(""), chars.slice(b).join("")];
+  }
+
+  function question(text, n) {
+    return el("p", { class: "question", id: `turn-${n}-q` }, el("span", { class: "sr-only" }, "You asked: "), text);
+  }
+
+  function answerReply(data, n) {
+    const reply = el("div", { class: "reply" },
+      el("p", { class: "answer", lang: "id" }, el("span", { class: "sr-only" }, "Answer: "), data.answer));
+    const facts = el("p", { class: "facts" });
+    const when = dateWords(data.normalized);
+    if (when) {
+      facts.append(el("span", { class: "fact" }, "Date: ",
+        when[1] ? el("time", { datetime: when[1] }, when[0]) : when[0]));
+    }
+    const [words, level] = confidenceWords(data.confidence);
+    facts.append(el("span", { class: `confidence ${level}` }, words));
+    reply.append(facts);
+    const parts = sentenceParts(data);
+    if (parts) {
+      reply.append(el("blockquote", { class: "sentence", lang: "id" },
+        el("p", {}, parts[0], el("mark", {}, parts[1]), parts[2])));
+    }
+    const chips = data.citations.map((citation, i) => el("li", {},
+      el("a", { class: "chip", href: citation.url },
+        el("span", { class: "chip-n" }, el("span", { class: "sr-only" }, "Source "), String(i + 1)), " ",
+        el("span", { class: "chip-title" }, citation.title))));
+    reply.append(el("div", { class: "sources" },
+      el("h3", { class: "sources-title", id: `turn-${n}-sources` }, "Sources"),
+      el("ul", { class: "chips", "aria-labelledby": `turn-${n}-sources` }, ...chips)));
+    return reply;
+  }
+
+  function abstentionReply(data) {
+    const reply = el("div", { class: "reply abstained" },
+      el("p", { class: "answer" }, el("span", { class: "sr-only" }, "Answer: "), "The sources don’t say."),
+      el("p", { class: "note" }, "No passage in the articles answers this.",
+        data.citations.length ? " These are the closest ones:" : ""));
+    if (data.citations.length) {
+      const items = data.citations.map((citation, i) => el("li", {},
+        el("a", { href: citation.url },
+          el("span", { class: "chip-n", "aria-hidden": "true" }, String(i + 1)), " ",
+          el("span", { class: "related-name" }, citation.title)),
+        el("p", { lang: "id" }, excerpt(citation.passage))));
+      reply.append(el("h3", { class: "related-title" }, "Related"), el("ol", { class: "related" }, ...items));
+    }
+    return reply;
+  }
+
+  function drawTurn(data, n) {
+    return el("article", { class: "turn", id: `turn-${n}`, "aria-labelledby": `turn-${n}-q` },
+      question(data.question, n), data.abstained ? abstentionReply(data) : answerReply(data, n));
+  }
+
+  function loadConversation() {
+    try {
+      return JSON.parse(sessionStorage.getItem(STORE)) || [];
+    } catch {
+      return [];
+    }
+  }
+
+  function saveConversation(turns) {
+    try {
+      sessionStorage.setItem(STORE, JSON.stringify(turns.slice(-20)));
+    } catch {
+      // storage full or refused: the conversation still lives on the page
+    }
+  }
+
+  function chat(form) {
+    const input = form.querySelector("#question");
+    const button = form.querySelector("#ask-button");
+    const error = form.querySelector("#ask-error");
+    const status = form.querySelector("#ask-status");
+    const reset = document.getElementById("reset");
+    const log = document.getElementById("conversation");
+    const smooth = window.matchMedia("(prefers-reduced-motion: reduce)").matches ? "auto" : "smooth";
+    let turns = loadConversation();
+    let busy = false;
+
+    // Coming back from a source page: draw this tab's conversation again.
+    if (!log.querySelector(".turn") && turns.length) {
+      turns.forEach((data, i) => log.append(drawTurn(data, i + 1)));
+      reset.hidden = false;
+      log.lastElementChild.scrollIntoView({ block: "start" });
+    }
+    reset.addEventListener("click", () => sessionStorage.removeItem(STORE));
+
+    const showError = (message) => {
+      error.textContent = message;
+      if (message) input.setAttribute("aria-invalid", "true");
+      else input.removeAttribute("aria-invalid");
+    };
+
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      ask(input.value.trim());
+    });
+    for (const example of document.querySelectorAll(".example-form")) {
+      example.addEventListener("submit", (event) => {
+        event.preventDefault();
+        ask(example.querySelector("button").value);
+      });
+    }
+
+    async function ask(text) {
+      input.focus();
+      if (busy) return;
+      if (!text) {
+        showError("Please type a question first.");
+        return;
+      }
+      showError("");
+      busy = true;
+      button.setAttribute("aria-disabled", "true");
+      input.value = "";
+
+      const n = log.querySelectorAll(".turn").length + 1;
+      const pending = el("div", { class: "reply pending", "aria-busy": "true" },
+        el("p", { class: "working" }, el("span", { class: "spinner", "aria-hidden": "true" }),
+          "Looking through the articles…"));
+      const turn = el("article", { class: "turn", id: `turn-${n}`, "aria-labelledby": `turn-${n}-q` },
+        question(text, n), pending);
+      log.append(turn);
+      turn.scrollIntoView({ block: "start", behavior: smooth });
+      status.textContent = "Looking through the articles…";
+
+      try {
+        const response = await fetch("/ask", {
+          method: "POST",
+          headers: { "Content-Type": "application/json", Accept: "application/json" },
+          body: JSON.stringify({ question: text }),
+        });
+        const data = await response.json().catch(() => ({}));
+        if (!response.ok) throw new Error(data.detail || `the server answered ${response.status}`);
+        pending.replaceWith(data.abstained ? abstentionReply(data) : answerReply(data, n));
+        turns.push(data);
+        saveConversation(turns);
+        reset.hidden = false;
+        status.textContent = data.abstained ? "The sources don’t say."
+          : `Answer: ${data.answer}. ${confidenceWords(data.confidence)[0]}.`;
+      } catch (err) {
+        turn.remove();
+        if (!input.value) input.value = text;
+        const message = err instanceof TypeError ? "the server could not be reached" : err.message;
+        showError(`${message.charAt(0).toUpperCase()}${message.slice(1)}.`);
+        status.textContent = "";
+      } finally {
+        busy = false;
+        button.removeAttribute("aria-disabled");
+      }
+    }
+  }
+
+  // On a source page, "Back to the chat" goes back in history when it came from the chat, keeping its scroll place.
+  function backLink(link) {
+    if (!document.referrer) return;
+    const from = new URL(document.referrer);
+    if (from.origin !== location.origin || from.pathname !== "/") return;
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      history.back();
+    });
+  }
+
+  const form = document.getElementById("ask");
+  if (form) chat(form);
+  const back = document.querySelector(".back-to-chat");
+  if (back) backLink(back);
+})();
