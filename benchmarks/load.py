@@ -197,7 +197,8 @@ def print_report(result: dict) -> None:
     print(f"   latency ms  p50 {lat['p50']:.1f}  p95 {lat['p95']:.1f}  p99 {lat['p99']:.1f}  max {lat['max']:.1f}"
           f"  mean {lat['mean']:.1f}")
     mean_latency = lat["mean"] or float("nan")
-    print("   where the time goes (mean ms, share of client latency; p50, p99):")
+    print("   where the time goes (mean ms, share of client latency; p50, p99;"
+          " embed includes waiting for the model, which embeds one question at a time per process):")
     for key in ("embed", "search", "extract", "http"):
         part = split[key]
         print(f"     {key:<8} {part['mean']:7.2f}  {100 * part['mean'] / mean_latency:5.1f}%"

@@ -20,9 +20,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-CorpusOpt = Annotated[Optional[Path], typer.Option("--corpus", help="Folder of articles [env QA_CORPUS_DIR; default: corpus/]")]
-IndexOpt = Annotated[Optional[Path], typer.Option("--index", help="Index folder [env QA_INDEX_DIR; default: index/]")]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", help="sentence-transformers model name or folder [env QA_MODEL]")]
+CorpusOpt = Annotated[Optional[Path], typer.Option("--corpus", help="Folder of articles (env QA_CORPUS_DIR; default: corpus/)")]
+IndexOpt = Annotated[Optional[Path], typer.Option("--index", help="Index folder (env QA_INDEX_DIR; default: index/)")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", help="sentence-transformers model name or folder (env QA_MODEL; default: the bundled multilingual-e5-small)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines")]
 
 EXIT_OK, EXIT_SKIPPED, EXIT_FAILED = 0, 1, 2
@@ -137,7 +137,25 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
 
         start_watcher(settings)
     typer.echo(f"serving on http://{host}:{port}/ (index: {settings.index_dir})")
-    uvicorn.run("qa.server:app", host=host, port=port, workers=workers, log_level="info", factory=False)
+    if workers <= 1:
+        uvicorn.run("qa.server:app", host=host, port=port, log_level="info")
+        return
+    # uvicorn's own shared socket for workers is not marked as TCP, so asyncio leaves Nagle's algorithm on and
+    # every keep-alive answer waits ~40 ms for a delayed ACK; a socket made with IPPROTO_TCP gets TCP_NODELAY.
+    import socket
+
+    from uvicorn.supervisors import Multiprocess
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    sock.set_inheritable(True)
+    config = uvicorn.Config("qa.server:app", host=host, port=port, workers=workers, log_level="info")
+    Multiprocess(config, sockets=[sock]).run()
 
 
 @app.command("eval")

@@ -183,7 +183,7 @@ class QAService:
             index = self.state.index
         except ServiceUnavailable as exc:
             return {"status": "unavailable", "detail": str(exc)}
-        return {
+        health = {
             "status": "ok",
             "generation": index.generation,
             "pid": os.getpid(),  # which worker answered, when several share the index
@@ -192,3 +192,6 @@ class QAService:
             "passages": len(index.passages),
             "built_at": index.manifest.get("built_at"),
         }
+        if self.last_error:  # a newer index could not be loaded: still answering from this one
+            health["reload_error"] = self.last_error
+        return health

@@ -237,7 +237,8 @@ def test_damaged_new_generation_keeps_the_old_one(small_index, embedder, tmp_pat
         for _ in range(5):
             assert client.post("/ask", json={"question": "Kapan jembatan diresmikan?"}).status_code == 200
             time.sleep(0.05)
-        assert client.get("/health").json()["generation"] == before
+        health = client.get("/health").json()
+        assert health["generation"] == before and "broken" in health["reload_error"]
 
 
 # --- sources and path tricks -----------------------------------------------------------------------------
