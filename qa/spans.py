@@ -35,6 +35,19 @@ def _month_names() -> list[str]:
 
 
 @lru_cache(maxsize=1)
+def _calendar_words() -> frozenset[str]:
+    """Month and weekday names (Indonesian and English): capitalised, but never a name."""
+    from dateparser.languages.loader import default_loader
+
+    days = "monday tuesday wednesday thursday friday saturday sunday".split()
+    names = {m.lower() for m in _month_names()}
+    for language in ("id", "en"):
+        info = default_loader.get_locale(language).info
+        names.update(n.lower() for day in days for n in info.get(day, []) if len(n) >= 4)
+    return frozenset(names)
+
+
+@lru_cache(maxsize=1)
 def _date_pattern() -> re.Pattern:
     month = "(?:" + "|".join(re.escape(m) for m in _month_names()) + r")\.?"
     year = r"(?:1[0-9]{3}|20[0-9]{2})"
@@ -159,11 +172,11 @@ def find_names(sentence: str, places: frozenset[str] = frozenset(),
     a lone first word of the sentence counts only if it is never written in lower case (Namun, Dalam)."""
     if _is_title_case(sentence):
         return []  # a headline capitalises every word: its capitalised runs are not names
-    months = {m.lower() for m in _month_names()}
+    calendar_words = _calendar_words()
     out = []
     for m in _NAME.finditer(sentence):
         end = m.end()
-        words = [w for w in re.finditer(r"\S+", m.group()) if w.group().lower().strip(".") not in months]
+        words = [w for w in re.finditer(r"\S+", m.group()) if w.group().lower().strip(".,") not in calendar_words]
         if not words:
             continue
         while len(words) > 1 and words[0].group().lower().strip(".") in _TITLE_WORDS:
@@ -176,6 +189,9 @@ def find_names(sentence: str, places: frozenset[str] = frozenset(),
                 break
         start = m.start() + words[0].start()
         end = m.start() + words[-1].end()
+        if start == 0 and len(words) > 1 and words[0].group().lower() in common_words:
+            words = words[1:]  # "Menurut Interfax": a sentence's first word is capitalised because it comes first
+            start = m.start() + words[0].start()
         if start == 0 and len(words) == 1 and (words[0].group().lower() in common_words or not common_words):
             continue
         out.append(Candidate(start, end, _name_kind(sentence, start, end, places)))
