@@ -6,12 +6,12 @@ index. A change of model, splitting settings or pipeline version rebuilds everyt
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 from filelock import FileLock, Timeout
 
 from qa.clean import clean_document
@@ -185,12 +185,8 @@ def build_index(settings: Settings, progress: Progress | None = None, lock_timeo
 
 
 def _corpus_hash(entries: list[DocumentEntry]) -> str:
-    import hashlib
-
     digest = hashlib.sha256()
     for entry in sorted(entries, key=lambda e: e.document.doc_id):
         digest.update(f"{entry.document.doc_id}\0{entry.document.sha256}\n".encode())
     return digest.hexdigest()
 
-
-__all__ = ["BuildError", "BuildBusyError", "BuildReport", "build_index", "PIPELINE_VERSION", "np"]
