@@ -104,9 +104,11 @@ def answer_question(index: LoadedIndex, embedder: Embedder, question: str, top_k
     hits = retrieve(index, query_vector, question, max(top_k, SUPPORT_DEPTH))
     searched = time.perf_counter()
     qtype = question_type(question)
-    ranked = rank_sentences(index, hits[:top_k], query_vector, question)
+    # One ranking serves both: hits are sorted, so a sentence of a top-k passage scores the same either way.
+    support = rank_sentences(index, hits, query_vector, question)
+    read = {h.passage_id for h in hits[:top_k]}
+    ranked = [s for s in support if s.passage_row in read]
     extraction = extract_answer(ranked, qtype, question, corpus_facts(index))
-    support = rank_sentences(index, hits, query_vector, question) if extraction else []
     confidence = confidence_of(extraction) if extraction else 0.0
     abstained = extraction is None or confidence < abstain_below
 
