@@ -66,6 +66,7 @@ class Sample:
     status: int
     timings: dict = field(default_factory=dict)
     error: str | None = None
+    cached: bool = False
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -122,15 +123,17 @@ class Client(threading.Thread):
             try:
                 status, payload = self._request(question)
                 latency = (time.perf_counter() - now) * 1000
-                timings = json.loads(payload).get("timings_ms", {}) if status == 200 else {}
+                body = json.loads(payload) if status == 200 else {}
+                timings, cached = body.get("timings_ms", {}), bool(body.get("cached"))
                 error = None if status == 200 else f"HTTP {status}"
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 latency, status, timings, error = (time.perf_counter() - now) * 1000, 0, {}, type(exc).__name__
+                cached = False
                 if self.connection is not None:
                     self.connection.close()
                 self.connection = None
             if now >= self.measure_from:
-                self.samples.append(Sample(now, latency, status, timings, error))
+                self.samples.append(Sample(now, latency, status, timings, error, cached))
         if self.connection is not None:
             self.connection.close()
 
@@ -174,6 +177,7 @@ def run_load(url: str, clients: int, duration: float, rate: float, warmup: float
         "requests": len(samples),
         "answers": len(ok),
         "errors": errors,
+        "cache_hits": sum(1 for s in ok if s.cached) / len(ok) if ok else 0.0,
         "throughput": len(ok) / duration,
         "latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
                        "p99": percentile(latencies, 99), "max": max(latencies, default=float("nan")),
@@ -193,7 +197,7 @@ def print_report(result: dict) -> None:
     rate = f"{result['target_rate']:g}/s" if result["target_rate"] else "as fast as answered"
     print(f"\n== {result['clients']} client(s), {result['duration_s']:g} s, rate: {rate}")
     print(f"   answers {result['answers']}  errors {sum(result['errors'].values())} {result['errors'] or ''}")
-    print(f"   throughput {result['throughput']:.1f} answers/s")
+    print(f"   throughput {result['throughput']:.1f} answers/s   answered from the cache: {100 * result['cache_hits']:.0f}%")
     print(f"   latency ms  p50 {lat['p50']:.1f}  p95 {lat['p95']:.1f}  p99 {lat['p99']:.1f}  max {lat['max']:.1f}"
           f"  mean {lat['mean']:.1f}")
     mean_latency = lat["mean"] or float("nan")
@@ -235,6 +239,8 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
     if args.index:
         command += ["--index", str(args.index)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if args.no_cache:
+        env["QA_ANSWER_CACHE_SIZE"] = "0"
     log = open(args.server_log, "wb") if args.server_log else subprocess.DEVNULL
     server = subprocess.Popen(command, cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)
@@ -277,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="Server to load; without it `qa serve` is started on a free port")
     parser.add_argument("--index", type=Path, help="Index folder for the started server (default: qa's default)")
     parser.add_argument("--workers", type=int, default=1, help="Workers of the started server (default 1)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="Start the server with its answer cache off, so every request embeds, searches and "
+                             "extracts (the cost of questions never asked before)")
     parser.add_argument("--server-log", type=Path, help="Write the started server's output here")
     parser.add_argument("--clients", default="1,8", help="Client counts to run one after the other (default 1,8)")
     parser.add_argument("--duration", type=float, default=60.0, help="Measured seconds per run (default 60)")
@@ -296,11 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     if not counts or min(counts) < 1 or args.duration <= 0 or not questions:
         parser.error("need at least one client count >= 1, a positive duration and some questions")
 
+    if args.url and args.no_cache:
+        parser.error("--no-cache applies to a server started here; start yours with QA_ANSWER_CACHE_SIZE=0")
     server = None
     url = args.url
     if not url:
         server, url = start_server(args)
-        print(f"started qa serve --workers {args.workers} at {url}")
+        print(f"started qa serve --workers {args.workers} at {url}" + (" (answer cache off)" if args.no_cache else ""))
     try:
         results = []
         for clients in counts:

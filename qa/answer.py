@@ -40,7 +40,7 @@ def citation_url(doc_id: str, start: int, end: int, answer: tuple[int, int] | No
 def confidence_of(extraction: Extraction) -> float:
     sentence = extraction.sentence
     z = (CONFIDENCE_SLOPE * (sentence.dense - CONFIDENCE_CENTER)
-         + CONFIDENCE_COVERAGE * (sentence.coverage - 0.5)
+         + CONFIDENCE_COVERAGE * (extraction.coverage - 0.5)
          + (0.0 if extraction.typed else CONFIDENCE_UNTYPED))
     return 1.0 / (1.0 + math.exp(-z))
 
@@ -97,18 +97,19 @@ def supporting_citations(index: LoadedIndex, extraction: Extraction, ranked: lis
 
 
 def answer_question(index: LoadedIndex, embedder: Embedder, question: str, top_k: int,
-                    abstain_below: float) -> Answer:
+                    abstain_below: float, embed_threads: int | None = None) -> Answer:
     started = time.perf_counter()
-    query_vector = embedder.encode_queries([question])[0]
+    query_vector = embedder.encode_queries([question], threads=embed_threads)[0]
     embedded = time.perf_counter()
     hits = retrieve(index, query_vector, question, max(top_k, SUPPORT_DEPTH))
     searched = time.perf_counter()
     qtype = question_type(question)
     # One ranking serves both: hits are sorted, so a sentence of a top-k passage scores the same either way.
-    support = rank_sentences(index, hits, query_vector, question)
+    facts = corpus_facts(index)
+    support = rank_sentences(index, hits, query_vector)
     read = {h.passage_id for h in hits[:top_k]}
     ranked = [s for s in support if s.passage_row in read]
-    extraction = extract_answer(ranked, qtype, question, corpus_facts(index))
+    extraction = extract_answer(ranked, qtype, question, facts)
     confidence = confidence_of(extraction) if extraction else 0.0
     abstained = extraction is None or confidence < abstain_below
 

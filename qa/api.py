@@ -61,6 +61,7 @@ class AskResponse(BaseModel):
     sentence_end: int | None
     citations: list[CitationOut]
     timings_ms: dict[str, float]
+    cached: bool = Field(default=False, description="Answered before from the same index; timings_ms is this lookup's")
 
 
 class SourceSummary(BaseModel):

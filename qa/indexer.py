@@ -131,7 +131,7 @@ def build_index(settings: Settings, progress: Progress | None = None, lock_timeo
         raise BuildBusyError(f"another build of {index_dir} is running; try again when it has finished") from None
     try:
         prune_generations(index_dir)
-        embedder = embedder or load_embedder(settings.model)
+        embedder = embedder or load_embedder(settings.model, settings.embed_threads)
         wanted = index_settings(settings, embedder)
         previous, rebuild_reason, previous_generation = _previous_entries(index_dir, wanted)
         report = BuildReport(full_rebuild=rebuild_reason is not None, rebuild_reason=rebuild_reason)

@@ -72,3 +72,4 @@ class Answer:
     sentence_start: int | None = None
     sentence_end: int | None = None
     timings_ms: dict = field(default_factory=dict)
+    cached: bool = False  # served from the answer cache: the same question was answered from the same index

@@ -7,11 +7,14 @@ watcher, another worker) can publish a new generation; every process notices CUR
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from cachetools import LRUCache
 
 from qa.answer import answer_question
 from qa.config import Settings
@@ -23,6 +26,17 @@ from qa.store import LoadedIndex, NoIndexError, current_generation, load_index
 
 log = logging.getLogger(__name__)
 RETRY_FAILED_LOAD_S = 30.0
+
+
+def machine_is_idle() -> bool:
+    """True when nothing but the caller is running on the machine (Linux: runnable threads in /proc/loadavg).
+    Elsewhere, or if it cannot be read, the answer is False: the safe side."""
+    try:
+        with open("/proc/loadavg", "rb") as file:
+            running = int(file.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return running <= 1
 
 
 def warm_up() -> None:
@@ -44,12 +58,26 @@ class ServiceUnavailable(RuntimeError):
 @dataclass(frozen=True)
 class IndexState:
     index: LoadedIndex
+    # Answers given from this index, by (question, top_k). A swap to a new index brings an empty cache.
+    answers: LRUCache | None = None
+    answers_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def load(cls, settings: Settings) -> IndexState:
         index = load_index(settings.index_dir)
         corpus_facts(index)  # computed once per generation, before the first question needs it
-        return cls(index)
+        return cls(index, LRUCache(settings.answer_cache_size) if settings.answer_cache_size else None)
+
+    def cached_answer(self, key: tuple[str, int]) -> Answer | None:
+        if self.answers is None:
+            return None
+        with self.answers_lock:
+            return self.answers.get(key)
+
+    def remember(self, key: tuple[str, int], answer: Answer) -> None:
+        if self.answers is not None:
+            with self.answers_lock:
+                self.answers[key] = answer
 
 
 class QAService:
@@ -61,12 +89,14 @@ class QAService:
         self._checked_at = 0.0
         self._failed: tuple[str | None, float] = (None, 0.0)  # generation that could not be loaded, and when
         self.last_error: str | None = None
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
             try:
-                self._embedder = load_embedder(self.settings.model)
+                self._embedder = load_embedder(self.settings.model, self.settings.embed_threads)
             except ModelLoadError as exc:
                 raise ServiceUnavailable(str(exc)) from exc
         return self._embedder
@@ -162,9 +192,27 @@ class QAService:
 
     def ask(self, question: str, top_k: int | None = None) -> Answer:
         question, top_k = self.validate(question, self.settings.top_k_default if top_k is None else top_k)
+        started = time.perf_counter()
         state = self.state
+        cached = state.cached_answer((question, top_k))
+        if cached is not None:
+            lookup_ms = round((time.perf_counter() - started) * 1000, 2)
+            return dataclasses.replace(cached, cached=True,
+                                       timings_ms={"embed": 0.0, "search": 0.0, "extract": 0.0, "total": lookup_ms})
         embedder = self.embedder
-        return answer_question(state.index, embedder, question, top_k, self.settings.abstain_threshold)
+        with self._in_flight_lock:
+            self._in_flight += 1
+            alone = self._in_flight == 1
+        try:
+            # Alone on an idle machine, a question is embedded with every core; with company, with one, so that
+            # concurrent requests (here or in other workers) share the cores instead of fighting over them.
+            answer = answer_question(state.index, embedder, question, top_k, self.settings.abstain_threshold,
+                                     embed_threads=None if alone and machine_is_idle() else 1)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
+        state.remember((question, top_k), answer)
+        return answer
 
     def documents(self) -> list[Document]:
         return sorted(self.state.index.documents.values(), key=lambda d: d.title.lower())

@@ -94,3 +94,27 @@ def test_citation_links_point_at_the_source_view(client):
     first = body["citations"][0]
     assert first["url"] == (f"/sources/{first['doc_id']}?start={first['start']}&end={first['end']}"
                             f"&astart={first['answer_start']}&aend={first['answer_end']}#cited")
+
+
+def test_a_repeated_question_is_answered_from_the_cache_with_the_same_answer(built_index, embedder):
+    from qa.service import QAService
+
+    settings, _ = built_index
+    service = QAService(settings, embedder=embedder)
+    first = service.ask("When did Russia veto the sanctions panel?")
+    again = service.ask("  When did Russia veto   the sanctions panel? ")  # the same question, spaced differently
+    other_depth = service.ask("When did Russia veto the sanctions panel?", top_k=3)
+    assert first.cached is False and other_depth.cached is False
+    assert again.cached is True
+    assert again.answer == first.answer == "28 Maret 2024"
+    assert again.citations == first.citations
+    assert again.timings_ms["embed"] == 0.0 and again.timings_ms["total"] < first.timings_ms["total"]
+
+
+def test_the_answer_cache_can_be_turned_off(built_index, embedder):
+    from qa.service import QAService
+
+    settings, _ = built_index
+    service = QAService(settings.model_copy(update={"answer_cache_size": 0}), embedder=embedder)
+    service.ask("Kapan Uni Soviet runtuh?")
+    assert service.ask("Kapan Uni Soviet runtuh?").cached is False

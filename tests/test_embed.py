@@ -99,3 +99,12 @@ def test_qa_index_with_an_unknown_model_exits_2(make_corpus):
     assert result.returncode == 2
     assert "error: cannot load embedding model 'no-such-org/no-such-embedding-model'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_engine_gives_the_same_vectors_on_one_thread_and_on_two(embedder):
+    import numpy as np
+
+    questions = ["When did Russia veto the sanctions panel?", "Kapan Putin mengunjungi Korea Utara?"]
+    one = embedder.encode_queries(questions, threads=1)
+    two = embedder.encode_queries(questions, threads=2)
+    assert np.allclose(one, two, atol=1e-5)
