@@ -439,8 +439,8 @@ class RecordingEmbedder:
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
 
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        vectors = self.inner.encode_queries(texts)
+    def encode_queries(self, texts: list[str], threads: int | None = None) -> np.ndarray:
+        vectors = self.inner.encode_queries(texts, threads=threads)
         self.last = (list(texts), vectors)
         return vectors
 
