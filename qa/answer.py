@@ -23,6 +23,9 @@ CONFIDENCE_CENTER = 0.80
 CONFIDENCE_SLOPE = 40.0
 CONFIDENCE_COVERAGE = 2.0
 CONFIDENCE_UNTYPED = -1.0
+# Asked for a date, number or duration and found only a clause: the sentence may be right, the span rarely is.
+CONFIDENCE_WRONG_KIND = -3.0
+MEASURED_KINDS = ("date", "number", "duration")
 
 
 def source_url(doc_id: str) -> str:
@@ -41,7 +44,8 @@ def confidence_of(extraction: Extraction) -> float:
     sentence = extraction.sentence
     z = (CONFIDENCE_SLOPE * (sentence.dense - CONFIDENCE_CENTER)
          + CONFIDENCE_COVERAGE * (extraction.coverage - 0.5)
-         + (0.0 if extraction.typed else CONFIDENCE_UNTYPED))
+         + (0.0 if extraction.typed else
+            CONFIDENCE_WRONG_KIND if extraction.asked in MEASURED_KINDS else CONFIDENCE_UNTYPED))
     return 1.0 / (1.0 + math.exp(-z))
 
 

@@ -118,3 +118,36 @@ def test_the_answer_cache_can_be_turned_off(built_index, embedder):
     service = QAService(settings.model_copy(update={"answer_cache_size": 0}), embedder=embedder)
     service.ask("Kapan Uni Soviet runtuh?")
     assert service.ask("Kapan Uni Soviet runtuh?").cached is False
+
+
+def _small_service(make_corpus, embedder, files):
+    from qa.config import Settings
+    from qa.indexer import build_index
+    from qa.service import QAService
+
+    corpus, index = make_corpus(files)
+    settings = Settings(corpus_dir=corpus, index_dir=index)
+    build_index(settings, embedder=embedder)
+    return QAService(settings, embedder=embedder)
+
+
+BRIDGE = """---
+title: Jembatan Baru di Kota Tepian
+---
+Pemerintah kota membangun jembatan gantung baru di atas Sungai Tepian. Jembatan itu dibuka untuk umum setelah musim hujan berakhir. Panjang jembatan mencapai 420 meter.
+
+Warga kota menyambut jembatan itu dengan pesta rakyat. Pedagang kecil berjualan di kedua ujung jembatan.
+"""
+
+
+def test_a_when_question_whose_sentence_has_no_date_is_answered_from_that_sentence_with_less_confidence(
+        make_corpus, embedder):
+    service = _small_service(make_corpus, embedder, {"jembatan.txt": BRIDGE})
+    vague = service.ask("Kapan jembatan gantung di atas Sungai Tepian dibuka untuk umum?")
+    measured = service.ask("Berapa panjang jembatan gantung di atas Sungai Tepian?")
+    assert measured.answer == "420 meter"
+    # The sentence that says when, with no date to quote: the clause after the question's words, less sure.
+    assert not vague.abstained
+    assert vague.sentence == "Jembatan itu dibuka untuk umum setelah musim hujan berakhir."
+    assert vague.answer == "setelah musim hujan berakhir"
+    assert vague.confidence < measured.confidence
