@@ -85,8 +85,11 @@ _DURATION = re.compile(rf"(?<![\w.,]){_AMOUNT}\s+{_TIME_UNITS}\b", re.I)
 _CAP = r"(?:[A-Z][\w'’.-]*[\w]|[A-Z])"
 _CONNECT = r"(?:\s+(?:bin|binti|van|von|de|del|da|al|el|la|of)(?=\s+[A-Z]))?"
 _NAME = re.compile(rf"{_CAP}(?:{_CONNECT}\s+{_CAP})*")
-_CLAUSE_BREAK = re.compile(r"\s*(?:[,;:()“”\"]|\s[-–—]\s|\b(?:dan|tetapi|namun|sementara|yang|bahwa|karena|"
-                           r"and|but|while|which|that|because)\b)\s*")
+# A comma followed by "termasuk", "seperti", "yaitu" ("including", "such as", "namely") does not end a clause: what
+# follows spells out the noun before it ("senjata, termasuk peluru artileri"), so both belong to one answer.
+_CLAUSE_BREAK = re.compile(r"\s*(?:[;:()“”\"]|,(?!\s*(?:termasuk|seperti|yaitu|yakni|antara lain|khususnya|terutama|"
+                           r"including|such as|namely|especially)\b)|\s[-–—]\s|\b(?:dan|tetapi|namun|sementara|yang|"
+                           r"bahwa|karena|and|but|while|which|that|because)\b)\s*")
 
 # Capitalised words that are titles or roles, not part of a person's name.
 _TITLE_WORDS = frozenset(

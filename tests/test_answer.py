@@ -151,3 +151,29 @@ def test_a_when_question_whose_sentence_has_no_date_is_answered_from_that_senten
     assert vague.sentence == "Jembatan itu dibuka untuk umum setelah musim hujan berakhir."
     assert vague.answer == "setelah musim hujan berakhir"
     assert vague.confidence < measured.confidence
+
+
+TWIN_CITIES = """---
+title: Kota Tepian dan Kota Muara Menjadi Kota Kembar
+---
+Kota Tepian dan Kota Muara resmi menjadi kota kembar pada pekan ini.
+
+Menurut Antara, Wali Kota Tepian dan Wali Kota Muara menandatangani perjanjian kerja sama kebudayaan di balai kota. Perjanjian itu berlaku selama lima tahun.
+
+Pedagang dari Muara akan membawa hasil bumi, termasuk kopi robusta dari lereng gunung, ke pasar Tepian. Warga kedua kota menyambut kabar itu dengan gembira.
+"""
+
+
+def test_the_news_agency_a_sentence_quotes_is_not_the_answer_to_what_was_signed(make_corpus, embedder):
+    service = _small_service(make_corpus, embedder, {"kembar.txt": TWIN_CITIES})
+    answer = service.ask("Which agreement did the mayors of Tepian and Muara sign?")
+    assert not answer.abstained
+    assert "Antara" not in answer.answer
+    assert "perjanjian kerja sama kebudayaan" in answer.answer
+
+
+def test_a_what_question_keeps_the_examples_that_spell_out_its_answer(make_corpus, embedder):
+    service = _small_service(make_corpus, embedder, {"kembar.txt": TWIN_CITIES})
+    answer = service.ask("Apa yang akan dibawa pedagang dari Muara ke pasar Tepian?")
+    assert answer.sentence.startswith("Pedagang dari Muara akan membawa hasil bumi")
+    assert answer.answer.endswith("hasil bumi, termasuk kopi robusta dari lereng gunung")

@@ -1,6 +1,6 @@
 import pytest
 
-from qa.spans import date_normalized, find_dates, find_durations, find_names, find_numbers, known_places
+from qa.spans import date_normalized, find_clauses, find_dates, find_durations, find_names, find_numbers, known_places
 
 
 def texts(sentence, candidates):
@@ -46,3 +46,9 @@ def test_names_drop_titles_and_leading_places():
     assert found["Sergei Shoigu"] == "person"
     assert found["Korea Utara"] == "place"
     assert "Juli" not in found
+
+
+def test_an_elaboration_after_a_comma_stays_in_the_clause_it_spells_out():
+    sentence = "Pedagang membawa hasil bumi, termasuk kopi robusta, ke pasar; warga menyambutnya."
+    clauses = [sentence[c.start:c.end] for c in find_clauses(sentence)]
+    assert clauses == ["Pedagang membawa hasil bumi, termasuk kopi robusta", "ke pasar", "warga menyambutnya"]
