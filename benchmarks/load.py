@@ -202,7 +202,7 @@ def print_report(result: dict) -> None:
           f"  mean {lat['mean']:.1f}")
     mean_latency = lat["mean"] or float("nan")
     print("   where the time goes (mean ms, share of client latency; p50, p99;"
-          " embed includes waiting for the model, which embeds one question at a time per process):")
+          " embed includes waiting for a core when more questions are in flight than cores):")
     for key in ("embed", "search", "extract", "http"):
         part = split[key]
         print(f"     {key:<8} {part['mean']:7.2f}  {100 * part['mean'] / mean_latency:5.1f}%"

