@@ -297,12 +297,29 @@ def is_attribution(sentence: str, start: int, end: int) -> bool:
                 or _ATTRIBUTED_AFTER.match(sentence[end:end + 20]))
 
 
+def _people_or_their_list(names: list[Candidate], text: str, question_words: list[str]) -> list[Candidate]:
+    """A list of people ("A dan B") answers "who" whole, so its members are not offered alone; unless the
+    question names one of them ("Who did A meet?"), and then the others are the answer, not the list."""
+    lists = [c for c in names if any(o is not c and c.start <= o.start and o.end <= c.end for o in names)]
+    dropped = set()
+    for people in lists:
+        members = [o for o in names if o is not people and people.start <= o.start and o.end <= people.end]
+        if any(question_overlap(text[m.start:m.end], question_words) > 0 for m in members):
+            dropped.add(id(people))
+        else:
+            dropped.update(id(m) for m in members)
+    return [c for c in names if id(c) not in dropped]
+
+
 def _span_candidates(kind: str, sentence: ScoredSentence, matched: list[tuple[int, int]],
-                     facts: CorpusFacts) -> list[tuple[Candidate, bool, bool]]:
+                     facts: CorpusFacts, question_words: list[str]) -> list[tuple[Candidate, bool, bool]]:
     """(candidate, typed, continues) triples: spans of the asked kind, plus the sentence's clauses (typed only when
     a clause is what was asked), for a kind that is a plain phrase here or that our patterns do not recognise.
     `continues` marks a clause cut to what follows the question's own words."""
-    typed = [] if kind == CLAUSE else [(c, True, False) for c in facts.spans(sentence.row, kind, sentence.text)]
+    found = [] if kind == CLAUSE else facts.spans(sentence.row, kind, sentence.text)
+    if kind == PERSON:
+        found = _people_or_their_list(found, sentence.text, question_words)
+    typed = [(c, True, False) for c in found]
     if kind == NAME:
         typed += [(c, True, False) for c in facts.spans(sentence.row, NUMBER, sentence.text)]
     for clause in facts.spans(sentence.row, CLAUSE, sentence.text):
@@ -325,7 +342,7 @@ def extract_answer(ranked: list[ScoredSentence], qtype: QuestionType, question: 
         anchors = _anchors(sentence, matched, facts)
         focus_ends = _focus_spans(sentence, qtype.focus)
         candidates = []
-        for cand, typed, continues in _span_candidates(qtype.kind, sentence, matched, facts):
+        for cand, typed, continues in _span_candidates(qtype.kind, sentence, matched, facts, question_words):
             text = sentence.text[cand.start:cand.end]
             overlap = question_overlap(text, question_words)
             if overlap >= 1.0 or not text.strip():

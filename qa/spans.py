@@ -201,6 +201,30 @@ def find_names(sentence: str, places: frozenset[str] = frozenset(),
     return out
 
 
+_LIST_GAP = re.compile(r"\s*,\s*|,?\s+(?:dan|serta|and|&)\s+", re.I)
+_LIST_AND = re.compile(r"\b(?:dan|serta|and)\b|&", re.I)
+
+
+def coordinated_people(sentence: str, names: list[Candidate]) -> list[Candidate]:
+    """Names joined into one list of people ("Helmut dan Erica Simon", "A, B, dan C"), as one candidate each.
+    A run of names separated by commas alone ("Surabaya, Jawa Timur") is not a list: it needs a final "dan";
+    and a list holding a place is not a list of people."""
+    lists = []
+    run: list[Candidate] = []
+    for name in sorted(names, key=lambda c: c.start) + [None]:
+        if name is not None and run and _LIST_GAP.fullmatch(sentence[run[-1].end:name.start]):
+            run.append(name)
+            continue
+        # close the run at its last "dan": "A dan B, C" lists A and B
+        last_and = max((i for i in range(1, len(run)) if _LIST_AND.search(sentence[run[i - 1].end:run[i].start])),
+                       default=0)
+        members = run[:last_and + 1]
+        if len(members) > 1 and any(m.kind == PERSON for m in members) and all(m.kind != PLACE for m in members):
+            lists.append(Candidate(members[0].start, members[-1].end, PERSON))
+        run = [name] if name is not None else []
+    return lists
+
+
 def _is_title_case(sentence: str) -> bool:
     words = [w for w in re.findall(r"[^\W\d_][\w'’-]*", sentence) if len(w) > 3]
     return len(words) >= 4 and sum(w[0].isupper() for w in words) / len(words) >= 0.85
@@ -263,6 +287,8 @@ def candidates_for(kind: str, sentence: str, places: frozenset[str] = frozenset(
         names = find_names(sentence, places, common_words)
         if kind == NAME:
             return names
+        if kind == PERSON:
+            names += coordinated_people(sentence, names)
         preferred = [c for c in names if c.kind == kind]
         others = [Candidate(c.start, c.end, NAME) for c in names if c.kind != kind]
         return preferred + others

@@ -177,3 +177,26 @@ def test_a_what_question_keeps_the_examples_that_spell_out_its_answer(make_corpu
     answer = service.ask("Apa yang akan dibawa pedagang dari Muara ke pasar Tepian?")
     assert answer.sentence.startswith("Pedagang dari Muara akan membawa hasil bumi")
     assert answer.answer.endswith("hasil bumi, termasuk kopi robusta dari lereng gunung")
+
+
+BAKERY = """---
+title: Toko Roti Tertua di Kota Tepian Berusia Seratus Tahun
+---
+Toko roti tertua di Kota Tepian merayakan ulang tahun keseratus pada pekan ini.
+
+Toko roti itu didirikan oleh Hendrik Wattimena dan Sarah Pattinama pada tahun 1925. Kini toko dikelola oleh cucu mereka.
+
+Dalam perayaan itu, Wali Kota Tepian bertemu dengan Ahmad Rumbewas dan Yohana Kaisiepo, dua pembuat kue dari pasar lama.
+"""
+
+
+def test_who_founded_names_every_founder_the_sentence_lists(make_corpus, embedder):
+    service = _small_service(make_corpus, embedder, {"roti.txt": BAKERY})
+    answer = service.ask("Siapa yang mendirikan toko roti tertua di Kota Tepian?")
+    assert answer.answer == "Hendrik Wattimena dan Sarah Pattinama"
+
+
+def test_a_list_member_the_question_names_is_not_part_of_the_answer(make_corpus, embedder):
+    service = _small_service(make_corpus, embedder, {"roti.txt": BAKERY})
+    answer = service.ask("Who did the mayor of Tepian meet besides Ahmad Rumbewas?")
+    assert answer.answer == "Yohana Kaisiepo"

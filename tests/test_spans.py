@@ -1,6 +1,6 @@
 import pytest
 
-from qa.spans import date_normalized, find_clauses, find_dates, find_durations, find_names, find_numbers, known_places
+from qa.spans import candidates_for, coordinated_people, date_normalized, find_clauses, find_dates, find_durations, find_names, find_numbers, known_places
 
 
 def texts(sentence, candidates):
@@ -52,3 +52,23 @@ def test_an_elaboration_after_a_comma_stays_in_the_clause_it_spells_out():
     sentence = "Pedagang membawa hasil bumi, termasuk kopi robusta, ke pasar; warga menyambutnya."
     clauses = [sentence[c.start:c.end] for c in find_clauses(sentence)]
     assert clauses == ["Pedagang membawa hasil bumi, termasuk kopi robusta", "ke pasar", "warga menyambutnya"]
+
+
+@pytest.mark.parametrize("sentence, people", [
+    ("Mumi itu ditemukan oleh Helmut dan Erica Simon pada tahun 1991.", "Helmut dan Erica Simon"),
+    ("Film itu disutradarai oleh Les Clark, Eric Larson, dan Wolfgang Reitherman.",
+     "Les Clark, Eric Larson, dan Wolfgang Reitherman"),
+    ("Film pertama disutradarai Jose Poernomo serta Rizal Mantovani.", "Jose Poernomo serta Rizal Mantovani"),
+])
+def test_people_joined_by_and_are_also_one_candidate(sentence, people):
+    found = [sentence[c.start:c.end] for c in candidates_for("person", sentence)]
+    assert people in found
+
+
+@pytest.mark.parametrize("sentence", [
+    "Kantor pusat perusahaan itu berada di Surabaya, Jawa Timur.",  # commas alone: a place and its province
+    "Delegasi itu singgah di Vladivostok dan Khabarovsk.",  # places, not people
+])
+def test_names_not_joined_by_a_final_and_or_not_people_are_no_list(sentence):
+    names = find_names(sentence, frozenset({"Vladivostok", "Khabarovsk", "Surabaya"}))
+    assert coordinated_people(sentence, names) == []
