@@ -18,7 +18,7 @@ class Settings(BaseSettings):
     index_dir: Path = PROJECT_DIR / "index"
     # The bundled 4-bit multilingual-e5-small; any sentence-transformers model name or folder also works.
     model: str = DEFAULT_MODEL
-    # Threads the bundled engine uses to embed (0: one per core). While other requests are in flight in the
+    # Threads the bundled model embeds with (0: one per core). While other requests are in flight in the
     # same process, a question is embedded with one thread instead.
     embed_threads: int = Field(default=0, ge=0, le=256)
 

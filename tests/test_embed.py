@@ -101,7 +101,7 @@ def test_qa_index_with_an_unknown_model_exits_2(make_corpus):
     assert "Traceback" not in result.stderr
 
 
-def test_the_engine_gives_the_same_vectors_on_one_thread_and_on_two(embedder):
+def test_the_bundled_model_gives_the_same_vectors_on_one_thread_and_on_two(embedder):
     import numpy as np
 
     questions = ["When did Russia veto the sanctions panel?", "Kapan Putin mengunjungi Korea Utara?"]
