@@ -300,10 +300,11 @@ def is_attribution(sentence: str, start: int, end: int) -> bool:
 def _people_or_their_list(names: list[Candidate], text: str, question_words: list[str]) -> list[Candidate]:
     """A list of people ("A dan B") answers "who" whole, so its members are not offered alone; unless the
     question names one of them ("Who did A meet?"), and then the others are the answer, not the list."""
-    lists = [c for c in names if any(o is not c and c.start <= o.start and o.end <= c.end for o in names)]
     dropped = set()
-    for people in lists:
+    for people in names:
         members = [o for o in names if o is not people and people.start <= o.start and o.end <= people.end]
+        if not members:
+            continue  # a single name, not a list
         if any(question_overlap(text[m.start:m.end], question_words) > 0 for m in members):
             dropped.add(id(people))
         else:
