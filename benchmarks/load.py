@@ -8,7 +8,7 @@ Each client is a thread with its own keep-alive connection (http.client). With -
 send that many requests per second on a fixed schedule (a client that falls behind sends at once, so an
 overloaded server shows as lower throughput and higher latency); without it every client sends its next
 request as soon as the last one is answered. Reported per run: answers per second, client latency
-p50/p95/p99/max, errors, and the split of a request's time: embedding the question, search and extraction
+p50/p95/p99/max, errors, and the split of a request's time: embedding the question, search and reading
 as the server measured them (`timings_ms` of each answer), and the rest, HTTP (client latency minus the
 server's total: parsing, the thread pool, the network stack, the client itself). A server started here
 also has its CPU time per answer reported, a figure that other work on the machine does not inflate.
@@ -182,7 +182,7 @@ def run_load(url: str, clients: int, duration: float, rate: float, warmup: float
         "latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
                        "p99": percentile(latencies, 99), "max": max(latencies, default=float("nan")),
                        "mean": statistics.fmean(latencies) if latencies else float("nan")},
-        "split_ms": {"embed": split("embed"), "search": split("search"), "extract": split("extract"),
+        "split_ms": {"embed": split("embed"), "search": split("search"), "read": split("read"),
                      "server_total": split("total"),
                      "http": {"mean": statistics.fmean(http_overhead) if http_overhead else float("nan"),
                               "p50": percentile(http_overhead, 50), "p99": percentile(http_overhead, 99)}},
@@ -203,7 +203,7 @@ def print_report(result: dict) -> None:
     mean_latency = lat["mean"] or float("nan")
     print("   where the time goes (mean ms, share of client latency; p50, p99;"
           " embed includes waiting for a core when more questions are in flight than cores):")
-    for key in ("embed", "search", "extract", "http"):
+    for key in ("embed", "search", "read", "http"):
         part = split[key]
         print(f"     {key:<8} {part['mean']:7.2f}  {100 * part['mean'] / mean_latency:5.1f}%"
               f"   p50 {part['p50']:7.2f}   p99 {part['p99']:7.2f}")
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="Workers of the started server (default 1)")
     parser.add_argument("--no-cache", action="store_true",
                         help="Start the server with its answer cache off, so every request embeds, searches and "
-                             "extracts (the cost of questions never asked before)")
+                             "reads (the cost of questions never asked before)")
     parser.add_argument("--server-log", type=Path, help="Write the started server's output here")
     parser.add_argument("--clients", default="1,8", help="Client counts to run one after the other (default 1,8)")
     parser.add_argument("--duration", type=float, default=60.0, help="Measured seconds per run (default 60)")

@@ -1,31 +1,24 @@
-"""Answer a question from a loaded index: embed, retrieve, extract, cite, and decide whether to abstain."""
+"""Answer a question from a loaded index: embed, retrieve, rank sentences, read, cite, and decide whether to
+abstain."""
 
 from __future__ import annotations
 
-import math
 import re
 import time
+from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
 from qa.embed import Embedder
-from qa.extract import Extraction, ScoredSentence, corpus_facts, extract_answer, rank_sentences
-from qa.question import question_type
+from qa.normalize import normalized
+from qa.reader.read import Reading, read_answer
+from qa.reader.runtime import ReaderRuntime
 from qa.records import Answer, Citation, Hit
 from qa.retrieve import retrieve
+from qa.sentences import ScoredSentence, rank_sentences
 from qa.store import LoadedIndex
 
 SUPPORT_DEPTH = 20  # passages searched for more support of the chosen answer
 SUPPORT_MARGIN = 0.06  # a supporting sentence may be this much less similar to the question than the answer's own
-
-# Confidence: a logistic curve over the answer sentence's similarity to the question, calibrated on the
-# development set (README, "Confidence and abstention").
-CONFIDENCE_CENTER = 0.80
-CONFIDENCE_SLOPE = 40.0
-CONFIDENCE_COVERAGE = 2.0
-CONFIDENCE_UNTYPED = -1.0
-# Asked for a date, number or duration and found only a clause: the sentence may be right, the span rarely is.
-CONFIDENCE_WRONG_KIND = -3.0
-MEASURED_KINDS = ("date", "number", "duration")
 
 
 def source_url(doc_id: str) -> str:
@@ -38,15 +31,6 @@ def citation_url(doc_id: str, start: int, end: int, answer: tuple[int, int] | No
     if answer:
         params |= {"astart": answer[0], "aend": answer[1]}
     return f"{source_url(doc_id)}?{urlencode(params)}#cited"
-
-
-def confidence_of(extraction: Extraction) -> float:
-    sentence = extraction.sentence
-    z = (CONFIDENCE_SLOPE * (sentence.dense - CONFIDENCE_CENTER)
-         + CONFIDENCE_COVERAGE * (extraction.coverage - 0.5)
-         + (0.0 if extraction.typed else
-            CONFIDENCE_WRONG_KIND if extraction.asked in MEASURED_KINDS else CONFIDENCE_UNTYPED))
-    return 1.0 / (1.0 + math.exp(-z))
 
 
 def _citation(index: LoadedIndex, passage_row: int, score: float, answer: tuple[int, int] | None) -> Citation:
@@ -71,15 +55,15 @@ def _find_in(text: str, needle: str) -> int:
     return match.start() if match else -1
 
 
-def supporting_citations(index: LoadedIndex, extraction: Extraction, ranked: list[ScoredSentence],
+def supporting_citations(index: LoadedIndex, reading: Reading, ranked: list[ScoredSentence],
                          hits: list[Hit], limit: int) -> list[Citation]:
     """The answer's own passage first, then every other retrieved passage whose sentence states the same answer."""
-    doc_text = index.documents[extraction.sentence.doc_id].text
-    answer_text = doc_text[extraction.start:extraction.end]
+    doc_text = index.documents[reading.sentence.doc_id].text
+    answer_text = doc_text[reading.start:reading.end]
     scores = {h.passage_id: h.score for h in hits}
-    first = extraction.sentence.passage_row
-    citations = [_citation(index, first, scores.get(first, 0.0), (extraction.start, extraction.end))]
-    cited_sentences = {(extraction.sentence.doc_id, extraction.sentence.start)}
+    first = reading.passage_row
+    citations = [_citation(index, first, scores.get(first, 0.0), (reading.start, reading.end))]
+    cited_sentences = {(reading.sentence.doc_id, reading.sentence.start)}
     cited_passages = {first}
     for sentence in ranked:
         if len(citations) >= limit:
@@ -87,7 +71,7 @@ def supporting_citations(index: LoadedIndex, extraction: Extraction, ranked: lis
         key = (sentence.doc_id, sentence.start)
         if key in cited_sentences or sentence.passage_row in cited_passages:
             continue
-        if sentence.dense < extraction.sentence.dense - SUPPORT_MARGIN:
+        if sentence.dense < reading.sentence.dense - SUPPORT_MARGIN:
             continue
         found = _find_in(sentence.text, answer_text)
         if found < 0:
@@ -100,49 +84,64 @@ def supporting_citations(index: LoadedIndex, extraction: Extraction, ranked: lis
     return citations
 
 
-def answer_question(index: LoadedIndex, embedder: Embedder, question: str, top_k: int,
-                    abstain_below: float, embed_threads: int | None = None) -> Answer:
+@dataclass
+class Evidence:
+    """What the pipeline found for one question before deciding whether to answer."""
+
+    hits: list[Hit]
+    ranked: list[ScoredSentence]  # sentences of every retrieved passage, best first
+    reading: Reading | None
+    timings_ms: dict[str, float]
+
+
+def gather_evidence(index: LoadedIndex, embedder: Embedder, reader: ReaderRuntime, question: str, top_k: int,
+                    threads: int = 1) -> Evidence:
+    """Embed, retrieve, rank the retrieved passages' sentences (for the answer's sentence and its supporting
+    citations) and read the best of the `top_k` passages."""
     started = time.perf_counter()
-    query_vector = embedder.encode_queries([question], threads=embed_threads)[0]
+    query_vector = embedder.encode_queries([question], threads=threads)[0]
     embedded = time.perf_counter()
     hits = retrieve(index, query_vector, question, max(top_k, SUPPORT_DEPTH))
     searched = time.perf_counter()
-    qtype = question_type(question)
     # One ranking serves both: hits are sorted, so a sentence of a top-k passage scores the same either way.
-    facts = corpus_facts(index)
-    support = rank_sentences(index, hits, query_vector)
-    read = {h.passage_id for h in hits[:top_k]}
-    ranked = [s for s in support if s.passage_row in read]
-    extraction = extract_answer(ranked, qtype, question, facts)
-    confidence = confidence_of(extraction) if extraction else 0.0
-    abstained = extraction is None or confidence < abstain_below
+    ranked = rank_sentences(index, hits, query_vector)
+    reading = read_answer(reader, question, index, hits[:top_k], ranked, reader.calibration, threads=threads)
+    done = time.perf_counter()
+    return Evidence(hits, ranked, reading, {"embed": round((embedded - started) * 1000, 2),
+                                            "search": round((searched - embedded) * 1000, 2),
+                                            "read": round((done - searched) * 1000, 2)})
+
+
+def answer_question(index: LoadedIndex, embedder: Embedder, reader: ReaderRuntime, question: str, top_k: int,
+                    abstain_below: float | None = None, threads: int = 1) -> Answer:
+    """The full pipeline for one question. `abstain_below` overrides the reader's calibrated threshold."""
+    started = time.perf_counter()
+    evidence = gather_evidence(index, embedder, reader, question, top_k, threads)
+    reading, hits = evidence.reading, evidence.hits
+    confidence = reading.confidence if reading else 0.0
+    threshold = reader.calibration.threshold if abstain_below is None else abstain_below
+    abstained = reading is None or confidence < threshold
 
     if abstained:
         citations = [_citation(index, h.passage_id, h.score, None) for h in hits[:top_k]]
-        answer = normalized = sentence = None
+        answer = value = sentence = None
         sentence_span = (None, None)
     else:
-        citations = supporting_citations(index, extraction, support, hits, top_k)
-        doc_text = index.documents[extraction.sentence.doc_id].text
-        answer = doc_text[extraction.start:extraction.end]
-        normalized = extraction.normalized
-        sentence = extraction.sentence.text
-        sentence_span = (extraction.sentence.start, extraction.sentence.end)
-    done = time.perf_counter()
+        citations = supporting_citations(index, reading, evidence.ranked, hits, top_k)
+        answer = index.documents[reading.sentence.doc_id].text[reading.start:reading.end]
+        value = normalized(answer)
+        sentence = reading.sentence.text
+        sentence_span = (reading.sentence.start, reading.sentence.end)
+    total = round((time.perf_counter() - started) * 1000, 2)
     return Answer(
         question=question,
         answer=answer,
         abstained=abstained,
         confidence=round(confidence, 4),
-        normalized=normalized,
+        normalized=value,
         citations=citations,
         sentence=sentence,
         sentence_start=sentence_span[0],
         sentence_end=sentence_span[1],
-        timings_ms={
-            "embed": round((embedded - started) * 1000, 2),
-            "search": round((searched - embedded) * 1000, 2),
-            "extract": round((done - searched) * 1000, 2),
-            "total": round((done - started) * 1000, 2),
-        },
+        timings_ms=evidence.timings_ms | {"total": total},
     )

@@ -1,4 +1,4 @@
-"""The `qa` command: index, ask, serve, eval."""
+"""The `qa` command: index, ask, serve, eval, train-reader, export-reader."""
 
 from __future__ import annotations
 
@@ -128,10 +128,16 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
     """Serve the web chat, /ask and the source viewer."""
     import uvicorn
 
+    from qa.reader.runtime import CARD_NAME, ReaderModelError, load_arrays
+
     settings = make_settings(corpus, index, model)
+    try:
+        load_arrays(settings.reader_dir / CARD_NAME)  # a missing or damaged reader is named now, not at the first question
+    except ReaderModelError as exc:
+        fail(str(exc))
     # Workers are separate processes: they read the settings from the environment.
     os.environ.update({"QA_CORPUS_DIR": str(settings.corpus_dir), "QA_INDEX_DIR": str(settings.index_dir),
-                       "QA_MODEL": settings.model})
+                       "QA_MODEL": settings.model, "QA_READER_DIR": str(settings.reader_dir)})
     if watch:
         from qa.watch import start_watcher
 
@@ -172,6 +178,57 @@ def eval_command(file: Annotated[Path, typer.Argument(help="Development-set JSON
     except EvalError as exc:
         fail(str(exc))
     typer.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else format_report(report))
+
+
+SHARED_TRAIN = Path(__file__).resolve().parent.parent.parent / "shared" / "train"
+RUN_DIR = Path(__file__).resolve().parent.parent / "runs" / "reader"
+
+
+@app.command("train-reader")
+def train_reader_command(
+        data: Annotated[Path, typer.Option(help="Folder of the SQuAD-format training files")] = SHARED_TRAIN,
+        out: Annotated[Path, typer.Option(help="Checkpoints, log.jsonl and best.pt go here; a run found "
+                                               "here is resumed")] = RUN_DIR,
+        epochs: Annotated[float, typer.Option(help="Passes over the training mix")] = 3.0,
+        batch_size: Annotated[int, typer.Option(min=1)] = 32,
+        learning_rate: Annotated[float, typer.Option()] = 8e-5,
+        max_tokens: Annotated[int, typer.Option(min=32, max=512, help="Window length in tokens")] = 192,
+        seed: Annotated[int, typer.Option()] = 13,
+        limit: Annotated[Optional[int], typer.Option(min=1, help="Examples per source (a smoke test)")] = None,
+        threads: Annotated[int, typer.Option(min=1)] = max(1, os.cpu_count() or 1),
+        held_out_limit: Annotated[int, typer.Option(min=1, help="Held-out questions scored per set at each "
+                                                              "evaluation")] = 800) -> None:
+    """Fine-tune the reader (multilingual-e5-small + span head) on ../shared/train/, choosing the checkpoint on
+    a held-out 10% of paragraphs. About an hour on 2 cores at the defaults. Then: qa export-reader."""
+    from qa.reader.data import TrainingDataError
+    from qa.reader.train import TrainConfig, train
+
+    config = TrainConfig(data_dir=data, out_dir=out, epochs=epochs, batch_size=batch_size,
+                         learning_rate=learning_rate, max_tokens=max_tokens, stride=max_tokens * 2 // 3, seed=seed,
+                         limit=limit, threads=threads, held_out_limit=held_out_limit)
+    try:
+        best = train(config, progress=sys.stderr.isatty())
+    except TrainingDataError as exc:
+        fail(str(exc))
+    typer.echo(f"best held-out checkpoint: {out / 'best.pt'}")
+    typer.echo(json.dumps(best, indent=2))
+
+
+@app.command("export-reader")
+def export_reader_command(
+        checkpoint: Annotated[Path, typer.Argument(help="A best.pt written by qa train-reader")] = RUN_DIR / "best.pt",
+        out: Annotated[Optional[Path], typer.Option(help="Folder for reader.npz and reader.json "
+                                                         "(default: the one the product loads)")] = None) -> None:
+    """Write a trained checkpoint as the shipped reader: 8-bit weights (~24 MB) and its card with the sha256.
+    Calibrate its confidence afterwards: benchmarks/calibrate.py --write."""
+    from qa.reader.export import export_checkpoint
+    from qa.reader.runtime import MODEL_DIR
+
+    if not checkpoint.is_file():
+        fail(f"no checkpoint at {checkpoint}: train one with `qa train-reader`")
+    folder = out or MODEL_DIR
+    card = export_checkpoint(checkpoint, folder / "reader.npz", folder / "reader.json")
+    typer.echo(f"wrote {folder / 'reader.npz'} ({card['bytes'] / 1e6:.1f} MB, sha256 {card['sha256'][:12]}…)")
 
 
 if __name__ == "__main__":

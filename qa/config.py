@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     index_dir: Path = PROJECT_DIR / "index"
     # The bundled 4-bit multilingual-e5-small; any sentence-transformers model name or folder also works.
     model: str = DEFAULT_MODEL
+    # The trained reader: its card (reader.json) and the weights it names (qa train-reader, qa export-reader).
+    reader_dir: Path = PROJECT_DIR / "qa" / "reader" / "model"
     # Threads the bundled model embeds with (0: one per core). While other requests are in flight in the
     # same process, a question is embedded with one thread instead.
     embed_threads: int = Field(default=0, ge=0, le=256)
@@ -34,8 +36,9 @@ class Settings(BaseSettings):
     top_k_default: int = Field(default=5, ge=1, le=50)
     top_k_max: int = Field(default=50, ge=1, le=200)
     max_question_chars: int = Field(default=500, ge=10)
-    # Calibrated with benchmarks/calibrate.py on the development set plus eval/unanswerable.jsonl (README).
-    abstain_threshold: float = Field(default=0.30, ge=0.0, le=1.0)
+    # Abstain below this confidence; unset: the reader's own threshold, calibrated on held-out training data
+    # (qa/reader/model/reader.json, docs/reader.md).
+    abstain_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     # Answers to recent questions, per index generation (a new index starts empty); 0 turns the cache off.
     answer_cache_size: int = Field(default=1024, ge=0)
 

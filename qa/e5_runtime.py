@@ -180,6 +180,70 @@ def _packed_4bit(blocks: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, 
     return (codes[..., 0::2] | (codes[..., 1::2] << 4)).astype(np.uint8), scales
 
 
+class GraphBuilder:
+    """Nodes and initializers of an ONNX graph in the making: the encoder's building blocks, shared by the
+    embedder (4-bit weights, pooled output) and the reader (8-bit weights, span logits)."""
+
+    def __init__(self, hidden: int, heads: int, ffn: int, layers: int, eps: float):
+        self.hidden, self.heads, self.ffn, self.layers, self.eps = hidden, heads, ffn, layers, eps
+        self.initializers: list = []
+        self.nodes: list = []
+
+    def constant(self, name: str, array: np.ndarray) -> str:
+        from onnx import numpy_helper
+
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], output: str, **attributes) -> str:
+        from onnx import helper
+
+        domain = attributes.pop("domain", "")
+        self.nodes.append(helper.make_node(op, inputs, [output], domain=domain, **attributes))
+        return output
+
+    def matmul_nbits(self, source: str, prefix: str, packed: np.ndarray, scales: np.ndarray, bias: np.ndarray,
+                     bits: int) -> str:
+        """x @ W.T + b with W [rows, cols] stored as `bits`-bit codes in blocks of 32 along cols, no zero points
+        given (so 2^(bits-1): weight = (code - 2^(bits-1)) * scale); activations quantized to 8 bits per block."""
+        rows = scales.shape[0]
+        return self.node("MatMulNBits",
+                         [source, self.constant(prefix + ".q", packed), self.constant(prefix + ".s", scales), "", "",
+                          self.constant(prefix + ".b", bias)],
+                         prefix + ".out", domain="com.microsoft", K=scales.shape[1] * BLOCK, N=rows, bits=bits,
+                         block_size=BLOCK, accuracy_level=4)
+
+    def layer_norm(self, source: str, residual: str | None, prefix: str, weight: np.ndarray, bias: np.ndarray) -> str:
+        inputs = [self.constant(prefix + ".w", weight), self.constant(prefix + ".b", bias)]
+        if residual is None:
+            return self.node("LayerNormalization", [source, *inputs], prefix + ".out", axis=-1, epsilon=self.eps)
+        return self.node("SkipLayerNormalization", [source, residual, *inputs], prefix + ".out",
+                         domain="com.microsoft", epsilon=self.eps)
+
+    def encoder(self, source: str, linear, norm: dict[str, np.ndarray]) -> str:
+        """LayerNorm over the summed embeddings, then the post-LN layers. `linear(state, prefix)` adds one
+        projection (prefixes "l{n}.q|k|v|ao|fi|fo"); `norm` holds the LayerNorm weights by name."""
+        state = self.layer_norm(source, None, "emb.ln", norm["emb.ln.w"], norm["emb.ln.b"])
+        for layer in range(self.layers):
+            p = f"l{layer}"
+            query, key, value = (linear(state, f"{p}.{part}") for part in ("q", "k", "v"))
+            context = self.node("MultiHeadAttention", [query, key, value], p + ".ctx", domain="com.microsoft",
+                                num_heads=self.heads)
+            attended = self.layer_norm(linear(context, p + ".ao"), state, p + ".aln", norm[p + ".aln.w"],
+                                       norm[p + ".aln.b"])
+            gelu = self.node("Gelu", [linear(attended, p + ".fi")], p + ".gelu", domain="com.microsoft")
+            state = self.layer_norm(linear(gelu, p + ".fo"), attended, p + ".oln", norm[p + ".oln.w"],
+                                    norm[p + ".oln.b"])
+        return state
+
+    def model(self, name: str, inputs: list, outputs: list):
+        from onnx import helper
+
+        graph = helper.make_graph(self.nodes, name, inputs, outputs, self.initializers)
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18),
+                                                       helper.make_opsetid("com.microsoft", 1)])
+
+
 def build_graph(weights: E5Weights):
     """The encoder as an ONNX graph: embeddings in ([1, tokens, hidden], summed outside), mean-pooled vector out.
 
@@ -188,56 +252,24 @@ def build_graph(weights: E5Weights):
     cosine 0.9999. (8-bit weights with one activation scale per matrix were ~30% faster per question, but
     moved vectors to cosine ~0.995 and cost answers: TyDi QA sentence containment 0.807 -> 0.793.)
     """
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
-    hidden, ffn = weights.hidden, weights.ffn
-    initializers, nodes = [], []
+    hidden = weights.hidden
+    builder = GraphBuilder(hidden, weights.heads, weights.ffn, weights.layers, weights.eps)
+    shapes = {"fi": (weights.ffn, hidden), "fo": (hidden, weights.ffn)}
 
-    def constant(name: str, array: np.ndarray) -> str:
-        initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
-        return name
-
-    def linear(source: str, prefix: str, rows: int, cols: int) -> str:
+    def linear(source: str, prefix: str) -> str:
+        rows, cols = shapes.get(prefix.rsplit(".", 1)[1], (hidden, hidden))
         packed, scales = _packed_4bit(weights.tensors[prefix + ".w"], rows, cols)
-        # No zero points given: 8, as in the file's blocks (weight = (code - 8) * scale).
-        nodes.append(helper.make_node(
-            "MatMulNBits",
-            [source, constant(prefix + ".q", packed), constant(prefix + ".s", scales), "", "",
-             constant(prefix + ".b", weights.tensors[prefix + ".b"])],
-            [prefix + ".out"], domain="com.microsoft", K=cols, N=rows, bits=4, block_size=BLOCK, accuracy_level=4))
-        return prefix + ".out"
+        return builder.matmul_nbits(source, prefix, packed, scales, weights.tensors[prefix + ".b"], bits=4)
 
-    def skip_layer_norm(source: str, residual: str, prefix: str) -> str:
-        nodes.append(helper.make_node(
-            "SkipLayerNormalization",
-            [source, residual, constant(prefix + ".w", weights.tensors[prefix + ".w"]),
-             constant(prefix + ".b", weights.tensors[prefix + ".b"])],
-            [prefix + ".out"], domain="com.microsoft", epsilon=weights.eps))
-        return prefix + ".out"
-
-    nodes.append(helper.make_node(
-        "LayerNormalization",
-        ["embeddings", constant("emb.ln.w", weights.tensors["emb.ln.w"]),
-         constant("emb.ln.b", weights.tensors["emb.ln.b"])],
-        ["emb.out"], axis=-1, epsilon=weights.eps))
-    state = "emb.out"
-    for layer in range(weights.layers):
-        p = f"l{layer}"
-        query, key, value = (linear(state, f"{p}.{part}", hidden, hidden) for part in ("q", "k", "v"))
-        nodes.append(helper.make_node("MultiHeadAttention", [query, key, value], [p + ".ctx"], domain="com.microsoft",
-                                      num_heads=weights.heads))
-        attended = skip_layer_norm(linear(p + ".ctx", p + ".ao", hidden, hidden), state, p + ".aln")
-        nodes.append(helper.make_node("Gelu", [linear(attended, p + ".fi", ffn, hidden)], [p + ".gelu"],
-                                      domain="com.microsoft"))
-        state = skip_layer_norm(linear(p + ".gelu", p + ".fo", hidden, ffn), attended, p + ".oln")
-    nodes.append(helper.make_node("ReduceMean", [state, constant("token_axis", np.array([1], np.int64))], ["pooled"],
-                                  keepdims=0))
-    graph = helper.make_graph(
-        nodes, "multilingual-e5-small",
+    state = builder.encoder("embeddings", linear, weights.tensors)
+    builder.node("ReduceMean", [state, builder.constant("token_axis", np.array([1], np.int64))], "pooled",
+                 keepdims=0)
+    return builder.model(
+        "multilingual-e5-small",
         [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, [1, "tokens", hidden])],
-        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [1, hidden])], initializers)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18),
-                                                   helper.make_opsetid("com.microsoft", 1)])
+        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [1, hidden])])
 
 
 class E5Runtime:

@@ -55,6 +55,7 @@ class EvalQuestion:
     answers: list[str]
     answerable: bool = True
     lang: str | None = None
+    kind: str | None = None  # what the question asks for (who, when, ...), where the file says
     sources: list[str] = field(default_factory=list)  # dev set: hex source ids
     paragraph: int | None = None  # SQuAD: number of the paragraph (document) that answers it
 
@@ -113,13 +114,14 @@ def _jsonl_question(obj: object, where: str, number: int) -> EvalQuestion:
     if answerable and not answers:
         raise EvalError(f"{where}: an answerable question needs at least one string in `answers` "
                         "(set \"answerable\": false for a question the articles do not answer)")
-    lang = obj.get("lang")
+    lang, kind = obj.get("lang"), obj.get("kind")
     return EvalQuestion(
         id=str(obj.get("id") or f"line{number}"),
         question=question.strip(),
         answers=answers if answerable else [],
         answerable=answerable,
         lang=lang if isinstance(lang, str) else None,
+        kind=kind if isinstance(kind, str) else None,
         sources=_string_list(obj.get("sources"), where, "sources") if answerable else [],
     )
 
@@ -468,6 +470,10 @@ def _open_service(settings: Settings):
         state = service.state
     except ServiceUnavailable as exc:
         raise EvalError(f"cannot load the index in {settings.index_dir}: {exc}") from exc
+    try:
+        service.reader
+    except ServiceUnavailable as exc:
+        raise EvalError(str(exc)) from exc
     built_with = state.index.manifest.get("model")
     if built_with and built_with != settings.model:
         raise EvalError(f"the index in {settings.index_dir} was built with model {built_with!r}, not "
@@ -545,7 +551,7 @@ def evaluate_file(file: Path, settings: Settings, top_k: int = 5, limit: int | N
             gold_docs = _gold_documents_dev(q, index.documents)
             if q.sources and not gold_docs:
                 warnings.append(f"{q.id}: sources {', '.join(q.sources)} match no document in the index")
-        row = {"id": q.id, "question": q.question, "lang": q.lang, "answerable": q.answerable, "gold": q.answers,
+        row = {"id": q.id, "question": q.question, "lang": q.lang, "kind": q.kind, "answerable": q.answerable, "gold": q.answers,
                "gold_docs": sorted(gold_docs)}
         # The full pipeline, as a user gets it.
         started = time.perf_counter()
@@ -588,6 +594,21 @@ def _score_row(row: dict) -> None:
         row["failed"] = not row["abstained"]
 
 
+def _group_scores(rows: list[dict]) -> dict:
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    scores = {"questions": len(rows)}
+    if answerable:
+        scores |= {"answerable": len(answerable),
+                   "answer_hit_rate": round(float(np.mean([r["hit"] for r in answerable])), 4),
+                   "exact_match": round(float(np.mean([r["exact"] for r in answerable])), 4),
+                   "token_f1": round(float(np.mean([r["f1"] for r in answerable])), 4)}
+    if unanswerable:
+        scores |= {"unanswerable": len(unanswerable),
+                   "abstention_accuracy": round(float(np.mean([r["abstained"] for r in unanswerable])), 4)}
+    return scores
+
+
 def _report(file: Path, fmt: str, total_questions: int, rows: list[dict], latencies: list[float],
             parts: dict[str, list[float]], top_k: int, settings: Settings, index, corpus_info: dict | None,
             warnings: list[str]) -> dict:
@@ -609,6 +630,14 @@ def _report(file: Path, fmt: str, total_questions: int, rows: list[dict], latenc
         "abstention_accuracy": _metric([float(r["abstained"]) for r in unanswerable]),
         "false_abstention_rate": _metric([float(r["abstained"]) for r in answerable]),
     }
+    breakdown = {}
+    for field_name in ("lang", "kind"):
+        groups: dict[str, list[dict]] = {}
+        for row in rows:
+            if row.get(field_name):
+                groups.setdefault(row[field_name], []).append(row)
+        if len(groups) > 1 or (groups and field_name == "kind"):
+            breakdown[field_name] = {name: _group_scores(group) for name, group in sorted(groups.items())}
     failures = [
         {key: row.get(key) for key in ("id", "question", "answerable", "gold", "answer", "abstained", "confidence",
                                        "sentence", "cited_doc", "gold_docs", "gold_rank", "f1", "error")}
@@ -626,6 +655,7 @@ def _report(file: Path, fmt: str, total_questions: int, rows: list[dict], latenc
         "corpus": corpus_info,
         "retrieval": retrieval,
         "answers": answers,
+        "breakdown": breakdown,
         "latency_ms": percentiles(latencies),
         "timings_mean_ms": {part: round(float(np.mean(values)), 2) for part, values in parts.items()},
         "warnings": warnings,
@@ -661,7 +691,8 @@ def format_report(report: dict) -> str:
         f"{report['file']} ({report['format']}): {q['evaluated']} of {q['total_in_file']} questions, "
         f"{q['answerable']} answerable, {q['unanswerable']} unanswerable",
         f"index {s['index_dir']} (generation {s['generation']}, {s['documents']} documents, {s['passages']} passages)",
-        f"model {s['model']}, top_k {s['top_k']}, abstain below {s['abstain_threshold']:.2f}",
+        f"model {s['model']}, top_k {s['top_k']}, abstain below "
+        + ("the reader's calibrated threshold" if s["abstain_threshold"] is None else f"{s['abstain_threshold']:.2f}"),
     ]
     corpus = report.get("corpus")
     if corpus:
@@ -690,6 +721,15 @@ def format_report(report: dict) -> str:
     for label, value, n in table:
         lines.append(f"{label:<{width}}  {value:>8}  {n:>5}".rstrip() if value else label)
 
+    for field_name, groups in report.get("breakdown", {}).items():
+        lines.append("")
+        lines.append(f"by {field_name}: {'':<8} {'n':>4} {'hit':>6} {'EM':>6} {'F1':>6} {'abstained (unanswerable)':>26}")
+        for name, g in groups.items():
+            def cell(key: str) -> str:
+                return f"{g[key]:.3f}" if key in g else "-"
+            unanswerable = f"{cell('abstention_accuracy')} of {g['unanswerable']}" if "unanswerable" in g else "-"
+            lines.append(f"  {name:<16} {g['questions']:>4} {cell('answer_hit_rate'):>6} {cell('exact_match'):>6} "
+                         f"{cell('token_f1'):>6} {unanswerable:>26}")
     for warning in report["warnings"][:10]:
         lines.append(f"warning: {warning}")
     if len(report["warnings"]) > 10:

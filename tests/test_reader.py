@@ -1,0 +1,234 @@
+"""The reader: its input windows and offsets, span decoding, the shipped weights and their checks, export,
+and a few training steps."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import SHARED_DIR
+
+from qa.reader.decode import best_span
+from qa.reader.read import tidy_span
+from qa.reader.runtime import CARD_FILE, MODEL_DIR, ReaderModelError, ReaderRuntime
+from qa.reader.windows import token_span
+
+CONTEXT = ("Pada 28 Maret 2024, Rusia memveto resolusi Dewan Keamanan PBB yang memperpanjang panel pemantau "
+           "sanksi terhadap Korea Utara. Putin tiba di Pyongyang pada 19 Juni 2024, kunjungan pertamanya dalam "
+           "24 tahun.")
+
+
+@pytest.fixture(scope="module")
+def reader():
+    return ReaderRuntime()
+
+
+def test_every_context_token_slices_to_characters_of_its_word(reader):
+    tokens = reader.words.context(CONTEXT)
+    assert len(tokens.ids) == len(tokens.starts) == len(tokens.ends)
+    words = [(w.start(), w.end()) for w in __import__("re").finditer(r"\S+", CONTEXT)]
+    for start, end in zip(tokens.starts, tokens.ends):
+        assert start < end
+        assert any(ws <= start and end <= we for ws, we in words)
+    # A comma glued to a date is a token of its own, so the date can be an answer without it.
+    assert CONTEXT.index("2024,") + 4 in tokens.ends
+
+
+def test_windows_cover_the_whole_context_and_overlap(reader):
+    tokens = reader.words.context(CONTEXT * 6)
+    question = reader.words.question_ids("Kapan Rusia memveto resolusi?")
+    windows = reader.words.windows(question, tokens, max_tokens=64, stride=40)
+    assert len(windows) > 2
+    assert windows[0].first == 0
+    assert windows[-1].first + windows[-1].count == len(tokens.ids)
+    for before, after in zip(windows, windows[1:]):
+        assert after.first == before.first + 40 and after.first < before.first + before.count
+    assert all(len(w.ids) <= 64 for w in windows)
+
+
+def test_an_answer_maps_to_the_tokens_of_the_window_that_holds_it(reader):
+    tokens = reader.words.context(CONTEXT)
+    window = reader.words.windows(reader.words.question_ids("Kapan?"), tokens, 192, 128)[0]
+    start = CONTEXT.index("28 Maret 2024")
+    first, last = token_span(tokens, window, start, start + len("28 Maret 2024"))
+    i, j = first - window.offset + window.first, last - window.offset + window.first
+    assert CONTEXT[tokens.starts[i]:tokens.ends[j]] == "28 Maret 2024"
+    # A window that does not hold the answer gives no span.
+    late = reader.words.windows([], tokens, 24, 16)[-1]
+    assert token_span(tokens, late, start, start + 13) is None
+
+
+def test_best_span_respects_order_and_length():
+    start = np.array([5.0, 0, 3, -5, -5, -5])
+    end = np.array([5.0, 0, 0, 0, 4, 9])
+    # Context tokens are positions 1..5; position 0 is "no answer".
+    span = best_span(start, end, offset=1, count=5, max_tokens=3)
+    assert (span.first, span.last) == (1, 3)  # positions 2..4: start 3 + end 4; 2..5 would be 4 tokens
+    assert span.score == 7.0 and span.null == 10.0 and span.margin == -3.0
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("28 Maret 2024,", "28 Maret 2024"),
+    ("pada tahun 2017.", "pada tahun 2017"),
+    ("Vladivostok.", "Vladivostok"),
+    ("Kim Jong Un dan Dr.", "Kim Jong Un dan Dr."),
+    ("the U.S.", "the U.S."),
+    (" Vladivostok ", "Vladivostok"),
+    ("(Korea Utara", "Korea Utara"),
+    ("panel (PBB)", "panel (PBB)"),
+    ("“perang suci”", "“perang suci”"),
+])
+def test_tidy_span_trims_what_no_answer_ends_with(text, expected):
+    start, end = tidy_span(text, 0, len(text))
+    assert text[start:end] == expected
+
+
+def test_the_shipped_reader_finds_the_date_and_the_place(reader):
+    span = reader.read("Kapan Rusia memveto resolusi Dewan Keamanan PBB?", CONTEXT)[0]
+    assert CONTEXT[span.start:span.end] == "28 Maret 2024"
+    assert span.margin > 0
+    span = reader.read("Where did Putin arrive in June 2024?", CONTEXT)[0]
+    assert CONTEXT[span.start:span.end] == "Pyongyang"
+
+
+def test_the_shipped_reader_sees_no_answer_where_there_is_none(reader):
+    answered = reader.read("Kapan Rusia memveto resolusi Dewan Keamanan PBB?", CONTEXT)[0]
+    unrelated = reader.read("Siapa istri Kim Jong Un?", CONTEXT)[0]
+    assert unrelated.margin < answered.margin
+    assert reader.calibration.confidence(unrelated.margin, 0.8) < reader.calibration.threshold
+
+
+def test_the_shipped_weights_are_small_and_their_card_says_how_they_were_made():
+    card = json.loads(CARD_FILE.read_text())
+    weights = MODEL_DIR / card["weights_file"]
+    assert weights.stat().st_size <= 40_000_000
+    assert card["sha256"] and card["calibration"]["threshold"]
+    assert card["held_out"]["indonesian"]["has_answer_f1"] > 0.6
+
+
+@pytest.fixture
+def reader_copy(tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(MODEL_DIR, folder)
+    return folder
+
+
+def test_a_missing_weights_file_is_named_with_how_to_restore_it(reader_copy):
+    (reader_copy / "reader.npz").unlink()
+    with pytest.raises(ReaderModelError) as raised:
+        ReaderRuntime(reader_copy / "reader.json")
+    assert str(reader_copy / "reader.npz") in str(raised.value)
+    assert "missing" in str(raised.value) and "git checkout" in str(raised.value)
+
+
+def test_a_damaged_weights_file_is_refused_by_its_checksum(reader_copy):
+    weights = reader_copy / "reader.npz"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ReaderModelError, match="damaged"):
+        ReaderRuntime(reader_copy / "reader.json")
+
+
+def test_a_missing_card_is_named(reader_copy):
+    (reader_copy / "reader.json").unlink()
+    with pytest.raises(ReaderModelError, match="model card .*missing"):
+        ReaderRuntime(reader_copy / "reader.json")
+
+
+def test_export_keeps_the_torch_models_scores(tmp_path, reader):
+    """A checkpoint exported to 8-bit weights and run by ONNX Runtime scores spans as torch does."""
+    torch = pytest.importorskip("torch")
+    from qa.reader.export import export_checkpoint
+    from qa.reader.model import Reader
+
+    torch.manual_seed(0)
+    model = Reader(reader.e5).eval()
+    torch.nn.init.normal_(model.head.weight, std=0.5)
+    torch.save({"model": model.state_dict(), "config": {"max_tokens": 192}}, tmp_path / "best.pt")
+    card = export_checkpoint(tmp_path / "best.pt", tmp_path / "out" / "reader.npz", tmp_path / "out" / "reader.json")
+    exported = ReaderRuntime(tmp_path / "out" / "reader.json", e5=reader.e5)
+    assert card["sha256"] == exported.card["sha256"]
+    window = exported.words.windows(exported.words.question_ids("Kapan?"), exported.words.context(CONTEXT), 192, 128)[0]
+    with torch.no_grad():
+        start, _ = model(torch.tensor([window.ids]), torch.ones(1, len(window.ids), dtype=torch.bool))
+    onnx_start, _ = exported.logits(window.ids)
+    expected = start[0].numpy()
+    assert np.corrcoef(expected, onnx_start)[0, 1] > 0.99
+    assert np.abs(expected - onnx_start).max() < 0.1 * np.abs(expected).max()
+
+
+@pytest.mark.skipif(not (SHARED_DIR / "train").is_dir(), reason="../shared/train is not here")
+def test_a_few_training_steps_write_a_checkpoint_and_resume_from_it(tmp_path):
+    pytest.importorskip("torch")
+    from qa.reader.train import TrainConfig, train
+
+    config = TrainConfig(data_dir=SHARED_DIR / "train", out_dir=tmp_path / "run", epochs=1.0, batch_size=8,
+                         limit=6, held_out_limit=4, checkpoint_every=2, evaluations_per_epoch=1)
+    best = train(config, progress=False)
+    assert (tmp_path / "run" / "best.pt").is_file() and (tmp_path / "run" / "checkpoint.pt").is_file()
+    assert "indonesian" in best and best["step"] >= 1
+    evals = [json.loads(line)["eval"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+             if "eval" in line]
+    assert best["selection_score"] == max(e["selection_score"] for e in evals)
+    # Run again with a longer schedule: it resumes from the checkpoint instead of starting over.
+    config.epochs = 2.0
+    train(config, progress=False)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    steps = [json.loads(line)["eval"]["step"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+             if "eval" in line]
+    assert steps == sorted(set(steps)) and steps[-1] == 2 * run["steps_per_epoch"]
+
+
+def test_ask_with_a_damaged_reader_is_a_503_that_names_the_file(built_index, embedder, reader_copy):
+    from fastapi.testclient import TestClient
+
+    from qa.api import create_app
+    from qa.service import QAService
+
+    settings, _ = built_index
+    (reader_copy / "reader.npz").write_bytes(b"not the weights")
+    broken = QAService(settings.model_copy(update={"reader_dir": reader_copy}), embedder=embedder)
+    with TestClient(create_app(broken.settings, service=broken)) as client:
+        response = client.post("/ask", json={"question": "When did Putin visit Pyongyang?"})
+    assert response.status_code == 503
+    assert str(reader_copy / "reader.npz") in response.json()["detail"]
+    assert "damaged" in response.json()["detail"]
+
+
+def test_serve_refuses_to_start_without_the_reader_and_says_how_to_restore_it(reader_copy, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (reader_copy / "reader.npz").unlink()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")} | {"QA_READER_DIR": str(reader_copy)}
+    result = subprocess.run([sys.executable, "-m", "qa.cli", "serve", "--port", "0"], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 2
+    assert f"error: the reader's weights file {reader_copy / 'reader.npz'} is missing" in result.stderr
+    assert "git checkout -- qa/reader/model/" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_train_reader_help_explains_the_command():
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    result = CliRunner().invoke(app, ["train-reader", "--help"])
+    assert result.exit_code == 0
+    assert "held-out" in result.output and "--epochs" in result.output and "--limit" in result.output
+
+
+def test_export_without_a_checkpoint_is_a_clear_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    result = CliRunner().invoke(app, ["export-reader", str(tmp_path / "none.pt"), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2
+    assert "no checkpoint at" in result.output and "qa train-reader" in result.output
