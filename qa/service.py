@@ -106,8 +106,11 @@ class QAService:
     def reader(self) -> ReaderRuntime:
         with self._reader_lock:
             if self._reader is None:
+                bundled = getattr(self.embedder.model, "runtime", None)  # the bundled e5 model, already loaded
                 try:
-                    self._reader = ReaderRuntime(self.settings.reader_dir / CARD_NAME)
+                    self._reader = ReaderRuntime(self.settings.reader_dir / CARD_NAME,
+                                                 e5=bundled.weights if bundled else None,
+                                                 tokenizer=bundled.tokenizer if bundled else None)
                 except ReaderModelError as exc:
                     raise ServiceUnavailable(str(exc)) from exc
             return self._reader

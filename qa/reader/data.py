@@ -112,14 +112,18 @@ def load_training_data(root: Path, limit: int | None = None) -> TrainingData:
     return TrainingData(train, held, xquad)
 
 
-def epoch_examples(data: TrainingData, epoch: int, seed: int) -> list[Example]:
-    """One epoch's examples, in order: every training example, each XQuAD question once with its passage in a
-    random language, and random-passage negatives. Deterministic in (seed, epoch)."""
+def epoch_examples(data: TrainingData, epoch: int, seed: int, xquad_languages: int = 1,
+                   other_share: float = 1.0) -> list[Example]:
+    """One epoch's examples, in order: the training examples of TyDi QA and IDK-MRC (a random `other_share` of
+    them), each XQuAD question with its passage in `xquad_languages` random languages, and random-passage
+    negatives. Deterministic in (seed, epoch)."""
     rng = random.Random(f"{seed}:{epoch}")
     examples = [e for source in sorted(data.train) for e in data.train[source]]
+    if other_share < 1.0:
+        examples = rng.sample(examples, int(len(examples) * other_share))
     for qid in sorted(data.xquad):
         languages = data.xquad[qid]
-        examples.append(languages[rng.choice(sorted(languages))])
+        examples.extend(languages[lang] for lang in rng.sample(sorted(languages), min(xquad_languages, len(languages))))
     answerable = [e for e in examples if e.answer_start is not None]
     contexts = sorted({e.context for e in answerable})
     for example in rng.sample(answerable, int(len(answerable) * RANDOM_NEGATIVE_SHARE)):

