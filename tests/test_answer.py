@@ -19,7 +19,7 @@ QUESTIONS = [
 
 
 def test_veto_question_answers_the_date_from_the_timeline(client):
-    body = client.post("/ask", json={"question": "When did Russia veto the sanctions panel?"}).json()
+    body = client.post("/ask", json={"question": "Kapan Rusia memveto resolusi Dewan Keamanan PBB?"}).json()
     assert body["abstained"] is False
     assert body["answer"] == "28 Maret 2024"
     assert body["normalized"] == {"type": "date", "value": "2024-03-28"}
@@ -53,7 +53,8 @@ def test_every_offset_slices_the_source_text(client, question):
 
 
 def test_a_fact_reported_by_several_articles_cites_each_of_them(client):
-    body = client.post("/ask", json={"question": "Where did Kim Jong Un and Putin hold their first summit?"}).json()
+    body = client.post("/ask", json={
+        "question": "Di kota mana Kim Jong Un dan Putin mengadakan pertemuan puncak pertama mereka?"}).json()
     assert body["answer"] == "Vladivostok"
     cited_docs = {c["doc_id"] for c in body["citations"]}
     assert len(cited_docs) >= 2

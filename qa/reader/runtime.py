@@ -5,7 +5,9 @@ bundled model file as the embedder reads it."""
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import threading
 from bisect import bisect_left
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ import numpy as np
 
 from qa.e5_runtime import BLOCK, E5Tokenizer, E5Weights, GraphBuilder, default_model_file, dequantize, read_model_file
 from qa.reader.decode import best_span
-from qa.reader.export import LINEAR_PARTS, sha256_of
+from qa.reader.export import LINEAR_PARTS, dequantize_8bit, sha256_of
 from qa.reader.windows import WordTokenizer
 
 MODEL_DIR = Path(__file__).resolve().parent / "model"
@@ -89,16 +91,21 @@ def load_arrays(card_file: Path = CARD_FILE) -> tuple[dict, dict[str, np.ndarray
     return card, arrays
 
 
+GRAPH_VERSION = 1  # bump when the graph built from the weights changes: cached graphs are then rebuilt
+
+
 def build_reader_graph(arrays: dict[str, np.ndarray], e5: E5Weights):
-    """Embeddings in ([1, tokens, hidden]), start and end logits out ([1, tokens, 2])."""
+    """Embeddings in ([1, tokens, hidden]), start and end logits out ([1, tokens, 2]); float32 projections
+    (the shipped 8-bit codes times their scales), to be quantized for ONNX Runtime's integer kernels."""
     from onnx import TensorProto, helper
 
     hidden = e5.hidden
     builder = GraphBuilder(hidden, e5.heads, e5.ffn, e5.layers, e5.eps)
 
     def linear(source: str, prefix: str) -> str:
-        codes, scales = arrays[prefix + ".q"], arrays[prefix + ".s"].astype(np.float32)
-        return builder.matmul_nbits(source, prefix, codes, scales, arrays[prefix + ".b"], bits=8)
+        weight = dequantize_8bit(arrays[prefix + ".q"], arrays[prefix + ".s"])
+        product = builder.node("MatMul", [source, builder.constant(prefix + ".wt", weight.T.copy())], prefix + ".mm")
+        return builder.node("Add", [product, builder.constant(prefix + ".b", arrays[prefix + ".b"])], prefix + ".out")
 
     state = builder.encoder("embeddings", linear, arrays)
     projected = builder.node("MatMul", [state, builder.constant("head.wt", arrays["head.w"].T.copy())], "head.mm")
@@ -107,6 +114,55 @@ def build_reader_graph(arrays: dict[str, np.ndarray], e5: E5Weights):
         "reader",
         [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, [1, "tokens", hidden])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, "tokens", 2])])
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "qa-news" / "reader"
+
+
+def quantized_graph(arrays: dict[str, np.ndarray], e5: E5Weights, sha256: str, cache_dir: Path | None = None) -> bytes:
+    """The reader's graph with 8-bit integer matrix products (dynamic quantization, per output channel): ~2.5x
+    faster than the block layout the weights ship in. Quantizing takes ~3 s, so the result is cached on disk,
+    keyed by the weights' sha256 and checked against its own; a cache that is missing, damaged or cannot be
+    written only costs the 3 s again."""
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    import hashlib
+
+    cache_dir = cache_dir or default_cache_dir()
+    cached = cache_dir / f"reader-{sha256[:32]}-v{GRAPH_VERSION}.onnx"
+    check = cached.with_suffix(".sha256")
+    try:
+        data = cached.read_bytes()
+        if hashlib.sha256(data).hexdigest() == check.read_text().strip():
+            return data
+    except OSError:
+        pass  # not built yet, or unreadable: build it
+    with tempfile.TemporaryDirectory() as tmp:
+        plain, quantized = Path(tmp) / "plain.onnx", Path(tmp) / "quantized.onnx"
+        onnx.save(build_reader_graph(arrays, e5), plain)
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # the quantizer's advice to pre-process the graph is not for users
+        try:
+            quantize_dynamic(plain, quantized, per_channel=True, weight_type=QuantType.QInt8,
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        finally:
+            root.setLevel(level)
+        data = quantized.read_bytes()
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_bytes(data)
+        partial.replace(cached)
+        check.write_text(hashlib.sha256(data).hexdigest() + "\n")
+    except OSError:
+        pass
+    return data
 
 
 class ReaderRuntime:
@@ -127,7 +183,7 @@ class ReaderRuntime:
         self.max_tokens = int(self.card.get("max_tokens", 192))
         self.stride = int(self.card.get("stride", self.max_tokens * 2 // 3))
         self.words = WordTokenizer(tokenizer or E5Tokenizer(self.e5), self.e5.pieces, self.e5.bos, self.e5.eos)
-        self._graph = build_reader_graph(arrays, self.e5).SerializeToString()
+        self._graph = quantized_graph(arrays, self.e5, self.card["sha256"])
         self._positions = arrays["positions"]
         self._token_type = arrays["token_type"]
         self._word_blocks = self.e5.tensors["emb.word"].reshape(-1, self.e5.hidden // BLOCK)
