@@ -140,7 +140,8 @@ def test_a_missing_card_is_named(reader_copy):
 
 
 def test_export_keeps_the_torch_models_scores(tmp_path, reader):
-    """A checkpoint exported to 8-bit weights and run by ONNX Runtime scores spans as torch does."""
+    """A checkpoint exported to 8-bit weights and run by ONNX Runtime's integer kernels scores spans as torch
+    does, within what two 8-bit quantizations cost (measured on TyDi QA: F1 0.733 -> 0.725, docs/reader.md)."""
     torch = pytest.importorskip("torch")
     from qa.reader.export import export_checkpoint
     from qa.reader.model import Reader
@@ -157,8 +158,9 @@ def test_export_keeps_the_torch_models_scores(tmp_path, reader):
         start, _ = model(torch.tensor([window.ids]), torch.ones(1, len(window.ids), dtype=torch.bool))
     onnx_start, _ = exported.logits(window.ids)
     expected = start[0].numpy()
-    assert np.corrcoef(expected, onnx_start)[0, 1] > 0.99
-    assert np.abs(expected - onnx_start).max() < 0.1 * np.abs(expected).max()
+    assert np.corrcoef(expected, onnx_start)[0, 1] > 0.97
+    assert np.abs(expected - onnx_start).max() < 0.2 * np.abs(expected).max()
+    assert np.argmax(onnx_start[window.offset:]) == np.argmax(expected[window.offset:])  # the same best start
 
 
 @pytest.mark.skipif(not (SHARED_DIR / "train").is_dir(), reason="../shared/train is not here")
