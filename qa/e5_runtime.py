@@ -272,23 +272,17 @@ def build_graph(weights: E5Weights):
         [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [1, hidden])])
 
 
-class E5Runtime:
-    """Embeds texts with the bundled model. Calls from several threads may overlap; each call says how many
-    threads it computes with (one ONNX Runtime session per thread count, built on first use)."""
+class ThreadSessions:
+    """ONNX Runtime sessions of one graph, one per thread count, built on first use. Runs into one session may
+    overlap."""
 
-    def __init__(self, model_file: Path | None = None):
-        self.weights = read_model_file(model_file or default_model_file())
-        self.dim = self.weights.hidden
-        self.tokenizer = E5Tokenizer(self.weights)
-        self._graph = build_graph(self.weights).SerializeToString()
+    def __init__(self, graph: bytes):
+        self.graph = graph
         self._sessions: dict[int, object] = {}
-        self._sessions_lock = threading.Lock()
-        self._positions = self.weights.tensors["emb.pos"].reshape(self.weights.max_positions, self.dim)
-        self._token_type = self.weights.tensors["emb.type"][:self.dim]
-        self._words = self.weights.tensors["emb.word"].reshape(-1, self.dim // BLOCK)
+        self._lock = threading.Lock()
 
-    def _session(self, threads: int):
-        with self._sessions_lock:
+    def __call__(self, threads: int):
+        with self._lock:
             if threads not in self._sessions:
                 import onnxruntime
 
@@ -301,13 +295,35 @@ class E5Runtime:
                 # (qa.service.machine_is_idle). Waking them costs ~1.5 ms a question.
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 self._sessions[threads] = onnxruntime.InferenceSession(
-                    self._graph, options, providers=["CPUExecutionProvider"])
+                    self.graph, options, providers=["CPUExecutionProvider"])
             return self._sessions[threads]
 
+
+def summed_embeddings(word_blocks: np.ndarray, positions: np.ndarray, token_type: np.ndarray,
+                      token_ids) -> np.ndarray:
+    """The encoder's input, [1, tokens, hidden]: each token's word vector (dequantized from the 4-bit table),
+    plus its position's, plus token type 0's."""
+    hidden = positions.shape[1]
+    rows = word_blocks[np.asarray(token_ids)]
+    words = dequantize(rows.reshape(-1), len(token_ids), hidden)
+    return (words + positions[:len(token_ids)] + token_type)[None].astype(np.float32)
+
+
+class E5Runtime:
+    """Embeds texts with the bundled model. Calls from several threads may overlap; each call says how many
+    threads it computes with (one ONNX Runtime session per thread count, built on first use)."""
+
+    def __init__(self, model_file: Path | None = None):
+        self.weights = read_model_file(model_file or default_model_file())
+        self.dim = self.weights.hidden
+        self.tokenizer = E5Tokenizer(self.weights)
+        self._session = ThreadSessions(build_graph(self.weights).SerializeToString())
+        self._positions = self.weights.tensors["emb.pos"].reshape(self.weights.max_positions, self.dim)
+        self._token_type = self.weights.tensors["emb.type"][:self.dim]
+        self._words = self.weights.tensors["emb.word"].reshape(-1, self.dim // BLOCK)
+
     def _embeddings(self, token_ids: list[int]) -> np.ndarray:
-        rows = self._words[np.asarray(token_ids)]
-        words = dequantize(rows.reshape(-1), len(token_ids), self.dim)
-        return (words + self._positions[:len(token_ids)] + self._token_type)[None].astype(np.float32)
+        return summed_embeddings(self._words, self._positions, self._token_type, token_ids)
 
     def encode(self, texts: list[str], is_query: bool, threads: int = 1) -> np.ndarray:
         """L2-normalized vectors, one row per text, with the e5 query or passage prefix. Several texts are

@@ -8,14 +8,14 @@ import json
 import logging
 import math
 import os
-import threading
 from bisect import bisect_left
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from qa.e5_runtime import BLOCK, E5Tokenizer, E5Weights, GraphBuilder, default_model_file, dequantize, read_model_file
+from qa.e5_runtime import (BLOCK, E5Tokenizer, E5Weights, GraphBuilder, ThreadSessions, default_model_file,
+                           read_model_file, summed_embeddings)
 from qa.reader.decode import best_span
 from qa.reader.export import LINEAR_PARTS, dequantize_8bit, sha256_of
 from qa.reader.windows import WordTokenizer
@@ -183,34 +183,14 @@ class ReaderRuntime:
         self.max_tokens = int(self.card.get("max_tokens", 192))
         self.stride = int(self.card.get("stride", self.max_tokens * 2 // 3))
         self.words = WordTokenizer(tokenizer or E5Tokenizer(self.e5), self.e5.pieces, self.e5.bos, self.e5.eos)
-        self._graph = quantized_graph(arrays, self.e5, self.card["sha256"])
+        self._session = ThreadSessions(quantized_graph(arrays, self.e5, self.card["sha256"]))
         self._positions = arrays["positions"]
         self._token_type = arrays["token_type"]
         self._word_blocks = self.e5.tensors["emb.word"].reshape(-1, self.e5.hidden // BLOCK)
-        self._sessions: dict[int, object] = {}
-        self._lock = threading.Lock()
-
-    def _session(self, threads: int):
-        with self._lock:
-            if threads not in self._sessions:
-                import onnxruntime
-
-                options = onnxruntime.SessionOptions()
-                options.intra_op_num_threads = threads
-                options.inter_op_num_threads = 1
-                options.log_severity_level = 3
-                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                self._sessions[threads] = onnxruntime.InferenceSession(
-                    self._graph, options, providers=["CPUExecutionProvider"])
-            return self._sessions[threads]
-
-    def _embeddings(self, ids: tuple[int, ...]) -> np.ndarray:
-        rows = self._word_blocks[np.asarray(ids)]
-        words = dequantize(rows.reshape(-1), len(ids), self.e5.hidden)
-        return (words + self._positions[:len(ids)] + self._token_type)[None].astype(np.float32)
 
     def logits(self, ids: tuple[int, ...], threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        out = self._session(max(1, threads)).run(None, {"embeddings": self._embeddings(ids)})[0][0]
+        embeddings = summed_embeddings(self._word_blocks, self._positions, self._token_type, ids)
+        out = self._session(max(1, threads)).run(None, {"embeddings": embeddings})[0][0]
         return out[:, 0], out[:, 1]
 
     def read(self, question: str, context: str, threads: int = 1,
