@@ -9,9 +9,10 @@ Two input formats:
   document per distinct paragraph, indexed into a cache folder keyed by the file's sha256 and the index
   settings, so a second run on the same file embeds nothing.
 
-Retrieval and extraction are measured apart (as DrQA does): passage recall@1/@5 and MRR@10 come from the
+Retrieval and reading are measured apart (as DrQA does): passage recall@1/@5 and MRR@10 come from the
 `retrieve()` ranking at the document level; the answer metrics come from the full pipeline, through
-`QAService.ask`, exactly what a user gets.
+`QAService.ask`, exactly what a user gets. A JSONL question may carry a `lang` and a `kind`; the report then
+breaks the answer scores down by each.
 """
 
 from __future__ import annotations
@@ -567,7 +568,7 @@ def evaluate_file(file: Path, settings: Settings, top_k: int = 5, limit: int | N
             row.update(answer=answer.answer, abstained=answer.abstained, confidence=answer.confidence,
                        sentence=answer.sentence,
                        cited_doc=answer.citations[0].doc_id if answer.citations else None)
-        # Retrieval alone: the document ranking from retrieve() for the same question vector, before extraction.
+        # Retrieval alone: the document ranking from retrieve() for the same question vector, before reading.
         asked = answer.question if answer is not None else " ".join(q.question.split())
         hits = retrieve(index, embedder.query_vector(asked), asked, max(RETRIEVAL_DEPTH, top_k))
         docs = ranked_documents(index.passages[h.passage_id].doc_id for h in hits)

@@ -272,3 +272,23 @@ def test_evaluate_tiny_squad_end_to_end(tmp_path, embedder):
     assert again["corpus"]["reused"] is True
     assert again["settings"]["generation"] == report["settings"]["generation"]
     assert again["questions"]["total_in_file"] == 3 and again["questions"]["evaluated"] == 2
+
+
+def test_jsonl_scores_are_broken_down_by_language_and_kind(built_index, tmp_path):
+    settings, _ = built_index
+    lines = [
+        {"id": "a", "lang": "id", "kind": "when", "question": "Kapan Rusia memveto resolusi Dewan Keamanan PBB?",
+         "answers": ["28 Maret 2024"], "sources": ["0a3e3fb498370d12"]},
+        {"id": "b", "lang": "en", "kind": "who", "question": "Who won the 2022 FIFA World Cup?", "answers": [],
+         "answerable": False},
+    ]
+    path = tmp_path / "kinds.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines), encoding="utf-8")
+    report = evaluate_file(path, settings, top_k=5)
+    by_lang, by_kind = report["breakdown"]["lang"], report["breakdown"]["kind"]
+    assert by_lang["id"] == {"questions": 1, "answerable": 1, "answer_hit_rate": 1.0, "exact_match": 1.0,
+                             "token_f1": 1.0}
+    assert by_lang["en"] == {"questions": 1, "unanswerable": 1, "abstention_accuracy": 1.0}
+    assert set(by_kind) == {"when", "who"}
+    text = format_report(report)
+    assert "by lang:" in text and "by kind:" in text and "  when " in text
