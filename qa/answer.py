@@ -105,7 +105,7 @@ def gather_evidence(index: LoadedIndex, embedder: Embedder, reader: ReaderRuntim
     searched = time.perf_counter()
     # One ranking serves both: hits are sorted, so a sentence of a top-k passage scores the same either way.
     ranked = rank_sentences(index, hits, query_vector)
-    reading = read_answer(reader, question, index, hits[:top_k], ranked, reader.calibration, threads=threads)
+    reading = read_answer(reader, question, index, hits[:top_k], ranked, threads=threads)
     done = time.perf_counter()
     return Evidence(hits, ranked, reading, {"embed": round((embedded - started) * 1000, 2),
                                             "search": round((searched - embedded) * 1000, 2),

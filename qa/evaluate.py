@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.config import Settings
+from qa.config import Settings, user_cache_dir
 
 RETRIEVAL_DEPTH = 50  # passages retrieved to rank documents; enough for 10 distinct documents in practice
 MRR_CUTOFF = 10
@@ -314,8 +314,7 @@ def default_cache_dir() -> Path:
     explicit = os.environ.get("QA_EVAL_CACHE_DIR")
     if explicit:
         return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "qa-news" / "eval"
+    return user_cache_dir("eval")
 
 
 def squad_cache_key(data: bytes, settings: Settings) -> str:

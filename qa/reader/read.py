@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qa.reader.runtime import Calibration, ReaderRuntime
+from qa.reader.runtime import ReaderRuntime
 from qa.records import Hit
 from qa.sentences import ScoredSentence
 from qa.store import LoadedIndex
@@ -56,8 +56,7 @@ def tidy_span(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 def read_answer(reader: ReaderRuntime, question: str, index: LoadedIndex, hits: list[Hit],
-                ranked: list[ScoredSentence], calibration: Calibration, passages: int = PASSAGES_READ,
-                threads: int = 1) -> Reading | None:
+                ranked: list[ScoredSentence], passages: int = PASSAGES_READ, threads: int = 1) -> Reading | None:
     """The reader's answer from the best `passages` hits, or None when there is nothing to read. Each sentence
     of a passage offers its best span (an answer never crosses sentences); the best margin wins, plus, when
     several passages are read, retrieval's preference among them."""
@@ -80,4 +79,4 @@ def read_answer(reader: ReaderRuntime, question: str, index: LoadedIndex, hits: 
     if start >= end:
         return None
     return Reading(sentence, passage_row, sentence.start + start, sentence.start + end, span.margin,
-                   calibration.confidence(span.margin, sentence.dense))
+                   reader.calibration.confidence(span.margin, sentence.dense))

