@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -31,10 +32,19 @@ def _integral_number(value: object) -> object:
 JsonInt = Annotated[StrictInt, BeforeValidator(_integral_number)]
 
 
+class EarlierTurnIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: StrictStr = Field(description="An earlier question of the conversation")
+    answer: StrictStr | None = Field(default=None, description="The answer it got; null where it abstained")
+
+
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     question: StrictStr = Field(description="The question, in English or Indonesian", examples=["When did Russia veto the sanctions panel?"])
     top_k: JsonInt = Field(default=5, description="How many passages to read (and at most how many citations)")
+    history: list[EarlierTurnIn] = Field(
+        default_factory=list, description="The conversation's earlier turns, oldest first, for a follow-up question "
+                                          "(\"What did he sign there?\"); the server keeps no conversation")
 
 
 class CitationOut(BaseModel):
@@ -62,6 +72,9 @@ class AskResponse(BaseModel):
     citations: list[CitationOut]
     timings_ms: dict[str, float]
     cached: bool = Field(default=False, description="Answered before from the same index; timings_ms is this lookup's")
+    context_used: list[str] = Field(default_factory=list,
+                                    description="Words from earlier turns that the question was read with")
+    timeline_url: str | None = Field(default=None, description="A date answer's sentence on the /timeline page")
 
 
 class SourceSummary(BaseModel):
@@ -74,6 +87,38 @@ class SourceSummary(BaseModel):
 
 class SourceOut(SourceSummary):
     text: str
+
+
+class DateOut(BaseModel):
+    text: str = Field(description="The date as the article writes it")
+    start: int = Field(description="Offsets of the date in the article's cleaned text")
+    end: int
+    precision: str = Field(description="day, month, year, decade or range")
+    value: str = Field(description="2024-03-28, 2024-03, 2024, 1990s or 1950/1953")
+    earliest: str = Field(description="First day it covers (ISO)")
+    latest: str = Field(description="Last day it covers (ISO)")
+    qualifier: str | None = Field(description="early, mid or late, where the article says so")
+    label: str = Field(description="The date in English words")
+
+
+class TimelineEventOut(BaseModel):
+    id: str = Field(description="The event's anchor on /timeline")
+    doc_id: str
+    title: str
+    sentence: str
+    sentence_start: int
+    sentence_end: int
+    url: str = Field(description="The sentence in the source viewer, its date highlighted")
+    date: DateOut = Field(description="The first date the sentence states: where the event is placed")
+    other_dates: list[DateOut]
+
+
+class TimelineOut(BaseModel):
+    generation: str
+    total: int = Field(description="Events before filtering")
+    count: int
+    filters: dict[str, str | int | None]
+    events: list[TimelineEventOut]
 
 
 class ErrorOut(BaseModel):
@@ -100,9 +145,11 @@ def get_service(request: Request) -> QAService:
 ServiceDep = Annotated[QAService, Depends(get_service)]
 
 
-async def answer_within_timeout(service: QAService, question: str, top_k: int) -> AskResponse:
+async def answer_within_timeout(service: QAService, question: str, top_k: int,
+                                history: list[EarlierTurnIn] | None = None) -> AskResponse:
+    turns = [turn.model_dump() for turn in history or []]
     try:
-        answer = await asyncio.wait_for(run_in_threadpool(service.ask, question, top_k),
+        answer = await asyncio.wait_for(run_in_threadpool(service.ask, question, top_k, turns),
                                         timeout=service.settings.request_timeout_s)
     except asyncio.TimeoutError:
         raise ApiError(504, f"no answer within {service.settings.request_timeout_s:g} s; try again") from None
@@ -124,7 +171,7 @@ router = APIRouter()
 @router.post("/ask", response_model=AskResponse, responses=ERRORS, tags=["answers"])
 async def ask_post(body: AskRequest, service: ServiceDep) -> AskResponse:
     """Answer a question with a verbatim span from the articles and its citations, or abstain."""
-    return await answer_within_timeout(service, body.question, body.top_k)
+    return await answer_within_timeout(service, body.question, body.top_k, body.history)
 
 
 @router.get("/ask", response_model=AskResponse, responses=ERRORS, tags=["answers"])
@@ -161,6 +208,45 @@ def get_source(doc_id: str, service: ServiceDep) -> dict:
     if doc is None:
         raise ApiError(404, f"no article with id {doc_id!r}")
     return {**_summary(service, doc), "text": doc.text}
+
+
+def _date_out(date) -> dict:
+    from qa.timeline_view import date_label
+
+    return {**dataclasses.asdict(date), "label": date_label(date)}
+
+
+@router.get("/api/timeline", response_model=TimelineOut,
+            responses={404: {"model": ErrorOut, "description": "No such article"}, 422: ERRORS[422], 503: ERRORS[503]},
+            tags=["sources"])
+def get_timeline(service: ServiceDep,
+                 article: Annotated[str | None, Query(description="Only this article's events (its doc_id)")] = None,
+                 from_year: Annotated[str | None, Query(alias="from", pattern="^[0-9]{0,4}$",
+                                                        description="Events that reach this year or later")] = None,
+                 to_year: Annotated[str | None, Query(alias="to", pattern="^[0-9]{0,4}$",
+                                                      description="Events that start this year or earlier")] = None) -> dict:
+    """Every sentence of the articles that states a date, earliest first, with the date normalised."""
+    from qa.answer import citation_url
+    from qa.timeline import TimelineFilterError, UnknownArticle, filter_events, parse_filter
+
+    try:
+        events = service.timeline()
+        chosen = parse_filter(article, from_year, to_year, {d.doc_id for d in service.documents()})
+        generation = service.state.index.generation
+    except ServiceUnavailable as exc:
+        raise ApiError(503, str(exc)) from None
+    except UnknownArticle as exc:
+        raise ApiError(404, str(exc)) from None
+    except TimelineFilterError as exc:
+        raise ApiError(422, str(exc)) from None
+    kept = filter_events(events, chosen)
+    return {"generation": generation, "total": len(events), "count": len(kept),
+            "filters": {"article": chosen.doc_id, "from": chosen.first_year, "to": chosen.last_year},
+            "events": [{"id": e.id, "doc_id": e.doc_id, "title": e.title, "sentence": e.sentence,
+                        "sentence_start": e.sentence_start, "sentence_end": e.sentence_end,
+                        "url": citation_url(e.doc_id, e.sentence_start, e.sentence_end, (e.date.start, e.date.end)),
+                        "date": _date_out(e.date), "other_dates": [_date_out(d) for d in e.other_dates]}
+                       for e in kept]}
 
 
 @router.get("/health", tags=["service"])
@@ -262,9 +348,16 @@ def _document_limits(app: FastAPI, settings: Settings) -> None:
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = build_schema()
-            body = schema.get("components", {}).get("schemas", {}).get("AskRequest", {}).get("properties", {})
+            schemas = schema.get("components", {}).get("schemas", {})
+            body = schemas.get("AskRequest", {}).get("properties", {})
             body.get("question", {}).update(question)
             body.get("top_k", {}).update(top_k)
+            body.get("history", {}).update({"maxItems": settings.max_history_turns})
+            turn = schemas.get("EarlierTurnIn", {}).get("properties", {})
+            turn.get("question", {}).update(question)
+            for option in turn.get("answer", {}).get("anyOf", []):
+                if option.get("type") == "string":
+                    option["maxLength"] = settings.max_history_answer_chars
             for parameter in schema.get("paths", {}).get("/ask", {}).get("get", {}).get("parameters", []):
                 limits = {"q": question, "top_k": top_k}.get(parameter.get("name"))
                 if limits:

@@ -81,6 +81,8 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
 
 
 def _print_answer(answer) -> None:
+    if answer.context_used:
+        typer.secho(f"(read with {', '.join(answer.context_used)} from earlier)", dim=True)
     if answer.abstained:
         typer.secho("The sources don't say.", bold=True)
         if answer.citations:
@@ -100,13 +102,21 @@ def _print_answer(answer) -> None:
 def ask_command(question: Annotated[str, typer.Argument(help="The question, in English or Indonesian")],
                 index: IndexOpt = None, model: ModelOpt = None,
                 top_k: Annotated[int, typer.Option("--top-k", help="Passages to read")] = 5,
+                after: Annotated[Optional[list[str]], typer.Option(
+                    "--after", metavar="QUESTION", help="An earlier question of the conversation, for a follow-up such as \"What did "
+                                    "he sign there?\"; repeat it for each, oldest first (they are answered first)")] = None,
                 as_json: JsonOpt = False) -> None:
     """Answer one question from the index (the same JSON as POST /ask with --json)."""
+    from qa.followup import EarlierTurn
     from qa.service import InvalidQuestion, QAService, ServiceUnavailable
 
     service = QAService(make_settings(None, index, model))
     try:
-        answer = service.ask(question, top_k)
+        history: list[EarlierTurn] = []
+        for earlier in after or []:
+            previous = service.ask(earlier, top_k, history)
+            history.append(EarlierTurn(previous.question, None if previous.abstained else previous.answer))
+        answer = service.ask(question, top_k, history)
     except InvalidQuestion as exc:
         fail(str(exc))
     except ServiceUnavailable as exc:
@@ -169,15 +179,18 @@ def eval_command(file: Annotated[Path, typer.Argument(help="Development-set JSON
                  index: IndexOpt = None, model: ModelOpt = None,
                  top_k: Annotated[int, typer.Option("--top-k")] = 5, as_json: JsonOpt = False,
                  limit: Annotated[Optional[int], typer.Option(help="Only the first N questions")] = None) -> None:
-    """Measure retrieval and answers on a question file; SQuAD files get a temporary corpus of their passages."""
+    """Measure retrieval and answers on a question file; SQuAD files get a temporary corpus of their passages.
+    A JSONL file of conversations (objects with `turns`) measures follow-up questions with and without history."""
+    from qa.eval_conversations import evaluate_conversations, format_conversation_report, is_conversation_file
     from qa.evaluate import EvalError, evaluate_file, format_report
 
+    conversations = is_conversation_file(file)
+    run, show = (evaluate_conversations, format_conversation_report) if conversations else (evaluate_file, format_report)
     try:
-        report = evaluate_file(file, make_settings(None, index, model), top_k=top_k, limit=limit,
-                               progress=not as_json)
+        report = run(file, make_settings(None, index, model), top_k=top_k, limit=limit, progress=not as_json)
     except EvalError as exc:
         fail(str(exc))
-    typer.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else format_report(report))
+    typer.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else show(report))
 
 
 SHARED_TRAIN = Path(__file__).resolve().parent.parent.parent / "shared" / "train"

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     top_k_default: int = Field(default=5, ge=1, le=50)
     top_k_max: int = Field(default=50, ge=1, le=200)
     max_question_chars: int = Field(default=500, ge=10)
+    # A conversation's earlier turns that a question may come with (only the latest few are used).
+    max_history_turns: int = Field(default=5, ge=0, le=100)
+    max_history_answer_chars: int = Field(default=300, ge=10)
     # Abstain below this confidence; unset: the reader's own threshold, calibrated on held-out training data
     # (qa/reader/model/reader.json, docs/reader.md).
     abstain_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
@@ -55,5 +58,6 @@ class Settings(BaseSettings):
     port: int = 8000
     admin_token: str | None = None
     request_timeout_s: float = Field(default=10.0, gt=0)
-    max_body_bytes: int = Field(default=16_384, ge=1_024)
+    # Room for a question and its history even when every character is sent as a 12-byte JSON escape.
+    max_body_bytes: int = Field(default=65_536, ge=1_024)
     reload_check_interval_s: float = Field(default=1.0, ge=0.0)

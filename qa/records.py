@@ -73,3 +73,5 @@ class Answer:
     sentence_end: int | None = None
     timings_ms: dict = field(default_factory=dict)
     cached: bool = False  # served from the answer cache: the same question was answered from the same index
+    context_used: list[str] = field(default_factory=list)  # words from earlier turns the question was read with
+    timeline_url: str | None = None  # a date answer's place on /timeline

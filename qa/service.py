@@ -13,16 +13,19 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from cachetools import LRUCache
 
 from qa.answer import answer_question
 from qa.config import Settings
+from qa.followup import EarlierTurn, resolve
 from qa.embed import Embedder, ModelLoadError, load_embedder
 from qa.indexer import BuildReport, build_index
 from qa.reader.runtime import CARD_NAME, ReaderModelError, ReaderRuntime
 from qa.records import Answer, Document
 from qa.store import LoadedIndex, NoIndexError, current_generation, load_index
+from qa.timeline import TimelineEvent, build_timeline
 
 log = logging.getLogger(__name__)
 RETRY_FAILED_LOAD_S = 30.0
@@ -46,6 +49,24 @@ def warm_up() -> None:
     normalized("1 Januari 2000")
 
 
+def _timeline_url(state: IndexState, answer: Answer) -> str | None:
+    """Where a date answer's sentence sits on /timeline; None for other answers."""
+    if answer.abstained or not answer.normalized or answer.normalized.get("type") not in DATE_TYPES:
+        return None
+    event = state.timeline_ids.get((answer.citations[0].doc_id, answer.sentence_start)) if answer.citations else None
+    return f"/timeline#{event}" if event else None
+
+
+DATE_TYPES = ("date", "date_range", "decade")
+
+
+def _sum_timings(first: Answer, second: Answer, started: float) -> dict:
+    """Timings of a question answered twice (as asked and with its earlier words): each part summed."""
+    parts = {key: round(first.timings_ms.get(key, 0.0) + second.timings_ms.get(key, 0.0), 2)
+             for key in ("embed", "search", "read")}
+    return parts | {"total": round((time.perf_counter() - started) * 1000, 2)}
+
+
 class InvalidQuestion(ValueError):
     pass
 
@@ -65,6 +86,15 @@ class IndexState:
     def load(cls, settings: Settings) -> IndexState:
         index = load_index(settings.index_dir)
         return cls(index, LRUCache(settings.answer_cache_size) if settings.answer_cache_size else None)
+
+    @cached_property
+    def timeline(self) -> list[TimelineEvent]:
+        """The index's dated sentences, earliest first; built on first use, once per generation."""
+        return build_timeline(self.index)
+
+    @cached_property
+    def timeline_ids(self) -> dict[tuple[str, int], str]:
+        return {(event.doc_id, event.sentence_start): event.id for event in self.timeline}
 
     def cached_answer(self, key: tuple[str, int]) -> Answer | None:
         if self.answers is None:
@@ -207,11 +237,62 @@ class QAService:
             raise InvalidQuestion(f"top_k must be between 1 and {self.settings.top_k_max}")
         return question, top_k
 
-    def ask(self, question: str, top_k: int | None = None) -> Answer:
+    def validate_history(self, history: object) -> list[EarlierTurn]:
+        """The earlier turns of a conversation, oldest first, checked; messages name the turn that is wrong."""
+        if history is None:
+            return []
+        if not isinstance(history, (list, tuple)):
+            raise InvalidQuestion("history must be a list of earlier turns")
+        limit = self.settings.max_history_turns
+        if len(history) > limit:
+            raise InvalidQuestion(f"history has {len(history)} turns; at most {limit} are accepted "
+                                  "(send the latest ones)")
+        turns = []
+        for number, turn in enumerate(history):
+            where = f"history.{number}"
+            if isinstance(turn, EarlierTurn):
+                question, answer = turn.question, turn.answer
+            elif isinstance(turn, dict):
+                question, answer = turn.get("question"), turn.get("answer")
+            else:
+                raise InvalidQuestion(f"{where} must be an object with a question and an answer")
+            try:
+                question, _ = self.validate(question, 1)
+            except InvalidQuestion as exc:
+                raise InvalidQuestion(f"{where}.{exc}") from None
+            if answer is not None and not isinstance(answer, str):
+                raise InvalidQuestion(f"{where}.answer must be a string or null")
+            if answer is not None and len(answer) > self.settings.max_history_answer_chars:
+                raise InvalidQuestion(f"{where}.answer is too long ({len(answer)} characters; "
+                                      f"the limit is {self.settings.max_history_answer_chars})")
+            turns.append(EarlierTurn(question, " ".join(answer.split()) or None if answer is not None else None))
+        return turns
+
+    def ask(self, question: str, top_k: int | None = None, history: object = None) -> Answer:
+        """Answer a question; `history` holds the conversation's earlier turns (EarlierTurn or
+        {"question", "answer"}), oldest first, that a follow-up question may lean on.
+
+        A question that leans on earlier turns is answered twice, as asked and with the words it leans on, and
+        the more confident answer is given: measured on our follow-up conversations (docs/evaluation.md), this
+        beats always adding the earlier words, which pull a question that names its own subject off course.
+        """
         question, top_k = self.validate(question, self.settings.top_k_default if top_k is None else top_k)
+        resolved = resolve(question, self.validate_history(history))
         started = time.perf_counter()
         state = self.state
-        cached = state.cached_answer((question, top_k))
+        answer = self._answer(state, question, top_k)
+        if resolved.query != question:
+            with_context = self._answer(state, resolved.query, top_k)
+            chosen = (dataclasses.replace(with_context, context_used=resolved.context_used)
+                      if with_context.confidence > answer.confidence else answer)
+            answer = dataclasses.replace(chosen, cached=answer.cached and with_context.cached,
+                                         timings_ms=_sum_timings(answer, with_context, started))
+        return dataclasses.replace(answer, question=question)
+
+    def _answer(self, state: IndexState, query: str, top_k: int) -> Answer:
+        """The answer to `query` as searched and read, from the answer cache when it was asked before."""
+        started = time.perf_counter()
+        cached = state.cached_answer((query, top_k))
         if cached is not None:
             lookup_ms = round((time.perf_counter() - started) * 1000, 2)
             return dataclasses.replace(cached, cached=True,
@@ -224,13 +305,17 @@ class QAService:
             # Alone on an idle machine, a question is embedded and read with every core; with company, with one,
             # so that concurrent requests (here or in other workers) share the cores instead of fighting over them.
             threads = embedder.threads if alone and machine_is_idle() else 1
-            answer = answer_question(state.index, embedder, reader, question, top_k, self.settings.abstain_threshold,
-                                     threads=threads)
+            answer = answer_question(state.index, embedder, reader, query, top_k,
+                                     self.settings.abstain_threshold, threads=threads)
         finally:
             with self._in_flight_lock:
                 self._in_flight -= 1
-        state.remember((question, top_k), answer)
+        answer = dataclasses.replace(answer, timeline_url=_timeline_url(state, answer))
+        state.remember((query, top_k), answer)
         return answer
+
+    def timeline(self) -> list[TimelineEvent]:
+        return self.state.timeline
 
     def documents(self) -> list[Document]:
         return sorted(self.state.index.documents.values(), key=lambda d: d.title.lower())

@@ -7,6 +7,7 @@ citations are used to cut the document text, never a search for the answer strin
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,10 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from qa.answer import source_url
+from qa.answer import citation_url, source_url
+from qa.followup import EarlierTurn
+from qa.timeline import TimelineEvent, TimelineFilter, TimelineFilterError, filter_events, parse_filter
+from qa.timeline_view import AxisLayout, date_label, layout_axis, machine_date
 from qa.records import Answer, Citation, Document
 from qa.service import InvalidQuestion, QAService, ServiceUnavailable
 
@@ -34,6 +38,7 @@ EXAMPLES = (
 HISTORY_TURNS = 5
 HISTORY_CHARS = 1500
 EXCERPT_CHARS = 240
+CONTEXT_CHARS = 110
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December")
 
@@ -118,19 +123,67 @@ class Source:
 
 
 @dataclass
+class CitedPassage:
+    href: str
+    before: str  # the passage around the answer, cut to about CONTEXT_CHARS on each side
+    answer: str
+    after: str
+
+
+@dataclass
+class ArticleSources:
+    """One article's citations of an answer: one chip that opens to each of its passages."""
+
+    number: int
+    title: str
+    passages: list[CitedPassage]
+
+
+def around_answer(citation: Citation, context: int = CONTEXT_CHARS) -> CitedPassage:
+    """The cited passage cut to the answer and some words either side. Mirrored in web/static/app.js."""
+    text = citation.passage
+    if citation.answer_start is None or citation.answer_end is None:
+        return CitedPassage(citation.url, excerpt(text), "", "")
+    a, b = citation.answer_start - citation.start, citation.answer_end - citation.start
+    if not 0 <= a < b <= len(text):
+        return CitedPassage(citation.url, excerpt(text), "", "")
+    before, after = text[:a], text[b:]
+    if len(before) > context:
+        cut = before.find(" ", len(before) - context)
+        before = "…" + before[cut + 1 if cut >= 0 else len(before) - context:]
+    if len(after) > context:
+        cut = after.rfind(" ", 0, context)
+        after = after[:cut if cut > 0 else context] + "…"
+    return CitedPassage(citation.url, *(re.sub(r"\s+", " ", part) for part in (before, text[a:b], after)))
+
+
+def group_by_article(citations: list[Citation]) -> list[ArticleSources]:
+    """Citations grouped by article, articles in the order of their best passage, passages in citation order.
+    Mirrored in web/static/app.js."""
+    groups: dict[str, ArticleSources] = {}
+    for citation in citations:
+        if citation.doc_id not in groups:
+            groups[citation.doc_id] = ArticleSources(len(groups) + 1, citation.title, [])
+        groups[citation.doc_id].passages.append(around_answer(citation))
+    return list(groups.values())
+
+
+@dataclass
 class Turn:
     question: str
     answer: Answer
     confidence: tuple[str, str]  # (words, css level)
     when: tuple[str, str | None] | None  # the normalised date, in words and for <time datetime>
-    sources: list[Source]
+    sources: list[Source]  # an abstention's closest passages
+    articles: list[ArticleSources]  # an answer's citations, by article
     sentence: Parts | None = None  # the answer's sentence cut around the answer
 
 
-def build_turn(service: QAService, question: str) -> Turn:
-    answer = service.ask(question)
+def build_turn(service: QAService, question: str, history: list[EarlierTurn] | None = None) -> Turn:
+    answer = service.ask(question, history=history)
     turn = Turn(answer.question, answer, confidence_words(answer.confidence), date_words(answer.normalized),
-                [Source(i, c.title, c.url, excerpt(c.passage)) for i, c in enumerate(answer.citations, 1)])
+                [Source(i, c.title, c.url, excerpt(c.passage)) for i, c in enumerate(answer.citations, 1)],
+                [] if answer.abstained else group_by_article(answer.citations))
     if not answer.abstained and answer.citations:
         first = answer.citations[0]
         doc = service.document(first.doc_id)
@@ -138,6 +191,54 @@ def build_turn(service: QAService, question: str) -> Turn:
             turn.sentence = split_highlight(doc.text, answer.sentence_start, answer.sentence_end,
                                             first.answer_start, first.answer_end)
     return turn
+
+
+@dataclass
+class EventView:
+    id: str
+    label: str  # the date in words
+    datetime: str | None
+    before: str  # the sentence cut around its date
+    date: str
+    after: str
+    title: str
+    href: str  # the sentence in the source viewer, its date highlighted
+
+
+def event_view(event: TimelineEvent) -> EventView:
+    a, b = event.date.start - event.sentence_start, event.date.end - event.sentence_start
+    return EventView(event.id, date_label(event.date), machine_date(event.date), event.sentence[:a],
+                     event.sentence[a:b], event.sentence[b:], event.title,
+                     citation_url(event.doc_id, event.sentence_start, event.sentence_end,
+                                  (event.date.start, event.date.end)))
+
+
+@dataclass
+class TimelinePage:
+    events: list[EventView]
+    axis: AxisLayout | None
+    total: int  # events before filtering
+    chosen: TimelineFilter
+    articles: list[tuple[str, str]]  # (doc_id, title) for the article filter
+
+
+def timeline_page(service: QAService, doc_id: str | None, first_year: str | None, last_year: str | None) -> TimelinePage:
+    """The timeline, filtered; TimelineFilterError when a filter is not acceptable."""
+    events = service.timeline()
+    documents = service.documents()
+    chosen = parse_filter(doc_id, first_year, last_year, {d.doc_id for d in documents})
+    kept = filter_events(events, chosen)
+    return TimelinePage([event_view(e) for e in kept], layout_axis(kept), len(events), chosen,
+                        [(d.doc_id, d.title) for d in documents])
+
+
+def converse(service: QAService, questions: list[str]) -> list[Turn]:
+    """Ask a conversation's questions in order, each with the turns before it (the no-JavaScript chat)."""
+    turns: list[Turn] = []
+    for question in questions:
+        history = [EarlierTurn(t.question, None if t.answer.abstained else t.answer.answer) for t in turns]
+        turns.append(build_turn(service, question, history))
+    return turns
 
 
 def recent(questions: list[str]) -> list[str]:
@@ -207,13 +308,26 @@ def mount(app: FastAPI) -> None:
             error = f"{str(exc)[:1].upper()}{str(exc)[1:]}." if question.strip() else "Please type a question first."
         questions = history if error else [*history, question]
         try:
-            turns = await asyncio.wait_for(run_in_threadpool(lambda: [build_turn(service, q) for q in questions]),
+            turns = await asyncio.wait_for(run_in_threadpool(converse, service, questions),
                                            timeout=service.settings.request_timeout_s * max(1, len(questions)))
         except ServiceUnavailable as exc:
             return unavailable(request, exc)
         except asyncio.TimeoutError:
             return chat(request, [], "No answer in time; please try again.", question, 504, history)
         return chat(request, turns, error, question if error else "", 422 if error else 200)
+
+    @app.get("/timeline", response_class=HTMLResponse, include_in_schema=False)
+    def timeline(request: Request) -> HTMLResponse:
+        params = request.query_params
+        try:
+            view = timeline_page(request.app.state.service, params.get("article"), params.get("from"), params.get("to"))
+        except ServiceUnavailable as exc:
+            return unavailable(request, exc)
+        except TimelineFilterError as exc:
+            return page(request, "error.html", {"title": "That filter does not work",
+                                                "message": f"{str(exc)[:1].upper()}{str(exc)[1:]}.",
+                                                "back": ("/timeline", "Show the whole timeline")}, 422)
+        return page(request, "timeline.html", {"view": view, "params": params})
 
     @app.get("/sources", response_class=HTMLResponse, include_in_schema=False)
     def sources_page(request: Request) -> HTMLResponse:

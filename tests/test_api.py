@@ -199,7 +199,7 @@ def test_slow_answer_times_out_with_504(small_index, embedder, monkeypatch):
     with make_client(small_index, embedder, request_timeout_s=0.3) as client:
         service = client.app.state.service
 
-        def slow_ask(question, top_k=None):
+        def slow_ask(question, top_k=None, history=None):
             time.sleep(1.0)
             raise AssertionError("should have timed out")
 

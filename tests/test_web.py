@@ -195,7 +195,7 @@ class HostileService(QAService):
     def document(self, doc_id):
         return self.doc if doc_id == self.doc.doc_id else None
 
-    def ask(self, question, top_k=None):
+    def ask(self, question, top_k=None, history=None):
         answer_start = HOSTILE_TEXT.index("<b>")
         answer_end = answer_start + len("<b>Jakarta</b>")
         citation = Citation(self.doc.doc_id, HOSTILE_TITLE, "/sources/evil.html#p0", None, HOSTILE_TEXT, 0,

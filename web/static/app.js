@@ -5,6 +5,7 @@
 
 (() => {
   const STORE = "newsqa.conversation";
+  const HISTORY_TURNS = 5; // as HISTORY_TURNS in qa/web.py
   const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
     "October", "November", "December"];
 
@@ -55,8 +56,46 @@
     return [chars.slice(0, a).join(""), chars.slice(a, b).join(""), chars.slice(b).join("")];
   }
 
-  function question(text, n) {
-    return el("p", { class: "question", id: `turn-${n}-q` }, el("span", { class: "sr-only" }, "You asked: "), text);
+  // Mirrors around_answer in qa/web.py: the cited passage cut to the answer and some words either side.
+  function aroundAnswer(citation, context = 110) {
+    const text = Array.from(citation.passage);
+    const a = citation.answer_start - citation.start;
+    const b = citation.answer_end - citation.start;
+    if (citation.answer_start == null || !(a >= 0 && a < b && b <= text.length)) {
+      return [excerpt(citation.passage), "", ""];
+    }
+    let before = text.slice(0, a).join("");
+    let after = text.slice(b).join("");
+    if (before.length > context) {
+      const cut = before.indexOf(" ", before.length - context);
+      before = "…" + before.slice(cut >= 0 ? cut + 1 : before.length - context);
+    }
+    if (after.length > context) {
+      const cut = after.lastIndexOf(" ", context - 1);
+      after = after.slice(0, cut > 0 ? cut : context) + "…";
+    }
+    return [before, text.slice(a, b).join(""), after].map((part) => part.replace(/\s+/g, " "));
+  }
+
+  // Mirrors group_by_article in qa/web.py: articles in the order of their best passage.
+  function groupByArticle(citations) {
+    const groups = new Map();
+    for (const citation of citations) {
+      if (!groups.has(citation.doc_id)) groups.set(citation.doc_id, { title: citation.title, citations: [] });
+      groups.get(citation.doc_id).citations.push(citation);
+    }
+    return [...groups.values()];
+  }
+
+  function question(data, n) {
+    const nodes = [el("p", { class: "question", id: `turn-${n}-q` },
+      el("span", { class: "sr-only" }, "You asked: "), data.question)];
+    if (data.context_used && data.context_used.length) {
+      nodes.push(el("p", { class: "context-used" }, "Read with ",
+        el("span", { class: "sr-only" }, "these words from earlier in the conversation"),
+        el("span", { "aria-hidden": "true" }, "from earlier"), `: ${data.context_used.join(", ")}`));
+    }
+    return nodes;
   }
 
   function answerReply(data, n) {
@@ -65,8 +104,10 @@
     const facts = el("p", { class: "facts" });
     const when = dateWords(data.normalized);
     if (when) {
-      facts.append(el("span", { class: "fact" }, "Date: ",
-        when[1] ? el("time", { datetime: when[1] }, when[0]) : when[0]));
+      const fact = el("span", { class: "fact" }, "Date: ",
+        when[1] ? el("time", { datetime: when[1] }, when[0]) : when[0]);
+      if (data.timeline_url) fact.append(" ", el("a", { class: "on-timeline", href: data.timeline_url }, "on the timeline"));
+      facts.append(fact);
     }
     const [words, level] = confidenceWords(data.confidence);
     facts.append(el("span", { class: `confidence ${level}` }, words));
@@ -76,10 +117,19 @@
       reply.append(el("blockquote", { class: "sentence", lang: "id" },
         el("p", {}, parts[0], el("mark", {}, parts[1]), parts[2])));
     }
-    const chips = data.citations.map((citation, i) => el("li", {},
-      el("a", { class: "chip", href: citation.url },
-        el("span", { class: "chip-n" }, el("span", { class: "sr-only" }, "Source "), String(i + 1)), " ",
-        el("span", { class: "chip-title" }, citation.title))));
+    const chips = groupByArticle(data.citations).map((group, i) => {
+      const count = group.citations.length;
+      const passages = group.citations.map((citation) => {
+        const [before, answer, after] = aroundAnswer(citation);
+        return el("li", {}, el("a", { href: citation.url, lang: "id" }, before, el("mark", {}, answer), after));
+      });
+      return el("li", {}, el("details", { class: "source-group" },
+        el("summary", { class: "chip" },
+          el("span", { class: "chip-n" }, el("span", { class: "sr-only" }, "Source "), String(i + 1)), " ",
+          el("span", { class: "chip-title" }, group.title), " ",
+          el("span", { class: "chip-count" }, `${count} ${count === 1 ? "passage" : "passages"}`)),
+        el("ol", { class: "group-passages" }, ...passages)));
+    });
     reply.append(el("div", { class: "sources" },
       el("h3", { class: "sources-title", id: `turn-${n}-sources` }, "Sources"),
       el("ul", { class: "chips", "aria-labelledby": `turn-${n}-sources` }, ...chips)));
@@ -104,7 +154,12 @@
 
   function drawTurn(data, n) {
     return el("article", { class: "turn", id: `turn-${n}`, "aria-labelledby": `turn-${n}-q` },
-      question(data.question, n), data.abstained ? abstentionReply(data) : answerReply(data, n));
+      ...question(data, n), data.abstained ? abstentionReply(data) : answerReply(data, n));
+  }
+
+  // The earlier turns a follow-up question may lean on, as /ask takes them (the server keeps no conversation).
+  function history(turns) {
+    return turns.slice(-HISTORY_TURNS).map((t) => ({ question: t.question, answer: t.abstained ? null : t.answer }));
   }
 
   function loadConversation() {
@@ -176,7 +231,7 @@
         el("p", { class: "working" }, el("span", { class: "spinner", "aria-hidden": "true" }),
           "Looking through the articles…"));
       const turn = el("article", { class: "turn", id: `turn-${n}`, "aria-labelledby": `turn-${n}-q` },
-        question(text, n), pending);
+        ...question({ question: text }, n), pending);
       log.append(turn);
       turn.scrollIntoView({ block: "start", behavior: smooth });
       status.textContent = "Looking through the articles…";
@@ -185,11 +240,12 @@
         const response = await fetch("/ask", {
           method: "POST",
           headers: { "Content-Type": "application/json", Accept: "application/json" },
-          body: JSON.stringify({ question: text }),
+          body: JSON.stringify({ question: text, history: history(turns) }),
         });
         const data = await response.json().catch(() => ({}));
         if (!response.ok) throw new Error(data.detail || `the server answered ${response.status}`);
         pending.replaceWith(data.abstained ? abstentionReply(data) : answerReply(data, n));
+        turn.querySelector(".question").after(...question(data, n).slice(1));
         turns.push(data);
         saveConversation(turns);
         reset.hidden = false;

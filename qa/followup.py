@@ -1,0 +1,156 @@
+"""Follow-up questions: a question that leans on earlier turns of its conversation is asked together with the
+words it leans on, carried over from those turns.
+
+Two ways a question leans: a reference word ("he", "there", "dia", "di sana", "itu") that points at something
+named earlier, whose names are then added to what is searched and read; or an elliptical fragment ("And in
+2023?", "Bagaimana dengan Shoigu?") that repeats the previous question with the fragment's new part. A
+question that does neither is asked as it is, so a change of topic is not dragged back to the old one.
+
+The server keeps no conversation: clients send the earlier turns, oldest first, and every turn is resolved
+again from them (pure string work, microseconds).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+TURNS_USED = 3  # earlier turns whose names a reference may point at
+NAMES_CARRIED = 4
+ANSWER_WORDS_CARRIED = 8  # a longer earlier answer is a description, not a name to carry
+
+# Words that point back at something named before. English "that/this" and Indonesian "-nya" are left out:
+# they mostly occur in self-contained questions ("the treaty that ...", "selanjutnya").
+REFERENCES = frozenset("""
+he she him his her hers they them their theirs it its there then
+dia ia beliau mereka sana situ tersebut itu
+""".split())
+TIME_REFERENCES = (" then ", " that time ", " that year ", " saat itu ", " waktu itu ", " ketika itu ", " tahun itu ",
+                   " kala itu ")
+# Words that open an elliptical follow-up ("And in 2023?").
+CONNECTIVES = ("what about", "how about", "and", "also", "bagaimana dengan", "kalau", "lalu", "terus", "dan")
+FRAGMENT_WORDS = 3  # a question this short with no question word of its own is a fragment
+# Question and auxiliary words: capitalised at the start of a question, never a name.
+QUESTION_WORDS = frozenset("""
+who whom whose what when where which why how did does do is are was were can could will would should has have had
+in on at and but also then tell list name give
+siapa siapakah apa apakah kapan kapankah dimana di mana manakah mengapa kenapa bagaimana berapa berapakah yang sejak
+sampai dan lalu terus kalau sebutkan jelaskan
+""".split())
+_WORD = re.compile(r"[^\W_][\w'’\-.]*", re.UNICODE)
+_YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)(an)?\b")
+
+
+@dataclass(frozen=True)
+class EarlierTurn:
+    question: str
+    answer: str | None  # None where the turn abstained
+
+
+@dataclass(frozen=True)
+class Resolved:
+    question: str  # as asked
+    query: str  # what is searched and read: the question with the words it leans on
+    context_used: list[str] = field(default_factory=list)  # those words, as they were written earlier
+
+
+def _words(text: str) -> list[re.Match]:
+    return list(_WORD.finditer(text))
+
+
+def names(text: str) -> list[str]:
+    """Runs of capitalised words ("Kim Jong Un", "Dewan Keamanan PBB", "Pyongyang"), in order, without a
+    question word that is capitalised only because it opens the sentence."""
+    found, run, last_end = [], [], None
+    for position, match in enumerate(_words(text)):
+        word = re.sub(r"['’]s$", "", match.group().rstrip("."))
+        capitalised = word[:1].isupper() and not (position == 0 and word.lower() in QUESTION_WORDS)
+        adjacent = last_end is not None and text[last_end:match.start()].strip() == ""
+        if capitalised and run and adjacent:
+            run.append(word)
+        else:
+            if run:
+                found.append(" ".join(run))
+            run = [word] if capitalised else []
+        last_end = match.end()
+    if run:
+        found.append(" ".join(run))
+    return found
+
+
+def _has_reference(question: str) -> bool:
+    lowered = question.lower()
+    return any(m.group().lower().strip(".") in REFERENCES for m in _words(lowered)) or "di sana" in lowered
+
+
+def _fragment(question: str) -> str | None:
+    """The new part of an elliptical follow-up ("in 2023" from "And in 2023?"), or None."""
+    text = question.strip().rstrip("?!. ").strip()
+    lowered = text.lower()
+    for connective in CONNECTIVES:
+        if lowered.startswith(connective + " ") or lowered == connective:
+            return text[len(connective):].strip(" ,") or None
+    words = [m.group().lower() for m in _words(text)]
+    if 0 < len(words) <= FRAGMENT_WORDS and not any(w in QUESTION_WORDS for w in words):
+        return text
+    return None
+
+
+def _carried_names(question: str, earlier: list[Resolved], answers: list[str | None]) -> list[str]:
+    """Names from the latest turns, newest first: each earlier question's names, then its answer when that is a
+    short name, or a date or number when the question points at a time ("then", "saat itu")."""
+    asked = question.lower()
+    wants_time = any(phrase in f" {asked.strip('?!. ')} " for phrase in TIME_REFERENCES)
+    carried: list[str] = []
+    for turn, answer in list(zip(earlier, answers))[::-1][:TURNS_USED]:
+        candidates = names(turn.question)
+        if answer and len(answer.split()) <= ANSWER_WORDS_CARRIED:
+            if any(c.isdigit() for c in answer) and wants_time or not any(c.isdigit() for c in answer) and names(answer):
+                candidates.append(answer)
+        for name in candidates:
+            if name.lower() not in asked and all(name.lower() != c.lower() for c in carried):
+                carried.append(name)
+    return carried[:NAMES_CARRIED]
+
+
+def _replace_years(text: str, year: str) -> str:
+    return _YEAR.sub(year, text)
+
+
+def _ellipsis(fragment: str, previous: Resolved) -> tuple[str, list[str]]:
+    """The previous question asked again about the fragment's new year or name."""
+    base = previous.question
+    year = _YEAR.search(fragment)
+    new_names = names(fragment)
+    if year and _YEAR.search(base):
+        query = _replace_years(base, year.group())
+    elif new_names and names(base):
+        old = names(base)[0]
+        query = base.replace(old, new_names[0], 1)
+    else:
+        query = f"{base} {fragment}"
+    kept = [n for n in names(base) + previous.context_used if n.lower() in query.lower()
+            and n.lower() not in fragment.lower()]
+    query = " ".join([query] + [n for n in previous.context_used if n.lower() not in query.lower()])
+    return query, list(dict.fromkeys(kept)) or [base]
+
+
+def resolve(question: str, history: list[EarlierTurn]) -> Resolved:
+    """What to search and read for `question`, given the earlier turns of its conversation (oldest first)."""
+    earlier: list[Resolved] = []
+    for turn in history:
+        earlier.append(_resolve_one(turn.question, earlier, [t.answer for t in history[:len(earlier)]]))
+    return _resolve_one(question, earlier, [t.answer for t in history])
+
+
+def _resolve_one(question: str, earlier: list[Resolved], answers: list[str | None]) -> Resolved:
+    if not earlier:
+        return Resolved(question, question)
+    fragment = _fragment(question)
+    if fragment is not None:
+        return Resolved(question, *_ellipsis(fragment, earlier[-1]))
+    if _has_reference(question):
+        carried = _carried_names(question, earlier, answers)
+        if carried:
+            return Resolved(question, " ".join([question, *carried]), carried)
+    return Resolved(question, question)

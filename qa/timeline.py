@@ -1,0 +1,181 @@
+"""The corpus as a chronology: every sentence that states a date, placed on a time axis.
+
+Dates are found in the cleaned article text (Indonesian and English forms): a day ("28 Maret 2024"), a month
+("Juni 1950"), a year ("pada tahun 1991"), a decade ("1990-an", "Awal tahun 2000an") and a range of years
+("1950-1953"). A day and month without a year ("Rabu (19/6)") is not placed: its year is not stated. Each
+dated sentence is one event, placed at the first date it states; its other dates are kept with it.
+
+The timeline is computed from the loaded index, so it changes with every rebuild.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from calendar import monthrange
+from dataclasses import dataclass, field
+
+from qa.store import LoadedIndex
+
+MONTHS = {
+    "januari": 1, "january": 1, "jan": 1, "februari": 2, "february": 2, "feb": 2, "pebruari": 2, "maret": 3,
+    "march": 3, "mar": 3, "april": 4, "apr": 4, "mei": 5, "may": 5, "juni": 6, "june": 6, "jun": 6, "juli": 7,
+    "july": 7, "jul": 7, "agustus": 8, "august": 8, "agu": 8, "agt": 8, "aug": 8, "september": 9, "sept": 9,
+    "sep": 9, "oktober": 10, "october": 10, "okt": 10, "oct": 10, "november": 11, "nov": 11, "desember": 12,
+    "december": 12, "des": 12, "dec": 12,
+}
+QUALIFIERS = {"awal": "early", "early": "early", "pertengahan": "mid", "mid": "mid", "akhir": "late", "late": "late"}
+_QUALIFIER_SHARE = {"early": (0, 3), "mid": (3, 7), "late": (7, 10)}  # years of the decade each one covers
+
+_YEAR = r"(1[89]\d\d|20\d\d)"
+_MONTH = r"(" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?"
+_QUALIFIER = r"(?:(awal|pertengahan|akhir|early|mid|late)\s+(?:tahun\s+|the\s+)?)?"
+_NOT_NUMBER_BEFORE = r"(?<![\d.,/])"
+_NOT_NUMBER_AFTER = r"(?![\d]|[.,]\d)"
+PATTERNS = (  # most specific first; a match hides any later one it overlaps
+    ("range", re.compile(_NOT_NUMBER_BEFORE + _YEAR + r"\s*[-–—]\s*" + _YEAR + _NOT_NUMBER_AFTER)),
+    ("decade", re.compile(r"\b" + _QUALIFIER + r"(?:tahun\s+)?(1[89]\d0|20\d0)(?:-?an\b|['’]?s\b)", re.I)),
+    ("day", re.compile(r"\b(\d{1,2})\s+" + _MONTH + r"\s+" + _YEAR + _NOT_NUMBER_AFTER, re.I)),
+    ("month", re.compile(r"\b" + _MONTH + r"\s+" + _YEAR + _NOT_NUMBER_AFTER, re.I)),
+    ("year", re.compile(_NOT_NUMBER_BEFORE + r"\b" + _QUALIFIER + r"(?:tahun\s+)?" + _YEAR + _NOT_NUMBER_AFTER, re.I)),
+)
+
+
+@dataclass(frozen=True)
+class DateMention:
+    start: int  # offsets in the text it was found in
+    end: int
+    text: str
+    precision: str  # day, month, year, decade or range
+    value: str  # 2024-03-28, 2024-03, 2024, 1990s, 1950/1953
+    earliest: str  # ISO dates bounding what it covers
+    latest: str
+    qualifier: str | None = None  # early, mid or late (a decade or year)
+
+    @property
+    def position(self) -> float:
+        """Where it sits on the axis, in years (its earliest day)."""
+        year, month, day = (int(part) for part in self.earliest.split("-"))
+        return year + (month - 1) / 12 + (day - 1) / 365
+
+
+def _mention(kind: str, match: re.Match, offset: int) -> DateMention | None:
+    groups = match.groups()
+    text = match.group()
+    start, end = offset + match.start(), offset + match.end()
+    if kind == "range":
+        first, last = int(groups[0]), int(groups[1])
+        if last <= first:
+            return None
+        return DateMention(start, end, text, "range", f"{first}/{last}", f"{first}-01-01", f"{last}-12-31")
+    if kind == "decade":
+        qualifier, decade = QUALIFIERS.get((groups[0] or "").lower()), int(groups[1])
+        low, high = _QUALIFIER_SHARE.get(qualifier, (0, 10))
+        return DateMention(start, end, text, "decade", f"{decade}s", f"{decade + low}-01-01",
+                           f"{decade + high - 1}-12-31", qualifier)
+    if kind == "day":
+        day, month, year = int(groups[0]), MONTHS[groups[1].lower()], int(groups[2])
+        if not 1 <= day <= monthrange(year, month)[1]:
+            return None
+        iso = f"{year:04d}-{month:02d}-{day:02d}"
+        return DateMention(start, end, text, "day", iso, iso, iso)
+    if kind == "month":
+        month, year = MONTHS[groups[0].lower()], int(groups[1])
+        last = monthrange(year, month)[1]
+        return DateMention(start, end, text, "month", f"{year:04d}-{month:02d}", f"{year:04d}-{month:02d}-01",
+                           f"{year:04d}-{month:02d}-{last:02d}")
+    qualifier, year = QUALIFIERS.get((groups[0] or "").lower()), int(groups[1])
+    return DateMention(start, end, text, "year", str(year), f"{year}-01-01", f"{year}-12-31", qualifier)
+
+
+def find_dates(text: str, offset: int = 0) -> list[DateMention]:
+    """Every date stated in `text`, in reading order; offsets are `offset` + the position in `text`."""
+    taken: list[tuple[int, int]] = []
+    found = []
+    for kind, pattern in PATTERNS:
+        for match in pattern.finditer(text):
+            if any(match.start() < b and a < match.end() for a, b in taken):
+                continue
+            mention = _mention(kind, match, offset)
+            if mention is not None:
+                taken.append((match.start(), match.end()))
+                found.append(mention)
+    return sorted(found, key=lambda m: m.start)
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    id: str  # stable while the sentence stays where it is: the anchor of the event on /timeline
+    doc_id: str
+    title: str
+    sentence: str
+    sentence_start: int  # offsets in the document's cleaned text
+    sentence_end: int
+    date: DateMention  # the first date the sentence states (document offsets)
+    other_dates: tuple[DateMention, ...] = field(default_factory=tuple)
+
+
+def event_id(doc_id: str, sentence_start: int) -> str:
+    return f"e{zlib.crc32(doc_id.encode()):08x}-{sentence_start}"
+
+
+def build_timeline(index: LoadedIndex) -> list[TimelineEvent]:
+    """Every dated sentence of the index, earliest first (ties: by article title and place in the article)."""
+    events = []
+    for doc_id, span in index.sentence_spans:
+        document = index.documents[doc_id]
+        sentence = document.text[span.start:span.end]
+        dates = find_dates(sentence, span.start)
+        if dates:
+            events.append(TimelineEvent(event_id(doc_id, span.start), doc_id, document.title, sentence, span.start,
+                                        span.end, dates[0], tuple(dates[1:])))
+    events.sort(key=lambda e: (e.date.position, e.title.lower(), e.sentence_start))
+    return events
+
+
+@dataclass(frozen=True)
+class TimelineFilter:
+    doc_id: str | None = None
+    first_year: int | None = None
+    last_year: int | None = None
+
+
+class TimelineFilterError(ValueError):
+    pass
+
+
+class UnknownArticle(TimelineFilterError):
+    pass
+
+
+def parse_filter(doc_id: str | None, first_year: str | None, last_year: str | None,
+                 known_docs: set[str]) -> TimelineFilter:
+    """Filters as they come from a query string (blank = no filter); TimelineFilterError says what is wrong."""
+    def year(value: str | None, name: str) -> int | None:
+        if not value:
+            return None
+        if not (value.isascii() and value.isdigit()) or len(value) > 4:
+            raise TimelineFilterError(f"{name} must be a year such as 1950, not {value[:20]!r}")
+        return int(value)
+
+    first, last = year(first_year, "from"), year(last_year, "to")
+    if first is not None and last is not None and first > last:
+        raise TimelineFilterError(f"from ({first}) is after to ({last})")
+    article = doc_id or None
+    if article is not None and article not in known_docs:
+        raise UnknownArticle(f"no article with id {article[:200]!r}")
+    return TimelineFilter(article, first, last)
+
+
+def filter_events(events: list[TimelineEvent], chosen: TimelineFilter) -> list[TimelineEvent]:
+    """Events of the chosen article whose date overlaps the chosen years."""
+    kept = []
+    for event in events:
+        if chosen.doc_id is not None and event.doc_id != chosen.doc_id:
+            continue
+        if chosen.first_year is not None and int(event.date.latest[:4]) < chosen.first_year:
+            continue
+        if chosen.last_year is not None and int(event.date.earliest[:4]) > chosen.last_year:
+            continue
+        kept.append(event)
+    return kept

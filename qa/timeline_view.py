@@ -1,0 +1,101 @@
+"""The timeline drawn for people: date labels in words and the time axis laid out as SVG coordinates.
+
+The axis is a dot plot: one dot per event at its date, dots of the same year stacked, a line under an event
+that spans years (a range or a decade). The page draws it from this layout with no script.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from qa.timeline import DateMention, TimelineEvent
+
+MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+               "November", "December")
+WIDTH = 640  # viewBox units; the SVG scales to the page's width
+MARGIN = 24
+DOT_RADIUS = 5
+DOT_STEP = 12  # vertical distance between stacked dots
+AXIS_ROOM = 34  # below the axis: tick labels
+TOP_ROOM = 10
+
+
+def date_label(date: DateMention) -> str:
+    """'28 March 2024', 'March 2024', 'early 2000s', 'the 1990s', '1950–1953', 'late 1990'."""
+    qualifier = f"{date.qualifier} " if date.qualifier else ""
+    if date.precision == "day":
+        year, month, day = date.value.split("-")
+        return f"{int(day)} {MONTH_NAMES[int(month) - 1]} {year}"
+    if date.precision == "month":
+        year, month = date.value.split("-")
+        return f"{MONTH_NAMES[int(month) - 1]} {year}"
+    if date.precision == "decade":
+        return f"{qualifier}{date.value}" if qualifier else f"the {date.value}"
+    if date.precision == "range":
+        return date.value.replace("/", "–")
+    return f"{qualifier}{date.value}"
+
+
+def machine_date(date: DateMention) -> str | None:
+    """A value for <time datetime> where HTML has one (a day, a month, a year)."""
+    return date.value if date.precision in ("day", "month", "year") else None
+
+
+@dataclass(frozen=True)
+class Dot:
+    event_id: str
+    x: float
+    y: float
+    label: str  # for the dot's <title>
+    span_x2: float | None = None  # the end of an event that spans years
+
+
+@dataclass(frozen=True)
+class Tick:
+    x: float
+    label: str
+
+
+@dataclass(frozen=True)
+class AxisLayout:
+    width: int
+    height: int
+    axis_y: float
+    first_year: int
+    last_year: int
+    ticks: list[Tick]
+    dots: list[Dot]
+
+
+def layout_axis(events: list[TimelineEvent]) -> AxisLayout | None:
+    """Coordinates for the events' dot plot; None when there is nothing to draw."""
+    if not events:
+        return None
+    first = min(math.floor(e.date.position) for e in events)
+    last = max(int(e.date.latest[:4]) for e in events)
+    first_year = first // 10 * 10
+    last_year = max(first_year + 10, (last // 10 + 1) * 10)
+    scale = (WIDTH - 2 * MARGIN) / (last_year - first_year)
+
+    def x_of(year: float) -> float:
+        return round(MARGIN + (year - first_year) * scale, 1)
+
+    stacks: dict[int, int] = {}
+    placed = []
+    for event in events:
+        year = math.floor(event.date.position)
+        level = stacks.get(year, 0)
+        stacks[year] = level + 1
+        placed.append((event, year, level))
+    tallest = max(stacks.values())
+    axis_y = TOP_ROOM + tallest * DOT_STEP + DOT_RADIUS
+    dots = []
+    for event, year, level in placed:
+        spans = event.date.precision in ("range", "decade")
+        end = int(event.date.latest[:4]) + 1
+        dots.append(Dot(event.id, x_of(year + 0.5), round(axis_y - DOT_STEP * (level + 0.5) - 2, 1),
+                        f"{date_label(event.date)}: {event.sentence[:120]}", x_of(end) if spans else None))
+    step = 10 if last_year - first_year <= 100 else 50
+    ticks = [Tick(x_of(year), str(year)) for year in range(first_year, last_year + 1, step)]
+    return AxisLayout(WIDTH, int(axis_y + AXIS_ROOM), axis_y, first_year, last_year, ticks, dots)
