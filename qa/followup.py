@@ -97,8 +97,8 @@ def _fragment(question: str) -> str | None:
 
 
 def _carried_names(question: str, earlier: list[Resolved], answers: list[str | None]) -> list[str]:
-    """Names from the latest turns, newest first: each earlier question's names, then its answer when that is a
-    short name, or a date or number when the question points at a time ("then", "saat itu")."""
+    """Names from the latest turns, newest first: each earlier answer when that is a short name (or a date or
+    number, when the question points at a time: "then", "saat itu"), then the names in its question."""
     asked = question.lower()
     wants_time = any(phrase in f" {asked.strip('?!. ')} " for phrase in TIME_REFERENCES)
     carried: list[str] = []
@@ -106,7 +106,7 @@ def _carried_names(question: str, earlier: list[Resolved], answers: list[str | N
         candidates = names(turn.question)
         if answer and len(answer.split()) <= ANSWER_WORDS_CARRIED:
             if any(c.isdigit() for c in answer) and wants_time or not any(c.isdigit() for c in answer) and names(answer):
-                candidates.append(answer)
+                candidates.insert(0, answer)  # "he" after "Who led ...?" is most often the answer
         for name in candidates:
             if name.lower() not in asked and all(name.lower() != c.lower() for c in carried):
                 carried.append(name)

@@ -379,3 +379,48 @@ def test_wrong_methods_and_paths(api):
     assert api.get("/admin/reindex").status_code == 405
     assert api.get("/nope").status_code == 404
     assert api.get("/health").json()["status"] == "ok"
+
+
+# Follow-up questions: the conversation's earlier turns come with the question.
+AMBASSADOR = "Siapa Duta Besar Rusia untuk Korea Utara?"
+HOPE = "Apa harapannya untuk tahun 2024?"
+VISITOR = "Siapa yang dia sebut akan berkunjung?"
+
+
+def test_a_follow_up_is_read_with_the_names_of_earlier_turns(client):
+    history = []
+    for question in (AMBASSADOR, HOPE):
+        body = client.post("/ask", json={"question": question, "history": history}).json()
+        history.append({"question": question, "answer": body["answer"]})
+    assert history[0]["answer"] == "Alexander Matsegora"
+    body = client.post("/ask", json={"question": VISITOR, "history": history}).json()
+    assert body["question"] == VISITOR
+    assert "Vladimir Putin" in body["answer"]
+    assert "Alexander Matsegora" in body["context_used"]  # from the first turn: the second names nobody
+    alone = client.post("/ask", json={"question": VISITOR}).json()
+    assert alone["context_used"] == []
+
+
+def test_a_self_contained_question_ignores_its_history(client):
+    history = [{"question": "When did Putin arrive in Pyongyang in 2024?", "answer": None}]
+    with_history = client.post("/ask", json={"question": AMBASSADOR, "history": history}).json()
+    alone = client.post("/ask", json={"question": AMBASSADOR}).json()
+    assert with_history["answer"] == alone["answer"] == "Alexander Matsegora"
+    assert with_history["context_used"] == []
+
+
+@pytest.mark.parametrize("history, message", [
+    ([{"question": "Siapa?", "answer": None}] * 6, "history has 6 turns; at most 5 are accepted"),
+    ([{"question": "x" * 501, "answer": None}], "history.0.question is too long (501 characters; the limit is 500)"),
+    ([{"question": "   ", "answer": None}], "history.0.question is empty"),
+    ([{"question": "Siapa?", "answer": "y" * 301}], "history.0.answer is too long (301 characters; the limit is 300)"),
+    ([{"question": 5, "answer": None}], "history.0.question: Input should be a valid string"),
+    ([{"question": "Siapa?", "answer": 7}], "history.0.answer: Input should be a valid string"),
+    ([{"question": "Siapa?", "when": "kemarin"}], "history.0.when: Extra inputs are not permitted"),
+    (["Siapa?"], "history.0: Input should be a valid dictionary"),
+    ("Siapa?", "history: Input should be a valid list"),
+])
+def test_bad_history_gets_a_422_that_says_what_is_wrong(client, history, message):
+    response = client.post("/ask", json={"question": "Kapan dia datang?", "history": history})
+    assert response.status_code == 422
+    assert message in response.json()["detail"]

@@ -25,7 +25,6 @@ DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 360, "height": 740}
 VETO_QUESTION = "Kapan Rusia memveto resolusi Dewan Keamanan PBB?"
 AMBASSADOR_QUESTION = "Siapa Duta Besar Rusia untuk Korea Utara?"
-CITATIONS = ".reply a[href^='/sources/']"  # the chips of an answer, or the related passages of an abstention
 
 expect.set_options(timeout=15_000)
 
@@ -87,6 +86,15 @@ def assert_lands_on_highlighted_passage(page, answer: str | None = None):
         expect(passage.locator("mark.answer-span")).to_have_text(answer)
 
 
+def follow_first_source(page, turn: str):
+    """Open the first article chip of a turn and follow its first passage."""
+    group = page.locator(f"{turn} .source-group").first
+    if not group.evaluate("details => details.open"):
+        group.locator("summary").click()
+    expect(group.locator(".group-passages a").first).to_be_visible()
+    group.locator(".group-passages a").first.click()
+
+
 def test_ask_with_javascript_then_follow_the_citation(open_page, live_server, service):
     page = open_page()
     requests = []
@@ -126,7 +134,7 @@ def test_ask_with_javascript_then_follow_the_citation(open_page, live_server, se
     expect(box).to_be_focused()
     assert page.evaluate("window.stillTheSamePage") is True
 
-    page.locator("#turn-1 .chip").first.click()
+    follow_first_source(page, "#turn-1")
     assert_lands_on_highlighted_passage(page, "28 Maret 2024")
 
     page.go_back()
@@ -153,7 +161,7 @@ def test_ask_without_javascript_then_follow_the_citation(open_page, live_server)
     expect(page.locator("#turn-2 .question")).to_contain_text(AMBASSADOR_QUESTION)
     expect(page.locator("#turn-2 .chip").first).to_be_visible()
 
-    page.locator("#turn-1 .chip").first.click()
+    follow_first_source(page, "#turn-1")
     assert_lands_on_highlighted_passage(page, "28 Maret 2024")
 
 
@@ -184,8 +192,12 @@ def test_keyboard_only(open_page, live_server):
     page.keyboard.type(VETO_QUESTION)
     page.keyboard.press("Enter")
     expect(page.locator("#turn-1 .reply:not(.pending) .chip").first).to_be_visible()
-    page.keyboard.press("Shift+Tab")  # the last citation of the last answer comes just before the question box
-    expect(page.locator("#turn-1 .chip").last).to_be_focused()
+    page.keyboard.press("Shift+Tab")  # the last article chip of the last answer comes just before the question box
+    chip = page.locator("#turn-1 .chip").last
+    expect(chip).to_be_focused()
+    page.keyboard.press("Enter")  # opens the article's passages
+    page.keyboard.press("Tab")
+    expect(page.locator("#turn-1 .source-group").last.locator(".group-passages a").first).to_be_focused()
     page.keyboard.press("Enter")
     assert_lands_on_highlighted_passage(page)
 
@@ -193,23 +205,21 @@ def test_keyboard_only(open_page, live_server):
 def test_phone_width_has_no_horizontal_scroll(open_page, live_server):
     page = open_page(viewport=PHONE)
 
-    def assert_fits(where):
-        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-        assert overflow <= 0, f"{where} scrolls sideways by {overflow}px on a {PHONE['width']}px screen"
-
     page.goto(live_server + "/")
-    assert_fits("the empty chat")
+    assert_fits(page, "the empty chat")
     page.get_by_role("button", name="Where did Kim Jong Un and Putin hold their first summit?").click()
     expect(page.locator("#turn-1 .reply:not(.pending)")).to_be_visible()
     page.get_by_label("Your question").fill("What is the capital of France?")
     page.get_by_label("Your question").press("Enter")
     expect(page.locator("#turn-2 .reply:not(.pending)")).to_be_visible()
-    assert_fits("the chat with answers")
-    page.locator(f"#turn-1 {CITATIONS}").first.click()
+    assert_fits(page, "the chat with answers")
+    page.locator("#turn-1 .source-group").first.locator("summary").click()
+    assert_fits(page, "the chat with an article's passages open")
+    follow_first_source(page, "#turn-1")
     assert_lands_on_highlighted_passage(page)
-    assert_fits("the source viewer")
+    assert_fits(page, "the source viewer")
     page.goto(live_server + "/sources")
-    assert_fits("the list of sources")
+    assert_fits(page, "the list of sources")
 
 
 # Every element of a turn with its classes, link and own text: what the server draws and what app.js draws.
@@ -231,3 +241,95 @@ def test_javascript_draws_a_turn_as_the_server_does(open_page, live_server, ques
     static = open_page()
     static.set_content(server_html)  # on about:blank, so app.js does not load
     assert static.locator("#turn-1").evaluate(TURN_SHAPE) == drawn_by_script
+
+
+def assert_fits(page, where: str):
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"{where} scrolls sideways by {overflow}px at {page.viewport_size['width']}px wide"
+
+
+def ask(page, question: str, n: int):
+    page.get_by_label("Your question").fill(question)
+    page.get_by_label("Your question").press("Enter")
+    expect(page.locator(f"#turn-{n} .reply:not(.pending)")).to_be_visible()
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+def test_a_three_turn_conversation_whose_third_turn_needs_the_first(open_page, live_server, javascript):
+    page = open_page(viewport=PHONE, javascript=javascript)
+    page.goto(live_server + "/")
+    ask(page, "Siapa Duta Besar Rusia untuk Korea Utara?", 1)
+    expect(page.locator("#turn-1 .answer")).to_have_text("Answer: Alexander Matsegora")
+    ask(page, "Apa harapannya untuk tahun 2024?", 2)
+    ask(page, "Siapa yang dia sebut akan berkunjung?", 3)
+    expect(page.locator("#turn-3 .answer")).to_contain_text("Vladimir Putin")
+    expect(page.locator("#turn-3 .context-used")).to_contain_text("Alexander Matsegora")  # named in turn 1 only
+    expect(page.locator("#turn-1 .answer")).to_have_text("Answer: Alexander Matsegora")
+    assert_fits(page, "a three-turn conversation on a 360px screen")
+
+    page.get_by_role("link", name="Start over").click()
+    expect(page.locator("#conversation .turn")).to_have_count(0)
+    ask(page, "Siapa yang dia sebut akan berkunjung?", 1)
+    expect(page.locator("#turn-1 .context-used")).to_have_count(0)  # a new conversation has no earlier words
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+def test_sources_are_grouped_by_article_and_open_to_the_highlighted_passages(open_page, live_server, javascript,
+                                                                             service):
+    question = "Di kota mana Kim Jong Un dan Putin mengadakan pertemuan puncak pertama mereka?"
+    citations = service.ask(question).citations
+    articles = list(dict.fromkeys(c.doc_id for c in citations))
+    page = open_page(javascript=javascript)
+    page.goto(live_server + "/")
+    ask(page, question, 1)
+    chips = page.locator("#turn-1 .source-group")
+    expect(chips).to_have_count(len(articles))
+    first = chips.first
+    passages = first.locator(".group-passages a")
+    expect(passages.first).to_be_hidden()
+    first.locator("summary").click()
+    expect(passages).to_have_count(sum(c.doc_id == articles[0] for c in citations))
+    for i in range(passages.count()):
+        expect(passages.nth(i).locator("mark")).to_have_text("Vladivostok")
+    passages.first.click()
+    assert_lands_on_highlighted_passage(page, "Vladivostok")
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+def test_timeline_filter_then_follow_an_event_to_its_sentence(open_page, live_server, javascript):
+    page = open_page(viewport=PHONE, javascript=javascript)
+    page.goto(live_server + "/")
+    page.get_by_role("link", name="Timeline").click()
+    expect(page.get_by_role("heading", name="Timeline")).to_be_visible()
+    everything = page.locator("ol.events > li.event").count()
+    assert everything > 40
+    assert_fits(page, "the timeline on a 360px screen")
+
+    page.get_by_label("Article").select_option(
+        label="Rusia dan Korea Utara Memiliki Hubungan yang Rumit Selama Beberapa Dekade")
+    page.get_by_label("From year").fill("1990")
+    page.get_by_label("To year").fill("2009")
+    page.get_by_role("button", name="Show").click()
+    expect(page).to_have_url(re.compile(r"/timeline\?article=.+&from=1990&to=2009"))
+    events = page.locator("ol.events > li.event")
+    assert 0 < events.count() < everything
+    expect(page.locator(".lede")).to_contain_text(f"{events.count()} of {everything} events")
+    for i in range(events.count()):
+        year = int(re.search(r"(19|20)\d\d", events.nth(i).locator(".event-date").inner_text()).group())
+        assert 1990 <= year <= 2009
+    assert_fits(page, "the filtered timeline on a 360px screen")
+
+    date = events.first.locator(".event-text mark").inner_text()
+    events.first.locator(".event-source a").click()
+    assert_lands_on_highlighted_passage(page, date)
+
+
+def test_a_date_answer_links_to_its_place_on_the_timeline(open_page, live_server):
+    page = open_page()
+    page.goto(live_server + "/")
+    ask(page, VETO_QUESTION, 1)
+    page.locator("#turn-1").get_by_role("link", name="on the timeline").click()
+    expect(page).to_have_url(re.compile(r"/timeline#e[0-9a-f]+-\d+$"))
+    event = page.locator("li.event:target")
+    expect(event).to_be_in_viewport()
+    expect(event.locator(".event-text mark")).to_have_text("28 Maret 2024")

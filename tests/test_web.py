@@ -14,7 +14,8 @@ from qa.api import create_app
 from qa.config import Settings
 from qa.records import Answer, Citation, Document
 from qa.service import QAService, ServiceUnavailable
-from qa.web import HISTORY_TURNS, confidence_words, date_words, excerpt, recent, split_highlight
+from qa.web import (HISTORY_TURNS, around_answer, confidence_words, date_words, excerpt, group_by_article, recent,
+                    split_highlight)
 
 VETO_QUESTION = "Kapan Rusia memveto resolusi Dewan Keamanan PBB?"
 
@@ -72,6 +73,30 @@ def test_history_keeps_the_latest_questions_within_bounds():
     assert recent(["a", "b"]) == ["a", "b"]
     assert recent([str(i) for i in range(10)]) == [str(i) for i in range(10 - HISTORY_TURNS, 10)]
     assert recent(["x" * 500] * 5) == ["x" * 500] * 3
+
+
+def _citation(doc_id: str, passage: str, start: int, answer: str) -> Citation:
+    at = passage.index(answer)
+    return Citation(doc_id, doc_id.upper(), f"/sources/{doc_id}?start={start}", None, passage, start,
+                    start + len(passage), start + at, start + at + len(answer), 0.5)
+
+
+def test_citations_are_grouped_by_article_in_the_order_of_their_best_passage():
+    citations = [_citation("b", "Putin tiba di Pyongyang.", 10, "Pyongyang"),
+                 _citation("a", "Di Pyongyang, Putin disambut.", 0, "Pyongyang"),
+                 _citation("b", "Kim menyambut di Pyongyang.", 90, "Pyongyang")]
+    groups = group_by_article(citations)
+    assert [(g.number, g.title, len(g.passages)) for g in groups] == [(1, "B", 2), (2, "A", 1)]
+    assert [p.href for p in groups[0].passages] == ["/sources/b?start=10", "/sources/b?start=90"]
+    assert all(p.answer == "Pyongyang" for g in groups for p in g.passages)
+
+
+def test_a_long_passage_is_cut_around_its_answer_at_words():
+    passage = "kata " * 60 + "JAWABAN" + " lain" * 60
+    cut = around_answer(_citation("a", passage, 0, "JAWABAN"), context=40)
+    assert cut.answer == "JAWABAN"
+    assert cut.before.startswith("…kata") and cut.before.endswith("kata ") and len(cut.before) <= 42
+    assert cut.after.startswith(" lain") and cut.after.endswith("lain…") and len(cut.after) <= 42
 
 
 # Pages over the bundled corpus
@@ -244,3 +269,35 @@ def test_pages_say_when_no_index_is_loaded():
         for response in (down.post("/", data={"question": "Siapa?"}), down.get("/sources"), down.get("/sources/x")):
             assert response.status_code == 503
             assert "run `qa index`" in response.text
+
+
+def test_an_answer_shows_one_chip_per_article_that_opens_to_its_passages(client):
+    question = "Di kota mana Kim Jong Un dan Putin mengadakan pertemuan puncak pertama mereka?"
+    body = client.post("/ask", json={"question": question}).json()
+    html = client.post("/", data={"question": question}).text
+    articles = list(dict.fromkeys(c["doc_id"] for c in body["citations"]))
+    assert len(articles) >= 2
+    assert html.count('<summary class="chip">') == len(articles)
+    counts = [int(n) for n in re.findall(r'class="chip-count">(\d+) passages?<', html)]
+    assert counts == [sum(c["doc_id"] == doc for c in body["citations"]) for doc in articles]
+    assert html.count(f"<mark>{body['answer']}</mark>") == len(body["citations"]) + 1  # + the answer's sentence
+    for citation in body["citations"]:
+        assert f'href="{escape(citation["url"])}"' in html
+
+
+def test_the_no_javascript_chat_carries_the_conversation_and_shows_the_earlier_words(client):
+    ambassador, hope, visitor = ("Siapa Duta Besar Rusia untuk Korea Utara?", "Apa harapannya untuk tahun 2024?",
+                                 "Siapa yang dia sebut akan berkunjung?")
+    html = client.post("/", data={"history": [ambassador, hope], "question": visitor}).text
+    assert html.count('<article class="turn"') == 3
+    third = html[html.index('id="turn-3"'):]
+    assert "Alexander Matsegora" in third[:third.index('class="reply')]  # the context line, before the answer
+    assert re.search(r'<p class="answer"[^>]*><span class="sr-only">Answer: </span>[^<]*Vladimir Putin', third)
+    assert html.count(f'<input type="hidden" name="history" value="{visitor}">') == 1 + 4  # ask form + examples
+
+
+def test_history_text_is_escaped_everywhere_it_is_shown(client):
+    hostile = '<img src=x onerror=alert(1)>"><script>alert(2)</script> Siapa dia?'
+    html = client.post("/", data={"history": [hostile], "question": "Kapan dia datang?"}).text
+    assert "<img src=x" not in html and "<script>alert(2)" not in html
+    assert str(escape(hostile)) in html

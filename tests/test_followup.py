@@ -1,0 +1,63 @@
+"""Follow-up questions: which earlier words a question is read with (pure string work, no model)."""
+
+from qa.followup import EarlierTurn, names, resolve
+
+ARRIVAL = EarlierTurn("When did Putin arrive in Pyongyang in 2024?", "19 Juni 2024")
+TREATY = EarlierTurn("What did he and Kim sign there?", "perjanjian kemitraan strategis yang komprehensif")
+
+
+def test_names_skip_the_question_word_that_opens_a_question():
+    assert names("Siapa Duta Besar Rusia untuk Korea Utara?") == ["Duta Besar Rusia", "Korea Utara"]
+    assert names("When did Putin arrive in Pyongyang?") == ["Putin", "Pyongyang"]
+    assert names("Who is Kim Jong Un's wife?") == ["Kim Jong Un"]
+    assert names("Putin visited when?") == ["Putin"]
+
+
+def test_without_history_a_question_is_asked_as_typed():
+    resolved = resolve("What did he and Kim sign there?", [])
+    assert (resolved.query, resolved.context_used) == ("What did he and Kim sign there?", [])
+
+
+def test_a_pronoun_brings_the_names_of_the_turn_before():
+    resolved = resolve("What did he and Kim sign there?", [ARRIVAL])
+    assert resolved.context_used == ["Putin", "Pyongyang"]
+    assert resolved.query == "What did he and Kim sign there? Putin Pyongyang"
+
+
+def test_a_third_turn_reaches_back_to_the_first():
+    resolved = resolve("Kapan dia terakhir ke sana sebelumnya?", [ARRIVAL, TREATY])
+    assert resolved.context_used == ["Kim", "Putin", "Pyongyang"]
+
+
+def test_an_earlier_answer_that_is_a_name_is_carried():
+    resolved = resolve("Kapan dia tiba di Pyongyang?",
+                       [EarlierTurn("Siapa yang memimpin delegasi Rusia?", "Sergei Shoigu")])
+    assert resolved.context_used[0] == "Sergei Shoigu"
+
+
+def test_an_earlier_date_is_carried_only_when_the_question_points_at_a_time():
+    earlier = [EarlierTurn("When did Putin first visit Pyongyang?", "Juli 2000")]
+    assert "Juli 2000" in resolve("Who led North Korea then?", earlier).context_used
+    assert "Juli 2000" not in resolve("Who did he meet there?", earlier).context_used
+
+
+def test_a_self_contained_question_is_not_dragged_back_to_the_earlier_topic():
+    resolved = resolve("Siapa Duta Besar Rusia untuk Korea Utara?", [ARRIVAL, TREATY])
+    assert (resolved.query, resolved.context_used) == ("Siapa Duta Besar Rusia untuk Korea Utara?", [])
+
+
+def test_an_elliptical_year_repeats_the_previous_question_with_it():
+    resolved = resolve("And in 2000?", [ARRIVAL])
+    assert resolved.query == "When did Putin arrive in Pyongyang in 2000?"
+    assert resolved.context_used == ["Putin", "Pyongyang"]
+
+
+def test_an_elliptical_name_takes_the_place_of_the_previous_subject():
+    resolved = resolve("Bagaimana dengan Lavrov?", [EarlierTurn("Kapan Shoigu mengunjungi Pyongyang?", "Juli 2023")])
+    assert resolved.query == "Kapan Lavrov mengunjungi Pyongyang?"
+    assert resolved.context_used == ["Pyongyang"]
+
+
+def test_a_follow_up_of_a_follow_up_keeps_what_the_earlier_one_leaned_on():
+    resolved = resolve("And in 2019?", [ARRIVAL, TREATY])
+    assert "Putin" in resolved.query and "Pyongyang" in resolved.query

@@ -1,0 +1,149 @@
+"""The timeline: every dated sentence of the articles, its date normalised, offsets that slice, filters."""
+
+import re
+
+import pytest
+
+from qa.timeline import find_dates
+
+TIMELINE_ARTICLE = "hubungan-rusia-korea-utara-selama-beberapa-dekade.txt"
+# An independent, deliberately plain scan: a sentence is dated when it holds a four-digit year.
+YEAR = re.compile(r"(?<![\d.,])(?:19|20)\d\d(?!\d)")
+
+
+@pytest.mark.parametrize("text, precision, value, earliest, latest", [
+    ("28 Maret 2024 — Rusia memveto", "day", "2024-03-28", "2024-03-28", "2024-03-28"),
+    ("pada bulan Juni 1950, memicu", "month", "1950-06", "1950-06-01", "1950-06-30"),
+    ("Uni Soviet pada tahun 1991 membuat", "year", "1991", "1991-01-01", "1991-12-31"),
+    ("1990-an — Runtuhnya", "decade", "1990s", "1990-01-01", "1999-12-31"),
+    ("Awal tahun 2000an — Setelah", "decade", "2000s", "2000-01-01", "2002-12-31"),
+    ("Perang Korea 1950-1953.", "range", "1950/1953", "1950-01-01", "1953-12-31"),
+    ("16 Januari 2024 – Menteri", "day", "2024-01-16", "2024-01-16", "2024-01-16"),
+])
+def test_dates_are_found_with_their_precision(text, precision, value, earliest, latest):
+    (date,) = find_dates(text)
+    assert (date.precision, date.value, date.earliest, date.latest) == (precision, value, earliest, latest)
+    assert text[date.start:date.end] == date.text
+
+
+def test_a_qualified_decade_says_which_part():
+    (date,) = find_dates("Awal tahun 2000an")
+    assert date.qualifier == "early"
+
+
+@pytest.mark.parametrize("text", ["Rabu (19/6) pagi", "sekitar 1.950 orang", "nomor 12345 dan 20245", "pukul 19.30"])
+def test_what_is_not_a_date_with_a_year_is_not_placed(text):
+    assert find_dates(text) == []
+
+
+def test_the_timeline_lists_every_dated_sentence_of_the_articles(client, service):
+    index = service.state.index
+    expected = set()
+    for doc_id, span in index.sentence_spans:
+        if YEAR.search(index.documents[doc_id].text[span.start:span.end]):
+            expected.add((doc_id, span.start))
+    body = client.get("/api/timeline").json()
+    assert body["count"] == body["total"] == len(expected) > 40
+    assert {(e["doc_id"], e["sentence_start"]) for e in body["events"]} == expected
+
+
+def test_each_event_slices_to_its_sentence_and_its_date(client):
+    events = client.get("/api/timeline").json()["events"]
+    texts = {}
+    for event in events:
+        if event["doc_id"] not in texts:
+            texts[event["doc_id"]] = client.get(f"/api/sources/{event['doc_id']}").json()["text"]
+        text = texts[event["doc_id"]]
+        assert text[event["sentence_start"]:event["sentence_end"]] == event["sentence"]
+        for date in [event["date"], *event["other_dates"]]:
+            assert text[date["start"]:date["end"]] == date["text"]
+            assert event["sentence_start"] <= date["start"] < date["end"] <= event["sentence_end"]
+        assert f"start={event['sentence_start']}&end={event['sentence_end']}" in event["url"]
+
+
+def test_events_come_earliest_first(client):
+    earliest = [e["date"]["earliest"] for e in client.get("/api/timeline").json()["events"]]
+    assert earliest == sorted(earliest)
+
+
+def test_the_veto_is_on_the_timeline_as_a_day(client):
+    events = client.get("/api/timeline", params={"from": 2024, "to": 2024}).json()["events"]
+    veto = [e for e in events if "memveto" in e["sentence"] and e["doc_id"] == TIMELINE_ARTICLE]
+    assert [(e["date"]["value"], e["date"]["label"]) for e in veto] == [("2024-03-28", "28 March 2024")]
+
+
+def test_filters_by_article_and_by_years_that_overlap(client):
+    everything = client.get("/api/timeline").json()
+    one = client.get("/api/timeline", params={"article": TIMELINE_ARTICLE}).json()
+    assert 0 < one["count"] < everything["count"]
+    assert {e["doc_id"] for e in one["events"]} == {TIMELINE_ARTICLE}
+    war = client.get("/api/timeline", params={"from": 1952, "to": 1952}).json()
+    assert war["count"] > 0
+    assert all(e["date"]["earliest"][:4] <= "1952" <= e["date"]["latest"][:4] for e in war["events"])
+    assert any(e["date"]["precision"] == "range" and e["date"]["value"] == "1950/1953" for e in war["events"])
+
+
+@pytest.mark.parametrize("params, status, message", [
+    ({"from": "abc"}, 422, "from: String should match pattern"),
+    ({"to": "20245"}, 422, "to: String should match pattern"),
+    ({"from": "2024", "to": "2000"}, 422, "from (2024) is after to (2000)"),
+    ({"article": "no-such-article.txt"}, 404, "no article with id 'no-such-article.txt'"),
+])
+def test_bad_filters_get_a_4xx_that_says_what_is_wrong(client, params, status, message):
+    response = client.get("/api/timeline", params=params)
+    assert response.status_code == status
+    assert message in response.json()["detail"]
+
+
+def test_the_page_draws_the_axis_and_lists_the_events(client):
+    html = client.get("/timeline").text
+    count = client.get("/api/timeline").json()["count"]
+    assert html.count('<li class="event"') == count
+    assert html.count('<circle class="dot"') == count
+    assert "<svg" in html and "<script" not in html.split("</head>")[1]
+    assert '<time datetime="2024-03-28">28 March 2024</time>' in html
+
+
+def test_the_page_filters_and_says_so(client):
+    html = client.get("/timeline", params={"article": TIMELINE_ARTICLE, "from": "2000", "to": "2010"}).text
+    api = client.get("/api/timeline", params={"article": TIMELINE_ARTICLE, "from": "2000", "to": "2010"}).json()
+    assert html.count('<li class="event"') == api["count"] > 0
+    assert f"{api['count']} of {api['total']} events" in html
+    assert 'value="2000"' in html and 'value="2010"' in html and "selected" in html
+
+
+def test_the_page_explains_a_bad_filter(client):
+    response = client.get("/timeline", params={"from": "2024", "to": "1990"})
+    assert response.status_code == 422
+    assert "From (2024) is after to (1990)." in response.text
+    assert 'href="/timeline"' in response.text
+
+
+def test_a_date_answer_links_to_its_place_on_the_timeline(client):
+    body = client.post("/ask", json={"question": "Kapan Rusia memveto resolusi Dewan Keamanan PBB?"}).json()
+    assert body["answer"] == "28 Maret 2024"
+    anchor = body["timeline_url"].removeprefix("/timeline#")
+    assert f'id="{anchor}"' in client.get("/timeline").text
+    assert body["timeline_url"] in client.post("/", data={"question": "Kapan Rusia memveto resolusi Dewan Keamanan PBB?"}).text
+
+
+def test_an_answer_that_is_not_a_date_has_no_timeline_link(client):
+    body = client.post("/ask", json={"question": "Siapa Duta Besar Rusia untuk Korea Utara?"}).json()
+    assert body["answer"] == "Alexander Matsegora" and body["timeline_url"] is None
+
+
+def test_the_timeline_changes_when_an_article_changes(make_corpus, embedder):
+    from qa.config import Settings
+    from qa.indexer import build_index
+    from qa.service import QAService
+
+    corpus, index = make_corpus({"a.txt": "Jembatan itu diresmikan pada 4 April 2016. Panjangnya 1.140 meter."})
+    settings = Settings(corpus_dir=corpus, index_dir=index, reload_check_interval_s=0)
+    build_index(settings, embedder=embedder)
+    service = QAService(settings, embedder=embedder)
+    assert [e.date.value for e in service.timeline()] == ["2016-04-04"]
+    (corpus / "a.txt").write_text("Jembatan itu diresmikan pada 4 April 2016. Pembangunannya dimulai tahun 2011.",
+                                  encoding="utf-8")
+    build_index(settings, embedder=embedder)
+    service.refresh(force=True, wait=True)
+    assert [e.date.value for e in service.timeline()] == ["2011", "2016-04-04"]
