@@ -1,4 +1,5 @@
-"""Save screenshots of the chat (with an answer) and of the source viewer, at desktop and phone width, into docs/.
+"""Save screenshots of the chat (a three-turn conversation), the source viewer and the timeline, at desktop and
+phone width, into docs/.
 
     python scripts/screenshots.py                     # serves the index in QA_INDEX_DIR (default index/)
     python scripts/screenshots.py --url http://127.0.0.1:8000   # or shoots a server that is already running
@@ -21,7 +22,9 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-QUESTION = "Siapa Duta Besar Rusia untuk Korea Utara?"
+# A follow-up conversation: the third question's "dia" is the ambassador named in the first answer.
+CONVERSATION = ("Siapa Duta Besar Rusia untuk Korea Utara?", "Apa harapannya untuk tahun 2024?",
+                "Siapa yang dia sebut akan berkunjung?")
 VIEWPORTS = {"desktop": {"width": 1280, "height": 860}, "phone": {"width": 390, "height": 844}}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -67,11 +70,11 @@ def shoot(base_url: str, out: Path) -> list[Path]:
                                           color_scheme="light", reduced_motion="reduce")
             page = context.new_page()
             page.goto(base_url + "/")
-            page.get_by_role("button", name="When did Russia veto the sanctions panel?").click()
-            page.locator("#turn-1 .reply:not(.pending)").wait_for()
-            page.get_by_label("Your question").fill(QUESTION)
-            page.get_by_label("Your question").press("Enter")
-            page.locator("#turn-2 .reply:not(.pending)").wait_for()
+            for n, question in enumerate(CONVERSATION, 1):
+                page.get_by_label("Your question").fill(question)
+                page.get_by_label("Your question").press("Enter")
+                page.locator(f"#turn-{n} .reply:not(.pending)").wait_for()
+            page.locator(f"#turn-{len(CONVERSATION)} .source-group summary").first.click()
             page.mouse.move(0, 0)  # no hover effect in the picture
             # The whole conversation in one picture: a window as tall as the page (a full-page shot would paint
             # the sticky question box over the last answer).
@@ -79,9 +82,12 @@ def shoot(base_url: str, out: Path) -> list[Path]:
             saved.append(out / f"chat-{name}.png")
             page.screenshot(path=saved[-1], animations="disabled")
             page.set_viewport_size(viewport)
-            page.locator("#turn-2 .chip").first.click()
+            page.locator(f"#turn-{len(CONVERSATION)} .group-passages a").first.click()
             page.locator("mark.passage").wait_for()
             saved.append(out / f"source-{name}.png")
+            page.screenshot(path=saved[-1], animations="disabled")
+            page.goto(base_url + "/timeline")
+            saved.append(out / f"timeline-{name}.png")
             page.screenshot(path=saved[-1], animations="disabled")
             context.close()
         browser.close()

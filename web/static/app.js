@@ -91,9 +91,7 @@
     const nodes = [el("p", { class: "question", id: `turn-${n}-q` },
       el("span", { class: "sr-only" }, "You asked: "), data.question)];
     if (data.context_used && data.context_used.length) {
-      nodes.push(el("p", { class: "context-used" }, "Read with ",
-        el("span", { class: "sr-only" }, "these words from earlier in the conversation"),
-        el("span", { "aria-hidden": "true" }, "from earlier"), `: ${data.context_used.join(", ")}`));
+      nodes.push(el("p", { class: "context-used" }, `Read with earlier words: ${data.context_used.join(", ")}`));
     }
     return nodes;
   }
