@@ -5,16 +5,19 @@ from __future__ import annotations
 import math
 import re
 from functools import lru_cache
+from collections.abc import Iterable
 from pathlib import Path
 
 import bm25s
 import numpy as np
+from bm25s.tokenization import Tokenized
 
 # Question words carry the question's type, not its topic.
 QUESTION_WORDS = frozenset(
     "what when where who whom whose which why how did does do much many "
     "apa apakah kapan siapa siapakah mana manakah dimana berapa berapakah bagaimana mengapa kenapa".split()
 )
+EMPTY = "\u2205"  # bm25s needs a token in every document
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:-[^\W\d_]+)*", re.UNICODE)
 
 
@@ -47,13 +50,18 @@ class LexicalIndex:
         self.size = size
 
     @classmethod
-    def build(cls, texts: list[str]) -> LexicalIndex:
-        tokenized = [tokenize(t) or ["\u2205"] for t in texts]  # bm25s needs a token per document
-        if not tokenized:
+    def build(cls, texts: Iterable[str], count: int | None = None) -> LexicalIndex:
+        """BM25 over the texts, in order. Tokens become integer ids as they come, so a large collection is never
+        held as lists of strings."""
+        vocab: dict[str, int] = {}
+        ids = []
+        for text in texts:
+            ids.append([vocab.setdefault(token, len(vocab)) for token in tokenize(text) or [EMPTY]])
+        if not ids:
             return cls(None, 0)
         retriever = bm25s.BM25()
-        retriever.index(tokenized, show_progress=False)
-        return cls(retriever, len(texts))
+        retriever.index(Tokenized(ids=ids, vocab=vocab), show_progress=False)
+        return cls(retriever, len(ids))
 
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
@@ -64,7 +72,7 @@ class LexicalIndex:
     @classmethod
     def load(cls, path: Path) -> LexicalIndex:
         size = int((path / "size").read_text())
-        retriever = bm25s.BM25.load(str(path)) if size else None
+        retriever = bm25s.BM25.load(str(path), mmap=True, show_progress=False) if size else None
         return cls(retriever, size)
 
     def scores(self, query: str) -> np.ndarray:

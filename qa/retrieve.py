@@ -28,7 +28,8 @@ def retrieve(index: LoadedIndex, query_vector: np.ndarray, question: str, k: int
     lexical_norm = lexical / top_lexical * index.lexical.known_share(question) if top_lexical > 0 else lexical
     candidates = {int(r) for r in dense_rows[0] if r >= 0}
     if top_lexical > 0:
-        candidates.update(int(r) for r in np.argsort(-lexical)[:depth] if lexical[r] > 0)
+        top = np.argpartition(-lexical, depth - 1)[:depth] if depth < n else np.arange(n)
+        candidates.update(int(r) for r in top if lexical[r] > 0)
     rows = np.fromiter(candidates, dtype=np.int64)
     dense = index.passage_vectors[rows] @ query_vector.reshape(-1)
     fused = dense + lexical_weight * lexical_norm[rows]

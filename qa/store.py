@@ -1,50 +1,65 @@
-"""Store stage: the on-disk index and its atomic replacement.
+"""Store stage: the on-disk index, its atomic replacement, and reading it without loading it whole.
 
 Layout of the index folder:
 
     index/CURRENT                      name of the generation in use (replaced atomically)
     index/generations/<name>/          one complete, immutable index
-        store.sqlite                   documents, passages, sentences (with their vectors), manifest
-        passages.faiss                 FAISS inner-product index over the passage vectors
-        bm25/                          bm25s lexical index over the passages
+        store.sqlite                   documents, passages and sentences (text and offsets), manifest
+        passages.f32, sentences.f32    their vectors, float32 rows, memory-mapped when loaded
+        passages.faiss                 FAISS inner-product index over the passage vectors: exact (flat) for a
+                                       collection under APPROXIMATE_FROM passages, else IVF, memory-mapped
+        bm25/                          bm25s lexical index over the passages, memory-mapped
     index/build.lock                   held by the one build that may run at a time
 
 A build writes a new generation under a temporary name, renames it into place, and only then points
 CURRENT at it. A build killed at any moment leaves CURRENT on the previous, complete generation.
+
+Loading a generation reads only its manifest and opens its files: vectors, FAISS lists and BM25 postings are
+memory-mapped, and passages, sentences and documents are read from SQLite when asked for (and kept in small
+caches). A process serving a million passages holds the pages it touches, not the collection.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sqlite3
+import threading
 import time
 import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
+from cachetools import LRUCache
 
 from qa.lexical import LexicalIndex
 from qa.records import Document, Passage, Span
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 CURRENT_FILE = "CURRENT"
 GENERATIONS_DIR = "generations"
 TMP_PREFIX = ".tmp-"
 KEEP_GENERATIONS = 2  # the current one and the one before, for readers that have not swapped yet
+# Exact search up to here; above, an inverted-file index (benchmarks/scale.py measured both, docs/benchmarks.md).
+APPROXIMATE_FROM = 200_000
+IVF_PROBES = 48  # lists searched per question: recall@10 against exact search >= 0.95 at 1 M passages
 
 _SCHEMA = """
 CREATE TABLE manifest (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE documents (doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, text TEXT NOT NULL,
                         meta TEXT NOT NULL, sha256 TEXT NOT NULL);
 CREATE TABLE sentences (id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL,
-                        end INTEGER NOT NULL, vector BLOB NOT NULL);
+                        end INTEGER NOT NULL);
 CREATE TABLE passages (id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, ordinal INTEGER NOT NULL,
                        start INTEGER NOT NULL, end INTEGER NOT NULL,
-                       first_sentence INTEGER NOT NULL, last_sentence INTEGER NOT NULL, vector BLOB NOT NULL);
+                       first_sentence INTEGER NOT NULL, last_sentence INTEGER NOT NULL);
+"""
+_INDEXES = """
 CREATE INDEX passages_doc ON passages (doc_id);
 CREATE INDEX sentences_doc ON sentences (doc_id);
 """
@@ -69,24 +84,174 @@ class DocumentEntry:
     passage_vectors: np.ndarray
 
 
+class _Database:
+    """One read-only connection to a generation's SQLite file, shared by the threads of a process.
+
+    Opened once at load: a generation pruned from disk while a process still serves it stays readable through
+    the open file. It closes when the last view of the generation is gone. Queries are short; a lock serialises
+    them."""
+
+    def __init__(self, path: Path) -> None:
+        self._con = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+        self._lock = threading.Lock()
+
+    def all(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._con.execute(sql, args).fetchall()
+
+    def one(self, sql: str, args: tuple = ()) -> tuple | None:
+        with self._lock:
+            return self._con.execute(sql, args).fetchone()
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+
+class _Cached:
+    """A thread-safe LRU cache in front of a loader."""
+
+    def __init__(self, size: int) -> None:
+        self._cache: LRUCache = LRUCache(size)
+        self._lock = threading.Lock()
+
+    def get(self, key, load):
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+        value = load(key)
+        with self._lock:
+            self._cache[key] = value
+        return value
+
+
+class DocumentTable(Mapping):
+    """doc_id -> Document, read from SQLite on demand."""
+
+    def __init__(self, db: _Database, count: int, cache: int = 256) -> None:
+        self._db, self._count, self._cache = db, count, _Cached(cache)
+
+    def _load(self, doc_id: str) -> Document | None:
+        row = self._db.one("SELECT doc_id, title, text, meta, sha256 FROM documents WHERE doc_id = ?", (doc_id,))
+        return Document(row[0], row[1], row[2], json.loads(row[3]), row[4]) if row else None
+
+    def __getitem__(self, doc_id: str) -> Document:
+        doc = self._cache.get(doc_id, self._load) if isinstance(doc_id, str) else None
+        if doc is None:
+            raise KeyError(doc_id)
+        return doc
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([row[0] for row in self._db.all("SELECT doc_id FROM documents ORDER BY rowid")])
+
+    def __len__(self) -> int:
+        return self._count
+
+
+class SentenceSpans(Sequence):
+    """Sentence row -> (doc_id, Span)."""
+
+    def __init__(self, db: _Database, count: int, cache: int = 65_536) -> None:
+        self._db, self._count, self._cache = db, count, _Cached(cache)
+
+    def _load(self, row: int) -> tuple[str, Span]:
+        doc_id, start, end = self._db.one("SELECT doc_id, start, end FROM sentences WHERE id = ?", (row,))
+        return doc_id, Span(start, end)
+
+    def __getitem__(self, row):
+        if isinstance(row, slice):
+            return [self[r] for r in range(*row.indices(self._count))]
+        row = _checked(row, self._count)
+        return self._cache.get(row, self._load)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[tuple[str, Span]]:
+        for start in range(0, self._count, 10_000):
+            for doc_id, begin, end in self._db.all(
+                    "SELECT doc_id, start, end FROM sentences WHERE id >= ? AND id < ? ORDER BY id",
+                    (start, start + 10_000)):
+                yield doc_id, Span(begin, end)
+
+
+class PassageTable(Sequence):
+    """Passage row -> Passage (with its text and sentence spans); also each passage's sentence rows."""
+
+    def __init__(self, db: _Database, count: int, documents: DocumentTable, sentences: SentenceSpans,
+                 cache: int = 16_384) -> None:
+        self._db, self._count, self._cache = db, count, _Cached(cache)
+        self._documents, self._sentences = documents, sentences
+
+    def _load(self, row: int) -> tuple[Passage, range]:
+        doc_id, ordinal, start, end, first, last = self._db.one(
+            "SELECT doc_id, ordinal, start, end, first_sentence, last_sentence FROM passages WHERE id = ?", (row,))
+        text = self._documents[doc_id].text
+        spans = tuple(self._sentences[r][1] for r in range(first, last + 1))
+        return Passage(doc_id, ordinal, start, end, text[start:end], spans), range(first, last + 1)
+
+    def __getitem__(self, row):
+        if isinstance(row, slice):
+            return [self[r] for r in range(*row.indices(self._count))]
+        return self._cache.get(_checked(row, self._count), self._load)[0]
+
+    def sentence_rows(self, row: int) -> range:
+        return self._cache.get(_checked(row, self._count), self._load)[1]
+
+    def __len__(self) -> int:
+        return self._count
+
+
+class SentenceRows(Sequence):
+    """Passage row -> the range of its sentences' rows."""
+
+    def __init__(self, passages: PassageTable) -> None:
+        self._passages = passages
+
+    def __getitem__(self, row):
+        return self._passages.sentence_rows(row)
+
+    def __len__(self) -> int:
+        return len(self._passages)
+
+
+def _checked(row, count: int) -> int:
+    row = int(row)
+    if row < 0:
+        row += count
+    if not 0 <= row < count:
+        raise IndexError(f"row {row} out of range")
+    return row
+
+
+def _vectors(path: Path, rows: int, dim: int) -> np.ndarray:
+    expected = rows * dim * 4
+    size = path.stat().st_size
+    if size != expected:
+        raise IndexCorruptError(f"{path.name} holds {size} bytes, not {expected} ({rows} vectors of {dim})")
+    if rows == 0:
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.memmap(path, dtype=np.float32, mode="r", shape=(rows, dim))
+
+
 @dataclass(eq=False)  # compared and hashed by identity: caches are keyed by the loaded object
 class LoadedIndex:
     generation: str
     manifest: dict
-    documents: dict[str, Document]
-    passages: list[Passage]
-    passage_vectors: np.ndarray
-    passage_sentence_rows: list[range]  # rows of sentence_vectors for each passage's sentences
-    sentence_spans: list[tuple[str, Span]]
-    sentence_vectors: np.ndarray
+    documents: Mapping[str, Document]
+    passages: Sequence[Passage]
+    passage_vectors: np.ndarray  # memory-mapped
+    passage_sentence_rows: Sequence[range]  # rows of sentence_vectors for each passage's sentences
+    sentence_spans: Sequence[tuple[str, Span]]
+    sentence_vectors: np.ndarray  # memory-mapped
     vectors: faiss.Index
     lexical: LexicalIndex
 
     def entries(self) -> dict[str, DocumentEntry]:
         """Split the index back into per-document entries (for incremental builds)."""
         by_doc: dict[str, list[int]] = {}
-        for row, passage in enumerate(self.passages):
-            by_doc.setdefault(passage.doc_id, []).append(row)
+        for row in range(len(self.passages)):
+            by_doc.setdefault(self.passages[row].doc_id, []).append(row)
         sentence_rows: dict[str, list[int]] = {}
         for row, (doc_id, _) in enumerate(self.sentence_spans):
             sentence_rows.setdefault(doc_id, []).append(row)
@@ -97,9 +262,9 @@ class LoadedIndex:
             entries[doc_id] = DocumentEntry(
                 document=doc,
                 sentences=[self.sentence_spans[r][1] for r in s_rows],
-                sentence_vectors=self.sentence_vectors[s_rows],
+                sentence_vectors=np.asarray(self.sentence_vectors[s_rows]),
                 passages=[self.passages[r] for r in p_rows],
-                passage_vectors=self.passage_vectors[p_rows],
+                passage_vectors=np.asarray(self.passage_vectors[p_rows]),
             )
         return entries
 
@@ -129,66 +294,134 @@ def current_generation(index_dir: Path) -> str | None:
     return name or None
 
 
-def write_generation(index_dir: Path, entries: list[DocumentEntry], manifest: dict) -> str:
+def build_vector_index(vectors: np.ndarray, probes: int = IVF_PROBES) -> faiss.Index:
+    """Exact inner-product search for a collection under APPROXIMATE_FROM passages; an inverted-file index above
+    (about 4·√n lists, trained on a sample of the vectors, `probes` lists searched per question)."""
+    count, dim = vectors.shape
+    if count < APPROXIMATE_FROM:
+        index = faiss.IndexFlatIP(dim)
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        return index
+    lists = min(8192, int(4 * math.sqrt(count)))
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, lists, faiss.METRIC_INNER_PRODUCT)
+    sample = np.random.default_rng(0).choice(count, size=min(count, 40 * lists), replace=False)
+    index.train(np.ascontiguousarray(vectors[np.sort(sample)], dtype=np.float32))
+    for start in range(0, count, 100_000):
+        index.add(np.ascontiguousarray(vectors[start:start + 100_000], dtype=np.float32))
+    index.nprobe = probes
+    return index
+
+
+class GenerationWriter:
+    """Writes one new generation row by row, so that a collection never has to be held in memory whole.
+
+        writer = GenerationWriter(index_dir, dim)
+        for entry in entries: writer.add(entry)
+        name = writer.commit(manifest)        # or writer.abort()
+    """
+
+    def __init__(self, index_dir: Path, dim: int) -> None:
+        self.index_dir, self.dim = index_dir, dim
+        generations = index_dir / GENERATIONS_DIR
+        generations.mkdir(parents=True, exist_ok=True)
+        self.name = time.strftime("%Y%m%dT%H%M%S") + f"-{uuid.uuid4().hex[:8]}"
+        self.tmp = generations / f"{TMP_PREFIX}{self.name}"
+        self.tmp.mkdir()
+        self._con = sqlite3.connect(self.tmp / "store.sqlite")
+        self._con.executescript(_SCHEMA)
+        self._passage_file = open(self.tmp / "passages.f32", "wb")
+        self._sentence_file = open(self.tmp / "sentences.f32", "wb")
+        self.documents = self.passages = self.sentences = 0
+
+    def add(self, entry: DocumentEntry) -> None:
+        doc = entry.document
+        self._con.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
+                          (doc.doc_id, doc.title, doc.text, json.dumps(doc.meta, ensure_ascii=False), doc.sha256))
+        first_row = {(span.start, span.end): self.sentences + offset for offset, span in enumerate(entry.sentences)}
+        self._con.executemany("INSERT INTO sentences VALUES (?, ?, ?, ?)",
+                              [(self.sentences + offset, doc.doc_id, span.start, span.end)
+                               for offset, span in enumerate(entry.sentences)])
+        self._con.executemany("INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?)", [
+            (self.passages + offset, doc.doc_id, passage.ordinal, passage.start, passage.end,
+             first_row[(passage.sentences[0].start, passage.sentences[0].end)],
+             first_row[(passage.sentences[-1].start, passage.sentences[-1].end)])
+            for offset, passage in enumerate(entry.passages)])
+        self._sentence_file.write(self._rows(entry.sentence_vectors, len(entry.sentences)))
+        self._passage_file.write(self._rows(entry.passage_vectors, len(entry.passages)))
+        self.documents += 1
+        self.sentences += len(entry.sentences)
+        self.passages += len(entry.passages)
+
+    def _rows(self, vectors: np.ndarray, count: int) -> bytes:
+        matrix = np.asarray(vectors, dtype=np.float32).reshape(count, self.dim)
+        return np.ascontiguousarray(matrix).tobytes()
+
+    def _passage_texts(self, con: sqlite3.Connection) -> Iterator[str]:
+        """Every passage's text, in row order, read back in batches."""
+        texts: dict[str, str] = {}
+        for start in range(0, self.passages, 20_000):
+            for doc_id, begin, end in con.execute(
+                    "SELECT doc_id, start, end FROM passages WHERE id >= ? AND id < ? ORDER BY id",
+                    (start, start + 20_000)).fetchall():
+                if doc_id not in texts:
+                    if len(texts) > 1000:
+                        texts.clear()
+                    texts[doc_id] = con.execute("SELECT text FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()[0]
+                yield texts[doc_id][begin:end]
+
+    def commit(self, manifest: dict) -> str:
+        """Finish the files, make the generation current and return its name."""
+        try:
+            self._passage_file.close()
+            self._sentence_file.close()
+            full_manifest = {**manifest, "format": INDEX_FORMAT, "generation": self.name,
+                             "documents": self.documents, "passages": self.passages, "sentences": self.sentences,
+                             "vector_index": "flat" if self.passages < APPROXIMATE_FROM else "ivf"}
+            self._con.executemany("INSERT INTO manifest VALUES (?, ?)",
+                                  [(k, json.dumps(v, ensure_ascii=False)) for k, v in full_manifest.items()])
+            self._con.executescript(_INDEXES)
+            self._con.commit()
+            vectors = _vectors(self.tmp / "passages.f32", self.passages, self.dim)
+            faiss.write_index(build_vector_index(vectors), str(self.tmp / "passages.faiss"))
+            LexicalIndex.build(self._passage_texts(self._con), self.passages).save(self.tmp / "bm25")
+            self._con.close()
+            _fsync_tree(self.tmp)
+        except BaseException:
+            self.abort()
+            raise
+        generations = self.index_dir / GENERATIONS_DIR
+        os.rename(self.tmp, generations / self.name)
+        _fsync_dir(generations)
+        pointer = self.index_dir / f"{CURRENT_FILE}.{self.name}.tmp"
+        with open(pointer, "w", encoding="utf-8") as handle:
+            handle.write(self.name + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(pointer, self.index_dir / CURRENT_FILE)
+        _fsync_dir(self.index_dir)
+        return self.name
+
+    def abort(self) -> None:
+        for handle in (self._passage_file, self._sentence_file):
+            handle.close()
+        try:
+            self._con.close()
+        except sqlite3.Error:
+            pass
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def write_generation(index_dir: Path, entries: Iterable[DocumentEntry], manifest: dict) -> str:
     """Write a complete new generation and make it current. Returns its name."""
-    generations = index_dir / GENERATIONS_DIR
-    generations.mkdir(parents=True, exist_ok=True)
-    name = time.strftime("%Y%m%dT%H%M%S") + f"-{uuid.uuid4().hex[:8]}"
-    tmp = generations / f"{TMP_PREFIX}{name}"
-    tmp.mkdir()
-
-    passages: list[Passage] = []
-    passage_vectors = []
-    con = sqlite3.connect(tmp / "store.sqlite")
+    writer = GenerationWriter(index_dir, int(manifest["dim"]))
     try:
-        con.executescript(_SCHEMA)
-        sentence_row = 0
         for entry in entries:
-            doc = entry.document
-            con.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
-                        (doc.doc_id, doc.title, doc.text, json.dumps(doc.meta, ensure_ascii=False), doc.sha256))
-            first_row = {}
-            for offset, (span, vector) in enumerate(zip(entry.sentences, entry.sentence_vectors)):
-                first_row[(span.start, span.end)] = sentence_row + offset
-                con.execute("INSERT INTO sentences VALUES (?, ?, ?, ?, ?)",
-                            (sentence_row + offset, doc.doc_id, span.start, span.end,
-                             np.asarray(vector, dtype=np.float32).tobytes()))
-            sentence_row += len(entry.sentences)
-            for passage, vector in zip(entry.passages, entry.passage_vectors):
-                first = first_row[(passage.sentences[0].start, passage.sentences[0].end)]
-                last = first_row[(passage.sentences[-1].start, passage.sentences[-1].end)]
-                con.execute("INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            (len(passages), doc.doc_id, passage.ordinal, passage.start, passage.end, first, last,
-                             np.asarray(vector, dtype=np.float32).tobytes()))
-                passages.append(passage)
-                passage_vectors.append(vector)
-        full_manifest = {**manifest, "format": INDEX_FORMAT, "generation": name,
-                         "documents": len(entries), "passages": len(passages), "sentences": sentence_row}
-        con.executemany("INSERT INTO manifest VALUES (?, ?)",
-                        [(k, json.dumps(v, ensure_ascii=False)) for k, v in full_manifest.items()])
-        con.commit()
-    finally:
-        con.close()
-
-    dim = int(manifest["dim"])
-    matrix = np.asarray(passage_vectors, dtype=np.float32).reshape(len(passages), dim)
-    vectors = faiss.IndexFlatIP(dim)
-    vectors.add(matrix)
-    faiss.write_index(vectors, str(tmp / "passages.faiss"))
-    LexicalIndex.build([p.text for p in passages]).save(tmp / "bm25")
-
-    _fsync_tree(tmp)
-    final = generations / name
-    os.rename(tmp, final)
-    _fsync_dir(generations)
-    pointer = index_dir / f"{CURRENT_FILE}.{name}.tmp"
-    with open(pointer, "w", encoding="utf-8") as handle:
-        handle.write(name + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(pointer, index_dir / CURRENT_FILE)
-    _fsync_dir(index_dir)
-    return name
+            writer.add(entry)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.commit(manifest)
 
 
 def prune_generations(index_dir: Path) -> None:
@@ -212,58 +445,56 @@ def prune_generations(index_dir: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _vector(blob: bytes, dim: int) -> np.ndarray:
-    return np.frombuffer(blob, dtype=np.float32, count=dim)
-
-
 def load_index(index_dir: Path, generation: str | None = None) -> LoadedIndex:
-    """Load the current (or the named) generation fully into memory."""
+    """Open the current (or the named) generation: its manifest is read, the rest is read when needed."""
     name = generation or current_generation(index_dir)
     if not name:
         raise NoIndexError(f"no index in {index_dir}: run `qa index` first")
     path = index_dir / GENERATIONS_DIR / name
-    db = path / "store.sqlite"
-    if not db.is_file():
-        raise IndexCorruptError(f"index generation {name} is missing its store ({db})")
+    store = path / "store.sqlite"
+    if not store.is_file():
+        raise IndexCorruptError(f"index generation {name} is missing its store ({store})")
+    db = None
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            manifest = {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM manifest")}
-            dim = int(manifest["dim"])
-            documents = {
-                row[0]: Document(doc_id=row[0], title=row[1], text=row[2], meta=json.loads(row[3]), sha256=row[4])
-                for row in con.execute("SELECT doc_id, title, text, meta, sha256 FROM documents ORDER BY rowid")
-            }
-            sentence_spans, sentence_vectors = [], []
-            for doc_id, start, end, blob in con.execute("SELECT doc_id, start, end, vector FROM sentences ORDER BY id"):
-                sentence_spans.append((doc_id, Span(start, end)))
-                sentence_vectors.append(_vector(blob, dim))
-            passages, passage_vectors, rows = [], [], []
-            for doc_id, ordinal, start, end, first, last, blob in con.execute(
-                "SELECT doc_id, ordinal, start, end, first_sentence, last_sentence, vector FROM passages ORDER BY id"
-            ):
-                text = documents[doc_id].text
-                spans = tuple(sentence_spans[r][1] for r in range(first, last + 1))
-                passages.append(Passage(doc_id, ordinal, start, end, text[start:end], spans))
-                passage_vectors.append(_vector(blob, dim))
-                rows.append(range(first, last + 1))
-        finally:
-            con.close()
-        vectors = faiss.read_index(str(path / "passages.faiss"))
+        db = _Database(store)
+        manifest = {k: json.loads(v) for k, v in db.all("SELECT key, value FROM manifest")}
+        if manifest.get("format") != INDEX_FORMAT:
+            raise IndexCorruptError(f"index generation {name} is in format {manifest.get('format')}, and this "
+                                    f"version reads format {INDEX_FORMAT}: rebuild it with `qa index`")
+        dim = int(manifest["dim"])
+        counts = {table: db.one(f"SELECT count(*) FROM {table}")[0] for table in ("documents", "passages", "sentences")}
+        if any(counts[table] != manifest[table] for table in counts):
+            raise IndexCorruptError(f"index generation {name}: the store holds {counts}, its manifest says otherwise")
+        passage_vectors = _vectors(path / "passages.f32", counts["passages"], dim)
+        sentence_vectors = _vectors(path / "sentences.f32", counts["sentences"], dim)
+        if manifest.get("vector_index") == "ivf":
+            vectors = faiss.read_index(str(path / "passages.faiss"), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+        else:
+            vectors = faiss.read_index(str(path / "passages.faiss"))
         lexical = LexicalIndex.load(path / "bm25")
-    except (sqlite3.Error, KeyError, ValueError, RuntimeError, OSError) as exc:
+    except IndexCorruptError:
+        if db is not None:
+            db.close()
+        raise
+    except (sqlite3.Error, KeyError, ValueError, TypeError, RuntimeError, OSError) as exc:
+        if db is not None:
+            db.close()
         raise IndexCorruptError(f"index generation {name} cannot be read: {exc}") from exc
-    if vectors.ntotal != len(passages):
-        raise IndexCorruptError(f"index generation {name}: {vectors.ntotal} vectors for {len(passages)} passages")
+    if vectors.ntotal != counts["passages"]:
+        db.close()
+        raise IndexCorruptError(f"index generation {name}: {vectors.ntotal} vectors for {counts['passages']} passages")
+    documents = DocumentTable(db, counts["documents"])
+    sentence_spans = SentenceSpans(db, counts["sentences"])
+    passages = PassageTable(db, counts["passages"], documents, sentence_spans)
     return LoadedIndex(
         generation=name,
         manifest=manifest,
         documents=documents,
         passages=passages,
-        passage_vectors=np.asarray(passage_vectors, dtype=np.float32).reshape(len(passages), dim),
-        passage_sentence_rows=rows,
+        passage_vectors=passage_vectors,
+        passage_sentence_rows=SentenceRows(passages),
         sentence_spans=sentence_spans,
-        sentence_vectors=np.asarray(sentence_vectors, dtype=np.float32).reshape(len(sentence_spans), dim),
+        sentence_vectors=sentence_vectors,
         vectors=vectors,
         lexical=lexical,
     )

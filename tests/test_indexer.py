@@ -279,7 +279,7 @@ class Crash(BaseException):
 
 
 def _crash_while_writing_bm25(monkeypatch):
-    def build(texts):
+    def build(texts, count=None):
         raise Crash()
 
     monkeypatch.setattr(store.LexicalIndex, "build", staticmethod(build))
