@@ -40,7 +40,9 @@ def fail(message: str, code: int = EXIT_FAILED) -> None:
 
 @app.command("index")
 def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: ModelOpt = None, as_json: JsonOpt = False,
-                  wait: Annotated[float, typer.Option(help="Seconds to wait for another running build")] = 0.0) -> None:
+                  wait: Annotated[float, typer.Option(help="Seconds to wait for another running build")] = 0.0,
+                  workers: Annotated[Optional[int], typer.Option(min=1, max=64, help="Processes that embed (env "
+                                                                 "QA_INDEX_WORKERS; default 1)")] = None) -> None:
     """Build or update the index from the corpus folder. Only changed articles are re-embedded.
 
     Exit code 0: all files indexed; 1: some files were skipped (listed); 2: nothing was built.
@@ -50,7 +52,7 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
     from qa.embed import ModelLoadError
     from qa.indexer import BuildError, build_index
 
-    settings = make_settings(corpus, index, model)
+    settings = make_settings(corpus, index, model, index_workers=workers)
     bar = None
 
     def progress(done: int, total: int, name: str) -> None:

@@ -7,8 +7,10 @@ index. A change of model, splitting settings or pipeline version rebuilds everyt
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -48,6 +50,8 @@ class BuildReport:
     passages: int = 0
     sentences: int = 0
     embedded_passages: int = 0
+    embed_seconds: float = 0.0
+    workers: int = 1
     full_rebuild: bool = False
     rebuild_reason: str | None = None
     generation: str | None = None
@@ -63,7 +67,12 @@ class BuildReport:
                  f"{len(self.unchanged)} unchanged", f"{self.passages} passages"]
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped")
-        return " / ".join(parts) + f" in {self.seconds:.1f}s"
+        summary = " / ".join(parts) + f" in {self.seconds:.1f}s"
+        if self.embedded_passages and self.embed_seconds > 0:
+            summary += (f" (embedded {self.embedded_passages} passages at "
+                        f"{self.embedded_passages / self.embed_seconds:.1f}/s with {self.workers} "
+                        f"worker{'s' if self.workers != 1 else ''})")
+        return summary
 
 
 def index_settings(settings: Settings, embedder: Embedder) -> dict:
@@ -82,6 +91,33 @@ def embedding_text(doc: Document, text: str) -> str:
     # The title in front of each passage and sentence measurably helps (see the README): it names what
     # "ia" / "film ini" / "the company" refer to.
     return f"{doc.title}\n{text}" if doc.title else text
+
+
+_worker_embedder: Embedder | None = None
+
+
+def _start_worker(model: str) -> None:
+    global _worker_embedder
+    _worker_embedder = load_embedder(model, threads=1)
+
+
+def _embed_in_worker(doc: Document, settings: Settings) -> DocumentEntry:
+    return build_entry(doc, settings, _worker_embedder)
+
+
+def embed_documents(docs: list[Document], settings: Settings, embedder: Embedder | None,
+                    workers: int) -> Iterator[DocumentEntry]:
+    """Entries for `docs`, in order: embedded here, or by `workers` processes that each load the model once and
+    embed whole documents on one thread each (measured in docs/benchmarks.md)."""
+    if workers <= 1 or len(docs) < 2:
+        embedder = embedder or load_embedder(settings.model, settings.embed_threads)
+        for doc in docs:
+            yield build_entry(doc, settings, embedder)
+        return
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited threads or ORT sessions
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
+                             initargs=(settings.model,)) as pool:
+        yield from pool.map(_embed_in_worker, docs, [settings] * len(docs), chunksize=4)
 
 
 def build_entry(doc: Document, settings: Settings, embedder: Embedder) -> DocumentEntry:
@@ -137,28 +173,43 @@ def build_index(settings: Settings, progress: Progress | None = None, lock_timeo
         previous, rebuild_reason, previous_generation = _previous_entries(index_dir, wanted)
         report = BuildReport(full_rebuild=rebuild_reason is not None, rebuild_reason=rebuild_reason)
 
-        entries: list[DocumentEntry] = []
-        for number, path in enumerate(files, 1):
+        entries: list[DocumentEntry | None] = []  # in file order; None until embedded
+        to_embed: list[tuple[int, Document, bool]] = []  # (slot, document, was indexed before)
+        done = 0
+        for path in files:
             rel = path.relative_to(corpus_dir).as_posix()
-            if progress:
-                progress(number, len(files), rel)
             try:
                 doc = clean_document(load_document(path, corpus_dir, settings.max_file_bytes))
             except LoadError as exc:
                 report.skipped.append(SkippedFile(rel, str(exc)))
-                continue
-            if not doc.text.strip():
+                doc = None
+            if doc is not None and not doc.text.strip():
                 report.skipped.append(SkippedFile(rel, "nothing left after removing page furniture"))
-                continue
-            old = previous.get(doc.doc_id)
-            if old is not None and old.document.sha256 == doc.sha256:
+                doc = None
+            old = previous.get(doc.doc_id) if doc is not None else None
+            if doc is not None and old is not None and old.document.sha256 == doc.sha256:
                 entries.append(old)
                 report.unchanged.append(doc.doc_id)
-                continue
-            entry = build_entry(doc, settings, embedder)
+            elif doc is not None:
+                to_embed.append((len(entries), doc, old is not None))
+                entries.append(None)
+            if doc is None or entries[-1] is not None:
+                done += 1
+                if progress:
+                    progress(done, len(files), rel)
+
+        report.workers = workers = max(1, min(settings.index_workers, len(to_embed)))
+        embedding_started = time.perf_counter()
+        embedded = embed_documents([doc for _, doc, _ in to_embed], settings, embedder, workers)
+        for (slot, doc, was_indexed), entry in zip(to_embed, embedded):
+            entries[slot] = entry
             report.embedded_passages += len(entry.passages)
-            entries.append(entry)
-            (report.updated if old is not None else report.added).append(doc.doc_id)
+            (report.updated if was_indexed else report.added).append(doc.doc_id)
+            done += 1
+            if progress:
+                progress(done, len(files), doc.doc_id)
+        report.embed_seconds = time.perf_counter() - embedding_started
+        entries = [entry for entry in entries if entry is not None]
 
         if not entries:
             reasons = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped)

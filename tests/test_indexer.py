@@ -17,7 +17,7 @@ from qa import store
 from qa.config import Settings
 from qa.indexer import LOCK_FILE, BuildBusyError, BuildError, build_index
 from qa.lexical import LexicalIndex
-from qa.store import CURRENT_FILE, GENERATIONS_DIR, TMP_PREFIX, current_generation, load_index
+from qa.store import CURRENT_FILE, GENERATIONS_DIR, TMP_PREFIX, IndexCorruptError, current_generation, load_index
 
 ARTICLES = {
     "a.txt": (
@@ -333,3 +333,62 @@ def test_a_build_that_dies_leaves_the_previous_index_and_the_next_build_repairs(
     assert not [p for p in generations.iterdir() if p.name.startswith(TMP_PREFIX)]
     assert not list(corpus.index_dir.glob(f"{CURRENT_FILE}.*.tmp"))
     assert "bulan depan" in load_index(corpus.index_dir).documents["c.txt"].text
+
+
+def test_worker_processes_embed_the_same_vectors(corpus, embedder, tmp_path):
+    """`qa index --workers 2`: documents embedded in two processes give the index one process gives."""
+    one = build_index(corpus, embedder=embedder)
+    single = load_index(corpus.index_dir)
+    parallel_settings = corpus.model_copy(update={"index_dir": tmp_path / "parallel", "index_workers": 2})
+    report = build_index(parallel_settings, embedder=embedder)
+    assert report.workers == 2 and report.embedded_passages == one.embedded_passages
+    assert "with 2 workers" in report.summary()
+    parallel = load_index(parallel_settings.index_dir)
+    assert [p.text for p in parallel.passages] == [p.text for p in single.passages]
+    assert np.allclose(parallel.passage_vectors, single.passage_vectors, atol=1e-5)
+    assert np.allclose(parallel.sentence_vectors, single.sentence_vectors, atol=1e-5)
+
+
+def test_a_large_collection_gets_an_approximate_index_that_finds_its_own_vectors(tmp_path, monkeypatch):
+    """Above APPROXIMATE_FROM passages the vectors go into a memory-mapped IVF index; a stored vector, asked
+    for, comes back first."""
+    from qa.records import Document, Passage, Span
+
+    monkeypatch.setattr(store, "APPROXIMATE_FROM", 1000)
+    rng = np.random.default_rng(1)
+    writer = store.GenerationWriter(tmp_path / "index", 16)
+    for number in range(3000):
+        text = f"Kalimat nomor {number}."
+        span = Span(0, len(text))
+        vectors = rng.normal(size=(1, 16)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors)
+        writer.add(store.DocumentEntry(Document(f"d{number}.txt", f"D{number}", text), [span], vectors,
+                                       [Passage(f"d{number}.txt", 0, 0, len(text), text, (span,))], vectors))
+    writer.commit({"dim": 16, "model": "test"})
+    index = load_index(tmp_path / "index")
+    assert index.manifest["vector_index"] == "ivf" and index.vectors.ntotal == 3000
+    rows = [7, 1234, 2999]
+    _, found = index.vectors.search(np.asarray(index.passage_vectors[rows]), 1)
+    assert found[:, 0].tolist() == rows
+    assert index.passages[1234].text == "Kalimat nomor 1234." and index.documents["d1234.txt"].title == "D1234"
+
+
+def test_an_opened_generation_stays_readable_after_it_is_pruned(built):
+    corpus, _ = built
+    index = load_index(corpus.index_dir)
+    shutil.rmtree(generation_dir(corpus))
+    assert [p.doc_id for p in index.passages][:1] and len(index.documents) == len(ARTICLES)
+    assert index.passage_vectors.shape[0] == len(index.passages)
+
+
+def test_an_index_of_the_old_format_says_to_rebuild_and_a_build_does(built, embedder):
+    corpus, _ = built
+    con = sqlite3.connect(generation_dir(corpus) / "store.sqlite")
+    con.execute("UPDATE manifest SET value = '1' WHERE key = 'format'")
+    con.commit()
+    con.close()
+    with pytest.raises(IndexCorruptError, match="format 1, and this version reads format 2: rebuild it with `qa index`"):
+        load_index(corpus.index_dir)
+    report = build_index(corpus, embedder=embedder)
+    assert report.full_rebuild and "format 1" in report.rebuild_reason
+    assert load_index(corpus.index_dir).manifest["format"] == 2
