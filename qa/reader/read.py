@@ -4,16 +4,17 @@ it becomes the answer, mapped back to its sentence and document.
 Which passage: of the `PASSAGES_CONSIDERED` best retrieved, the one whose best sentence is most similar to the
 question, with the passage's retrieval score (relative to the best one's) weighing half as much
 (`PASSAGE_CHOICE_WEIGHT`). On the bundled articles retrieval's best passage holds the answer ~70% of the time
-and the right one is often second or third with a score within a hundredth of the first; the sentence
-vectors, which the index already holds, tell them apart at no reading cost. The passage is read whole (in
-windows if it is long), as the reader was trained on whole paragraphs.
+and the right one is often second or third, a few hundredths of a point behind; the sentence vectors, which
+the index already holds, tell them apart at no reading cost. The passage is read whole (in windows if it is
+long), as the reader was trained on whole paragraphs.
 
 Measured through the whole pipeline on the held-out split of the training data and on eval/tuning_qa.jsonl
 (docs/evaluation.md, "Choosing the passage to read"): reading the chosen passage instead of retrieval's first
-raised held-out F1 0.545 -> 0.556 and the tuning hit rate 0.63 -> 0.71. Reading the top three passages and
-choosing by margin + 100 x retrieval score did a little better again (0.574 / 0.75) but costs three readings
-(~60 ms, over the 40 ms budget of a question); packing the best sentences of several passages into one
-context did worse on held-out Indonesian questions (TyDi QA F1 0.663 -> 0.629).
+raised held-out F1 0.545 -> 0.556 and the tuning hit rate 0.63 -> 0.71. Reading the two most promising
+passages (or retrieval's top three) and choosing by margin + 100 x retrieval score did a little better again
+(0.571 / 0.75) but costs two or three readings (~17 ms each: over the 40 ms budget of a question); packing
+the best sentences of several passages into one context did worse on held-out Indonesian questions (TyDi QA
+F1 0.663 -> 0.629).
 """
 
 from __future__ import annotations
