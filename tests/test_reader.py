@@ -234,3 +234,24 @@ def test_export_without_a_checkpoint_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(app, ["export-reader", str(tmp_path / "none.pt"), "--out", str(tmp_path / "m")])
     assert result.exit_code == 2
     assert "no checkpoint at" in result.output and "qa train-reader" in result.output
+
+
+def test_the_passage_read_is_the_one_whose_best_sentence_matches_the_question():
+    """Retrieval's first passage is not always the one to read: a passage a hair behind it in retrieval whose
+    sentence is much closer to the question is read instead; a clearly better retrieval score still wins."""
+    from types import SimpleNamespace
+
+    from qa.reader.read import PASSAGES_CONSIDERED, passages_to_read
+    from qa.records import Hit
+    from qa.sentences import ScoredSentence
+
+    index = SimpleNamespace(passage_sentence_rows=[range(0, 2), range(2, 4), range(4, 6), range(6, 8)])
+    dense = [0.80, 0.81, 0.79, 0.88, 0.80, 0.80, 0.95, 0.70]
+    ranked = [ScoredSentence(row, "d", 0, 1, "x", row // 2, d, 0.0, d) for row, d in enumerate(dense)]
+    hits = [Hit(0, 0.850), Hit(1, 0.845), Hit(2, 0.700), Hit(3, 0.840)]
+    order = passages_to_read(index, hits, ranked)
+    assert [h.passage_id for h in order] == [1, 0, 2][:PASSAGES_CONSIDERED]  # passage 3 is beyond the ones considered
+    assert passages_to_read(index, hits, ranked, considered=4)[0].passage_id == 3
+    far_behind = [Hit(0, 0.850), Hit(1, 0.600)]
+    assert passages_to_read(index, far_behind, ranked)[0].passage_id == 0
+    assert passages_to_read(index, [], ranked) == []
