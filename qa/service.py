@@ -189,7 +189,7 @@ class QAService:
             self.last_error = str(exc)
             return
         except Exception as exc:  # a damaged generation, or one pruned while being read: keep the old index
-            self.last_error = f"could not load the new index: {exc}"
+            self.last_error = f"could not load the new index: {exc}" if self._state is not None else str(exc)
             self._failed = (name, time.monotonic())
             log.warning(self.last_error)
             return

@@ -22,6 +22,7 @@ from qa.store import GENERATIONS_DIR, TMP_PREFIX, current_generation, load_index
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 REPORT_FIELDS = {"added", "updated", "removed", "unchanged", "skipped", "passages", "sentences", "embedded_passages",
+                 "embed_seconds", "workers",
                  "full_rebuild", "rebuild_reason", "generation", "seconds"}
 
 ARTICLES = {
@@ -192,7 +193,8 @@ def test_human_readable_report_says_why_everything_was_rebuilt(make_corpus, embe
     lines = result.stdout.splitlines()
     assert lines[0] == "full rebuild (settings changed: passage_overlap)"
     passages = len(load_index(index).passages)
-    assert re.fullmatch(rf"3 added / 0 updated / 0 removed / 0 unchanged / {passages} passages in \d+\.\ds", lines[1])
+    assert re.fullmatch(rf"3 added / 0 updated / 0 removed / 0 unchanged / {passages} passages in \d+\.\ds "
+                        rf"\(embedded {passages} passages at \d+\.\d/s with 1 worker\)", lines[1])
     assert lines[2] == f"index: {index} (generation {current_generation(index)})"
 
 
