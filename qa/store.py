@@ -462,7 +462,11 @@ def load_index(index_dir: Path, generation: str | None = None) -> LoadedIndex:
             raise IndexCorruptError(f"index generation {name} is in format {manifest.get('format')}, and this "
                                     f"version reads format {INDEX_FORMAT}: rebuild it with `qa index`")
         dim = int(manifest["dim"])
-        counts = {table: db.one(f"SELECT count(*) FROM {table}")[0] for table in ("documents", "passages", "sentences")}
+        # Rows are numbered from 0 (documents by rowid from 1) with no gaps: the highest number is the count,
+        # found in the table's b-tree at once, where count(*) would read a million rows.
+        counts = {"documents": db.one("SELECT coalesce(max(rowid), 0) FROM documents")[0],
+                  "passages": db.one("SELECT coalesce(max(id) + 1, 0) FROM passages")[0],
+                  "sentences": db.one("SELECT coalesce(max(id) + 1, 0) FROM sentences")[0]}
         if any(counts[table] != manifest[table] for table in counts):
             raise IndexCorruptError(f"index generation {name}: the store holds {counts}, its manifest says otherwise")
         passage_vectors = _vectors(path / "passages.f32", counts["passages"], dim)
