@@ -7,7 +7,8 @@ Layout of the index folder:
         store.sqlite                   documents, passages and sentences (text and offsets), manifest
         passages.f32, sentences.f32    their vectors, float32 rows, memory-mapped when loaded
         passages.faiss                 FAISS inner-product index over the passage vectors: exact (flat) for a
-                                       collection under APPROXIMATE_FROM passages, else IVF, memory-mapped
+                                       collection under APPROXIMATE_FROM passages, else IVF with 8-bit codes,
+                                       memory-mapped
         bm25/                          bm25s lexical index over the passages, memory-mapped
     index/build.lock                   held by the one build that may run at a time
 
@@ -295,8 +296,9 @@ def current_generation(index_dir: Path) -> str | None:
 
 
 def build_vector_index(vectors: np.ndarray, probes: int = IVF_PROBES) -> faiss.Index:
-    """Exact inner-product search for a collection under APPROXIMATE_FROM passages; an inverted-file index above
-    (about 4·√n lists, trained on a sample of the vectors, `probes` lists searched per question)."""
+    """Exact inner-product search for a collection under APPROXIMATE_FROM passages; an inverted-file index of
+    8-bit codes above (about 4·√n lists, trained on a sample of the vectors, `probes` lists searched per
+    question)."""
     count, dim = vectors.shape
     if count < APPROXIMATE_FROM:
         index = faiss.IndexFlatIP(dim)
@@ -304,7 +306,10 @@ def build_vector_index(vectors: np.ndarray, probes: int = IVF_PROBES) -> faiss.I
         return index
     lists = min(8192, int(4 * math.sqrt(count)))
     quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFFlat(quantizer, dim, lists, faiss.METRIC_INNER_PRODUCT)
+    # 8-bit codes: a quarter of the float vectors' size; the candidates are re-scored with the exact vectors
+    # (retrieve), so the codes only have to find them.
+    index = faiss.IndexIVFScalarQuantizer(quantizer, dim, lists, faiss.ScalarQuantizer.QT_8bit,
+                                          faiss.METRIC_INNER_PRODUCT)
     sample = np.random.default_rng(0).choice(count, size=min(count, 40 * lists), replace=False)
     index.train(np.ascontiguousarray(vectors[np.sort(sample)], dtype=np.float32))
     for start in range(0, count, 100_000):
