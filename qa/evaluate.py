@@ -387,7 +387,9 @@ def prepare_squad_corpus(eval_set: EvalSet, data: bytes, settings: Settings, cac
     except OSError as exc:
         raise EvalError(f"cannot create the eval cache folder {cache_dir}: {exc.strerror or exc} "
                         "(set QA_EVAL_CACHE_DIR to a writable folder)") from exc
-    corpus_settings = settings.model_copy(update={"corpus_dir": cache_dir / "corpus", "index_dir": cache_dir / "index"})
+    # The passages of a SQuAD file are indexed into the cache folder, never into the database the product serves.
+    corpus_settings = settings.model_copy(update={"corpus_dir": cache_dir / "corpus", "index_dir": cache_dir / "index",
+                                                  "database_url": None})
     lock = FileLock(str(cache_dir / "prepare.lock"))
     try:
         lock.acquire(timeout=3600)
@@ -454,11 +456,15 @@ class RecordingEmbedder:
 
 def _open_service(settings: Settings):
     from qa.embed import ModelLoadError, load_embedder
+    from qa import backend
     from qa.service import QAService, ServiceUnavailable
-    from qa.store import current_generation
 
-    if not current_generation(settings.index_dir):
-        raise EvalError(f"no index in {settings.index_dir}: run `qa index` first")
+    try:
+        generation = backend.current_generation(settings)
+    except Exception as exc:  # the database cannot be used: its message says why
+        raise EvalError(str(exc)) from None
+    if not generation:
+        raise EvalError(f"no index in {backend.where(settings)}: run `qa index` first")
     try:
         embedder = load_embedder(settings.model, settings.embed_threads)
     except ModelLoadError as exc:
@@ -469,7 +475,7 @@ def _open_service(settings: Settings):
     try:
         state = service.state
     except ServiceUnavailable as exc:
-        raise EvalError(f"cannot load the index in {settings.index_dir}: {exc}") from exc
+        raise EvalError(f"cannot load the index in {backend.where(settings)}: {exc}") from exc
     try:
         service.reader
     except ServiceUnavailable as exc:

@@ -24,7 +24,8 @@ from qa.embed import Embedder, ModelLoadError, load_embedder
 from qa.indexer import BuildReport, build_index
 from qa.reader.runtime import CARD_NAME, ReaderModelError, ReaderRuntime
 from qa.records import Answer, Document
-from qa.store import LoadedIndex, NoIndexError, current_generation, load_index
+from qa import backend
+from qa.store import LoadedIndex, NoIndexError
 from qa.timeline import TimelineEvent, build_timeline
 
 log = logging.getLogger(__name__)
@@ -77,14 +78,14 @@ class ServiceUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class IndexState:
-    index: LoadedIndex
+    index: LoadedIndex  # or a qa.pg.reader.PgIndex: the same fields and methods
     # Answers given from this index, by (question, top_k). A swap to a new index brings an empty cache.
     answers: LRUCache | None = None
     answers_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def load(cls, settings: Settings) -> IndexState:
-        index = load_index(settings.index_dir)
+        index = backend.open_index(settings)
         return cls(index, LRUCache(settings.answer_cache_size) if settings.answer_cache_size else None)
 
     @cached_property
@@ -156,7 +157,12 @@ class QAService:
         if not force and self._state is not None and now - self._checked_at < self.settings.reload_check_interval_s:
             return
         self._checked_at = now
-        name = current_generation(self.settings.index_dir)
+        try:
+            name = backend.current_generation(self.settings)
+        except Exception as exc:  # the database is unreachable or holds another schema: keep what is loaded
+            self.last_error = str(exc)
+            log.warning("cannot check for a new index: %s", exc)
+            return
         if self._state is not None and name == self._state.index.generation:
             return
         if self._state is None or wait:
@@ -177,7 +183,11 @@ class QAService:
 
     def _load_newest(self) -> None:
         """Load and swap in the generation CURRENT names. The caller holds _reload_lock."""
-        name = current_generation(self.settings.index_dir)
+        try:
+            name = backend.current_generation(self.settings)
+        except Exception as exc:
+            self.last_error = str(exc)
+            return
         if self._state is not None and name == self._state.index.generation:
             return
         failed_name, failed_at = self._failed
@@ -215,7 +225,7 @@ class QAService:
     def state(self) -> IndexState:
         self.refresh()
         if self._state is None:
-            raise ServiceUnavailable(self.last_error or f"no index in {self.settings.index_dir}: run `qa index`")
+            raise ServiceUnavailable(self.last_error or f"no index in {backend.where(self.settings)}: run `qa index`")
         return self._state
 
     def validate(self, question: object, top_k: object) -> tuple[str, int]:
