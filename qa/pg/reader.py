@@ -30,6 +30,16 @@ def vector_from_binary(value: bytes) -> np.ndarray:
     return np.frombuffer(value, dtype=">f4", offset=4).astype(np.float32)
 
 
+class _PgCached(_Cached):
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._cache[key] = value
+
+    def missing(self, keys) -> list:
+        with self._lock:
+            return [key for key in keys if key not in self._cache]
+
+
 class _Tables:
     """Quoted names of one generation's tables."""
 
@@ -42,12 +52,20 @@ class _Tables:
 
 class PgDocuments(Mapping):
     def __init__(self, pool: Pool, tables: _Tables, count: int, cache: int = 256) -> None:
-        self._pool, self._t, self._count, self._cache = pool, tables, count, _Cached(cache)
+        self._pool, self._t, self._count, self._cache = pool, tables, count, _PgCached(cache)
 
     def _load(self, doc_id: str) -> Document | None:
         row = self._pool.one(sql.SQL("SELECT doc_id, title, text, meta, sha256 FROM {} WHERE doc_id = %s").format(
             self._t.documents), (doc_id,))
         return Document(row[0], row[1], row[2], json.loads(row[3]), row[4]) if row else None
+
+    def prefetch(self, doc_ids) -> None:
+        """Load the documents not cached yet in one query."""
+        wanted = self._cache.missing(sorted(set(doc_ids)))
+        if wanted:
+            for row in self._pool.all(sql.SQL("SELECT doc_id, title, text, meta, sha256 FROM {} WHERE doc_id = ANY(%s)")
+                                      .format(self._t.documents), (wanted,)):
+                self._cache.put(row[0], Document(row[0], row[1], row[2], json.loads(row[3]), row[4]))
 
     def __getitem__(self, doc_id: str) -> Document:
         doc = self._cache.get(doc_id, self._load) if isinstance(doc_id, str) else None
@@ -65,7 +83,7 @@ class PgDocuments(Mapping):
 
 class PgSentenceSpans(Sequence):
     def __init__(self, pool: Pool, tables: _Tables, count: int, cache: int = 65_536) -> None:
-        self._pool, self._t, self._count, self._cache = pool, tables, count, _Cached(cache)
+        self._pool, self._t, self._count, self._cache = pool, tables, count, _PgCached(cache)
 
     def _load(self, row: int) -> tuple[str, Span]:
         doc_id, start, end = self._pool.one(sql.SQL('SELECT doc_id, start, "end" FROM {} WHERE id = %s').format(
@@ -92,9 +110,29 @@ class PgPassages(Sequence):
     """Passage row -> Passage; also each passage's sentence rows. One query per passage (with its sentences)."""
 
     def __init__(self, pool: Pool, tables: _Tables, count: int, documents: PgDocuments,
-                 cache: int = 16_384) -> None:
-        self._pool, self._t, self._count, self._cache = pool, tables, count, _Cached(cache)
-        self._documents = documents
+                 sentences: PgSentenceSpans, cache: int = 16_384) -> None:
+        self._pool, self._t, self._count, self._cache = pool, tables, count, _PgCached(cache)
+        self._documents, self._sentences = documents, sentences
+
+    def prefetch(self, rows: list[int]) -> None:
+        """Load the passages of `rows` not cached yet, with their sentences, in one query: the retrieved
+        candidates, whose sentences are ranked next, would otherwise cost a round trip each."""
+        wanted = self._cache.missing(rows)
+        if not wanted:
+            return
+        found = self._pool.all(sql.SQL(
+            'SELECT p.id, p.doc_id, p.ordinal, p.start, p."end", p.first_sentence, p.last_sentence, '
+            'array_agg(s.start ORDER BY s.id), array_agg(s."end" ORDER BY s.id) '
+            'FROM {passages} p JOIN {sentences} s ON s.id BETWEEN p.first_sentence AND p.last_sentence '
+            'WHERE p.id = ANY(%s) GROUP BY p.id').format(passages=self._t.passages, sentences=self._t.sentences),
+            (wanted,))
+        self._documents.prefetch(row[1] for row in found)
+        for row, doc_id, ordinal, start, end, first, last, starts, ends in found:
+            text = self._documents[doc_id].text
+            spans = tuple(Span(a, b) for a, b in zip(starts, ends))
+            self._cache.put(row, (Passage(doc_id, ordinal, start, end, text[start:end], spans), range(first, last + 1)))
+            for sentence_row, span in zip(range(first, last + 1), spans):
+                self._sentences._cache.put(sentence_row, (doc_id, span))
 
     def _load(self, row: int) -> tuple[Passage, range]:
         doc_id, ordinal, start, end, first, last, starts, ends = self._pool.one(sql.SQL(
@@ -135,8 +173,9 @@ class PgSentenceRows(Sequence):
 class PgVectors:
     """Vectors of a table, fetched by row: `vectors[rows]` is a float32 array [len(rows), dim] in that order."""
 
-    def __init__(self, pool: Pool, table: sql.Composed, count: int, dim: int) -> None:
+    def __init__(self, pool: Pool, table: sql.Composed, count: int, dim: int, prefetch=None) -> None:
         self._pool, self._table, self._count, self.shape = pool, table, count, (count, dim)
+        self._prefetch = prefetch  # called with the rows asked for: the passages' own rows come next
 
     def __len__(self) -> int:
         return self._count
@@ -151,6 +190,8 @@ class PgVectors:
             sql.SQL("SELECT id, embedding FROM {} WHERE id = ANY(%s)").format(self._table), (wanted,), binary=True)}
         if len(found) != len(set(wanted)):
             raise IndexError(f"rows {sorted(set(wanted) - found.keys())[:5]} out of range")
+        if self._prefetch is not None:
+            self._prefetch(wanted)
         return np.stack([vector_from_binary(found[r]) for r in wanted])
 
 
@@ -201,17 +242,19 @@ class PgIndex:
             return empty
         matched = sorted(known)
         idf = [math.log(1 + (n - known[w] + 0.5) / (known[w] + 0.5)) for w in matched]
+        # One ts_rank per word and matching passage, weighted by the word's idf, written out (a sub-select over
+        # the words per passage measured 1.6 times slower at 10k passages).
+        score = sql.SQL(" + ").join(
+            sql.SQL("{} * ts_rank(p.tsv, {}::tsquery, 1)").format(sql.Literal(weight), sql.Literal(_or_query([word])))
+            for word, weight in zip(matched, idf))
         scored = self.pool.all(sql.SQL("""
-            WITH t AS (SELECT quote_literal(word)::tsquery AS q, idf FROM unnest(%(words)s::text[], %(idf)s::float8[]) AS x(word, idf)),
-                 matches AS (SELECT p.id, (SELECT sum(t.idf * ts_rank(p.tsv, t.q, 1)) FROM t) AS score
-                             FROM {passages} p WHERE p.tsv @@ %(query)s::tsquery),
+            WITH matches AS (SELECT p.id, {score} AS score FROM {passages} p WHERE p.tsv @@ %(query)s::tsquery),
                  top AS (SELECT id, score, true AS is_top FROM matches ORDER BY score DESC, id LIMIT %(depth)s)
             SELECT id, score, is_top FROM top
             UNION ALL
             SELECT id, score, false FROM matches WHERE id = ANY(%(rows)s) AND id NOT IN (SELECT id FROM top)
-            """).format(passages=self.tables.passages),
-            {"words": matched, "idf": idf, "query": _or_query(matched), "depth": depth,
-             "rows": [int(r) for r in rows]})
+            """).format(score=score, passages=self.tables.passages),
+            {"query": _or_query(matched), "depth": depth, "rows": [int(r) for r in rows]})
         best = max((score for _, score, is_top in scored if is_top), default=0.0)
         if best <= 0:
             return empty
@@ -276,10 +319,10 @@ def open_index(url: str, generation: str | None = None) -> PgIndex:
         raise IndexCorruptError(f"index generation {name} in {describe(url)} has a damaged manifest: {exc}") from None
     documents = PgDocuments(pool, tables, counts["documents"])
     sentence_spans = PgSentenceSpans(pool, tables, counts["sentences"])
-    passages = PgPassages(pool, tables, counts["passages"], documents)
+    passages = PgPassages(pool, tables, counts["passages"], documents, sentence_spans)
     return PgIndex(
         generation=name, manifest=manifest, documents=documents, passages=passages,
-        passage_vectors=PgVectors(pool, tables.passages, counts["passages"], dim),
+        passage_vectors=PgVectors(pool, tables.passages, counts["passages"], dim, prefetch=passages.prefetch),
         passage_sentence_rows=PgSentenceRows(passages), sentence_spans=sentence_spans,
         sentence_vectors=PgVectors(pool, tables.sentences, counts["sentences"], dim),
         pool=pool, tables=tables)
