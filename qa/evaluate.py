@@ -618,6 +618,8 @@ def _group_scores(rows: list[dict]) -> dict:
 def _report(file: Path, fmt: str, total_questions: int, rows: list[dict], latencies: list[float],
             parts: dict[str, list[float]], top_k: int, settings: Settings, index, corpus_info: dict | None,
             warnings: list[str]) -> dict:
+    from qa.backend import where
+
     for row in rows:
         _score_row(row)
     answerable = [r for r in rows if r["answerable"]]
@@ -656,7 +658,7 @@ def _report(file: Path, fmt: str, total_questions: int, rows: list[dict], latenc
                       "unanswerable": len(unanswerable), "with_gold_documents": len(with_gold_docs),
                       "errors": sum(1 for r in rows if r.get("error"))},
         "settings": {"top_k": top_k, "abstain_threshold": settings.abstain_threshold, "model": settings.model,
-                     "index_dir": str(settings.index_dir), "generation": index.generation,
+                     "index_dir": where(settings), "generation": index.generation,
                      "documents": len(index.documents), "passages": len(index.passages)},
         "corpus": corpus_info,
         "retrieval": retrieval,

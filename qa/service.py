@@ -7,6 +7,7 @@ watcher, another worker) can publish a new generation; every process notices CUR
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -74,6 +75,18 @@ class InvalidQuestion(ValueError):
 
 class ServiceUnavailable(RuntimeError):
     pass
+
+
+@contextlib.contextmanager
+def database_errors():
+    """A PostgreSQL store that stops answering mid-request is a 503 that says so, not a stack trace."""
+    try:
+        yield
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] not in ("psycopg", "psycopg_pool"):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ServiceUnavailable(f"the index database did not answer: {first}") from None
 
 
 @dataclass(frozen=True)
@@ -315,24 +328,29 @@ class QAService:
             # Alone on an idle machine, a question is embedded and read with every core; with company, with one,
             # so that concurrent requests (here or in other workers) share the cores instead of fighting over them.
             threads = embedder.threads if alone and machine_is_idle() else 1
-            answer = answer_question(state.index, embedder, reader, query, top_k,
-                                     self.settings.abstain_threshold, threads=threads)
+            with database_errors():
+                answer = answer_question(state.index, embedder, reader, query, top_k,
+                                         self.settings.abstain_threshold, threads=threads)
         finally:
             with self._in_flight_lock:
                 self._in_flight -= 1
-        answer = dataclasses.replace(answer, timeline_url=_timeline_url(state, answer))
+        with database_errors():
+            answer = dataclasses.replace(answer, timeline_url=_timeline_url(state, answer))
         state.remember((query, top_k), answer)
         return answer
 
     def timeline(self) -> list[TimelineEvent]:
-        return self.state.timeline
+        with database_errors():
+            return self.state.timeline
 
     def documents(self) -> list[Document]:
-        return sorted(self.state.index.documents.values(), key=lambda d: d.title.lower())
+        with database_errors():
+            return sorted(self.state.index.documents.values(), key=lambda d: d.title.lower())
 
     def document(self, doc_id: str) -> Document | None:
         """Looked up in the loaded index only: no path from a request ever reaches the file system."""
-        return self.state.index.documents.get(doc_id)
+        with database_errors():
+            return self.state.index.documents.get(doc_id)
 
     def reindex(self, lock_timeout: float = 0.0) -> BuildReport:
         report = build_index(self.settings, lock_timeout=lock_timeout)

@@ -275,3 +275,18 @@ def test_a_store_of_another_schema_version_says_how_to_migrate(pg_corpus, tmp_pa
     assert "newer version of qa" in service_error(url, tmp_path, embedder)
     with pytest.raises(BuildError, match="newer version of qa"):
         build_index(pg_corpus, embedder=embedder, rebuild=True)
+
+
+def test_a_database_that_stops_answering_mid_serving_is_a_503_with_the_reason(pg_corpus, embedder):
+    from fastapi.testclient import TestClient
+
+    from qa.api import create_app
+
+    service = QAService(pg_corpus, embedder=embedder)
+    with TestClient(create_app(pg_corpus, service=service)) as client:
+        assert client.post("/ask", json={"question": Q_KOPI}).status_code == 200
+        schema = sql(pg_corpus.database_url, "SELECT schema_name FROM qa.generations")[0][0]
+        sql(pg_corpus.database_url, f"DROP SCHEMA {schema} CASCADE")  # as if the database lost it
+        response = client.post("/ask", json={"question": Q_SPEED})
+        assert response.status_code == 503
+        assert "the index database did not answer" in response.json()["detail"]
