@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -22,6 +23,7 @@ from qa.cli import app
 from qa.config import Settings
 from qa.indexer import BuildError, build_index
 from qa.pg.pointer import current_generation
+from qa.pg.reader import open_index
 from qa.pg.schema import SCHEMA_VERSION
 from qa.service import QAService
 from test_reload import (JEMBATAN, KERETA, KOPI, PROJECT_DIR, Q_KOPI, Q_SPEED, TOKEN, Askers, ask,
@@ -74,6 +76,20 @@ def test_rebuilds_are_incremental_switch_the_pointer_and_keep_two_generations(pg
     service.refresh(force=True, wait=True)
     assert "420" in service.ask(Q_SPEED).answer
     assert "120" in service.ask(Q_KOPI).answer  # reused rows answer as before
+    # The unchanged articles' rows were copied inside the database, renumbered, vectors bit for bit.
+    before, after = open_index(url, first), open_index(url, second)
+    for doc_id in ("jembatan.txt", "kopi.txt"):
+        old_rows = [r for r in range(len(before.passages)) if before.passages[r].doc_id == doc_id]
+        new_rows = [r for r in range(len(after.passages)) if after.passages[r].doc_id == doc_id]
+        assert [before.passages[r] for r in old_rows] == [after.passages[r] for r in new_rows]
+        assert np.array_equal(before.passage_vectors[old_rows], after.passage_vectors[new_rows])
+        old_sentences = [s for r in old_rows for s in before.passage_sentence_rows[r]]
+        new_sentences = [s for r in new_rows for s in after.passage_sentence_rows[r]]
+        assert [before.sentence_spans[s] for s in old_sentences] == [after.sentence_spans[s] for s in new_sentences]
+        assert np.array_equal(before.sentence_vectors[old_sentences], after.sentence_vectors[new_sentences])
+    entry = before.entries()["kopi.txt"]  # read back as arrays when asked (e.g. by another store)
+    assert np.array_equal(np.asarray(entry.passage_vectors), before.passage_vectors[
+        [r for r in range(len(before.passages)) if before.passages[r].doc_id == "kopi.txt"]])
 
     (settings.corpus_dir / "kopi.txt").unlink()
     third = build_index(settings, embedder=embedder)

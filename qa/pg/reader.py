@@ -263,36 +263,54 @@ class PgIndex:
         return LexicalScores([row for row, score, is_top in scored if is_top and score > 0], scores)
 
     def entries(self) -> dict[str, DocumentEntry]:
-        """Every document with its sentences, passages and vectors, read in bulk (for incremental builds)."""
+        """Every document with its sentences and passages, for incremental builds. Their vectors stay in the
+        database (StoredVectors): a build into the same database copies them there, row for row."""
         t = self.tables
         docs = [Document(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in self.pool.all(
             sql.SQL("SELECT doc_id, title, text, meta, sha256 FROM {} ORDER BY ordinal").format(t.documents))]
         sentences: dict[str, list] = {}
-        for doc_id, start, end, vector in self.pool.all(sql.SQL(
-                'SELECT doc_id, start, "end", embedding FROM {} ORDER BY id').format(t.sentences), binary=True):
-            sentences.setdefault(doc_id, []).append((Span(start, end), vector_from_binary(vector)))
+        for row, doc_id, start, end in self.pool.all(sql.SQL(
+                'SELECT id, doc_id, start, "end" FROM {} ORDER BY id').format(t.sentences)):
+            sentences.setdefault(doc_id, []).append((row, Span(start, end)))
         passages: dict[str, list] = {}
-        for doc_id, ordinal, start, end, first, last, vector in self.pool.all(sql.SQL(
-                'SELECT doc_id, ordinal, start, "end", first_sentence, last_sentence, embedding FROM {} '
-                'ORDER BY id').format(t.passages), binary=True):
-            passages.setdefault(doc_id, []).append((ordinal, start, end, first, last, vector_from_binary(vector)))
+        for row, doc_id, ordinal, start, end, first, last in self.pool.all(sql.SQL(
+                'SELECT id, doc_id, ordinal, start, "end", first_sentence, last_sentence FROM {} '
+                'ORDER BY id').format(t.passages)):
+            passages.setdefault(doc_id, []).append((row, ordinal, start, end, first, last))
         dim = int(self.manifest["dim"])
         entries = {}
-        sentence_row = 0
         for doc in docs:
             doc_sentences = sentences.get(doc.doc_id, [])
-            spans = [span for span, _ in doc_sentences]
-            items = []
-            for ordinal, start, end, first, last, vector in passages.get(doc.doc_id, []):
-                own = tuple(spans[first - sentence_row:last - sentence_row + 1])
-                items.append((Passage(doc.doc_id, ordinal, start, end, doc.text[start:end], own), vector))
+            doc_passages = passages.get(doc.doc_id, [])
+            spans = [span for _, span in doc_sentences]
+            first_sentence = doc_sentences[0][0] if doc_sentences else 0
+            first_passage = doc_passages[0][0] if doc_passages else 0
             entries[doc.doc_id] = DocumentEntry(
                 document=doc, sentences=spans,
-                sentence_vectors=np.array([v for _, v in doc_sentences], dtype=np.float32).reshape(-1, dim),
-                passages=[p for p, _ in items],
-                passage_vectors=np.array([v for _, v in items], dtype=np.float32).reshape(-1, dim))
-            sentence_row += len(doc_sentences)
+                sentence_vectors=StoredVectors(self.pool, t.schema, "sentences", first_sentence, len(spans), dim),
+                passages=[Passage(doc.doc_id, ordinal, start, end, doc.text[start:end],
+                                  tuple(spans[first - first_sentence:last - first_sentence + 1]))
+                          for _, ordinal, start, end, first, last in doc_passages],
+                passage_vectors=StoredVectors(self.pool, t.schema, "passages", first_passage, len(doc_passages), dim))
         return entries
+
+
+class StoredVectors:
+    """The vectors of rows first..first+count of a stored generation's table, read only if asked for
+    (np.asarray): a build into the same database copies them with INSERT ... SELECT instead."""
+
+    def __init__(self, pool: Pool, schema: str, table: str, first: int, count: int, dim: int) -> None:
+        self.pool, self.schema, self.table, self.first, self.count = pool, schema, table, first, count
+        self.shape = (count, dim)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        rows = self.pool.all(sql.SQL("SELECT embedding FROM {}.{} WHERE id >= %s AND id < %s ORDER BY id").format(
+            sql.Identifier(self.schema), sql.Identifier(self.table)), (self.first, self.first + self.count), binary=True)
+        matrix = np.array([vector_from_binary(r[0]) for r in rows], dtype=np.float32).reshape(self.shape)
+        return matrix.astype(dtype) if dtype is not None else matrix
 
 
 def open_index(url: str, generation: str | None = None) -> PgIndex:

@@ -80,6 +80,40 @@ class PgGenerationWriter:
         cur.execute(sql.SQL("INSERT INTO {} VALUES (%s, %s, %s, %s, %s, %s)").format(self._table("documents")),
                     (self.documents, doc.doc_id, doc.title, doc.text, json.dumps(doc.meta, ensure_ascii=False),
                      doc.sha256))
+        if self._stored_here(entry):
+            self._copy_stored(cur, entry)
+        else:
+            self._write_rows(cur, entry)
+        self.documents += 1
+        self.sentences += len(entry.sentences)
+        self.passages += len(entry.passages)
+
+    def _stored_here(self, entry: DocumentEntry) -> bool:
+        """An unchanged article read back from a generation of this very database (qa.pg.reader.entries)."""
+        from qa.pg.reader import StoredVectors
+
+        vectors = (entry.sentence_vectors, entry.passage_vectors)
+        return all(isinstance(v, StoredVectors) and v.pool.url == self.url for v in vectors)
+
+    def _copy_stored(self, cur, entry: DocumentEntry) -> None:
+        """Copy an unchanged article's rows from the generation it was read from, renumbered: no vector leaves
+        the database."""
+        sentences, passages = entry.sentence_vectors, entry.passage_vectors
+        shift_sentences = self.sentences - sentences.first
+        cur.execute(sql.SQL('INSERT INTO {} (id, doc_id, start, "end", embedding) '
+                            'SELECT id + %s, doc_id, start, "end", embedding FROM {}.sentences '
+                            'WHERE id >= %s AND id < %s').format(self._table("sentences"),
+                                                                  sql.Identifier(sentences.schema)),
+                    (shift_sentences, sentences.first, sentences.first + sentences.count))
+        cur.execute(sql.SQL('INSERT INTO {} (id, doc_id, ordinal, start, "end", first_sentence, last_sentence, lexemes, '
+                            'embedding) SELECT id + %s, doc_id, ordinal, start, "end", first_sentence + %s, '
+                            'last_sentence + %s, lexemes, embedding FROM {}.passages WHERE id >= %s AND id < %s').format(
+                                self._table("passages"), sql.Identifier(passages.schema)),
+                    (self.passages - passages.first, shift_sentences, shift_sentences, passages.first,
+                     passages.first + passages.count))
+
+    def _write_rows(self, cur, entry: DocumentEntry) -> None:
+        doc = entry.document
         first_row = {(span.start, span.end): self.sentences + offset for offset, span in enumerate(entry.sentences)}
         sentence_vectors = np.asarray(entry.sentence_vectors, dtype=np.float32).reshape(len(entry.sentences), self.dim)
         passage_vectors = np.asarray(entry.passage_vectors, dtype=np.float32).reshape(len(entry.passages), self.dim)
@@ -96,9 +130,6 @@ class PgGenerationWriter:
                                 first_row[(passage.sentences[-1].start, passage.sentences[-1].end)],
                                 " ".join(tokenize(passage.text)) or EMPTY,
                                 vector_text(passage_vectors[offset])))
-        self.documents += 1
-        self.sentences += len(entry.sentences)
-        self.passages += len(entry.passages)
 
     def commit(self, manifest: dict) -> str:
         """Index the tables, record the manifest, point qa.store at the new generation and commit."""
