@@ -306,3 +306,10 @@ def test_a_database_that_stops_answering_mid_serving_is_a_503_with_the_reason(pg
         response = client.post("/ask", json={"question": Q_SPEED})
         assert response.status_code == 503
         assert "the index database did not answer" in response.json()["detail"]
+
+
+def test_a_missing_database_and_a_malformed_url_are_named(pg_server, tmp_path, embedder):
+    missing = pg_server.get_uri("no_such_database")
+    code, output = run_cli("index", url=missing, tmp_path=tmp_path)
+    assert code == 2 and "does not exist" in output and "createdb" in output
+    assert "is not a valid PostgreSQL URL" in service_error("postgresql://qa@localhost:5432/db?sslmode=sometimes", tmp_path, embedder)

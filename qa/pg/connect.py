@@ -43,6 +43,9 @@ def explain(exc: Exception, url: str) -> str:
         return f"the database in QA_DATABASE_URL does not exist on {where}: create it (createdb) or fix the URL"
     if state == "28000" or ("role" in text and "does not exist" in text):
         return f"PostgreSQL at {where} does not accept this user ({first}): fix the user in QA_DATABASE_URL"
+    if "invalid" in text and ("value" in text or "option" in text or "URI" in text):
+        return (f"QA_DATABASE_URL is not a valid PostgreSQL URL ({first.removeprefix('connection is bad: ')}): "
+                "write it as postgresql://user:password@host:port/database")
     return (f"cannot reach PostgreSQL at {where} ({first.removeprefix('connection failed: ')}): is the server "
             "running, and are the host and port in QA_DATABASE_URL right?")
 

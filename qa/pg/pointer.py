@@ -37,7 +37,8 @@ def read_pointer(conn: psycopg.Connection, url: str) -> tuple[int, str | None] |
     try:
         row = conn.execute(f"SELECT schema_version, current_generation FROM {META_SCHEMA}.store").fetchone()
     except pg_errors.UndefinedTable:
-        conn.rollback() if not conn.autocommit else None
+        if not conn.autocommit:
+            conn.rollback()
         return None
     except psycopg.Error as exc:
         raise DatabaseError(f"cannot read the qa store in {describe(url)}: {str(exc).strip().splitlines()[0]}") from None
