@@ -42,7 +42,9 @@ def fail(message: str, code: int = EXIT_FAILED) -> None:
 def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: ModelOpt = None, as_json: JsonOpt = False,
                   wait: Annotated[float, typer.Option(help="Seconds to wait for another running build")] = 0.0,
                   workers: Annotated[Optional[int], typer.Option(min=1, max=64, help="Processes that embed (env "
-                                                                 "QA_INDEX_WORKERS; default 1)")] = None) -> None:
+                                                                 "QA_INDEX_WORKERS; default 1)")] = None,
+                  rebuild: Annotated[bool, typer.Option(help="Embed every article again; in a database, also "
+                                                             "replaces a store of an older schema version")] = False) -> None:
     """Build or update the index from the corpus folder. Only changed articles are re-embedded.
 
     Exit code 0: all files indexed; 1: some files were skipped (listed); 2: nothing was built.
@@ -64,7 +66,7 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
         bar.update(1)
 
     try:
-        report = build_index(settings, progress=progress, lock_timeout=wait)
+        report = build_index(settings, progress=progress, lock_timeout=wait, rebuild=rebuild)
     except (BuildError, ModelLoadError) as exc:
         fail(str(exc))
     finally:
@@ -78,7 +80,9 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
         if report.full_rebuild:
             typer.echo(f"full rebuild ({report.rebuild_reason})")
         typer.echo(report.summary())
-        typer.echo(f"index: {settings.index_dir} (generation {report.generation})")
+        from qa.backend import where
+
+        typer.echo(f"index: {where(settings)} (generation {report.generation})")
     raise typer.Exit(EXIT_SKIPPED if report.skipped else EXIT_OK)
 
 
@@ -154,7 +158,9 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
         from qa.watch import start_watcher
 
         start_watcher(settings)
-    typer.echo(f"serving on http://{host}:{port}/ (index: {settings.index_dir})")
+    from qa.backend import where
+
+    typer.echo(f"serving on http://{host}:{port}/ (index: {where(settings)})")
     if workers <= 1:
         uvicorn.run("qa.server:app", host=host, port=port, log_level="info")
         return

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
 
     corpus_dir: Path = PROJECT_DIR / "corpus"
     index_dir: Path = PROJECT_DIR / "index"
+    # A PostgreSQL database with pgvector to keep the index in (postgresql://user:password@host:port/db);
+    # unset: the embedded files in index_dir. See docs/design.md, "The PostgreSQL store".
+    database_url: str | None = None
     # The bundled 4-bit multilingual-e5-small; any sentence-transformers model name or folder also works.
     model: str = DEFAULT_MODEL
     # The trained reader: its card (reader.json) and the weights it names (qa train-reader, qa export-reader).

@@ -387,7 +387,9 @@ def prepare_squad_corpus(eval_set: EvalSet, data: bytes, settings: Settings, cac
     except OSError as exc:
         raise EvalError(f"cannot create the eval cache folder {cache_dir}: {exc.strerror or exc} "
                         "(set QA_EVAL_CACHE_DIR to a writable folder)") from exc
-    corpus_settings = settings.model_copy(update={"corpus_dir": cache_dir / "corpus", "index_dir": cache_dir / "index"})
+    # The passages of a SQuAD file are indexed into the cache folder, never into the database the product serves.
+    corpus_settings = settings.model_copy(update={"corpus_dir": cache_dir / "corpus", "index_dir": cache_dir / "index",
+                                                  "database_url": None})
     lock = FileLock(str(cache_dir / "prepare.lock"))
     try:
         lock.acquire(timeout=3600)
@@ -454,11 +456,15 @@ class RecordingEmbedder:
 
 def _open_service(settings: Settings):
     from qa.embed import ModelLoadError, load_embedder
+    from qa import backend
     from qa.service import QAService, ServiceUnavailable
-    from qa.store import current_generation
 
-    if not current_generation(settings.index_dir):
-        raise EvalError(f"no index in {settings.index_dir}: run `qa index` first")
+    try:
+        generation = backend.current_generation(settings)
+    except Exception as exc:  # the database cannot be used: its message says why
+        raise EvalError(str(exc)) from None
+    if not generation:
+        raise EvalError(f"no index in {backend.where(settings)}: run `qa index` first")
     try:
         embedder = load_embedder(settings.model, settings.embed_threads)
     except ModelLoadError as exc:
@@ -469,7 +475,7 @@ def _open_service(settings: Settings):
     try:
         state = service.state
     except ServiceUnavailable as exc:
-        raise EvalError(f"cannot load the index in {settings.index_dir}: {exc}") from exc
+        raise EvalError(f"cannot load the index in {backend.where(settings)}: {exc}") from exc
     try:
         service.reader
     except ServiceUnavailable as exc:
@@ -612,6 +618,8 @@ def _group_scores(rows: list[dict]) -> dict:
 def _report(file: Path, fmt: str, total_questions: int, rows: list[dict], latencies: list[float],
             parts: dict[str, list[float]], top_k: int, settings: Settings, index, corpus_info: dict | None,
             warnings: list[str]) -> dict:
+    from qa.backend import where
+
     for row in rows:
         _score_row(row)
     answerable = [r for r in rows if r["answerable"]]
@@ -650,7 +658,7 @@ def _report(file: Path, fmt: str, total_questions: int, rows: list[dict], latenc
                       "unanswerable": len(unanswerable), "with_gold_documents": len(with_gold_docs),
                       "errors": sum(1 for r in rows if r.get("error"))},
         "settings": {"top_k": top_k, "abstain_threshold": settings.abstain_threshold, "model": settings.model,
-                     "index_dir": str(settings.index_dir), "generation": index.generation,
+                     "index_dir": where(settings), "generation": index.generation,
                      "documents": len(index.documents), "passages": len(index.passages)},
         "corpus": corpus_info,
         "retrieval": retrieval,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import time
+from contextlib import contextmanager
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -24,6 +25,7 @@ from qa.records import Document, SkippedFile
 from qa.split import sentence_spans, split_passages
 from qa.store import (DocumentEntry, IndexCorruptError, NoIndexError, load_index, prune_generations,
                       write_generation)
+from qa import backend
 
 # Bump when cleaning, splitting or what is embedded changes, so old indexes rebuild themselves.
 # 2: Indonesian abbreviations (Jl., Ir., dll. ...) no longer end sentences; 3: sentences embedded with the title.
@@ -128,11 +130,11 @@ def build_entry(doc: Document, settings: Settings, embedder: Embedder) -> Docume
     return DocumentEntry(doc, sentences, sentence_vectors, passages, passage_vectors)
 
 
-def _previous_entries(index_dir: Path, wanted: dict) -> tuple[dict[str, DocumentEntry], str | None, str | None]:
+def _previous_entries(settings: Settings, wanted: dict) -> tuple[dict[str, DocumentEntry], str | None, str | None]:
     """(entries, None, generation) of the current index if it was built with the same settings,
     else ({}, why not, None)."""
     try:
-        current = load_index(index_dir)
+        current = backend.open_index(settings)
     except NoIndexError:
         return {}, "no index yet", None
     except IndexCorruptError as exc:
@@ -147,11 +149,99 @@ def _previous_entries(index_dir: Path, wanted: dict) -> tuple[dict[str, Document
 Progress = Callable[[int, int, str], None]
 
 
+class _FileStore:
+    """The embedded store's side of a build: a file lock in the index folder, generations as folders."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @contextmanager
+    def locked(self, timeout: float):
+        index_dir = self.settings.index_dir
+        index_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(index_dir / LOCK_FILE))
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise BuildBusyError(f"another build of {index_dir} is running; try again when it has finished") from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def prune(self) -> None:
+        prune_generations(self.settings.index_dir)
+
+    def write(self, entries: list[DocumentEntry], manifest: dict, rebuild: bool) -> str:
+        return write_generation(self.settings.index_dir, entries, manifest)
+
+
+class _DatabaseStore:
+    """The PostgreSQL store's side of a build: an advisory lock, generations as schemas written in one transaction."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.url = settings.database_url
+        self._lock_conn = None
+
+    @contextmanager
+    def locked(self, timeout: float):
+        from qa.pg.pointer import StoreBusyError, build_lock
+
+        try:
+            with build_lock(self.url, timeout) as conn:
+                self._lock_conn = conn
+                yield
+        except StoreBusyError as exc:
+            raise BuildBusyError(str(exc)) from None
+        finally:
+            self._lock_conn = None
+
+    def prune(self) -> None:
+        from qa.pg.pointer import prune
+
+        if self._lock_conn is not None:
+            try:
+                prune(self._lock_conn)
+            except Exception:  # an older schema version, or a race with a reader: the next build prunes
+                pass
+
+    def write(self, entries: list[DocumentEntry], manifest: dict, rebuild: bool) -> str:
+        from qa.pg.writer import PgGenerationWriter
+
+        writer = PgGenerationWriter(self.url, int(manifest["dim"]), replace_other_versions=rebuild)
+        try:
+            for entry in entries:
+                writer.add(entry)
+        except BaseException:
+            writer.abort()
+            raise
+        return writer.commit(manifest)
+
+
 def build_index(settings: Settings, progress: Progress | None = None, lock_timeout: float = 0.0,
-                embedder: Embedder | None = None) -> BuildReport:
-    """Bring the index in settings.index_dir up to date with settings.corpus_dir."""
+                embedder: Embedder | None = None, rebuild: bool = False) -> BuildReport:
+    """Bring the index (settings.index_dir, or the database at settings.database_url) up to date with
+    settings.corpus_dir. `rebuild` embeds everything again (and, in a database, replaces a store of an older
+    schema version)."""
+    if backend.uses_database(settings):
+        import psycopg
+
+        from qa.pg.connect import DatabaseError, describe
+
+        try:
+            return _build(settings, _DatabaseStore(settings), progress, lock_timeout, embedder, rebuild)
+        except DatabaseError as exc:
+            raise BuildError(f"{exc} (the index was left as it was)") from None
+        except psycopg.Error as exc:
+            raise BuildError(f"writing the index into {describe(settings.database_url)} failed: "
+                             f"{str(exc).strip().splitlines()[0]} (the index was left as it was)") from None
+    return _build(settings, _FileStore(settings), progress, lock_timeout, embedder, rebuild)
+
+
+def _build(settings: Settings, store, progress: Progress | None, lock_timeout: float,
+           embedder: Embedder | None, rebuild: bool) -> BuildReport:
     started = time.perf_counter()
-    corpus_dir, index_dir = settings.corpus_dir, settings.index_dir
+    corpus_dir = settings.corpus_dir
     if not corpus_dir.exists():
         raise BuildError(f"corpus folder {corpus_dir} does not exist")
     if not corpus_dir.is_dir():
@@ -160,17 +250,14 @@ def build_index(settings: Settings, progress: Progress | None = None, lock_timeo
     files = list(find_article_files(corpus_dir))
     if not files:
         raise BuildError(f"corpus folder {corpus_dir} holds no .txt, .md or .html files; the index was left as it was")
-    index_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(index_dir / LOCK_FILE))
-    try:
-        lock.acquire(timeout=lock_timeout)
-    except Timeout:
-        raise BuildBusyError(f"another build of {index_dir} is running; try again when it has finished") from None
-    try:
-        prune_generations(index_dir)
+    with store.locked(lock_timeout):
+        store.prune()
         embedder = embedder or load_embedder(settings.model, settings.embed_threads)
         wanted = index_settings(settings, embedder)
-        previous, rebuild_reason, previous_generation = _previous_entries(index_dir, wanted)
+        if rebuild:
+            previous, rebuild_reason, previous_generation = {}, "asked for (--rebuild)", None
+        else:
+            previous, rebuild_reason, previous_generation = _previous_entries(settings, wanted)
         report = BuildReport(full_rebuild=rebuild_reason is not None, rebuild_reason=rebuild_reason)
 
         entries: list[DocumentEntry | None] = []  # in file order; None until embedded
@@ -228,10 +315,8 @@ def build_index(settings: Settings, progress: Progress | None = None, lock_timeo
         else:
             manifest = {**wanted, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                         "corpus_sha256": _corpus_hash(entries)}
-            report.generation = write_generation(index_dir, entries, manifest)
-            prune_generations(index_dir)
-    finally:
-        lock.release()
+            report.generation = store.write(entries, manifest, rebuild)
+            store.prune()
     report.seconds = time.perf_counter() - started
     return report
 

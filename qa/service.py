@@ -7,6 +7,7 @@ watcher, another worker) can publish a new generation; every process notices CUR
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -24,7 +25,8 @@ from qa.embed import Embedder, ModelLoadError, load_embedder
 from qa.indexer import BuildReport, build_index
 from qa.reader.runtime import CARD_NAME, ReaderModelError, ReaderRuntime
 from qa.records import Answer, Document
-from qa.store import LoadedIndex, NoIndexError, current_generation, load_index
+from qa import backend
+from qa.store import LoadedIndex, NoIndexError
 from qa.timeline import TimelineEvent, build_timeline
 
 log = logging.getLogger(__name__)
@@ -75,16 +77,28 @@ class ServiceUnavailable(RuntimeError):
     pass
 
 
+@contextlib.contextmanager
+def database_errors():
+    """A PostgreSQL store that stops answering mid-request is a 503 that says so, not a stack trace."""
+    try:
+        yield
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] not in ("psycopg", "psycopg_pool"):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ServiceUnavailable(f"the index database did not answer: {first}") from None
+
+
 @dataclass(frozen=True)
 class IndexState:
-    index: LoadedIndex
+    index: LoadedIndex  # or a qa.pg.reader.PgIndex: the same fields and methods
     # Answers given from this index, by (question, top_k). A swap to a new index brings an empty cache.
     answers: LRUCache | None = None
     answers_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def load(cls, settings: Settings) -> IndexState:
-        index = load_index(settings.index_dir)
+        index = backend.open_index(settings)
         return cls(index, LRUCache(settings.answer_cache_size) if settings.answer_cache_size else None)
 
     @cached_property
@@ -156,7 +170,12 @@ class QAService:
         if not force and self._state is not None and now - self._checked_at < self.settings.reload_check_interval_s:
             return
         self._checked_at = now
-        name = current_generation(self.settings.index_dir)
+        try:
+            name = backend.current_generation(self.settings)
+        except Exception as exc:  # the database is unreachable or holds another schema: keep what is loaded
+            self.last_error = str(exc)
+            log.warning("cannot check for a new index: %s", exc)
+            return
         if self._state is not None and name == self._state.index.generation:
             return
         if self._state is None or wait:
@@ -177,7 +196,11 @@ class QAService:
 
     def _load_newest(self) -> None:
         """Load and swap in the generation CURRENT names. The caller holds _reload_lock."""
-        name = current_generation(self.settings.index_dir)
+        try:
+            name = backend.current_generation(self.settings)
+        except Exception as exc:
+            self.last_error = str(exc)
+            return
         if self._state is not None and name == self._state.index.generation:
             return
         failed_name, failed_at = self._failed
@@ -215,7 +238,7 @@ class QAService:
     def state(self) -> IndexState:
         self.refresh()
         if self._state is None:
-            raise ServiceUnavailable(self.last_error or f"no index in {self.settings.index_dir}: run `qa index`")
+            raise ServiceUnavailable(self.last_error or f"no index in {backend.where(self.settings)}: run `qa index`")
         return self._state
 
     def validate(self, question: object, top_k: object) -> tuple[str, int]:
@@ -305,24 +328,29 @@ class QAService:
             # Alone on an idle machine, a question is embedded and read with every core; with company, with one,
             # so that concurrent requests (here or in other workers) share the cores instead of fighting over them.
             threads = embedder.threads if alone and machine_is_idle() else 1
-            answer = answer_question(state.index, embedder, reader, query, top_k,
-                                     self.settings.abstain_threshold, threads=threads)
+            with database_errors():
+                answer = answer_question(state.index, embedder, reader, query, top_k,
+                                         self.settings.abstain_threshold, threads=threads)
         finally:
             with self._in_flight_lock:
                 self._in_flight -= 1
-        answer = dataclasses.replace(answer, timeline_url=_timeline_url(state, answer))
+        with database_errors():
+            answer = dataclasses.replace(answer, timeline_url=_timeline_url(state, answer))
         state.remember((query, top_k), answer)
         return answer
 
     def timeline(self) -> list[TimelineEvent]:
-        return self.state.timeline
+        with database_errors():
+            return self.state.timeline
 
     def documents(self) -> list[Document]:
-        return sorted(self.state.index.documents.values(), key=lambda d: d.title.lower())
+        with database_errors():
+            return sorted(self.state.index.documents.values(), key=lambda d: d.title.lower())
 
     def document(self, doc_id: str) -> Document | None:
         """Looked up in the loaded index only: no path from a request ever reaches the file system."""
-        return self.state.index.documents.get(doc_id)
+        with database_errors():
+            return self.state.index.documents.get(doc_id)
 
     def reindex(self, lock_timeout: float = 0.0) -> BuildReport:
         report = build_index(self.settings, lock_timeout=lock_timeout)

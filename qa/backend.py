@@ -1,0 +1,38 @@
+"""Which store an index lives in: the embedded files in settings.index_dir, or PostgreSQL when
+settings.database_url is set. The pipeline reads either through the same fields and methods."""
+
+from __future__ import annotations
+
+from qa.config import Settings
+from qa.store import current_generation as files_generation
+from qa.store import load_index
+
+
+def uses_database(settings: Settings) -> bool:
+    return bool(settings.database_url)
+
+
+def where(settings: Settings) -> str:
+    """The index's location for messages: a folder, or the database without its password."""
+    if uses_database(settings):
+        from qa.pg.connect import describe
+
+        return f"postgresql://{describe(settings.database_url)}"
+    return str(settings.index_dir)
+
+
+def current_generation(settings: Settings) -> str | None:
+    if uses_database(settings):
+        from qa.pg.pointer import current_generation as pg_generation
+
+        return pg_generation(settings.database_url)
+    return files_generation(settings.index_dir)
+
+
+def open_index(settings: Settings, generation: str | None = None):
+    """The current (or the named) generation: a LoadedIndex, or a PgIndex."""
+    if uses_database(settings):
+        from qa.pg.reader import open_index as open_pg
+
+        return open_pg(settings.database_url, generation)
+    return load_index(settings.index_dir, generation)

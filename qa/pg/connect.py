@@ -1,0 +1,128 @@
+"""Connections to the PostgreSQL store, and errors that say what is wrong with the database and how to fix it."""
+
+from __future__ import annotations
+
+import os
+import threading
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg import errors as pg_errors
+
+CONNECT_TIMEOUT_S = 5
+
+
+class DatabaseError(Exception):
+    """The PostgreSQL store cannot be used; the message names the problem and the fix."""
+
+
+def describe(url: str) -> str:
+    """The database a URL names, without its password: `user@host:port/db`."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        parts = urlsplit(url)
+        return f"{parts.hostname or ''}{parts.path}"
+    host = info.get("host") or "localhost"
+    port = f":{info['port']}" if info.get("port") else ""
+    user = f"{info['user']}@" if info.get("user") else ""
+    return f"{user}{host}{port}/{info.get('dbname') or ''}"
+
+
+def explain(exc: Exception, url: str) -> str:
+    """A one-line explanation of why connecting to `url` failed."""
+    where = describe(url)
+    state = getattr(exc, "sqlstate", None)
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    if state == "28P01" or "password authentication failed" in text:
+        return (f"PostgreSQL at {where} refused the password: check the user and password in QA_DATABASE_URL")
+    if "no password supplied" in text:
+        return f"PostgreSQL at {where} asks for a password and QA_DATABASE_URL has none: add it (postgresql://user:password@host/db)"
+    if state == "3D000" or ("database" in text and "does not exist" in text):
+        return f"the database in QA_DATABASE_URL does not exist on {where}: create it (createdb) or fix the URL"
+    if state == "28000" or ("role" in text and "does not exist" in text):
+        return f"PostgreSQL at {where} does not accept this user ({first}): fix the user in QA_DATABASE_URL"
+    if "invalid" in text and ("value" in text or "option" in text or "URI" in text):
+        return (f"QA_DATABASE_URL is not a valid PostgreSQL URL ({first.removeprefix('connection is bad: ')}): "
+                "write it as postgresql://user:password@host:port/database")
+    return (f"cannot reach PostgreSQL at {where} ({first.removeprefix('connection failed: ')}): is the server "
+            "running, and are the host and port in QA_DATABASE_URL right?")
+
+
+def connect(url: str, autocommit: bool = True) -> psycopg.Connection:
+    """A new connection. Vectors travel as text ('[0.1,...]'::vector) one way and pgvector's binary format the other
+    (qa.pg.reader.vector_from_binary), so no type registration is needed: a connection opened before the
+    extension existed reads vectors as well as any."""
+    try:
+        conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S)
+    except psycopg.ProgrammingError as exc:
+        raise DatabaseError(f"QA_DATABASE_URL is not a valid PostgreSQL URL ({exc}): "
+                            "write it as postgresql://user:password@host:port/database") from None
+    except psycopg.OperationalError as exc:
+        raise DatabaseError(explain(exc, url)) from None
+    return conn
+
+
+def ensure_pgvector(conn: psycopg.Connection, url: str) -> None:
+    """Enable pgvector in the database, or say why it cannot be."""
+    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
+        return
+    where = describe(url)
+    if not conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone():
+        raise DatabaseError(f"the PostgreSQL server at {where} does not have the pgvector extension installed: "
+                            "install it on the server (e.g. the postgresql-NN-pgvector package or the "
+                            "pgvector/pgvector image), then run `qa index` again")
+    try:
+        with conn.transaction():
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    except (pg_errors.InsufficientPrivilege, pg_errors.FeatureNotSupported) as exc:
+        raise DatabaseError(f"pgvector is installed on {where} but not enabled in this database, and this user may "
+                            f"not enable it ({str(exc).strip().splitlines()[0]}): ask an administrator to run "
+                            "`CREATE EXTENSION vector;` in the database, then run `qa index` again") from None
+
+
+class Pool:
+    """A small per-process pool of autocommit connections to one database, shared by the threads of a process
+    and by every generation it opens."""
+
+    _pools: dict[tuple[int, str], Pool] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, url: str, size: int = 4) -> None:
+        from psycopg_pool import ConnectionPool
+
+        connect(url).close()  # a clear error now rather than a pool timeout later
+        self.url = url
+        self._pool = ConnectionPool(url, min_size=1, max_size=size, open=True, timeout=CONNECT_TIMEOUT_S * 2,
+                                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+                                    name="qa-store")
+
+    @classmethod
+    def get(cls, url: str) -> Pool:
+        key = (os.getpid(), url)  # a forked child must not share its parent's sockets
+        with cls._lock:
+            pool = cls._pools.get(key)
+            if pool is None:
+                pool = cls._pools[key] = cls(url)
+            return pool
+
+    def connection(self):
+        return self._pool.connection()
+
+    def all(self, sql, args=(), binary: bool = False) -> list[tuple]:
+        with self._pool.connection() as conn, conn.cursor(binary=binary) as cur:
+            cur.execute(sql, args)
+            return cur.fetchall()
+
+    def one(self, sql, args=(), binary: bool = False) -> tuple | None:
+        with self._pool.connection() as conn, conn.cursor(binary=binary) as cur:
+            cur.execute(sql, args)
+            return cur.fetchone()
+
+    @classmethod
+    def close_all(cls) -> None:
+        with cls._lock:
+            for pool in cls._pools.values():
+                pool._pool.close()
+            cls._pools.clear()

@@ -1,0 +1,96 @@
+"""The store's one pointer row: which generation is current, checked against the schema version this code reads;
+pruning old generations; the build lock."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import sql
+
+from qa.pg.connect import DatabaseError, Pool, connect, describe
+from qa.pg.schema import BUILD_LOCK_KEY, META_SCHEMA, SCHEMA_VERSION
+
+KEEP_GENERATIONS = 2  # the current one and the one before, for servers that have not swapped yet
+
+
+class StoreBusyError(DatabaseError):
+    pass
+
+
+def version_problem(found: int, url: str) -> str | None:
+    if found == SCHEMA_VERSION:
+        return None
+    where = describe(url)
+    if found < SCHEMA_VERSION:
+        return (f"the qa store in {where} has schema version {found}; this version of qa reads version "
+                f"{SCHEMA_VERSION}: run `qa index --rebuild` to rebuild it in the new schema (it replaces the old "
+                "tables in one transaction; see docs/design.md, \"The PostgreSQL store\")")
+    return (f"the qa store in {where} has schema version {found}, written by a newer version of qa (this one "
+            f"reads {SCHEMA_VERSION}): upgrade qa, or point QA_DATABASE_URL at another database")
+
+
+def read_pointer(conn: psycopg.Connection, url: str) -> tuple[int, str | None] | None:
+    """(schema version, current generation), or None when the database holds no qa store yet."""
+    try:
+        row = conn.execute(f"SELECT schema_version, current_generation FROM {META_SCHEMA}.store").fetchone()
+    except pg_errors.UndefinedTable:
+        if not conn.autocommit:
+            conn.rollback()
+        return None
+    except psycopg.Error as exc:
+        raise DatabaseError(f"cannot read the qa store in {describe(url)}: {str(exc).strip().splitlines()[0]}") from None
+    return (int(row[0]), row[1]) if row else None
+
+
+def current_generation(url: str) -> str | None:
+    """The current generation's name, or None when nothing was indexed into the database yet. Raises
+    DatabaseError for a database that cannot be reached or holds a store of another schema version."""
+    pool = Pool.get(url)
+    try:
+        with pool.connection() as conn:
+            pointer = read_pointer(conn, url)
+    except psycopg.OperationalError as exc:
+        raise DatabaseError(f"lost the connection to PostgreSQL at {describe(url)}: "
+                            f"{str(exc).strip().splitlines()[0]}") from None
+    if pointer is None:
+        return None
+    problem = version_problem(pointer[0], url)
+    if problem:
+        raise DatabaseError(problem)
+    return pointer[1]
+
+
+def prune(conn: psycopg.Connection) -> list[str]:
+    """Drop every generation but the current one and the newest other. Returns the dropped names."""
+    current = conn.execute(f"SELECT current_generation FROM {META_SCHEMA}.store").fetchone()
+    current = current[0] if current else None
+    rows = conn.execute(f"SELECT name, schema_name FROM {META_SCHEMA}.generations ORDER BY created_at DESC, name DESC").fetchall()
+    keep = {current, *[name for name, _ in rows if name != current][:KEEP_GENERATIONS - 1]}
+    dropped = []
+    for name, schema in rows:
+        if name in keep:
+            continue
+        with conn.transaction():
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+            conn.execute(f"DELETE FROM {META_SCHEMA}.generations WHERE name = %s", (name,))
+        dropped.append(name)
+    return dropped
+
+
+@contextmanager
+def build_lock(url: str, timeout: float = 0.0):
+    """Held by the one build that may run against a database at a time (a session advisory lock: it goes
+    with the connection, so a killed build never leaves it behind). Yields the lock's autocommit connection."""
+    conn = connect(url)
+    try:
+        deadline = time.monotonic() + timeout
+        while not conn.execute("SELECT pg_try_advisory_lock(%s)", (BUILD_LOCK_KEY,)).fetchone()[0]:
+            if time.monotonic() >= deadline:
+                raise StoreBusyError(f"another build into {describe(url)} is running; try again when it has finished")
+            time.sleep(0.2)
+        yield conn
+    finally:
+        conn.close()

