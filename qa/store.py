@@ -48,7 +48,7 @@ TMP_PREFIX = ".tmp-"
 KEEP_GENERATIONS = 2  # the current one and the one before, for readers that have not swapped yet
 # Exact search up to here; above, an inverted-file index (benchmarks/scale.py measured both, docs/benchmarks.md).
 APPROXIMATE_FROM = 200_000
-IVF_PROBES = 48  # lists searched per question: recall@10 against exact search >= 0.95 at 1 M passages
+IVF_PROBES = 64  # lists searched per question (of ~4000 at 1 M passages; benchmarks/scale.py measured)
 
 _SCHEMA = """
 CREATE TABLE manifest (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -505,6 +505,7 @@ def load_index(index_dir: Path, generation: str | None = None) -> LoadedIndex:
         sentence_vectors = _vectors(path / "sentences.f32", counts["sentences"], dim)
         if manifest.get("vector_index") == "ivf":
             vectors = faiss.read_index(str(path / "passages.faiss"), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+            faiss.extract_index_ivf(vectors).nprobe = IVF_PROBES  # the setting of this version, not the build's
         else:
             vectors = faiss.read_index(str(path / "passages.faiss"))
         lexical = LexicalIndex.load(path / "bm25")
