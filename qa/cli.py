@@ -41,8 +41,9 @@ def fail(message: str, code: int = EXIT_FAILED) -> None:
 @app.command("index")
 def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: ModelOpt = None, as_json: JsonOpt = False,
                   wait: Annotated[float, typer.Option(help="Seconds to wait for another running build")] = 0.0,
-                  workers: Annotated[Optional[int], typer.Option(min=1, max=64, help="Processes that embed (env "
-                                                                 "QA_INDEX_WORKERS; default 1)")] = None,
+                  workers: Annotated[Optional[int], typer.Option(
+                      min=1, max=64, help="Processes that embed, one thread each (env QA_INDEX_WORKERS; default: "
+                                          "one per core from 100 documents to embed)")] = None,
                   rebuild: Annotated[bool, typer.Option(help="Embed every article again; in a database, also "
                                                              "replaces a store of an older schema version")] = False) -> None:
     """Build or update the index from the corpus folder. Only changed articles are re-embedded.

@@ -34,8 +34,9 @@ class Settings(BaseSettings):
     # Threads the bundled model embeds with (0: one per core). While other requests are in flight in the
     # same process, a question is embedded with one thread instead.
     embed_threads: int = Field(default=0, ge=0, le=256)
-    # Worker processes `qa index` embeds with (one thread each); 1 embeds in the building process itself.
-    index_workers: int = Field(default=1, ge=1, le=64)
+    # Worker processes `qa index` embeds with (one thread each); 1 embeds in the building process itself; 0 picks:
+    # one per core when there are AUTO_WORKERS_FROM documents or more to embed (starting a worker costs ~2 s).
+    index_workers: int = Field(default=0, ge=0, le=64)
 
     # Splitting: passages of a few sentences with a small overlap, capped in characters.
     passage_sentences: int = Field(default=4, ge=1, le=20)

