@@ -114,21 +114,10 @@ def questions(limit: int) -> list[str]:
     return found[:limit]
 
 
-def measure(index_dir: str, count: int) -> dict:
-    """Run in a fresh process (see main): everything a serving process pays for."""
-    started = float(os.environ["SCALE_STARTED"])
-    import numpy as np
-
-    from qa.config import Settings
+def latencies(service, index, asked: list[str], vectors) -> tuple[list[float], list[float]]:
+    """Milliseconds of retrieve() for each question vector, then of the whole pipeline for each question."""
     from qa.retrieve import retrieve
-    from qa.service import QAService
 
-    service = QAService(Settings(index_dir=Path(index_dir), answer_cache_size=0, reload_check_interval_s=1e9))
-    asked = questions(count)
-    service.ask(asked[0])
-    first_answer = time.time() - started
-    index, embedder = service.state.index, service.embedder
-    vectors = np.concatenate([embedder.encode_queries(asked[i:i + 8], threads=1) for i in range(0, len(asked), 8)])
     search, answer = [], []
     for question, vector in zip(asked, vectors):
         t = time.perf_counter()
@@ -138,6 +127,24 @@ def measure(index_dir: str, count: int) -> dict:
         t = time.perf_counter()
         service.ask(question)
         answer.append((time.perf_counter() - t) * 1000)
+    return search, answer
+
+
+def measure(index_dir: str, count: int) -> dict:
+    """Run in a fresh process (see main): everything a serving process pays for."""
+    started = float(os.environ["SCALE_STARTED"])
+    import numpy as np
+
+    from qa.config import Settings
+    from qa.service import QAService
+
+    service = QAService(Settings(index_dir=Path(index_dir), answer_cache_size=0, reload_check_interval_s=1e9))
+    asked = questions(count)
+    service.ask(asked[0])
+    first_answer = time.time() - started
+    index, embedder = service.state.index, service.embedder
+    vectors = np.concatenate([embedder.encode_queries(asked[i:i + 8], threads=1) for i in range(0, len(asked), 8)])
+    search, answer = latencies(service, index, asked, vectors)
     # Before the exact search below, which reads every vector. Resident memory counts the pages of memory-mapped
     # files the process has touched (the kernel may drop them under pressure); anonymous memory is its own.
     peak_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

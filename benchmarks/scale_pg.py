@@ -23,6 +23,7 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
+sys.path.insert(0, str(PROJECT / "benchmarks"))
 NOISE = 0.02
 
 
@@ -66,7 +67,7 @@ def measure(store: str, location: str) -> dict:
     import numpy as np
 
     from qa.config import Settings
-    from qa.retrieve import retrieve
+    from scale import latencies
     from qa.service import QAService
 
     settings = (Settings(database_url=location, answer_cache_size=0, reload_check_interval_s=1e9) if store == "postgres"
@@ -77,15 +78,7 @@ def measure(store: str, location: str) -> dict:
     first_answer = time.time() - started
     index, embedder = service.state.index, service.embedder
     vectors = embedder.encode_queries(asked, threads=1)
-    search, answer = [], []
-    for question, vector in zip(asked, vectors):
-        t = time.perf_counter()
-        retrieve(index, vector, question, 20)
-        search.append((time.perf_counter() - t) * 1000)
-    for question in asked:
-        t = time.perf_counter()
-        service.ask(question)
-        answer.append((time.perf_counter() - t) * 1000)
+    search, answer = latencies(service, index, asked, vectors)
     recall = None
     if store == "postgres":
         everything = index.passage_vectors[np.arange(len(index.passages))]

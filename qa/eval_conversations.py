@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.config import Settings
-from qa.evaluate import EvalError, _open_service, _read_text, contains_gold, percentiles
+from qa.evaluate import EvalError, _open_service, _read_text, contains_gold, jsonl_objects, percentiles
 from qa.followup import EarlierTurn
 
 
@@ -49,14 +49,7 @@ def is_conversation_file(file: Path) -> bool:
 
 def parse_conversations(text: str, name: str) -> list[Conversation]:
     conversations = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{name} line {number}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EvalError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+    for where, number, obj in jsonl_objects(text, name):
         turns = obj.get("turns") if isinstance(obj, dict) else None
         if not isinstance(turns, list) or not turns:
             raise EvalError(f"{where}: expected an object with a non-empty `turns` list")

@@ -24,7 +24,7 @@ import string
 import sys
 import time
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,16 +127,21 @@ def _jsonl_question(obj: object, where: str, number: int) -> EvalQuestion:
     )
 
 
-def parse_jsonl(text: str, name: str = "input") -> EvalSet:
-    questions = []
+def jsonl_objects(text: str, name: str) -> Iterator[tuple[str, int, object]]:
+    """(where, line number, parsed value) of every non-blank line; EvalError naming the line that is not JSON."""
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         where = f"{name} line {number}"
         try:
-            obj = json.loads(line)
+            yield where, number, json.loads(line)
         except json.JSONDecodeError as exc:
             raise EvalError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+
+
+def parse_jsonl(text: str, name: str = "input") -> EvalSet:
+    questions = []
+    for where, number, obj in jsonl_objects(text, name):
         questions.append(_jsonl_question(obj, where, number))
     if not questions:
         raise EvalError(f"{name} holds no questions")

@@ -24,7 +24,7 @@ from qa.embed import Embedder, load_embedder
 from qa.load import LoadError, find_article_files, load_document
 from qa.records import Document, SkippedFile
 from qa.split import sentence_spans, split_passages
-from qa.store import (DocumentEntry, IndexCorruptError, NoIndexError, load_index, prune_generations,
+from qa.store import (DocumentEntry, IndexCorruptError, NoIndexError, load_index, prune_generations, write_all,
                       write_generation)
 from qa import backend
 
@@ -211,13 +211,7 @@ class _DatabaseStore:
         from qa.pg.writer import PgGenerationWriter
 
         writer = PgGenerationWriter(self.url, int(manifest["dim"]), replace_other_versions=rebuild)
-        try:
-            for entry in entries:
-                writer.add(entry)
-        except BaseException:
-            writer.abort()
-            raise
-        return writer.commit(manifest)
+        return write_all(writer, entries, manifest)
 
 
 def build_index(settings: Settings, progress: Progress | None = None, lock_timeout: float = 0.0,

@@ -136,21 +136,35 @@ class _Cached:
         return value
 
 
-class DocumentTable(Mapping):
-    """doc_id -> Document, read from SQLite on demand."""
+class DocumentRows(Mapping):
+    """doc_id -> Document. A store supplies `_load(doc_id) -> Document | None` and `__iter__`; answers are cached."""
 
-    def __init__(self, db: _Database, count: int, cache: int = 256) -> None:
-        self._db, self._count, self._cache = db, count, _Cached(cache)
+    def __init__(self, count: int, cache: int) -> None:
+        self._count, self._cache = count, _Cached(cache)
 
     def _load(self, doc_id: str) -> Document | None:
-        row = self._db.one("SELECT doc_id, title, text, meta, sha256 FROM documents WHERE doc_id = ?", (doc_id,))
-        return Document(row[0], row[1], row[2], json.loads(row[3]), row[4]) if row else None
+        raise NotImplementedError
 
     def __getitem__(self, doc_id: str) -> Document:
         doc = self._cache.get(doc_id, self._load) if isinstance(doc_id, str) else None
         if doc is None:
             raise KeyError(doc_id)
         return doc
+
+    def __len__(self) -> int:
+        return self._count
+
+
+class DocumentTable(DocumentRows):
+    """The documents of the embedded store, read from SQLite."""
+
+    def __init__(self, db: _Database, count: int, cache: int = 256) -> None:
+        super().__init__(count, cache)
+        self._db = db
+
+    def _load(self, doc_id: str) -> Document | None:
+        row = self._db.one("SELECT doc_id, title, text, meta, sha256 FROM documents WHERE doc_id = ?", (doc_id,))
+        return Document(row[0], row[1], row[2], json.loads(row[3]), row[4]) if row else None
 
     def __iter__(self) -> Iterator[str]:
         return iter([row[0] for row in self._db.all("SELECT doc_id FROM documents ORDER BY rowid")])
@@ -186,20 +200,15 @@ class SentenceSpans(Sequence):
                 yield doc_id, Span(begin, end)
 
 
-class PassageTable(Sequence):
-    """Passage row -> Passage (with its text and sentence spans); also each passage's sentence rows."""
+class PassageRows(Sequence):
+    """Passage row -> Passage (with its text and sentence spans); also each passage's sentence rows. A store
+    supplies `_load(row) -> (Passage, range of sentence rows)`; answers are cached."""
 
-    def __init__(self, db: _Database, count: int, documents: DocumentTable, sentences: SentenceSpans,
-                 cache: int = 16_384) -> None:
-        self._db, self._count, self._cache = db, count, _Cached(cache)
-        self._documents, self._sentences = documents, sentences
+    def __init__(self, count: int, cache: int) -> None:
+        self._count, self._cache = count, _Cached(cache)
 
     def _load(self, row: int) -> tuple[Passage, range]:
-        doc_id, ordinal, start, end, first, last = self._db.one(
-            "SELECT doc_id, ordinal, start, end, first_sentence, last_sentence FROM passages WHERE id = ?", (row,))
-        text = self._documents[doc_id].text
-        spans = tuple(self._sentences[r][1] for r in range(first, last + 1))
-        return Passage(doc_id, ordinal, start, end, text[start:end], spans), range(first, last + 1)
+        raise NotImplementedError
 
     def __getitem__(self, row):
         if isinstance(row, slice):
@@ -213,10 +222,26 @@ class PassageTable(Sequence):
         return self._count
 
 
+class PassageTable(PassageRows):
+    """The passages of the embedded store, read from SQLite."""
+
+    def __init__(self, db: _Database, count: int, documents: DocumentTable, sentences: SentenceSpans,
+                 cache: int = 16_384) -> None:
+        super().__init__(count, cache)
+        self._db, self._documents, self._sentences = db, documents, sentences
+
+    def _load(self, row: int) -> tuple[Passage, range]:
+        doc_id, ordinal, start, end, first, last = self._db.one(
+            "SELECT doc_id, ordinal, start, end, first_sentence, last_sentence FROM passages WHERE id = ?", (row,))
+        text = self._documents[doc_id].text
+        spans = tuple(self._sentences[r][1] for r in range(first, last + 1))
+        return Passage(doc_id, ordinal, start, end, text[start:end], spans), range(first, last + 1)
+
+
 class SentenceRows(Sequence):
     """Passage row -> the range of its sentences' rows."""
 
-    def __init__(self, passages: PassageTable) -> None:
+    def __init__(self, passages: PassageRows) -> None:
         self._passages = passages
 
     def __getitem__(self, row):
@@ -444,9 +469,8 @@ class GenerationWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def write_generation(index_dir: Path, entries: Iterable[DocumentEntry], manifest: dict) -> str:
-    """Write a complete new generation and make it current. Returns its name."""
-    writer = GenerationWriter(index_dir, int(manifest["dim"]))
+def write_all(writer, entries: Iterable[DocumentEntry], manifest: dict) -> str:
+    """Add every entry to a generation writer (either store's) and commit it; abort it on any failure."""
     try:
         for entry in entries:
             writer.add(entry)
@@ -454,6 +478,11 @@ def write_generation(index_dir: Path, entries: Iterable[DocumentEntry], manifest
         writer.abort()
         raise
     return writer.commit(manifest)
+
+
+def write_generation(index_dir: Path, entries: Iterable[DocumentEntry], manifest: dict) -> str:
+    """Write a complete new generation and make it current. Returns its name."""
+    return write_all(GenerationWriter(index_dir, int(manifest["dim"])), entries, manifest)
 
 
 def prune_generations(index_dir: Path) -> None:

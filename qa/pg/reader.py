@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +22,9 @@ from qa.pg.pointer import current_generation
 from qa.pg.schema import HNSW_EF_SEARCH, TEXT_SEARCH_CONFIG, schema_name
 from qa.pg.writer import FORMAT, vector_text
 from qa.records import Document, Passage, Span
-from qa.store import (DocumentEntry, IndexCorruptError, LexicalScores, NoIndexError, _Cached, _checked)
+from qa.store import (DocumentEntry, DocumentRows, IndexCorruptError, LexicalScores, NoIndexError, PassageRows,
+                      SentenceRows,
+                      _Cached, _checked)
 
 
 def vector_from_binary(value: bytes) -> np.ndarray:
@@ -50,9 +52,13 @@ class _Tables:
         return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(table))
 
 
-class PgDocuments(Mapping):
+class PgDocuments(DocumentRows):
+    """The documents of a PostgreSQL generation."""
+
     def __init__(self, pool: Pool, tables: _Tables, count: int, cache: int = 256) -> None:
-        self._pool, self._t, self._count, self._cache = pool, tables, count, _PgCached(cache)
+        super().__init__(count, cache)
+        self._cache = _PgCached(cache)  # also answers which ids are missing, for prefetch
+        self._pool, self._t = pool, tables
 
     def _load(self, doc_id: str) -> Document | None:
         row = self._pool.one(sql.SQL("SELECT doc_id, title, text, meta, sha256 FROM {} WHERE doc_id = %s").format(
@@ -67,18 +73,9 @@ class PgDocuments(Mapping):
                                       .format(self._t.documents), (wanted,)):
                 self._cache.put(row[0], Document(row[0], row[1], row[2], json.loads(row[3]), row[4]))
 
-    def __getitem__(self, doc_id: str) -> Document:
-        doc = self._cache.get(doc_id, self._load) if isinstance(doc_id, str) else None
-        if doc is None:
-            raise KeyError(doc_id)
-        return doc
-
     def __iter__(self) -> Iterator[str]:
         return iter([r[0] for r in self._pool.all(sql.SQL("SELECT doc_id FROM {} ORDER BY ordinal").format(
             self._t.documents))])
-
-    def __len__(self) -> int:
-        return self._count
 
 
 class PgSentenceSpans(Sequence):
@@ -106,12 +103,14 @@ class PgSentenceSpans(Sequence):
                 yield doc_id, Span(begin, end)
 
 
-class PgPassages(Sequence):
-    """Passage row -> Passage; also each passage's sentence rows. One query per passage (with its sentences)."""
+class PgPassages(PassageRows):
+    """The passages of a PostgreSQL generation: one query per passage (with its sentences), or one for many."""
 
     def __init__(self, pool: Pool, tables: _Tables, count: int, documents: PgDocuments,
                  sentences: PgSentenceSpans, cache: int = 16_384) -> None:
-        self._pool, self._t, self._count, self._cache = pool, tables, count, _PgCached(cache)
+        super().__init__(count, cache)
+        self._cache = _PgCached(cache)  # also answers which rows are missing, for prefetch
+        self._pool, self._t = pool, tables
         self._documents, self._sentences = documents, sentences
 
     def prefetch(self, rows: list[int]) -> None:
@@ -146,28 +145,6 @@ class PgPassages(Sequence):
         text = self._documents[doc_id].text
         spans = tuple(Span(a, b) for a, b in zip(starts, ends))
         return Passage(doc_id, ordinal, start, end, text[start:end], spans), range(first, last + 1)
-
-    def __getitem__(self, row):
-        if isinstance(row, slice):
-            return [self[r] for r in range(*row.indices(self._count))]
-        return self._cache.get(_checked(row, self._count), self._load)[0]
-
-    def sentence_rows(self, row: int) -> range:
-        return self._cache.get(_checked(row, self._count), self._load)[1]
-
-    def __len__(self) -> int:
-        return self._count
-
-
-class PgSentenceRows(Sequence):
-    def __init__(self, passages: PgPassages) -> None:
-        self._passages = passages
-
-    def __getitem__(self, row):
-        return self._passages.sentence_rows(row)
-
-    def __len__(self) -> int:
-        return len(self._passages)
 
 
 class PgVectors:
@@ -207,7 +184,7 @@ class PgIndex:
     documents: PgDocuments
     passages: PgPassages
     passage_vectors: PgVectors
-    passage_sentence_rows: PgSentenceRows
+    passage_sentence_rows: SentenceRows
     sentence_spans: PgSentenceSpans
     sentence_vectors: PgVectors
     pool: Pool
@@ -341,7 +318,7 @@ def open_index(url: str, generation: str | None = None) -> PgIndex:
     return PgIndex(
         generation=name, manifest=manifest, documents=documents, passages=passages,
         passage_vectors=PgVectors(pool, tables.passages, counts["passages"], dim, prefetch=passages.prefetch),
-        passage_sentence_rows=PgSentenceRows(passages), sentence_spans=sentence_spans,
+        passage_sentence_rows=SentenceRows(passages), sentence_spans=sentence_spans,
         sentence_vectors=PgVectors(pool, tables.sentences, counts["sentences"], dim),
         pool=pool, tables=tables)
 
