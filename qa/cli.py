@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -114,7 +113,7 @@ def ask_command(question: Annotated[str, typer.Argument(help="The question, in E
                                     "he sign there?\"; repeat it for each, oldest first (they are answered first)")] = None,
                 as_json: JsonOpt = False) -> None:
     """Answer one question from the index (the same JSON as POST /ask with --json)."""
-    from qa.followup import EarlierTurn
+    from qa.followup import EarlierTurn, earlier_turn
     from qa.service import InvalidQuestion, QAService, ServiceUnavailable
 
     service = QAService(make_settings(None, index, model))
@@ -122,7 +121,7 @@ def ask_command(question: Annotated[str, typer.Argument(help="The question, in E
         history: list[EarlierTurn] = []
         for earlier in after or []:
             previous = service.ask(earlier, top_k, history)
-            history.append(EarlierTurn(previous.question, None if previous.abstained else previous.answer))
+            history.append(earlier_turn(previous))
         answer = service.ask(question, top_k, history)
     except InvalidQuestion as exc:
         fail(str(exc))

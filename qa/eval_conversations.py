@@ -20,7 +20,7 @@ import numpy as np
 
 from qa.config import Settings
 from qa.evaluate import EvalError, _open_service, _read_text, contains_gold, jsonl_objects, percentiles
-from qa.followup import EarlierTurn
+from qa.followup import EarlierTurn, earlier_turn
 
 
 @dataclass
@@ -69,14 +69,15 @@ def parse_conversations(text: str, name: str) -> list[Conversation]:
     return conversations
 
 
-def _hit(answer) -> bool:
-    return not answer.abstained and answer.answer is not None
+def _given(answer) -> str | None:
+    """The answer text, None where the service abstained."""
+    return None if answer.abstained else answer.answer
 
 
 def evaluate_conversations(file: Path, settings: Settings, top_k: int = 5, limit: int | None = None,
                            progress: bool = False) -> dict:
     _, text = _read_text(Path(file))
-    conversations = parse_conversations(text, str(file))[:limit] if limit else parse_conversations(text, str(file))
+    conversations = parse_conversations(text, str(file))[:limit or None]
     service = _open_service(settings)
     service.warm()
     from tqdm import tqdm
@@ -88,17 +89,16 @@ def evaluate_conversations(file: Path, settings: Settings, top_k: int = 5, limit
         for position, turn in enumerate(conversation.turns, 1):
             with_history = service.ask(turn.question, top_k, history)
             alone = service.ask(turn.question, top_k) if history else with_history
+            given, given_alone = _given(with_history), _given(alone)
             rows.append({
                 "id": f"{conversation.id}.{position}", "lang": conversation.lang, "position": position,
                 "leans": turn.leans, "question": turn.question, "gold": turn.answers,
-                "answer": None if with_history.abstained else with_history.answer,
-                "hit": _hit(with_history) and contains_gold(with_history.answer, turn.answers),
-                "answer_alone": None if alone.abstained else alone.answer,
-                "hit_alone": _hit(alone) and contains_gold(alone.answer, turn.answers),
+                "answer": given, "hit": contains_gold(given, turn.answers),
+                "answer_alone": given_alone, "hit_alone": contains_gold(given_alone, turn.answers),
                 "context_used": with_history.context_used,
                 "ms": with_history.timings_ms.get("total"),
             })
-            history.append(EarlierTurn(with_history.question, None if with_history.abstained else with_history.answer))
+            history.append(earlier_turn(with_history))
     return conversation_report(str(file), len(conversations), rows)
 
 

@@ -47,6 +47,12 @@ class EarlierTurn:
     answer: str | None  # None where the turn abstained
 
 
+def earlier_turn(answer) -> EarlierTurn:
+    """The turn an answer (qa.records.Answer) makes in its conversation: its question, and its answer unless it
+    abstained."""
+    return EarlierTurn(answer.question, None if answer.abstained else answer.answer)
+
+
 @dataclass(frozen=True)
 class Resolved:
     question: str  # as asked
@@ -105,7 +111,8 @@ def _carried_names(question: str, earlier: list[Resolved], answers: list[str | N
     for turn, answer in list(zip(earlier, answers))[::-1][:TURNS_USED]:
         candidates = names(turn.question)
         if answer and len(answer.split()) <= ANSWER_WORDS_CARRIED:
-            if any(c.isdigit() for c in answer) and wants_time or not any(c.isdigit() for c in answer) and names(answer):
+            numeric = any(c.isdigit() for c in answer)
+            if (wants_time if numeric else bool(names(answer))):
                 candidates.insert(0, answer)  # "he" after "Who led ...?" is most often the answer
         for name in candidates:
             if name.lower() not in asked and all(name.lower() != c.lower() for c in carried):
@@ -113,23 +120,18 @@ def _carried_names(question: str, earlier: list[Resolved], answers: list[str | N
     return carried[:NAMES_CARRIED]
 
 
-def _replace_years(text: str, year: str) -> str:
-    return _YEAR.sub(year, text)
-
-
 def _ellipsis(fragment: str, previous: Resolved) -> tuple[str, list[str]]:
     """The previous question asked again about the fragment's new year or name."""
     base = previous.question
     year = _YEAR.search(fragment)
-    new_names = names(fragment)
+    new_names, old_names = names(fragment), names(base)
     if year and _YEAR.search(base):
-        query = _replace_years(base, year.group())
-    elif new_names and names(base):
-        old = names(base)[0]
-        query = base.replace(old, new_names[0], 1)
+        query = _YEAR.sub(year.group(), base)
+    elif new_names and old_names:
+        query = base.replace(old_names[0], new_names[0], 1)
     else:
         query = f"{base} {fragment}"
-    kept = [n for n in names(base) + previous.context_used if n.lower() in query.lower()
+    kept = [n for n in old_names + previous.context_used if n.lower() in query.lower()
             and n.lower() not in fragment.lower()]
     query = " ".join([query] + [n for n in previous.context_used if n.lower() not in query.lower()])
     return query, list(dict.fromkeys(kept)) or [base]

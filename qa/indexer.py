@@ -24,7 +24,7 @@ from qa.embed import Embedder, load_embedder
 from qa.load import LoadError, find_article_files, load_document
 from qa.records import Document, SkippedFile
 from qa.split import sentence_spans, split_passages
-from qa.store import (DocumentEntry, IndexCorruptError, NoIndexError, load_index, prune_generations, write_all,
+from qa.store import (DocumentEntry, IndexCorruptError, NoIndexError, prune_generations, write_all,
                       write_generation)
 from qa import backend
 
@@ -151,6 +151,18 @@ def _previous_entries(settings: Settings, wanted: dict) -> tuple[dict[str, Docum
 Progress = Callable[[int, int, str], None]
 
 
+def _read_article(path: Path, corpus_dir: Path, max_bytes: int) -> Document | SkippedFile:
+    """The cleaned article, or why the file is skipped."""
+    rel = path.relative_to(corpus_dir).as_posix()
+    try:
+        doc = clean_document(load_document(path, corpus_dir, max_bytes))
+    except LoadError as exc:
+        return SkippedFile(rel, str(exc))
+    if not doc.text.strip():
+        return SkippedFile(rel, "nothing left after removing page furniture")
+    return doc
+
+
 class _FileStore:
     """The embedded store's side of a build: a file lock in the index folder, generations as folders."""
 
@@ -260,26 +272,20 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
         to_embed: list[tuple[int, Document, bool]] = []  # (slot, document, was indexed before)
         done = 0
         for path in files:
-            rel = path.relative_to(corpus_dir).as_posix()
-            try:
-                doc = clean_document(load_document(path, corpus_dir, settings.max_file_bytes))
-            except LoadError as exc:
-                report.skipped.append(SkippedFile(rel, str(exc)))
-                doc = None
-            if doc is not None and not doc.text.strip():
-                report.skipped.append(SkippedFile(rel, "nothing left after removing page furniture"))
-                doc = None
-            old = previous.get(doc.doc_id) if doc is not None else None
-            if doc is not None and old is not None and old.document.sha256 == doc.sha256:
+            read = _read_article(path, corpus_dir, settings.max_file_bytes)
+            if isinstance(read, SkippedFile):
+                report.skipped.append(read)
+            else:
+                old = previous.get(read.doc_id)
+                if old is None or old.document.sha256 != read.sha256:
+                    to_embed.append((len(entries), read, old is not None))
+                    entries.append(None)
+                    continue  # counted when it is embedded
                 entries.append(old)
-                report.unchanged.append(doc.doc_id)
-            elif doc is not None:
-                to_embed.append((len(entries), doc, old is not None))
-                entries.append(None)
-            if doc is None or entries[-1] is not None:
-                done += 1
-                if progress:
-                    progress(done, len(files), rel)
+                report.unchanged.append(read.doc_id)
+            done += 1
+            if progress:
+                progress(done, len(files), path.relative_to(corpus_dir).as_posix())
 
         wanted_workers = settings.index_workers or (os.cpu_count() or 1 if len(to_embed) >= AUTO_WORKERS_FROM else 1)
         report.workers = workers = max(1, min(wanted_workers, len(to_embed)))

@@ -51,15 +51,15 @@ def warm_up() -> None:
     normalized("1 Januari 2000")
 
 
+DATE_TYPES = ("date", "date_range", "decade")  # normalised answer values that have a place on the timeline
+
+
 def _timeline_url(state: IndexState, answer: Answer) -> str | None:
     """Where a date answer's sentence sits on /timeline; None for other answers."""
     if answer.abstained or not answer.normalized or answer.normalized.get("type") not in DATE_TYPES:
         return None
     event = state.timeline_ids.get((answer.citations[0].doc_id, answer.sentence_start)) if answer.citations else None
     return f"/timeline#{event}" if event else None
-
-
-DATE_TYPES = ("date", "date_range", "decade")
 
 
 def _sum_timings(first: Answer, second: Answer, started: float) -> dict:

@@ -169,9 +169,6 @@ class DocumentTable(DocumentRows):
     def __iter__(self) -> Iterator[str]:
         return iter([row[0] for row in self._db.all("SELECT doc_id FROM documents ORDER BY rowid")])
 
-    def __len__(self) -> int:
-        return self._count
-
 
 class SentenceSpans(Sequence):
     """Sentence row -> (doc_id, Span)."""

@@ -21,20 +21,24 @@ AXIS_ROOM = 34  # below the axis: tick labels
 TOP_ROOM = 10
 
 
-def date_label(date: DateMention) -> str:
-    """'28 March 2024', 'March 2024', 'early 2000s', 'the 1990s', '1950–1953', 'late 1990'."""
-    qualifier = f"{date.qualifier} " if date.qualifier else ""
-    if date.precision == "day":
-        year, month, day = date.value.split("-")
+def date_in_words(precision: str, value: str, qualifier: str | None = None) -> str:
+    """'28 March 2024', 'March 2024', 'early 2000s', 'the 1990s', '1950–1953', 'late 1990' for a value such as
+    2024-03-28, 2024-03, 2000s, 1950/1953 or 1990; ValueError or IndexError for a day or month that is not one."""
+    if precision == "day":
+        year, month, day = value.split("-")
         return f"{int(day)} {MONTH_NAMES[int(month) - 1]} {year}"
-    if date.precision == "month":
-        year, month = date.value.split("-")
+    if precision == "month":
+        year, month = value.split("-")
         return f"{MONTH_NAMES[int(month) - 1]} {year}"
-    if date.precision == "decade":
-        return f"{qualifier}{date.value}" if qualifier else f"the {date.value}"
-    if date.precision == "range":
-        return date.value.replace("/", "–")
-    return f"{qualifier}{date.value}"
+    if precision == "decade":
+        return f"{qualifier} {value}" if qualifier else f"the {value}"
+    if precision == "range":
+        return value.replace("/", "–")
+    return f"{qualifier} {value}" if qualifier else value
+
+
+def date_label(date: DateMention) -> str:
+    return date_in_words(date.precision, date.value, date.qualifier)
 
 
 def machine_date(date: DateMention) -> str | None:

@@ -19,9 +19,9 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from qa.answer import citation_url, source_url
-from qa.followup import EarlierTurn
+from qa.followup import EarlierTurn, earlier_turn
 from qa.timeline import TimelineEvent, TimelineFilter, TimelineFilterError, filter_events, parse_filter
-from qa.timeline_view import AxisLayout, date_label, layout_axis, machine_date
+from qa.timeline_view import AxisLayout, date_in_words, date_label, layout_axis, machine_date
 from qa.records import Answer, Citation, Document
 from qa.service import InvalidQuestion, QAService, ServiceUnavailable
 
@@ -39,8 +39,6 @@ HISTORY_TURNS = 5
 HISTORY_CHARS = 1500
 EXCERPT_CHARS = 240
 CONTEXT_CHARS = 110
-MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December")
 
 # No inline script or style anywhere, so the pages can forbid both; nothing is loaded from elsewhere.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -84,20 +82,16 @@ def date_words(normalized: dict | None) -> tuple[str, str | None] | None:
         return None
     kind, value = normalized.get("type"), str(normalized["value"])
     if kind == "date":
-        parts = value.split("-")
-        try:
-            if len(parts) == 3:
-                return f"{int(parts[2])} {MONTHS[int(parts[1]) - 1]} {parts[0]}", value
-            if len(parts) == 2:
-                return f"{MONTHS[int(parts[1]) - 1]} {parts[0]}", value
-        except (ValueError, IndexError):
-            return value, None
-        return value, value
-    if kind == "date_range":
-        return value.replace("/", "–"), None
-    if kind == "decade":
-        return f"the {value}", None
-    return value, None
+        precision = {3: "day", 2: "month"}.get(len(value.split("-")), "year")
+    elif kind in ("date_range", "decade"):
+        precision = "range" if kind == "date_range" else "decade"
+    else:
+        return value, None
+    try:
+        words = date_in_words(precision, value)
+    except (ValueError, IndexError):
+        return value, None
+    return words, value if kind == "date" else None
 
 
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
@@ -236,7 +230,7 @@ def converse(service: QAService, questions: list[str]) -> list[Turn]:
     """Ask a conversation's questions in order, each with the turns before it (the no-JavaScript chat)."""
     turns: list[Turn] = []
     for question in questions:
-        history = [EarlierTurn(t.question, None if t.answer.abstained else t.answer.answer) for t in turns]
+        history = [earlier_turn(t.answer) for t in turns]
         turns.append(build_turn(service, question, history))
     return turns
 
