@@ -324,11 +324,13 @@ def default_cache_dir() -> Path:
 
 def squad_cache_key(data: bytes, settings: Settings) -> str:
     from qa.indexer import PIPELINE_VERSION
+    from qa.store import INDEX_FORMAT
 
     wanted = {
         "file_sha256": hashlib.sha256(data).hexdigest(),
         "corpus_version": SQUAD_CORPUS_VERSION,
         "pipeline_version": PIPELINE_VERSION,
+        "index_format": INDEX_FORMAT,  # a cached index this version cannot open is built again, not reused
         "model": settings.model,
         "passage_sentences": settings.passage_sentences,
         "passage_overlap": settings.passage_overlap,

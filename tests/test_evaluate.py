@@ -292,3 +292,15 @@ def test_jsonl_scores_are_broken_down_by_language_and_kind(built_index, tmp_path
     assert set(by_kind) == {"when", "who"}
     text = format_report(report)
     assert "by lang:" in text and "by kind:" in text and "  when " in text
+
+
+def test_a_cached_squad_index_of_another_index_format_is_not_reused(monkeypatch):
+    """The store's format is part of the cache key: an index this version cannot open is built again."""
+    from qa import store
+    from qa.config import Settings
+    from qa.evaluate import squad_cache_key
+
+    settings = Settings()
+    before = squad_cache_key(b'{"data": []}', settings)
+    monkeypatch.setattr(store, "INDEX_FORMAT", store.INDEX_FORMAT + 1)
+    assert squad_cache_key(b'{"data": []}', settings) != before
