@@ -29,6 +29,7 @@ sys.path.insert(0, str(PROJECT_DIR))
 from qa.answer import gather_evidence  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.evaluate import default_cache_dir, load_eval_set, max_token_f1, prepare_squad_corpus  # noqa: E402
+from qa.language import question_language  # noqa: E402
 from qa.reader.data import held_out_squad, load_training_data  # noqa: E402
 from qa.reader.runtime import CARD_FILE, ReaderRuntime  # noqa: E402
 
@@ -46,6 +47,17 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 50
         hessian = design.T @ (design * (p * (1 - p))[:, None]) + l2 * np.eye(len(w))
         w -= np.linalg.solve(hessian, gradient)
     return w
+
+
+def handled_right(confidence: np.ndarray, right: np.ndarray, answerable: np.ndarray, threshold: float) -> float:
+    """The share of questions answered right or, unanswerable, abstained on."""
+    answered = confidence >= threshold
+    return float(np.where(answerable, answered & right, ~answered).mean())
+
+
+def most_handled_right(confidence: np.ndarray, right: np.ndarray, answerable: np.ndarray) -> float:
+    return max(np.round(np.arange(0.0, 1.0, 0.01), 2),
+               key=lambda t: (handled_right(confidence, right, answerable, t), -t))
 
 
 def curve(confidence: np.ndarray, right: np.ndarray, answerable: np.ndarray) -> list[dict]:
@@ -93,7 +105,8 @@ def main() -> None:
         reading = evidence.reading
         text = index.documents[reading.sentence.doc_id].text[reading.start:reading.end] if reading else None
         f1 = max_token_f1(text, q.answers) if q.answerable else 0.0
-        rows.append({"id": q.id, "answerable": q.answerable, "answer": text, "gold": q.answers, "f1": round(f1, 4),
+        rows.append({"id": q.id, "question": q.question, "answerable": q.answerable, "answer": text, "gold": q.answers,
+                     "f1": round(f1, 4),
                      "margin": reading.margin if reading else -50.0,
                      "dense": reading.sentence.dense if reading else 0.0})
         if (n + 1) % 100 == 0:
@@ -109,6 +122,8 @@ def main() -> None:
     tydi = np.array([r["id"].startswith("tydi-id") for r in rows])
     threshold = max((t for t in np.round(np.arange(0.0, 1.0, 0.01), 2)
                      if (confidence[tydi] < t).mean() <= MAX_FALSE_ABSTENTION), default=0.0)
+    english = np.array([question_language(r["question"]) == "en" for r in rows])
+    english_threshold = most_handled_right(confidence[english], right[english], answerable[english])
     kinds = {}
     for r in rows:
         kinds.setdefault(r["id"].rsplit("-", 1)[0], []).append(r)
@@ -123,13 +138,24 @@ def main() -> None:
         mark = " (most handled right)" if r is best else ""
         print(f"| {r['threshold']:.2f}{mark} | {r['handled_right']:.3f} | {r['answerable_abstained']:.3f} | "
               f"{r['answerable_wrong']:.3f} | {r['unanswerable_answered']:.3f} |")
-    answered = confidence >= threshold
-    print(f"\nthreshold {threshold:.2f}: held-out TyDi QA (Indonesian) abstained {(~answered[tydi]).mean():.3f}, "
+    answered = np.where(english, confidence >= english_threshold, confidence >= threshold)
+    for name, group in (("English", english), ("Indonesian", ~english)):
+        print(f"{name} questions: {int(group.sum())} ({int(answerable[group].sum())} answerable); curve:")
+        print("| threshold | handled right | answerable abstained | answerable wrong | unanswerable answered |")
+        print("|---|---|---|---|---|")
+        for r in curve(confidence[group], right[group], answerable[group]):
+            print(f"| {r['threshold']:.2f} | {r['handled_right']:.3f} | {r['answerable_abstained']:.3f} | "
+                  f"{r['answerable_wrong']:.3f} | {r['unanswerable_answered']:.3f} |")
+    print(f"\nEnglish questions' threshold (most handled right among them): {english_threshold:.2f}; "
+          f"handled right {handled_right(confidence[english], right[english], answerable[english], english_threshold):.3f}"
+          f" (at the Indonesian threshold: "
+          f"{handled_right(confidence[english], right[english], answerable[english], threshold):.3f})")
+    print(f"\nthreshold {threshold:.2f} (English questions {english_threshold:.2f}): held-out TyDi QA (Indonesian) abstained {(~answered[tydi]).mean():.3f}, "
           f"all answerable abstained {(~answered[answerable]).mean():.3f}, unanswerable answered "
           f"{answered[~answerable].mean():.3f}, handled right "
           f"{np.where(answerable, answered & right, ~answered).mean():.3f}")
     calibration = {"margin": round(float(w[0]), 5), "dense": round(float(w[1]), 5), "bias": round(float(w[2]), 5),
-                   "threshold": float(threshold), "questions": len(rows), "answerable": int(answerable.sum()),
+                   "threshold": float(threshold), "english_threshold": float(english_threshold), "questions": len(rows), "answerable": int(answerable.sum()),
                    "curve": table}
     if args.json:
         args.json.write_text(json.dumps({"calibration": calibration, "rows": rows}, ensure_ascii=False, indent=1))

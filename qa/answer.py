@@ -119,7 +119,7 @@ def answer_question(index: LoadedIndex, embedder: Embedder, reader: ReaderRuntim
     evidence = gather_evidence(index, embedder, reader, question, top_k, threads)
     reading, hits = evidence.reading, evidence.hits
     confidence = reading.confidence if reading else 0.0
-    threshold = reader.calibration.threshold if abstain_below is None else abstain_below
+    threshold = reader.calibration.threshold_for(question) if abstain_below is None else abstain_below
     abstained = reading is None or confidence < threshold
 
     if abstained:

@@ -26,6 +26,7 @@ class Example:
     answer_start: int | None  # None: the context does not answer the question
     answer_text: str | None
     source: str  # which file (and language pair) it came from
+    group: str = ""  # XQuAD: the English paragraph it translates (its copies in every language share it)
 
 
 @dataclass
@@ -99,7 +100,7 @@ def load_training_data(root: Path, limit: int | None = None) -> TrainingData:
                 continue
             # The English question over this language's passage.
             pair = Example(english[qid].question, example.context, example.answer_start, example.answer_text,
-                           f"xquad-en-{language}")
+                           f"xquad-en-{language}", hashlib.sha256(english[qid].context.encode()).hexdigest()[:16])
             if held_out(english[qid].context):
                 if language != "en":
                     xquad_held.append(pair)
@@ -134,28 +135,68 @@ def epoch_examples(data: TrainingData, epoch: int, seed: int, xquad_languages: i
     return examples
 
 
+def without_answers(context: str, answers: list[tuple[int, str]]) -> str | None:
+    """The paragraph with every sentence that holds one of the answers (start, text) removed: the same topic,
+    no answer. None when nothing is left, or when an answer's words still occur in what is left."""
+    from qa.split import sentence_spans
+
+    kept = [context[s.start:s.end] for s in sentence_spans(context)
+            if not any(s.start < start + len(text) and start < s.end for start, text in answers)]
+    rest = " ".join(kept)
+    if not rest or any(text.lower() in rest.lower() for _, text in answers):
+        return None
+    return rest
+
+
 def held_out_squad(data: TrainingData, cross_languages: tuple[str, ...] = ("de", "vi", "ru")) -> dict:
     """The held-out split as one SQuAD 2.0 file, for measuring the whole pipeline and calibrating abstention:
     Indonesian paragraphs with their answerable (TyDi QA) and unanswerable (IDK-MRC) questions, XQuAD
     paragraphs in a few languages with their English questions, and the held-out English TyDi QA questions,
-    which none of these paragraphs answers, as off-topic unanswerable ones."""
+    which none of these paragraphs answers, as off-topic unanswerable ones.
+
+    Half of the XQuAD paragraphs (by the English paragraph they translate, so in every language alike) lose every sentence that holds one of their questions'
+    answers, and those questions become near-topic unanswerable ones ("xquad-near"): an English question over an
+    article about its subject that does not hold the answer, which is how most questions the bundled news
+    articles cannot answer look."""
     paragraphs: dict[str, list[dict]] = {}
     number = 0
 
-    def add(example: Example, impossible: bool) -> None:
+    def add(example: Example, impossible: bool, source: str | None = None) -> None:
         nonlocal number
         number += 1
         answers = [] if impossible else [{"text": example.answer_text, "answer_start": example.answer_start}]
         paragraphs.setdefault(example.context, []).append(
-            {"id": f"{example.source}-{number}", "question": example.question, "answers": answers,
+            {"id": f"{source or example.source}-{number}", "question": example.question, "answers": answers,
              "is_impossible": impossible})
 
     for source in ("tydi-id", "idk-mrc"):
         for example in data.held_out.get(source, []):
             add(example, example.answer_start is None)
+    by_context: dict[str, list[Example]] = {}
     for example in data.held_out.get("xquad-cross", []):
         if example.source.rsplit("-", 1)[1] in cross_languages:
-            add(example, False)
+            by_context.setdefault(example.context, []).append(example)
+    copies: dict[str, int] = {}  # how many language copies of each English paragraph there are
+    for examples in by_context.values():
+        copies[examples[0].group] = copies.get(examples[0].group, 0) + 1
+    near = {}  # context -> what is left of it, for the paragraphs that lose their answers
+    for context, examples in by_context.items():
+        if int(examples[0].group, 16) % 2:
+            near[context] = without_answers(context, [(e.answer_start, e.answer_text) for e in examples])
+    if any(rest is None for rest in near.values()):  # every copy of a paragraph goes the same way
+        failed = {by_context[c][0].group for c, rest in near.items() if rest is None}
+        near = {c: rest for c, rest in near.items() if by_context[c][0].group not in failed}
+    asked_in = {}  # (paragraph, question) -> in how many language copies it is asked
+    for context in near:
+        for e in by_context[context]:
+            asked_in[e.group, e.question] = asked_in.get((e.group, e.question), 0) + 1
+    for context, examples in by_context.items():
+        for example in examples:
+            if context not in near:
+                add(example, False)
+            elif asked_in[example.group, example.question] == copies[example.group]:
+                # A question missing from one copy would still find its answer there: it is left out.
+                add(Example(example.question, near[context], None, None, example.source), True, "xquad-near")
     last = next(reversed(paragraphs), None)
     if last is not None:
         for example in data.held_out.get("tydi-en", []):

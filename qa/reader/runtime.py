@@ -19,6 +19,7 @@ import numpy as np
 from qa.e5_runtime import (BLOCK, E5Tokenizer, E5Weights, GraphBuilder, ThreadSessions, default_model_file,
                            read_model_file, summed_embeddings)
 from qa.config import user_cache_dir
+from qa.language import question_language
 from qa.reader.decode import best_span
 from qa.reader.export import LINEAR_PARTS, dequantize_8bit, sha256_of
 from qa.reader.windows import WordTokenizer
@@ -36,15 +37,27 @@ class ReaderModelError(Exception):
 
 @dataclass(frozen=True)
 class Calibration:
+    """Confidence = sigmoid(margin weight x margin + dense weight x the answer sentence's cosine + bias): the
+    chance that the answer is right. Below the threshold the product abstains. Indonesian questions, like the
+    articles, have `threshold`; English questions over Indonesian articles are right less often at the same
+    confidence trade-off and have their own, `english_threshold` (benchmarks/calibrate.py sets both)."""
+
     margin: float = 1.0
     dense: float = 0.0
     bias: float = 0.0
     threshold: float = 0.5
+    english_threshold: float | None = None  # None: `threshold` for every question
 
     @classmethod
     def of(cls, card: dict) -> Calibration:
         values = card.get("calibration") or {}
-        return cls(**{k: float(values[k]) for k in ("margin", "dense", "bias", "threshold") if k in values})
+        return cls(**{k: float(values[k]) for k in ("margin", "dense", "bias", "threshold", "english_threshold")
+                      if values.get(k) is not None})
+
+    def threshold_for(self, question: str) -> float:
+        if self.english_threshold is not None and question_language(question) == "en":
+            return self.english_threshold
+        return self.threshold
 
     def confidence(self, margin: float, dense: float) -> float:
         z = self.margin * margin + self.dense * dense + self.bias
