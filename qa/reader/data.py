@@ -7,6 +7,7 @@ import hashlib
 import json
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,14 +149,24 @@ def without_answers(context: str, answers: list[tuple[int, str]]) -> str | None:
     return rest
 
 
+def near_topic_copies(by_context: dict[str, list[Example]]) -> dict[str, str]:
+    """For half of the XQuAD paragraphs (by the English paragraph they translate), each language copy without the
+    sentences that hold its questions' answers: context -> what is left. Every copy of a paragraph goes the same
+    way; a paragraph one of whose copies cannot lose its answers is left whole."""
+    rests = {context: without_answers(context, [(e.answer_start, e.answer_text) for e in examples])
+             for context, examples in by_context.items() if int(examples[0].group, 16) % 2}
+    failed = {by_context[context][0].group for context, rest in rests.items() if rest is None}
+    return {context: rest for context, rest in rests.items() if by_context[context][0].group not in failed}
+
+
 def held_out_squad(data: TrainingData, cross_languages: tuple[str, ...] = ("de", "vi", "ru")) -> dict:
     """The held-out split as one SQuAD 2.0 file, for measuring the whole pipeline and calibrating abstention:
     Indonesian paragraphs with their answerable (TyDi QA) and unanswerable (IDK-MRC) questions, XQuAD
     paragraphs in a few languages with their English questions, and the held-out English TyDi QA questions,
     which none of these paragraphs answers, as off-topic unanswerable ones.
 
-    Half of the XQuAD paragraphs (by the English paragraph they translate, so in every language alike) lose every sentence that holds one of their questions'
-    answers, and those questions become near-topic unanswerable ones ("xquad-near"): an English question over an
+    Half of the XQuAD paragraphs lose every sentence that holds one of their questions' answers, and those
+    questions become near-topic unanswerable ones ("xquad-near", near_topic_copies): an English question over an
     article about its subject that does not hold the answer, which is how most questions the bundled news
     articles cannot answer look."""
     paragraphs: dict[str, list[dict]] = {}
@@ -176,20 +187,9 @@ def held_out_squad(data: TrainingData, cross_languages: tuple[str, ...] = ("de",
     for example in data.held_out.get("xquad-cross", []):
         if example.source.rsplit("-", 1)[1] in cross_languages:
             by_context.setdefault(example.context, []).append(example)
-    copies: dict[str, int] = {}  # how many language copies of each English paragraph there are
-    for examples in by_context.values():
-        copies[examples[0].group] = copies.get(examples[0].group, 0) + 1
-    near = {}  # context -> what is left of it, for the paragraphs that lose their answers
-    for context, examples in by_context.items():
-        if int(examples[0].group, 16) % 2:
-            near[context] = without_answers(context, [(e.answer_start, e.answer_text) for e in examples])
-    if any(rest is None for rest in near.values()):  # every copy of a paragraph goes the same way
-        failed = {by_context[c][0].group for c, rest in near.items() if rest is None}
-        near = {c: rest for c, rest in near.items() if by_context[c][0].group not in failed}
-    asked_in = {}  # (paragraph, question) -> in how many language copies it is asked
-    for context in near:
-        for e in by_context[context]:
-            asked_in[e.group, e.question] = asked_in.get((e.group, e.question), 0) + 1
+    near = near_topic_copies(by_context)
+    copies = Counter(examples[0].group for examples in by_context.values())
+    asked_in = Counter((e.group, e.question) for examples in by_context.values() for e in examples)
     for context, examples in by_context.items():
         for example in examples:
             if context not in near:
