@@ -81,7 +81,11 @@ def measure(store: str, location: str) -> dict:
     search, answer = latencies(service, index, asked, vectors)
     recall = None
     if store == "postgres":
-        everything = index.passage_vectors[np.arange(len(index.passages))]
+        from qa.pg.reader import StoredVectors
+
+        # Read apart from passage_vectors, which would also read every passage's text for the pipeline.
+        everything = np.asarray(StoredVectors(index.pool, index.tables.schema, "passages", 0, len(index.passages),
+                                              index.passage_vectors.shape[1]))
         hits = 0
         for vector in vectors:
             exact = set(np.argsort(-(everything @ vector))[:10].tolist())
