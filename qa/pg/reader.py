@@ -119,11 +119,13 @@ class PgPassages(PassageRows):
         wanted = self._cache.missing(rows)
         if not wanted:
             return
+        # LATERAL: as a join on BETWEEN, the planner scanned every sentence for each passage (O(collection)).
         found = self._pool.all(sql.SQL(
-            'SELECT p.id, p.doc_id, p.ordinal, p.start, p."end", p.first_sentence, p.last_sentence, '
-            'array_agg(s.start ORDER BY s.id), array_agg(s."end" ORDER BY s.id) '
-            'FROM {passages} p JOIN {sentences} s ON s.id BETWEEN p.first_sentence AND p.last_sentence '
-            'WHERE p.id = ANY(%s) GROUP BY p.id').format(passages=self._t.passages, sentences=self._t.sentences),
+            'SELECT p.id, p.doc_id, p.ordinal, p.start, p."end", p.first_sentence, p.last_sentence, s.starts, s.ends '
+            'FROM {passages} p CROSS JOIN LATERAL (SELECT array_agg(start ORDER BY id) AS starts, '
+            'array_agg("end" ORDER BY id) AS ends FROM {sentences} '
+            'WHERE id BETWEEN p.first_sentence AND p.last_sentence) s '
+            'WHERE p.id = ANY(%s)').format(passages=self._t.passages, sentences=self._t.sentences),
             (wanted,))
         self._documents.prefetch(row[1] for row in found)
         for row, doc_id, ordinal, start, end, first, last, starts, ends in found:
