@@ -101,6 +101,27 @@ def test_rebuilds_are_incremental_switch_the_pointer_and_keep_two_generations(pg
     assert len(service.timeline()) > 0
 
 
+def test_lexical_candidates_are_each_words_best_passages_by_ts_rank(tmp_path, embedder, new_database, monkeypatch):
+    monkeypatch.setattr("qa.pg.writer.LEXICAL_CANDIDATES_PER_WORD", 2)
+    settings = make_settings(tmp_path, database_url=new_database("t_lexical_candidates"))
+    write_corpus(settings.corpus_dir, {
+        "a.txt": "Kopi kopi kopi Gayo.\n",
+        "b.txt": "Kopi Gayo dijual di pasar pagi Takengon bersama teh dan gula aren.\n",
+        "c.txt": "Petani di Toraja menanam kopi, cengkeh, pala, lada, kakao dan vanili di lereng gunung.\n",
+        "d.txt": "Teh hangat dijual di stasiun.\n"})
+    build_index(settings, embedder=embedder)
+    url, index = settings.database_url, open_index(settings.database_url)
+    schema = index.tables.schema
+    ranked = [r[0] for r in sql(url, f"SELECT id FROM {schema}.passages WHERE tsv @@ 'kopi' "
+                                     f"ORDER BY ts_rank(tsv, 'kopi', 1) DESC, id")]
+    assert sql(url, f"SELECT passages, best FROM {schema}.terms WHERE word = 'kopi'") == [(3, ranked[:2])]
+
+    scores = index.lexical_scores("kopi", depth=50)
+    assert scores.top == ranked[:2]  # the third passage holding the word is beyond the cap
+    asked = index.lexical_scores("kopi", depth=50, rows=[ranked[2]])  # a dense candidate is ranked with them
+    assert asked.top == ranked and 0 < asked.scores[ranked[2]] < asked.scores[ranked[1]]
+
+
 def test_a_build_that_fails_midway_leaves_the_previous_generation_serving_and_nothing_behind(
         pg_corpus, embedder, monkeypatch):
     from qa.pg.writer import PgGenerationWriter
