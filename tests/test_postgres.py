@@ -23,7 +23,7 @@ from qa.config import Settings
 from qa.indexer import BuildError, build_index
 from qa.pg.pointer import current_generation
 from qa.pg.reader import open_index
-from qa.pg.schema import SCHEMA_VERSION
+from qa.pg.schema import HNSW_EF_SEARCH, SCHEMA_VERSION
 from qa.service import QAService
 from test_reload import (JEMBATAN, KERETA, KOPI, PROJECT_DIR, Q_KOPI, Q_SPEED, TOKEN, Askers, ask,
                          make_settings, serving, subprocess_env, wait_for_generation, write_corpus)
@@ -120,6 +120,15 @@ def test_lexical_candidates_are_each_words_best_passages_by_ts_rank(tmp_path, em
     assert scores.top == ranked[:2]  # the third passage holding the word is beyond the cap
     asked = index.lexical_scores("kopi", depth=50, rows=[ranked[2]])  # a dense candidate is ranked with them
     assert asked.top == ranked and 0 < asked.scores[ranked[2]] < asked.scores[ranked[1]]
+
+
+def test_dense_search_keeps_enough_hnsw_candidates_for_its_depth(pg_corpus, embedder):
+    index = open_index(pg_corpus.database_url)
+    assert index.pool.one("SHOW hnsw.ef_search") == (str(HNSW_EF_SEARCH),)  # pgvector's default, 40, is < 50
+    vector = embedder.encode_queries([Q_SPEED])[0]
+    deep = index.dense_candidates(vector, HNSW_EF_SEARCH + 1)  # asks for more in its own transaction
+    assert deep[:3] == index.dense_candidates(vector, 3) and len(deep) == len(index.passages)
+    assert index.pool.one("SHOW hnsw.ef_search") == (str(HNSW_EF_SEARCH),)
 
 
 def test_a_build_that_fails_midway_leaves_the_previous_generation_serving_and_nothing_behind(

@@ -195,12 +195,13 @@ class PgIndex:
     def dense_candidates(self, query_vector: np.ndarray, depth: int) -> list[int]:
         """The `depth` nearest passages by inner product, through the HNSW index (exact below a few thousand
         passages, where PostgreSQL's planner prefers to scan)."""
+        query = sql.SQL("SELECT id FROM {} ORDER BY embedding <#> %s::vector LIMIT %s").format(self.tables.passages)
+        args = (vector_text(query_vector), depth)
+        if depth <= HNSW_EF_SEARCH:  # the pool's sessions search with HNSW_EF_SEARCH
+            return [r[0] for r in self.pool.all(query, args)]
         with self.pool.connection() as conn, conn.transaction():
-            conn.execute(f"SET LOCAL hnsw.ef_search = {max(HNSW_EF_SEARCH, depth)}")
-            rows = conn.execute(
-                sql.SQL("SELECT id FROM {} ORDER BY embedding <#> %s::vector LIMIT %s").format(self.tables.passages),
-                (vector_text(query_vector), depth)).fetchall()
-        return [r[0] for r in rows]
+            conn.execute(f"SET LOCAL hnsw.ef_search = {depth}")
+            return [r[0] for r in conn.execute(query, args).fetchall()]
 
     def lexical_scores(self, question: str, depth: int, rows: Sequence[int] = ()) -> LexicalScores:
         """PostgreSQL full-text matches of the question's words (the same words BM25 uses in the embedded store),
