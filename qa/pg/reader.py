@@ -152,9 +152,8 @@ class PgPassages(PassageRows):
 class PgVectors:
     """Vectors of a table, fetched by row: `vectors[rows]` is a float32 array [len(rows), dim] in that order."""
 
-    def __init__(self, pool: Pool, table: sql.Composed, count: int, dim: int, prefetch=None) -> None:
+    def __init__(self, pool: Pool, table: sql.Composed, count: int, dim: int) -> None:
         self._pool, self._table, self._count, self.shape = pool, table, count, (count, dim)
-        self._prefetch = prefetch  # called with the rows asked for: the passages' own rows come next
 
     def __len__(self) -> int:
         return self._count
@@ -169,8 +168,6 @@ class PgVectors:
             sql.SQL("SELECT id, embedding FROM {} WHERE id = ANY(%s)").format(self._table), (wanted,), binary=True)}
         if len(found) != len(set(wanted)):
             raise IndexError(f"rows {sorted(set(wanted) - found.keys())[:5]} out of range")
-        if self._prefetch is not None:
-            self._prefetch(wanted)
         return np.stack([vector_from_binary(found[r]) for r in wanted])
 
 
@@ -323,7 +320,7 @@ def open_index(url: str, generation: str | None = None) -> PgIndex:
     passages = PgPassages(pool, tables, counts["passages"], documents, sentence_spans)
     return PgIndex(
         generation=name, manifest=manifest, documents=documents, passages=passages,
-        passage_vectors=PgVectors(pool, tables.passages, counts["passages"], dim, prefetch=passages.prefetch),
+        passage_vectors=PgVectors(pool, tables.passages, counts["passages"], dim),
         passage_sentence_rows=SentenceRows(passages), sentence_spans=sentence_spans,
         sentence_vectors=PgVectors(pool, tables.sentences, counts["sentences"], dim),
         pool=pool, tables=tables)
