@@ -194,8 +194,10 @@ def test_two_serve_processes_on_one_database_switch_under_load_without_a_failed_
             logs.append(log)
             servers.append(subprocess.Popen(
                 [sys.executable, "-m", "qa.cli", "serve", "--port", str(port), "--corpus", str(settings.corpus_dir)],
+                # The second server does not poll within the test: it switches on the build's NOTIFY alone.
                 cwd=PROJECT_DIR, env=subprocess_env(QA_DATABASE_URL=settings.database_url, QA_ADMIN_TOKEN=TOKEN,
-                                                    QA_RELOAD_CHECK_INTERVAL_S="0.2", QA_REQUEST_TIMEOUT_S="60",
+                                                    QA_RELOAD_CHECK_INTERVAL_S=("0.2", "3600")[number],
+                                                    QA_REQUEST_TIMEOUT_S="60",
                                                     QA_INDEX_DIR=str(tmp_path / "no-index-here")),
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
             bases.append(f"http://127.0.0.1:{port}")

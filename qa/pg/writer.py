@@ -19,7 +19,7 @@ from psycopg import sql
 
 from qa.lexical import EMPTY, tokenize
 from qa.pg.connect import DatabaseError, connect, describe, ensure_pgvector
-from qa.pg.pointer import read_pointer, version_problem
+from qa.pg.pointer import CHANNEL, read_pointer, version_problem
 from qa.pg.schema import (GENERATION_DDL, GENERATION_INDEXES, LEXICAL_CANDIDATES_PER_WORD, META_DDL, META_SCHEMA,
                           SCHEMA_VERSION, TEXT_SEARCH_CONFIG, schema_name, statements)
 from qa.store import DocumentEntry
@@ -151,7 +151,7 @@ class PgGenerationWriter:
                 "VALUES (true, %s, %s) ON CONFLICT (singleton) DO UPDATE "
                 "SET schema_version = EXCLUDED.schema_version, current_generation = EXCLUDED.current_generation",
                 (SCHEMA_VERSION, self.name))
-            self._conn.execute("SELECT pg_notify('qa_generation', %s)", (self.name,))
+            self._conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self.name))
             self._conn.commit()
         except psycopg.Error as exc:
             self.abort()
