@@ -62,15 +62,20 @@ CREATE TABLE {s}.passages (id integer PRIMARY KEY, doc_id text NOT NULL, ordinal
 CREATE TABLE {s}.terms (word text PRIMARY KEY, passages integer NOT NULL, best integer[] NOT NULL);
 """
 
+# terms: OFFSET 0 keeps the (word, passage, rank) rows a subquery of their own; flattened, PostgreSQL sorted each
+# pair with its passage's whole tsvector (3.8 GB of temporary files at 100k passages; 1M ran out of disk).
 GENERATION_INDEXES = """
 CREATE INDEX ON {s}.passages USING hnsw (embedding vector_ip_ops);
 CREATE INDEX ON {s}.passages USING gin (tsv);
 CREATE INDEX ON {s}.passages (doc_id);
 CREATE INDEX ON {s}.sentences (doc_id);
 INSERT INTO {s}.terms (word, passages, best)
-    SELECT t.lexeme, count(*), (array_agg(p.id ORDER BY ts_rank(p.tsv, ('''' || replace(replace(t.lexeme, '\', '\\'),
-           '''', '''''') || '''')::tsquery, 1) DESC, p.id))[1:{cap}]
-    FROM {s}.passages p CROSS JOIN unnest(p.tsv) t GROUP BY t.lexeme;
+    SELECT word, count(*), (array_agg(id ORDER BY rank DESC, id))[1:{cap}]
+    FROM (SELECT t.lexeme AS word, p.id, ts_rank(p.tsv, ('''' || replace(replace(t.lexeme, '\', '\\'), '''', '''''')
+                 || '''')::tsquery, 1) AS rank
+          FROM {s}.passages p CROSS JOIN unnest(p.tsv) t
+          OFFSET 0) pairs
+    GROUP BY word;
 ANALYZE {s}.passages;
 ANALYZE {s}.sentences;
 ANALYZE {s}.documents;
