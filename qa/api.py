@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hmac
+import threading
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -374,7 +375,10 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         await run_in_threadpool(service.warm)  # load index and model before the first request, not during it
+        stop = threading.Event()
+        service.follow_database(stop)
         yield
+        stop.set()
 
     app = FastAPI(title="News QA", version=__version__, lifespan=lifespan,
                   description="Extractive answers, quoted verbatim from a folder of news articles, with citations.")

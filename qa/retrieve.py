@@ -34,4 +34,5 @@ def retrieve(index, query_vector: np.ndarray, question: str, k: int,
     lexical_norm = np.array([lexical.scores.get(int(r), 0.0) for r in rows], dtype=np.float32)
     fused = dense + lexical_weight * lexical_norm
     order = np.argsort(-fused)[:k]
+    index.passages.prefetch([int(rows[i]) for i in order])  # the pipeline reads the hits' passages next
     return [Hit(int(rows[i]), float(fused[i]), float(dense[i]), float(lexical_norm[i])) for i in order]

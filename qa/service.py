@@ -234,6 +234,15 @@ class QAService:
         except Exception as exc:
             log.warning("warm-up failed (requests will retry): %s", exc)
 
+    def follow_database(self, stop: threading.Event) -> None:
+        """With the index in PostgreSQL, switch as soon as a build announces a new generation, not only at the
+        next check (reload_check_interval_s), until `stop` is set. Nothing to do for index files."""
+        if backend.uses_database(self.settings):
+            from qa.pg.pointer import follow_generations
+
+            threading.Thread(target=follow_generations, name="generation-listener", daemon=True,
+                             args=(self.settings.database_url, lambda _: self.refresh(force=True), stop)).start()
+
     @property
     def state(self) -> IndexState:
         self.refresh()

@@ -215,6 +215,9 @@ class PassageRows(Sequence):
     def sentence_rows(self, row: int) -> range:
         return self._cache.get(_checked(row, self._count), self._load)[1]
 
+    def prefetch(self, rows: list[int]) -> None:
+        """Rows about to be read, for a store where one query for all costs less than one each (PostgreSQL)."""
+
     def __len__(self) -> int:
         return self._count
 

@@ -23,7 +23,7 @@ from qa.config import Settings
 from qa.indexer import BuildError, build_index
 from qa.pg.pointer import current_generation
 from qa.pg.reader import open_index
-from qa.pg.schema import SCHEMA_VERSION
+from qa.pg.schema import HNSW_EF_SEARCH, SCHEMA_VERSION
 from qa.service import QAService
 from test_reload import (JEMBATAN, KERETA, KOPI, PROJECT_DIR, Q_KOPI, Q_SPEED, TOKEN, Askers, ask,
                          make_settings, serving, subprocess_env, wait_for_generation, write_corpus)
@@ -101,6 +101,36 @@ def test_rebuilds_are_incremental_switch_the_pointer_and_keep_two_generations(pg
     assert len(service.timeline()) > 0
 
 
+def test_lexical_candidates_are_each_words_best_passages_by_ts_rank(tmp_path, embedder, new_database, monkeypatch):
+    monkeypatch.setattr("qa.pg.writer.LEXICAL_CANDIDATES_PER_WORD", 2)
+    settings = make_settings(tmp_path, database_url=new_database("t_lexical_candidates"))
+    write_corpus(settings.corpus_dir, {
+        "a.txt": "Kopi kopi kopi Gayo.\n",
+        "b.txt": "Kopi Gayo dijual di pasar pagi Takengon bersama teh dan gula aren.\n",
+        "c.txt": "Petani di Toraja menanam kopi, cengkeh, pala, lada, kakao dan vanili di lereng gunung.\n",
+        "d.txt": "Teh hangat dijual di stasiun.\n"})
+    build_index(settings, embedder=embedder)
+    url, index = settings.database_url, open_index(settings.database_url)
+    schema = index.tables.schema
+    ranked = [r[0] for r in sql(url, f"SELECT id FROM {schema}.passages WHERE tsv @@ 'kopi' "
+                                     f"ORDER BY ts_rank(tsv, 'kopi', 1) DESC, id")]
+    assert sql(url, f"SELECT passages, best FROM {schema}.terms WHERE word = 'kopi'") == [(3, ranked[:2])]
+
+    scores = index.lexical_scores("kopi", depth=50)
+    assert scores.top == ranked[:2]  # the third passage holding the word is beyond the cap
+    asked = index.lexical_scores("kopi", depth=50, rows=[ranked[2]])  # a dense candidate is ranked with them
+    assert asked.top == ranked and 0 < asked.scores[ranked[2]] < asked.scores[ranked[1]]
+
+
+def test_dense_search_keeps_enough_hnsw_candidates_for_its_depth(pg_corpus, embedder):
+    index = open_index(pg_corpus.database_url)
+    assert index.pool.one("SHOW hnsw.ef_search") == (str(HNSW_EF_SEARCH),)  # pgvector's default, 40, is < 50
+    vector = embedder.encode_queries([Q_SPEED])[0]
+    deep = index.dense_candidates(vector, HNSW_EF_SEARCH + 1)  # asks for more in its own transaction
+    assert deep[:3] == index.dense_candidates(vector, 3) and len(deep) == len(index.passages)
+    assert index.pool.one("SHOW hnsw.ef_search") == (str(HNSW_EF_SEARCH),)
+
+
 def test_a_build_that_fails_midway_leaves_the_previous_generation_serving_and_nothing_behind(
         pg_corpus, embedder, monkeypatch):
     from qa.pg.writer import PgGenerationWriter
@@ -164,8 +194,10 @@ def test_two_serve_processes_on_one_database_switch_under_load_without_a_failed_
             logs.append(log)
             servers.append(subprocess.Popen(
                 [sys.executable, "-m", "qa.cli", "serve", "--port", str(port), "--corpus", str(settings.corpus_dir)],
+                # The second server does not poll within the test: it switches on the build's NOTIFY alone.
                 cwd=PROJECT_DIR, env=subprocess_env(QA_DATABASE_URL=settings.database_url, QA_ADMIN_TOKEN=TOKEN,
-                                                    QA_RELOAD_CHECK_INTERVAL_S="0.2", QA_REQUEST_TIMEOUT_S="60",
+                                                    QA_RELOAD_CHECK_INTERVAL_S=("0.2", "3600")[number],
+                                                    QA_REQUEST_TIMEOUT_S="60",
                                                     QA_INDEX_DIR=str(tmp_path / "no-index-here")),
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
             bases.append(f"http://127.0.0.1:{port}")

@@ -3,7 +3,9 @@ pruning old generations; the build lock."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 
 import psycopg
@@ -14,6 +16,8 @@ from qa.pg.connect import DatabaseError, Pool, connect, describe
 from qa.pg.schema import BUILD_LOCK_KEY, META_SCHEMA, SCHEMA_VERSION
 
 KEEP_GENERATIONS = 2  # the current one and the one before, for servers that have not swapped yet
+CHANNEL = "qa_generation"  # a build NOTIFYs it with the new generation's name as it commits
+RELISTEN_S = 5.0
 
 
 class StoreBusyError(DatabaseError):
@@ -94,3 +98,17 @@ def build_lock(url: str, timeout: float = 0.0):
         yield conn
     finally:
         conn.close()
+
+
+def follow_generations(url: str, on_new: Callable[[str], None], stop: threading.Event) -> None:
+    """Call on_new(name) for each generation committed to the database (LISTEN), until `stop` is set; listen
+    again after a lost connection. Servers also poll qa.store, so a missed notification only delays a switch."""
+    while not stop.is_set():
+        try:
+            with connect(url) as conn:
+                conn.execute(f"LISTEN {CHANNEL}")
+                while not stop.is_set():
+                    for notification in conn.notifies(timeout=1.0):
+                        on_new(notification.payload)
+        except (DatabaseError, psycopg.Error):
+            stop.wait(RELISTEN_S)

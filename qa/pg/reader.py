@@ -119,11 +119,13 @@ class PgPassages(PassageRows):
         wanted = self._cache.missing(rows)
         if not wanted:
             return
+        # LATERAL: as a join on BETWEEN, the planner scanned every sentence for each passage (O(collection)).
         found = self._pool.all(sql.SQL(
-            'SELECT p.id, p.doc_id, p.ordinal, p.start, p."end", p.first_sentence, p.last_sentence, '
-            'array_agg(s.start ORDER BY s.id), array_agg(s."end" ORDER BY s.id) '
-            'FROM {passages} p JOIN {sentences} s ON s.id BETWEEN p.first_sentence AND p.last_sentence '
-            'WHERE p.id = ANY(%s) GROUP BY p.id').format(passages=self._t.passages, sentences=self._t.sentences),
+            'SELECT p.id, p.doc_id, p.ordinal, p.start, p."end", p.first_sentence, p.last_sentence, s.starts, s.ends '
+            'FROM {passages} p CROSS JOIN LATERAL (SELECT array_agg(start ORDER BY id) AS starts, '
+            'array_agg("end" ORDER BY id) AS ends FROM {sentences} '
+            'WHERE id BETWEEN p.first_sentence AND p.last_sentence) s '
+            'WHERE p.id = ANY(%s)').format(passages=self._t.passages, sentences=self._t.sentences),
             (wanted,))
         self._documents.prefetch(row[1] for row in found)
         for row, doc_id, ordinal, start, end, first, last, starts, ends in found:
@@ -150,9 +152,8 @@ class PgPassages(PassageRows):
 class PgVectors:
     """Vectors of a table, fetched by row: `vectors[rows]` is a float32 array [len(rows), dim] in that order."""
 
-    def __init__(self, pool: Pool, table: sql.Composed, count: int, dim: int, prefetch=None) -> None:
+    def __init__(self, pool: Pool, table: sql.Composed, count: int, dim: int) -> None:
         self._pool, self._table, self._count, self.shape = pool, table, count, (count, dim)
-        self._prefetch = prefetch  # called with the rows asked for: the passages' own rows come next
 
     def __len__(self) -> int:
         return self._count
@@ -167,8 +168,6 @@ class PgVectors:
             sql.SQL("SELECT id, embedding FROM {} WHERE id = ANY(%s)").format(self._table), (wanted,), binary=True)}
         if len(found) != len(set(wanted)):
             raise IndexError(f"rows {sorted(set(wanted) - found.keys())[:5]} out of range")
-        if self._prefetch is not None:
-            self._prefetch(wanted)
         return np.stack([vector_from_binary(found[r]) for r in wanted])
 
 
@@ -193,51 +192,55 @@ class PgIndex:
     def dense_candidates(self, query_vector: np.ndarray, depth: int) -> list[int]:
         """The `depth` nearest passages by inner product, through the HNSW index (exact below a few thousand
         passages, where PostgreSQL's planner prefers to scan)."""
+        query = sql.SQL("SELECT id FROM {} ORDER BY embedding <#> %s::vector LIMIT %s").format(self.tables.passages)
+        args = (vector_text(query_vector), depth)
+        if depth <= HNSW_EF_SEARCH:  # the pool's sessions search with HNSW_EF_SEARCH
+            return [r[0] for r in self.pool.all(query, args)]
         with self.pool.connection() as conn, conn.transaction():
-            conn.execute(f"SET LOCAL hnsw.ef_search = {max(HNSW_EF_SEARCH, depth)}")
-            rows = conn.execute(
-                sql.SQL("SELECT id FROM {} ORDER BY embedding <#> %s::vector LIMIT %s").format(self.tables.passages),
-                (vector_text(query_vector), depth)).fetchall()
-        return [r[0] for r in rows]
+            conn.execute(f"SET LOCAL hnsw.ef_search = {depth}")
+            return [r[0] for r in conn.execute(query, args).fetchall()]
 
     def lexical_scores(self, question: str, depth: int, rows: Sequence[int] = ()) -> LexicalScores:
         """PostgreSQL full-text matches of the question's words (the same words BM25 uses in the embedded store),
         each scored by ts_rank (length-normalised) weighted by the word's idf; normalised by the best passage's
-        score and by the idf-weighted share of the question's words that any passage holds."""
+        score and by the idf-weighted share of the question's words that any passage holds. The passages ranked
+        are each word's best (terms.best) and `rows`, not every passage holding a word: see
+        LEXICAL_CANDIDATES_PER_WORD."""
         words = sorted(set(tokenize(question)))
         empty = LexicalScores([], {int(r): 0.0 for r in rows})
         if not words:
             return empty
         n = len(self.passages)
-        known = dict(self.pool.all(sql.SQL(
-            "SELECT t.word, t.passages FROM {} t WHERE t.word = ANY(%s)").format(self.tables.terms), (words,)))
+        found = self.pool.all(sql.SQL("SELECT word, passages, best FROM {} WHERE word = ANY(%s)").format(
+            self.tables.terms), (words,))
+        known = {word: count for word, count, _ in found}
         tokens = tokenize(question)
         rarest = math.log(1 + n)
         total = sum(math.log(1 + n / max(1, known[t])) if t in known else rarest for t in tokens)
         share = sum(math.log(1 + n / max(1, known[t])) for t in tokens if t in known) / total if total else 0.0
         if not known:
             return empty
-        matched = sorted(known)
-        idf = [math.log(1 + (n - known[w] + 0.5) / (known[w] + 0.5)) for w in matched]
-        # One ts_rank per word and matching passage, weighted by the word's idf, written out (a sub-select over
-        # the words per passage measured 1.6 times slower at 10k passages).
-        score = sql.SQL(" + ").join(
-            sql.SQL("{} * ts_rank(p.tsv, {}::tsquery, 1)").format(sql.Literal(weight), sql.Literal(_or_query([word])))
-            for word, weight in zip(matched, idf))
-        scored = self.pool.all(sql.SQL("""
-            WITH matches AS (SELECT p.id, {score} AS score FROM {passages} p WHERE p.tsv @@ %(query)s::tsquery),
-                 top AS (SELECT id, score, true AS is_top FROM matches ORDER BY score DESC, id LIMIT %(depth)s)
-            SELECT id, score, is_top FROM top
-            UNION ALL
-            SELECT id, score, false FROM matches WHERE id = ANY(%(rows)s) AND id NOT IN (SELECT id FROM top)
-            """).format(score=score, passages=self.tables.passages),
-            {"query": _or_query(matched), "depth": depth, "rows": [int(r) for r in rows]})
-        best = max((score for _, score, is_top in scored if is_top), default=0.0)
-        if best <= 0:
+        asked = {int(r) for r in rows}
+        candidates = sorted(asked.union(*(best for _, _, best in found)))
+        scored = self.pool.all(sql.SQL("SELECT p.id, {score} FROM {passages} p WHERE p.id = ANY(%s)").format(
+            score=self._score(known, n), passages=self.tables.passages), (candidates,))
+        top = sorted(((row, score) for row, score in scored if score > 0), key=lambda rs: (-rs[1], rs[0]))[:depth]
+        if not top:
             return empty
-        scores = {int(r): 0.0 for r in rows}
-        scores.update({row: float(score) / best * share for row, score, _ in scored})
-        return LexicalScores([row for row, score, is_top in scored if is_top and score > 0], scores)
+        best = top[0][1]
+        scores = {row: 0.0 for row in asked}
+        scores.update({row: float(score) / best * share for row, score in scored if row in asked})
+        scores.update({row: float(score) / best * share for row, score in top})
+        return LexicalScores([row for row, _ in top], scores)
+
+    @staticmethod
+    def _score(known: dict[str, int], n: int) -> sql.Composable:
+        """One ts_rank per word, weighted by the word's idf, written out (a sub-select over the words per passage
+        measured 1.6 times slower at 10k passages)."""
+        return sql.SQL(" + ").join(
+            sql.SQL("{} * ts_rank(p.tsv, {}::tsquery, 1)").format(
+                sql.Literal(math.log(1 + (n - count + 0.5) / (count + 0.5))), sql.Literal(_or_query([word])))
+            for word, count in sorted(known.items()))
 
     def entries(self) -> dict[str, DocumentEntry]:
         """Every document with its sentences and passages, for incremental builds. Their vectors stay in the
@@ -317,7 +320,7 @@ def open_index(url: str, generation: str | None = None) -> PgIndex:
     passages = PgPassages(pool, tables, counts["passages"], documents, sentence_spans)
     return PgIndex(
         generation=name, manifest=manifest, documents=documents, passages=passages,
-        passage_vectors=PgVectors(pool, tables.passages, counts["passages"], dim, prefetch=passages.prefetch),
+        passage_vectors=PgVectors(pool, tables.passages, counts["passages"], dim),
         passage_sentence_rows=SentenceRows(passages), sentence_spans=sentence_spans,
         sentence_vectors=PgVectors(pool, tables.sentences, counts["sentences"], dim),
         pool=pool, tables=tables)

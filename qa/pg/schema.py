@@ -8,7 +8,8 @@
     qa_g_<name>.passages     id (the passage row), doc_id, ordinal, start, end, first/last sentence row,
                              lexemes (the passage's words as the embedded store's BM25 sees them), tsv (a
                              tsvector of them), embedding vector(dim); HNSW on embedding, GIN on tsv
-    qa_g_<name>.terms        word -> number of passages holding it (the lexical side's idf)
+    qa_g_<name>.terms        word -> number of passages holding it (the lexical side's idf), and the ids of the
+                             LEXICAL_CANDIDATES_PER_WORD passages its ts_rank ranks highest (the lexical candidates)
 
 A generation is one schema, written in one transaction that also moves qa.store's pointer: readers see the old
 generation or the new one, never a part. Dropping a generation is one DROP SCHEMA.
@@ -29,6 +30,9 @@ GENERATION_PREFIX = "qa_g_"
 TEXT_SEARCH_CONFIG = "simple"
 BUILD_LOCK_KEY = 0x71614E57  # pg_advisory_lock key held by the one build that may run at a time
 HNSW_EF_SEARCH = 200  # candidates HNSW keeps per search; above the retriever's depth (50), else it returns fewer
+# A question's lexical candidates are, for each of its words, the passages that word alone ranks highest: exact for
+# every word held by fewer passages, and a bounded amount of work per question at any collection size.
+LEXICAL_CANDIDATES_PER_WORD = 100
 
 META_DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {META_SCHEMA};
@@ -55,15 +59,23 @@ CREATE TABLE {s}.passages (id integer PRIMARY KEY, doc_id text NOT NULL, ordinal
                            last_sentence integer NOT NULL, lexemes text NOT NULL,
                            tsv tsvector GENERATED ALWAYS AS (to_tsvector('{config}', lexemes)) STORED,
                            embedding vector({dim}) NOT NULL);
-CREATE TABLE {s}.terms (word text PRIMARY KEY, passages integer NOT NULL);
+CREATE TABLE {s}.terms (word text PRIMARY KEY, passages integer NOT NULL, best integer[] NOT NULL);
 """
 
+# terms: OFFSET 0 keeps the (word, passage, rank) rows a subquery of their own; flattened, PostgreSQL sorted each
+# pair with its passage's whole tsvector (3.8 GB of temporary files at 100k passages; 1M ran out of disk).
 GENERATION_INDEXES = """
 CREATE INDEX ON {s}.passages USING hnsw (embedding vector_ip_ops);
 CREATE INDEX ON {s}.passages USING gin (tsv);
 CREATE INDEX ON {s}.passages (doc_id);
 CREATE INDEX ON {s}.sentences (doc_id);
-INSERT INTO {s}.terms SELECT word, ndoc FROM ts_stat('SELECT tsv FROM {s}.passages');
+INSERT INTO {s}.terms (word, passages, best)
+    SELECT word, count(*), (array_agg(id ORDER BY rank DESC, id))[1:{cap}]
+    FROM (SELECT t.lexeme AS word, p.id, ts_rank(p.tsv, ('''' || replace(replace(t.lexeme, '\', '\\'), '''', '''''')
+                 || '''')::tsquery, 1) AS rank
+          FROM {s}.passages p CROSS JOIN unnest(p.tsv) t
+          OFFSET 0) pairs
+    GROUP BY word;
 ANALYZE {s}.passages;
 ANALYZE {s}.sentences;
 ANALYZE {s}.documents;

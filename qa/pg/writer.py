@@ -19,9 +19,9 @@ from psycopg import sql
 
 from qa.lexical import EMPTY, tokenize
 from qa.pg.connect import DatabaseError, connect, describe, ensure_pgvector
-from qa.pg.pointer import read_pointer, version_problem
-from qa.pg.schema import (GENERATION_DDL, GENERATION_INDEXES, META_DDL, META_SCHEMA, SCHEMA_VERSION,
-                          TEXT_SEARCH_CONFIG, schema_name, statements)
+from qa.pg.pointer import CHANNEL, read_pointer, version_problem
+from qa.pg.schema import (GENERATION_DDL, GENERATION_INDEXES, LEXICAL_CANDIDATES_PER_WORD, META_DDL, META_SCHEMA,
+                          SCHEMA_VERSION, TEXT_SEARCH_CONFIG, schema_name, statements)
 from qa.store import DocumentEntry
 
 
@@ -29,7 +29,7 @@ def vector_text(vector: np.ndarray) -> str:
     # float32 -> Python float is exact, and its repr reads back (strtof) as the very same float32.
     return "[" + ",".join(map(repr, np.asarray(vector, dtype=np.float32).reshape(-1).tolist())) + "]"
 
-FORMAT = "postgres-1"
+FORMAT = "postgres-2"  # 2: terms.best, the lexical candidates of each word
 
 
 class PgGenerationWriter:
@@ -136,9 +136,10 @@ class PgGenerationWriter:
         full_manifest = {**manifest, "format": FORMAT, "generation": self.name, "documents": self.documents,
                          "passages": self.passages, "sentences": self.sentences, "vector_index": "hnsw",
                          "lexical": f"postgresql full-text search ({TEXT_SEARCH_CONFIG})",
+                         "lexical_candidates_per_word": LEXICAL_CANDIDATES_PER_WORD,
                          "schema_version": SCHEMA_VERSION}
         try:
-            for statement in statements(GENERATION_INDEXES, self.schema):
+            for statement in statements(GENERATION_INDEXES, self.schema, cap=LEXICAL_CANDIDATES_PER_WORD):
                 self._conn.execute(statement)
             self._conn.cursor().executemany(
                 sql.SQL("INSERT INTO {} VALUES (%s, %s)").format(self._table("manifest")),
@@ -150,7 +151,7 @@ class PgGenerationWriter:
                 "VALUES (true, %s, %s) ON CONFLICT (singleton) DO UPDATE "
                 "SET schema_version = EXCLUDED.schema_version, current_generation = EXCLUDED.current_generation",
                 (SCHEMA_VERSION, self.name))
-            self._conn.execute("SELECT pg_notify('qa_generation', %s)", (self.name,))
+            self._conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self.name))
             self._conn.commit()
         except psycopg.Error as exc:
             self.abort()
