@@ -172,6 +172,50 @@ def test_a_build_that_fails_midway_leaves_the_previous_generation_serving_and_no
     assert askers.failures == []
 
 
+def test_a_build_killed_midway_leaves_the_previous_generation_and_a_consistent_database(pg_corpus, embedder,
+                                                                                          tmp_path):
+    import re
+
+    from test_cli_index import _article, _wait_for
+
+    settings, url = pg_corpus, pg_corpus.database_url
+    old = current_generation(url)
+    schemas_before = generation_schemas(url)
+    for number in range(1, 49):
+        (settings.corpus_dir / f"d-{number:03}.txt").write_text(_article(number), encoding="utf-8")
+    progress = tmp_path / "progress.log"
+    with open(progress, "w") as err:
+        build = subprocess.Popen([sys.executable, "-m", "qa.cli", "index", "--workers", "1"],
+                                 stdout=subprocess.DEVNULL, stderr=err, cwd=PROJECT_DIR,
+                                 env=subprocess_env(settings, QA_DATABASE_URL=url))
+
+        def writing_in_a_transaction() -> bool:
+            counts = [int(n) for n in re.findall(r"(\d+)/51\b", progress.read_text(errors="replace"))]
+            open_writes = sql(url, "SELECT count(*) FROM pg_stat_activity WHERE backend_xid IS NOT NULL "
+                                   "AND pid <> pg_backend_pid()")
+            return bool(counts) and max(counts) >= 8 and open_writes[0][0] > 0
+
+        _wait_for(writing_in_a_transaction, build, 600, "the build to be writing")
+        os.kill(build.pid, signal.SIGKILL)
+        build.wait()
+    assert build.returncode == -signal.SIGKILL
+
+    # PostgreSQL rolls the dead client's transaction back: the pointer, the schemas and the lock are as before.
+    deadline = time.monotonic() + 30
+    while sql(url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") != [(0,)]:
+        assert time.monotonic() < deadline, "the killed build's lock was never released"
+        time.sleep(0.1)
+    assert current_generation(url) == old
+    assert generation_schemas(url) == schemas_before == registered(url)
+    index = open_index(url)
+    assert index.generation == old and len(index.documents) == 3
+    answer = QAService(settings, embedder=embedder).ask(Q_SPEED, 3)
+    assert not answer.abstained and "350" in answer.sentence
+
+    report = build_index(settings, embedder=embedder)  # and the next build goes through
+    assert len(report.added) == 48 and current_generation(url) == report.generation
+
+
 def test_a_second_build_is_refused_while_one_holds_the_database(pg_corpus, embedder):
     from qa.indexer import BuildBusyError
     from qa.pg.pointer import build_lock
