@@ -131,9 +131,25 @@ class _Cached:
             if key in self._cache:
                 return self._cache[key]
         value = load(key)
+        self.put(key, value)
+        return value
+
+    def put(self, key, value) -> None:
         with self._lock:
             self._cache[key] = value
-        return value
+
+    def missing(self, keys) -> list:
+        """The keys not cached, in order (for a store that loads many in one query)."""
+        with self._lock:
+            return [key for key in keys if key not in self._cache]
+
+
+DOCUMENT_COLUMNS = "doc_id, title, text, meta, sha256"
+
+
+def document_from_row(row) -> Document:
+    """A Document from a row of DOCUMENT_COLUMNS (either store's documents table)."""
+    return Document(row[0], row[1], row[2], json.loads(row[3]), row[4])
 
 
 class DocumentRows(Mapping):
@@ -163,8 +179,8 @@ class DocumentTable(DocumentRows):
         self._db = db
 
     def _load(self, doc_id: str) -> Document | None:
-        row = self._db.one("SELECT doc_id, title, text, meta, sha256 FROM documents WHERE doc_id = ?", (doc_id,))
-        return Document(row[0], row[1], row[2], json.loads(row[3]), row[4]) if row else None
+        row = self._db.one(f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE doc_id = ?", (doc_id,))
+        return document_from_row(row) if row else None
 
     def __iter__(self) -> Iterator[str]:
         return iter([row[0] for row in self._db.all("SELECT doc_id FROM documents ORDER BY rowid")])

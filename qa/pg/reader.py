@@ -22,24 +22,13 @@ from qa.pg.pointer import current_generation
 from qa.pg.schema import HNSW_EF_SEARCH, TEXT_SEARCH_CONFIG, schema_name
 from qa.pg.writer import FORMAT, vector_text
 from qa.records import Document, Passage, Span
-from qa.store import (DocumentEntry, DocumentRows, IndexCorruptError, LexicalScores, NoIndexError, PassageRows,
-                      SentenceRows,
-                      _Cached, _checked)
+from qa.store import (DOCUMENT_COLUMNS, DocumentEntry, DocumentRows, IndexCorruptError, LexicalScores,
+                      NoIndexError, PassageRows, SentenceRows, _Cached, _checked, document_from_row)
 
 
 def vector_from_binary(value: bytes) -> np.ndarray:
     """pgvector's binary output: int16 dimensions, int16 unused, then big-endian float32s."""
     return np.frombuffer(value, dtype=">f4", offset=4).astype(np.float32)
-
-
-class _PgCached(_Cached):
-    def put(self, key, value) -> None:
-        with self._lock:
-            self._cache[key] = value
-
-    def missing(self, keys) -> list:
-        with self._lock:
-            return [key for key in keys if key not in self._cache]
 
 
 class _Tables:
@@ -57,21 +46,20 @@ class PgDocuments(DocumentRows):
 
     def __init__(self, pool: Pool, tables: _Tables, count: int, cache: int = 256) -> None:
         super().__init__(count, cache)
-        self._cache = _PgCached(cache)  # also answers which ids are missing, for prefetch
         self._pool, self._t = pool, tables
 
     def _load(self, doc_id: str) -> Document | None:
-        row = self._pool.one(sql.SQL("SELECT doc_id, title, text, meta, sha256 FROM {} WHERE doc_id = %s").format(
+        row = self._pool.one(sql.SQL(f"SELECT {DOCUMENT_COLUMNS} FROM {{}} WHERE doc_id = %s").format(
             self._t.documents), (doc_id,))
-        return Document(row[0], row[1], row[2], json.loads(row[3]), row[4]) if row else None
+        return document_from_row(row) if row else None
 
     def prefetch(self, doc_ids) -> None:
         """Load the documents not cached yet in one query."""
         wanted = self._cache.missing(sorted(set(doc_ids)))
         if wanted:
-            for row in self._pool.all(sql.SQL("SELECT doc_id, title, text, meta, sha256 FROM {} WHERE doc_id = ANY(%s)")
+            for row in self._pool.all(sql.SQL(f"SELECT {DOCUMENT_COLUMNS} FROM {{}} WHERE doc_id = ANY(%s)")
                                       .format(self._t.documents), (wanted,)):
-                self._cache.put(row[0], Document(row[0], row[1], row[2], json.loads(row[3]), row[4]))
+                self._cache.put(row[0], document_from_row(row))
 
     def __iter__(self) -> Iterator[str]:
         return iter([r[0] for r in self._pool.all(sql.SQL("SELECT doc_id FROM {} ORDER BY ordinal").format(
@@ -80,7 +68,12 @@ class PgDocuments(DocumentRows):
 
 class PgSentenceSpans(Sequence):
     def __init__(self, pool: Pool, tables: _Tables, count: int, cache: int = 65_536) -> None:
-        self._pool, self._t, self._count, self._cache = pool, tables, count, _PgCached(cache)
+        self._pool, self._t, self._count, self._cache = pool, tables, count, _Cached(cache)
+
+    def remember(self, doc_id: str, rows: range, spans: tuple[Span, ...]) -> None:
+        """Sentences a passage query has already read."""
+        for row, span in zip(rows, spans):
+            self._cache.put(row, (doc_id, span))
 
     def _load(self, row: int) -> tuple[str, Span]:
         doc_id, start, end = self._pool.one(sql.SQL('SELECT doc_id, start, "end" FROM {} WHERE id = %s').format(
@@ -109,16 +102,11 @@ class PgPassages(PassageRows):
     def __init__(self, pool: Pool, tables: _Tables, count: int, documents: PgDocuments,
                  sentences: PgSentenceSpans, cache: int = 16_384) -> None:
         super().__init__(count, cache)
-        self._cache = _PgCached(cache)  # also answers which rows are missing, for prefetch
         self._pool, self._t = pool, tables
         self._documents, self._sentences = documents, sentences
 
-    def prefetch(self, rows: list[int]) -> None:
-        """Load the passages of `rows` not cached yet, with their sentences, in one query: the retrieved
-        candidates, whose sentences are ranked next, would otherwise cost a round trip each."""
-        wanted = self._cache.missing(rows)
-        if not wanted:
-            return
+    def _read(self, rows: list[int]) -> dict[int, tuple[Passage, range]]:
+        """The passages of `rows` with their sentence spans, in one query."""
         # LATERAL: as a join on BETWEEN, the planner scanned every sentence for each passage (O(collection)).
         found = self._pool.all(sql.SQL(
             'SELECT p.id, p.doc_id, p.ordinal, p.start, p."end", p.first_sentence, p.last_sentence, s.starts, s.ends '
@@ -126,27 +114,27 @@ class PgPassages(PassageRows):
             'array_agg("end" ORDER BY id) AS ends FROM {sentences} '
             'WHERE id BETWEEN p.first_sentence AND p.last_sentence) s '
             'WHERE p.id = ANY(%s)').format(passages=self._t.passages, sentences=self._t.sentences),
-            (wanted,))
+            (rows,))
         self._documents.prefetch(row[1] for row in found)
+        passages = {}
         for row, doc_id, ordinal, start, end, first, last, starts, ends in found:
             text = self._documents[doc_id].text
             spans = tuple(Span(a, b) for a, b in zip(starts, ends))
-            self._cache.put(row, (Passage(doc_id, ordinal, start, end, text[start:end], spans), range(first, last + 1)))
-            for sentence_row, span in zip(range(first, last + 1), spans):
-                self._sentences._cache.put(sentence_row, (doc_id, span))
+            passages[row] = Passage(doc_id, ordinal, start, end, text[start:end], spans), range(first, last + 1)
+        return passages
+
+    def prefetch(self, rows: list[int]) -> None:
+        """Load the passages of `rows` not cached yet, with their sentences, in one query: the retrieved
+        candidates, whose sentences are ranked next, would otherwise cost a round trip each."""
+        wanted = self._cache.missing(rows)
+        if not wanted:
+            return
+        for row, (passage, sentence_rows) in self._read(wanted).items():
+            self._cache.put(row, (passage, sentence_rows))
+            self._sentences.remember(passage.doc_id, sentence_rows, passage.sentences)
 
     def _load(self, row: int) -> tuple[Passage, range]:
-        doc_id, ordinal, start, end, first, last, starts, ends = self._pool.one(sql.SQL(
-            'SELECT p.doc_id, p.ordinal, p.start, p."end", p.first_sentence, p.last_sentence, '
-            '(SELECT array_agg(s.start ORDER BY s.id) FROM {sentences} s '
-            ' WHERE s.id BETWEEN p.first_sentence AND p.last_sentence), '
-            '(SELECT array_agg(s."end" ORDER BY s.id) FROM {sentences} s '
-            ' WHERE s.id BETWEEN p.first_sentence AND p.last_sentence) '
-            'FROM {passages} p WHERE p.id = %s').format(sentences=self._t.sentences, passages=self._t.passages),
-            (row,))
-        text = self._documents[doc_id].text
-        spans = tuple(Span(a, b) for a, b in zip(starts, ends))
-        return Passage(doc_id, ordinal, start, end, text[start:end], spans), range(first, last + 1)
+        return self._read([row])[row]
 
 
 class PgVectors:
@@ -246,8 +234,8 @@ class PgIndex:
         """Every document with its sentences and passages, for incremental builds. Their vectors stay in the
         database (StoredVectors): a build into the same database copies them there, row for row."""
         t = self.tables
-        docs = [Document(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in self.pool.all(
-            sql.SQL("SELECT doc_id, title, text, meta, sha256 FROM {} ORDER BY ordinal").format(t.documents))]
+        docs = [document_from_row(r) for r in self.pool.all(
+            sql.SQL(f"SELECT {DOCUMENT_COLUMNS} FROM {{}} ORDER BY ordinal").format(t.documents))]
         sentences: dict[str, list] = {}
         for row, doc_id, start, end in self.pool.all(sql.SQL(
                 'SELECT id, doc_id, start, "end" FROM {} ORDER BY id').format(t.sentences)):

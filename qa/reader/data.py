@@ -191,7 +191,7 @@ def held_out_squad(data: TrainingData, cross_languages: tuple[str, ...] = ("de",
             {"id": f"{source or example.source}-{number}", "question": example.question, "answers": answers,
              "is_impossible": impossible})
 
-    for source in ("tydi-id", "idk-mrc"):
+    for source in INDONESIAN_SOURCES:
         for example in data.held_out.get(source, []):
             add(example, example.answer_start is None)
     by_context: dict[str, list[Example]] = {}

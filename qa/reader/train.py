@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.reader.data import Example, TrainingData, epoch_examples, load_training_data, switched
+from qa.reader.data import (INDONESIAN_SOURCES, Example, TrainingData, epoch_examples, load_training_data,
+                            switched)
 from qa.reader.decode import best_span
 from qa.reader.windows import ContextTokens, WordTokenizer, token_span
 
@@ -178,7 +179,7 @@ def evaluate_held_out(model, featurizer: Featurizer, data: TrainingData, config:
                       lexicon: dict[str, str] | None = None) -> dict:
     rng = random.Random(config.seed)
     report = {}
-    indonesian = data.held_out.get("tydi-id", []) + data.held_out.get("idk-mrc", [])
+    indonesian = [e for source in INDONESIAN_SOURCES for e in data.held_out.get(source, [])]
     sets = {"indonesian": indonesian, "english": data.held_out.get("tydi-en", []),
             "cross-lingual": data.held_out.get("xquad-cross", [])}
     if lexicon:
@@ -202,7 +203,7 @@ def training_lexicon(data: TrainingData, cache: Path) -> dict[str, str]:
     from qa.embed import load_embedder
     from qa.reader.lexicon import build_lexicon
 
-    indonesian = [e.question for source in ("tydi-id", "idk-mrc") for e in data.train.get(source, [])]
+    indonesian = [e.question for source in INDONESIAN_SOURCES for e in data.train.get(source, [])]
     english = [text for e in data.train.get("tydi-en", []) for text in (e.question, e.context)]
     english += [text for languages in data.xquad.values() if "en" in languages
                 for text in (languages["en"].question, languages["en"].context)]
