@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from qa.language import QUESTION_WORDS
+
 TURNS_USED = 3  # earlier turns whose names a reference may point at
 NAMES_CARRIED = 4
 ANSWER_WORDS_CARRIED = 8  # a longer earlier answer is a description, not a name to carry
@@ -31,11 +33,9 @@ TIME_REFERENCES = (" then ", " that time ", " that year ", " saat itu ", " waktu
 CONNECTIVES = ("what about", "how about", "and", "also", "bagaimana dengan", "kalau", "lalu", "terus", "dan")
 FRAGMENT_WORDS = 3  # a question this short with no question word of its own is a fragment
 # Question and auxiliary words: capitalised at the start of a question, never a name.
-QUESTION_WORDS = frozenset("""
-who whom whose what when where which why how did does do is are was were can could will would should has have had
-in on at and but also then tell list name give
-siapa siapakah apa apakah kapan kapankah dimana di mana manakah mengapa kenapa bagaimana berapa berapakah yang sejak
-sampai dan lalu terus kalau sebutkan jelaskan
+OPENING_WORDS = QUESTION_WORDS | frozenset("""
+did does do is are was were can could will would should has have had in on at and but also then tell list name give
+di yang sejak sampai dan lalu terus kalau sebutkan jelaskan
 """.split())
 _WORD = re.compile(r"[^\W_][\w'’\-.]*", re.UNICODE)
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)(an)?\b")
@@ -70,7 +70,7 @@ def names(text: str) -> list[str]:
     found, run, last_end = [], [], None
     for position, match in enumerate(_words(text)):
         word = re.sub(r"['’]s$", "", match.group().rstrip("."))
-        capitalised = word[:1].isupper() and not (position == 0 and word.lower() in QUESTION_WORDS)
+        capitalised = word[:1].isupper() and not (position == 0 and word.lower() in OPENING_WORDS)
         adjacent = last_end is not None and text[last_end:match.start()].strip() == ""
         if capitalised and run and adjacent:
             run.append(word)
@@ -97,7 +97,7 @@ def _fragment(question: str) -> str | None:
         if lowered.startswith(connective + " ") or lowered == connective:
             return text[len(connective):].strip(" ,") or None
     words = [m.group().lower() for m in _words(text)]
-    if 0 < len(words) <= FRAGMENT_WORDS and not any(w in QUESTION_WORDS for w in words):
+    if 0 < len(words) <= FRAGMENT_WORDS and not any(w in OPENING_WORDS for w in words):
         return text
     return None
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+WORD = re.compile(r"[^\W\d_]+", re.UNICODE)  # a run of letters
 INDONESIAN_QUESTION_WORDS = frozenset(
     "apa apakah kapan kapankah siapa siapakah mana manakah dimana dimanakah berapa berapakah bagaimana "
     "bagaimanakah mengapa kenapa".split())
+ENGLISH_QUESTION_WORDS = frozenset("what when where who whom whose which why how".split())
+QUESTION_WORDS = INDONESIAN_QUESTION_WORDS | ENGLISH_QUESTION_WORDS
 
 
 @lru_cache(maxsize=1)
@@ -28,7 +30,7 @@ def _function_words() -> tuple[frozenset[str], frozenset[str]]:
 def question_language(question: str) -> str:
     """"en" or "id"."""
     english, indonesian = _function_words()
-    words = [w.lower() for w in _WORD.findall(question)]
+    words = [w.lower() for w in WORD.findall(question)]
     en = sum(w in english for w in words)
     id_ = sum(2 if w in INDONESIAN_QUESTION_WORDS else w in indonesian for w in words)
     return "en" if en > id_ else "id"

@@ -12,11 +12,10 @@ import bm25s
 import numpy as np
 from bm25s.tokenization import Tokenized
 
+from qa.language import QUESTION_WORDS
+
 # Question words carry the question's type, not its topic.
-QUESTION_WORDS = frozenset(
-    "what when where who whom whose which why how did does do much many "
-    "apa apakah kapan siapa siapakah mana manakah dimana berapa berapakah bagaimana mengapa kenapa".split()
-)
+TYPE_WORDS = QUESTION_WORDS | frozenset("did does do much many".split())
 EMPTY = "\u2205"  # bm25s needs a token in every document
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:-[^\W\d_]+)*", re.UNICODE)
 
@@ -27,7 +26,7 @@ def stopwords() -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_EN
     from stop_words import get_stop_words
 
-    return frozenset(w.lower() for w in get_stop_words("id")) | frozenset(STOPWORDS_EN) | QUESTION_WORDS
+    return frozenset(w.lower() for w in get_stop_words("id")) | frozenset(STOPWORDS_EN) | TYPE_WORDS
 
 
 def tokenize(text: str) -> list[str]:

@@ -22,15 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.language import WORD
+
 WORD_SHARE = 0.7  # of the words the lexicon knows, the share a code-switched question replaces
 MIN_COSINE = 0.9  # for mutual nearest neighbours
 MIN_COSINE_ONE_WAY = 0.92  # for a word whose nearest English word has a nearer Indonesian one
-_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 
 def vocabulary(texts: Iterable[str], min_count: int = 1) -> list[str]:
     """Lower-case words of at least two letters, most frequent first."""
-    counts = Counter(w.lower() for text in texts for w in _WORD.findall(text) if len(w) > 1)
+    counts = Counter(w.lower() for text in texts for w in WORD.findall(text) if len(w) > 1)
     return [w for w, n in counts.most_common() if n >= min_count]
 
 
@@ -59,7 +60,7 @@ def code_switch(question: str, lexicon: dict[str, str], share: float, rng: rando
         if lower.islower() and lower in lexicon and rng.random() < share:
             return lexicon[lower].capitalize() if lower != word else lexicon[lower]
         return word
-    return _WORD.sub(swap, question)
+    return WORD.sub(swap, question)
 
 
 def build_lexicon(indonesian_texts: Iterable[str], english_texts: Iterable[str], embedder,
