@@ -72,18 +72,3 @@ def test_held_out_near_topic_questions_lose_their_answer_in_every_language():
         if any(q["id"].startswith("xquad-near") for q in p["qas"]):
             assert "1994" not in p["context"] and "1948" in p["context"]
 
-
-def test_an_epoch_with_near_share_asks_answerable_questions_again_of_their_passage_without_the_answer():
-    from qa.reader.data import epoch_examples
-
-    died = Example("When did Kim Il Sung die?", CONTEXT, CONTEXT.index("1994"), "1994", "tydi-en")
-    founded = Example("When was the state founded?", CONTEXT, CONTEXT.index("1948"), "1948", "tydi-en")
-    unanswerable = Example("Who was his wife?", CONTEXT, None, None, "idk-mrc")
-    data = TrainingData(train={"tydi-en": [died, founded], "idk-mrc": [unanswerable]}, held_out={}, xquad={})
-    assert not [e for e in epoch_examples(data, 0, 13) if e.source.endswith("-near")]
-    near = sorted((e for e in epoch_examples(data, 0, 13, near_share=1.0) if e.source.endswith("-near")),
-                  key=lambda e: e.question)
-    assert [(e.question, e.answer_start, e.answer_text) for e in near] == [
-        ("When did Kim Il Sung die?", None, None), ("When was the state founded?", None, None)]
-    assert "1994" not in near[0].context and "1948" in near[0].context
-    assert "1948" not in near[1].context and "1994" in near[1].context

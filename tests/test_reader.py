@@ -170,7 +170,7 @@ def test_a_few_training_steps_write_a_checkpoint_and_resume_from_it(tmp_path):
 
     config = TrainConfig(data_dir=SHARED_DIR / "train", out_dir=tmp_path / "run", epochs=1.0, batch_size=8,
                          limit=6, held_out_limit=4, checkpoint_every=2, evaluations_per_epoch=1, code_switch=True,
-                         near_share=0.5)
+                         near_share=0.5, any_question_share=0.5)
     best = train(config, progress=False)
     assert (tmp_path / "run" / "best.pt").is_file() and (tmp_path / "run" / "checkpoint.pt").is_file()
     assert "indonesian" in best and "code-switched" in best and best["step"] >= 1

@@ -8,7 +8,7 @@ import json
 import random
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HELD_OUT_SHARE = 0.10
@@ -36,6 +36,7 @@ class TrainingData:
     train: dict[str, list[Example]]  # by source
     held_out: dict[str, list[Example]]
     xquad: dict[str, dict[str, Example]]  # question id -> language -> example (training paragraphs only)
+    xquad_questions: dict[str, dict[str, str]] = field(default_factory=dict)  # question id -> language -> question
 
 
 def held_out(context: str) -> bool:
@@ -94,6 +95,7 @@ def load_training_data(root: Path, limit: int | None = None) -> TrainingData:
     add("tydi-en", [e for _, e in read_squad(root / "tydiqa_goldp_en_train.json", "tydi-en")])
 
     xquad: dict[str, dict[str, Example]] = {}
+    questions: dict[str, dict[str, str]] = {}
     xquad_held: list[Example] = []
     english = dict(read_squad(root / "xquad" / "xquad.en.json", "xquad-en"))
     for language in XQUAD_LANGUAGES:
@@ -108,11 +110,12 @@ def load_training_data(root: Path, limit: int | None = None) -> TrainingData:
                     xquad_held.append(pair)
             else:
                 xquad.setdefault(qid, {})[language] = pair
+                questions.setdefault(qid, {})[language] = example.question
     if limit:
         xquad = dict(list(xquad.items())[:limit])
         xquad_held = xquad_held[:limit]
     held["xquad-cross"] = xquad_held
-    return TrainingData(train, held, xquad)
+    return TrainingData(train, held, xquad, {qid: questions[qid] for qid in xquad})
 
 
 def switched(examples: list[Example], lexicon: dict[str, str], rng: random.Random) -> list[Example]:
@@ -125,10 +128,11 @@ def switched(examples: list[Example], lexicon: dict[str, str], rng: random.Rando
 
 def epoch_examples(data: TrainingData, epoch: int, seed: int, xquad_languages: int = 1,
                    other_share: float = 1.0, lexicon: dict[str, str] | None = None,
-                   near_share: float = 0.0) -> list[Example]:
+                   near_share: float = 0.0, any_question_share: float = 0.0) -> list[Example]:
     """One epoch's examples, in order: the training examples of TyDi QA and IDK-MRC (a random `other_share` of
     them; with a `lexicon`, the Indonesian ones also with code-switched questions), each XQuAD question with its
-    passage in `xquad_languages` random languages, random-passage negatives, and for a random `near_share` of the
+    passage in `xquad_languages` random languages (for `any_question_share` of them asked in a random one of
+    the 12 languages instead of English), random-passage negatives, and for a random `near_share` of the
     answerable questions their own passage without the answer's sentence (near-topic negatives).
     Deterministic in (seed, epoch)."""
     rng = random.Random(f"{seed}:{epoch}")
@@ -139,7 +143,13 @@ def epoch_examples(data: TrainingData, epoch: int, seed: int, xquad_languages: i
         examples += switched(examples, lexicon, rng)
     for qid in sorted(data.xquad):
         languages = data.xquad[qid]
-        examples.extend(languages[lang] for lang in rng.sample(sorted(languages), min(xquad_languages, len(languages))))
+        for lang in rng.sample(sorted(languages), min(xquad_languages, len(languages))):
+            example = languages[lang]
+            asked = data.xquad_questions.get(qid, {})
+            if asked and rng.random() < any_question_share:
+                example = Example(asked[rng.choice(sorted(asked))], example.context, example.answer_start,
+                                  example.answer_text, example.source, example.group)
+            examples.append(example)
     answerable = [e for e in examples if e.answer_start is not None]
     contexts = sorted({e.context for e in answerable})
     for example in rng.sample(answerable, int(len(answerable) * RANDOM_NEGATIVE_SHARE)):

