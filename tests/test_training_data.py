@@ -33,3 +33,10 @@ def test_an_epoch_with_any_question_share_asks_xquad_pairs_in_the_other_language
     mixed = [e for seed in range(20) for e in epoch_examples(data, 0, seed, any_question_share=1.0)]
     assert {e.question for e in mixed} == set(asked.values())
     assert {(e.context, e.answer_start, e.answer_text) for e in mixed} == {(german, german.index("1994"), "1994")}
+
+
+def test_every_epoch_has_the_first_epochs_number_of_steps():
+    from qa.reader.train import epoch_length
+
+    assert epoch_length([[1], [2], [3]], 5) == [[1], [2], [3], [1], [2]]
+    assert epoch_length([[1], [2], [3]], 2) == [[1], [2]]

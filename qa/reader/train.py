@@ -107,6 +107,14 @@ def batches(features: list[Feature], batch_size: int, rng: random.Random) -> lis
     return out
 
 
+def epoch_length(epoch: list[list[Feature]], steps: int) -> list[list[Feature]]:
+    """An epoch's batches cut or repeated to `steps`: epochs differ a little in size (their random negatives), and
+    every epoch must have the first one's length for a step count to say where a resumed run is."""
+    if not epoch:
+        raise ValueError("an epoch without a batch")
+    return (epoch * math.ceil(steps / len(epoch)))[:steps]
+
+
 def tensors(batch: list[Feature], pad: int):
     import torch
 
@@ -303,7 +311,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     started, seen, loss_avg = time.perf_counter(), 0, None
     while step < total_steps:
         epoch, position = divmod(step, steps_per_epoch)
-        epoch_list = first_epoch if epoch == 0 else epoch_batches(epoch)
+        epoch_list = first_epoch if epoch == 0 else epoch_length(epoch_batches(epoch), steps_per_epoch)
         for batch in epoch_list[position:]:
             if step >= total_steps:
                 break
