@@ -62,6 +62,15 @@ def highest_threshold(confidence: np.ndarray, most_refused: float) -> float:
                default=0.0)
 
 
+def print_curve(table: list[dict], best: dict | None = None) -> None:
+    print("| threshold | handled right | answerable abstained | answerable wrong | unanswerable answered |")
+    print("|---|---|---|---|---|")
+    for r in table:
+        mark = " (most handled right)" if r is best else ""
+        print(f"| {r['threshold']:.2f}{mark} | {r['handled_right']:.3f} | {r['answerable_abstained']:.3f} | "
+              f"{r['answerable_wrong']:.3f} | {r['unanswerable_answered']:.3f} |")
+
+
 def curve(confidence: np.ndarray, right: np.ndarray, answerable: np.ndarray) -> list[dict]:
     rows = []
     for threshold in np.round(np.arange(0.05, 0.96, 0.05), 2):
@@ -107,8 +116,8 @@ def main() -> None:
         reading = evidence.reading
         text = index.documents[reading.sentence.doc_id].text[reading.start:reading.end] if reading else None
         f1 = max_token_f1(text, q.answers) if q.answerable else 0.0
-        rows.append({"id": q.id, "question": q.question, "answerable": q.answerable, "answer": text, "gold": q.answers,
-                     "f1": round(f1, 4),
+        rows.append({"id": q.id, "question": q.question, "answerable": q.answerable, "answer": text,
+                     "gold": q.answers, "f1": round(f1, 4),
                      "margin": reading.margin if reading else -50.0,
                      "dense": reading.sentence.dense if reading else 0.0})
         if (n + 1) % 100 == 0:
@@ -133,20 +142,12 @@ def main() -> None:
     print(f"answerable: mean F1 {np.mean([r['f1'] for r in rows if r['answerable']]):.3f} "
           f"(before abstention), right (F1 >= {RIGHT_F1}) {right[answerable].mean():.3f}")
     print(f"confidence = sigmoid({w[0]:.3f} * margin + {w[1]:.3f} * dense + {w[2]:.3f})")
-    print("\n| threshold | handled right | answerable abstained | answerable wrong | unanswerable answered |")
-    print("|---|---|---|---|---|")
-    for r in table:
-        mark = " (most handled right)" if r is best else ""
-        print(f"| {r['threshold']:.2f}{mark} | {r['handled_right']:.3f} | {r['answerable_abstained']:.3f} | "
-              f"{r['answerable_wrong']:.3f} | {r['unanswerable_answered']:.3f} |")
+    print()
+    print_curve(table, best)
     answered = np.where(english, confidence >= english_threshold, confidence >= threshold)
     for name, group in (("English", english), ("Indonesian", ~english)):
         print(f"{name} questions: {int(group.sum())} ({int(answerable[group].sum())} answerable); curve:")
-        print("| threshold | handled right | answerable abstained | answerable wrong | unanswerable answered |")
-        print("|---|---|---|---|---|")
-        for r in curve(confidence[group], right[group], answerable[group]):
-            print(f"| {r['threshold']:.2f} | {r['handled_right']:.3f} | {r['answerable_abstained']:.3f} | "
-                  f"{r['answerable_wrong']:.3f} | {r['unanswerable_answered']:.3f} |")
+        print_curve(curve(confidence[group], right[group], answerable[group]))
     near = np.array([r["id"].startswith("xquad-near") for r in rows])
     for name, t in (("Indonesian", threshold), ("English", english_threshold)):
         print(f"at the {name} threshold {t:.2f}, English questions: right answers refused "
@@ -154,13 +155,14 @@ def main() -> None:
               f"{(confidence[english & answerable] < t).mean():.3f}, near-topic unanswerable abstained "
               f"{(confidence[near] < t).mean():.3f}, other unanswerable abstained "
               f"{(confidence[english & ~answerable & ~near] < t).mean():.3f}")
-    print(f"\nthreshold {threshold:.2f} (English questions {english_threshold:.2f}): held-out TyDi QA (Indonesian) abstained {(~answered[tydi]).mean():.3f}, "
+    print(f"\nthreshold {threshold:.2f} (English questions {english_threshold:.2f}): held-out TyDi QA (Indonesian) "
+          f"abstained {(~answered[tydi]).mean():.3f}, "
           f"all answerable abstained {(~answered[answerable]).mean():.3f}, unanswerable answered "
           f"{answered[~answerable].mean():.3f}, handled right "
           f"{np.where(answerable, answered & right, ~answered).mean():.3f}")
     calibration = {"margin": round(float(w[0]), 5), "dense": round(float(w[1]), 5), "bias": round(float(w[2]), 5),
-                   "threshold": float(threshold), "english_threshold": float(english_threshold), "questions": len(rows), "answerable": int(answerable.sum()),
-                   "curve": table}
+                   "threshold": float(threshold), "english_threshold": float(english_threshold),
+                   "questions": len(rows), "answerable": int(answerable.sum()), "curve": table}
     if args.json:
         args.json.write_text(json.dumps({"calibration": calibration, "rows": rows}, ensure_ascii=False, indent=1))
     if args.write:

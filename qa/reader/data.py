@@ -143,9 +143,9 @@ def epoch_examples(data: TrainingData, epoch: int, seed: int, xquad_languages: i
         examples += switched(examples, lexicon, rng)
     for qid in sorted(data.xquad):
         languages = data.xquad[qid]
+        asked = data.xquad_questions.get(qid, {})
         for lang in rng.sample(sorted(languages), min(xquad_languages, len(languages))):
             example = languages[lang]
-            asked = data.xquad_questions.get(qid, {})
             if asked and rng.random() < any_question_share:
                 example = Example(asked[rng.choice(sorted(asked))], example.context, example.answer_start,
                                   example.answer_text, example.source, example.group)
@@ -187,13 +187,20 @@ def near_topic_copies(by_context: dict[str, list[Example]]) -> dict[str, str]:
     return {context: rest for context, rest in rests.items() if by_context[context][0].group not in failed}
 
 
+def _xquad_paragraphs(examples: list[Example], languages: tuple[str, ...]) -> dict[str, list[Example]]:
+    """XQuAD pairs whose passage is in one of these languages, by passage."""
+    by_context: dict[str, list[Example]] = {}
+    for example in examples:
+        if example.source.rsplit("-", 1)[1] in languages:
+            by_context.setdefault(example.context, []).append(example)
+    return by_context
+
+
 def cross_lingual_near(examples: list[Example], languages: tuple[str, ...] = ("de", "vi", "ru")) -> list[Example]:
     """Held-out XQuAD pairs in a few languages with half of the paragraphs (near_topic_copies) stripped of their
     answers' sentences: English questions over other languages' passages, some near-topic unanswerable."""
-    examples = [e for e in examples if e.source.rsplit("-", 1)[1] in languages]
-    by_context: dict[str, list[Example]] = {}
-    for example in examples:
-        by_context.setdefault(example.context, []).append(example)
+    by_context = _xquad_paragraphs(examples, languages)
+    examples = [e for e in examples if e.context in by_context]
     near = near_topic_copies(by_context)
     return [Example(e.question, near[e.context], None, None, e.source + "-near", e.group) if e.context in near
             else e for e in examples]
@@ -223,10 +230,7 @@ def held_out_squad(data: TrainingData, cross_languages: tuple[str, ...] = ("de",
     for source in INDONESIAN_SOURCES:
         for example in data.held_out.get(source, []):
             add(example, example.answer_start is None)
-    by_context: dict[str, list[Example]] = {}
-    for example in data.held_out.get("xquad-cross", []):
-        if example.source.rsplit("-", 1)[1] in cross_languages:
-            by_context.setdefault(example.context, []).append(example)
+    by_context = _xquad_paragraphs(data.held_out.get("xquad-cross", []), cross_languages)
     near = near_topic_copies(by_context)
     copies = Counter(examples[0].group for examples in by_context.values())
     asked_in = Counter((e.group, e.question) for examples in by_context.values() for e in examples)
