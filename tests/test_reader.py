@@ -163,6 +163,49 @@ def test_export_keeps_the_torch_models_scores(tmp_path, reader):
     assert np.argmax(onnx_start[window.offset:]) == np.argmax(expected[window.offset:])  # the same best start
 
 
+def test_the_shipped_weights_read_back_as_float_export_to_the_same_file(tmp_path, reader):
+    """Training can continue from the shipped reader (--init-from reader.npz): its weights read back as a float
+    state that fits the torch model and quantizes to exactly the shipped codes and scales."""
+    pytest.importorskip("torch")
+    from qa.reader.export import export_checkpoint, load_state
+    from qa.reader.model import Reader
+    from qa.reader.runtime import load_arrays
+    from qa.reader.train import torch_state
+
+    Reader(reader.e5).load_state_dict(torch_state(load_state(MODEL_DIR / "reader.npz")[0]))  # every name, strict
+
+    card = export_checkpoint(MODEL_DIR / "reader.npz", tmp_path / "reader.npz", tmp_path / "reader.json")
+    _, shipped = load_arrays()
+    _, again = load_arrays(tmp_path / "reader.json")
+    assert card["layers"] == 12 and sorted(again) == sorted(shipped)
+    for name in shipped:
+        assert np.array_equal(again[name], shipped[name]), name
+
+
+def test_several_checkpoints_are_exported_as_their_average(tmp_path, reader):
+    torch = pytest.importorskip("torch")
+    from qa.reader.export import export_checkpoint, load_state
+    from qa.reader.model import Reader
+
+    paths = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        model = Reader(reader.e5)
+        torch.nn.init.normal_(model.head.weight, std=0.5)
+        torch.nn.init.normal_(model.layers[3].fi.bias, std=0.5)
+        paths.append(tmp_path / f"run{seed}.pt")
+        torch.save({"model": model.state_dict(), "config": {"seed": seed}, "held_out": {"run": seed}}, paths[-1])
+    card = export_checkpoint(paths, tmp_path / "out" / "reader.npz", tmp_path / "out" / "reader.json",
+                             held_out={"average": True})
+    first, second = (load_state(p)[0] for p in paths)
+    averaged, meta = load_state(tmp_path / "out" / "reader.npz")
+    for name in ("head.weight", "layers.3.fi.bias"):
+        assert np.allclose(averaged[name], (first[name] + second[name]) / 2, atol=1e-6)
+        assert not np.allclose(averaged[name], first[name])
+    assert [a["held_out"] for a in card["averaged"]] == [{"run": 1}, {"run": 2}]
+    assert card["held_out"] == meta["held_out"] == {"average": True} and card["training"] is None
+
+
 @pytest.mark.skipif(not (SHARED_DIR / "train").is_dir(), reason="../shared/train is not here")
 def test_a_few_training_steps_write_a_checkpoint_and_resume_from_it(tmp_path):
     pytest.importorskip("torch")
@@ -236,6 +279,21 @@ def test_export_without_a_checkpoint_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(app, ["export-reader", str(tmp_path / "none.pt"), "--out", str(tmp_path / "m")])
     assert result.exit_code == 2
     assert "no checkpoint at" in result.output and "qa train-reader" in result.output
+
+
+def test_a_file_that_is_not_a_checkpoint_is_named_not_a_traceback(tmp_path):
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    (tmp_path / "notes.pt").write_text("not weights")
+    export = CliRunner().invoke(app, ["export-reader", str(tmp_path / "notes.pt"), "--out", str(tmp_path / "m")])
+    assert export.exit_code == 2 and "is not a checkpoint written by qa train-reader" in export.output
+    assert not (tmp_path / "m" / "reader.npz").exists()
+    train = CliRunner().invoke(app, ["train-reader", "--init-from", str(tmp_path / "notes.pt"),
+                                     "--out", str(tmp_path / "run"), "--limit", "2"])
+    assert train.exit_code == 2 and f"cannot start from {tmp_path / 'notes.pt'}" in train.output
+    assert not (tmp_path / "run").exists()
 
 
 def test_the_passage_read_is_the_one_whose_best_sentence_matches_the_question():

@@ -49,6 +49,51 @@ def shipped_arrays(state: dict[str, np.ndarray], layers: int) -> dict[str, np.nd
     return out
 
 
+def checkpoint_state(arrays: dict[str, np.ndarray], layers: int) -> dict[str, np.ndarray]:
+    """The shipped file's arrays back as a float torch state (projections dequantized): shipped_arrays undone, so
+    that training can continue from the shipped reader."""
+    state = {"positions": arrays["positions"], "token_type": arrays["token_type"],
+             "eln.weight": arrays["emb.ln.w"], "eln.bias": arrays["emb.ln.b"],
+             "head.weight": arrays["head.w"], "head.bias": arrays["head.b"]}
+    for n in range(layers):
+        for part in LINEAR_PARTS:
+            state[f"layers.{n}.{part}.weight"] = dequantize_8bit(arrays[f"l{n}.{part}.q"], arrays[f"l{n}.{part}.s"])
+            state[f"layers.{n}.{part}.bias"] = arrays[f"l{n}.{part}.b"]
+        for part in ("aln", "oln"):
+            state[f"layers.{n}.{part}.weight"] = arrays[f"l{n}.{part}.w"]
+            state[f"layers.{n}.{part}.bias"] = arrays[f"l{n}.{part}.b"]
+    return {k: np.asarray(v, dtype=np.float32) for k, v in state.items()}
+
+
+def layer_count(state: dict[str, np.ndarray]) -> int:
+    return 1 + max(int(k.split(".")[1]) for k in state if k.startswith("layers."))
+
+
+def load_state(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """A reader's float weights and what its file says of them: a checkpoint written by `qa train-reader`
+    (best.pt) or a shipped weights file (reader.npz, its card beside it)."""
+    if path.suffix == ".npz":
+        from qa.reader.runtime import load_arrays
+
+        card, arrays = load_arrays(path.with_suffix(".json"))
+        return checkpoint_state(arrays, card["layers"]), {"config": card.get("training"),
+                                                          "held_out": card.get("held_out")}
+    import torch
+
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        state = {k: v.detach().float().numpy() for k, v in saved["model"].items()}
+    except Exception as exc:  # torch.load raises many kinds of error for a file that is not a checkpoint
+        raise ValueError(f"{path} is not a checkpoint written by qa train-reader ({type(exc).__name__})") from exc
+    return state, {"config": saved.get("config"), "held_out": saved.get("held_out")}
+
+
+def average_states(states: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The mean of readers fine-tuned from one start (a "model soup"): their weights still lie in one basin, and
+    the mean reads better than any one of them on what none was tuned for."""
+    return {k: np.mean([s[k] for s in states], axis=0, dtype=np.float64).astype(np.float32) for k in states[0]}
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as file:
@@ -57,13 +102,14 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def export_checkpoint(checkpoint: Path, weights_file: Path, card_file: Path, card: dict | None = None) -> dict:
-    """Write the shipped weights and their card (sha256, training facts, held-out scores). Returns the card."""
-    import torch
-
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    state = {k: v.detach().float().numpy() for k, v in saved["model"].items()}
-    layers = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("layers."))
+def export_checkpoint(checkpoints: Path | list[Path], weights_file: Path, card_file: Path,
+                      card: dict | None = None, held_out: dict | None = None) -> dict:
+    """Write the shipped weights and their card (sha256, training facts, held-out scores). Several checkpoints
+    (fine-tuned from one start) are averaged; `held_out` gives the average's own scores. Returns the card."""
+    paths = [checkpoints] if isinstance(checkpoints, Path) else list(checkpoints)
+    loaded = [load_state(path) for path in paths]
+    state = average_states([s for s, _ in loaded]) if len(loaded) > 1 else loaded[0][0]
+    layers = layer_count(state)
     arrays = shipped_arrays(state, layers)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -72,15 +118,21 @@ def export_checkpoint(checkpoint: Path, weights_file: Path, card_file: Path, car
     tmp.write_bytes(buffer.getvalue())
     tmp.replace(weights_file)
     previous = json.loads(card_file.read_text()) if card_file.exists() else {}
+    config = loaded[0][1]["config"] or {}
     result = previous | (card or {}) | {
         "weights_file": weights_file.name,
         "sha256": sha256_of(weights_file),
         "bytes": weights_file.stat().st_size,
         "layers": layers,
-        "max_tokens": int(saved.get("config", {}).get("max_tokens", 192)),
-        "stride": int(saved.get("config", {}).get("stride", 128)),
-        "held_out": saved.get("held_out"),
-        "training": saved.get("config"),
+        "max_tokens": int(config.get("max_tokens", 192)),
+        "stride": int(config.get("stride", 128)),
+        "held_out": held_out if held_out is not None else loaded[0][1]["held_out"],
+        "training": config if len(loaded) == 1 else None,
     }
+    if len(loaded) > 1:
+        result["averaged"] = [{"checkpoint": str(path), "training": meta["config"], "held_out": meta["held_out"]}
+                              for path, (_, meta) in zip(paths, loaded)]
+    else:
+        result.pop("averaged", None)
     card_file.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     return result

@@ -21,6 +21,7 @@ import numpy as np
 from qa.reader.data import (INDONESIAN_SOURCES, Example, TrainingData, cross_lingual_near, epoch_examples,
                             load_training_data, switched)
 from qa.reader.decode import best_span
+from qa.reader.export import load_state
 from qa.reader.windows import ContextTokens, WordTokenizer, token_span
 
 
@@ -223,6 +224,29 @@ def training_lexicon(data: TrainingData, cache: Path) -> dict[str, str]:
     return build_lexicon(indonesian, english, load_embedder(), cache)
 
 
+def torch_state(state: dict[str, np.ndarray]) -> dict:
+    import torch
+
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
+
+
+def score_state(state: dict[str, np.ndarray], config: TrainConfig) -> dict:
+    """Held-out scores of given weights (an average of checkpoints, say), as a training run scores its own."""
+    import torch
+
+    from qa.e5_runtime import E5Tokenizer, default_model_file, read_model_file
+    from qa.reader.model import Reader
+
+    torch.set_num_threads(config.threads)
+    torch.set_flush_denormal(True)
+    weights = read_model_file(default_model_file())
+    words = WordTokenizer(E5Tokenizer(weights), weights.pieces, weights.bos, weights.eos)
+    model = Reader(weights)
+    model.load_state_dict(torch_state(state))
+    data = load_training_data(config.data_dir, config.limit)
+    return evaluate_held_out(model, Featurizer(words, config.max_tokens, config.stride), data, config, weights.eos)
+
+
 def _log(out_dir: Path, record: dict) -> None:
     with open(out_dir / "log.jsonl", "a", encoding="utf-8") as file:
         file.write(json.dumps(record) + "\n")
@@ -248,7 +272,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     lexicon = training_lexicon(data, config.out_dir / "lexicon.json") if config.code_switch else None
     model = Reader(weights)
     if config.init_from:
-        model.load_state_dict(torch.load(config.init_from, weights_only=False)["model"])
+        model.load_state_dict(torch_state(load_state(config.init_from)[0]))
     pad = weights.eos
 
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and n != "positions"]

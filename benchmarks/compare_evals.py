@@ -1,0 +1,83 @@
+"""Compare two `qa eval --json` reports of the same question file, question by question.
+
+    .venv/bin/qa eval eval/tuning_qa.jsonl --json > before.json
+    ... change something ...
+    .venv/bin/qa eval eval/tuning_qa.jsonl --json > after.json
+    .venv/bin/python benchmarks/compare_evals.py before.json after.json
+
+For each figure: before, after, the 95% paired bootstrap interval of the difference, and for right/wrong figures
+the questions gained and lost with an exact two-sided sign test on them (qa.significance). A difference whose
+interval holds 0, or whose p is large, is what another set of questions could undo. When only a handful of
+questions changed, go by the sign test: a bootstrap interval built from four changed questions is too narrow
+(four lost and none gained: the interval stays below 0, but p = 0.125).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_DIR))
+
+from qa.significance import PairedChange, paired_changes  # noqa: E402
+
+ANSWERABLE = (("answer hit rate", "hit"), ("exact match", "exact"), ("token F1", "f1"),
+              ("false abstentions", "abstained"))
+UNANSWERABLE = (("abstained (unanswerable)", "abstained"),)
+
+
+def compare(before: dict, after: dict) -> list[PairedChange]:
+    old = {row["id"]: row for row in before.get("per_question") or []}
+    new = {row["id"]: row for row in after.get("per_question") or []}
+    if not old or not new:
+        raise ValueError("a report without per-question rows: write both with a `qa eval --json` of this version")
+    if set(old) != set(new):
+        raise ValueError(f"the reports score different questions ({len(set(old) ^ set(new))} not in both): "
+                         "compare runs of the same file")
+    changes = []
+    for answerable, metrics in ((True, ANSWERABLE), (False, UNANSWERABLE)):
+        ids = [i for i in old if old[i]["answerable"] is answerable]
+        if not ids:
+            continue
+        for label, key in metrics:
+            changes.append(paired_changes(label, ids, [float(old[i][key]) for i in ids],
+                                          [float(new[i][key]) for i in ids]))
+    return changes
+
+
+def show(changes: list[PairedChange]) -> str:
+    lines = [f"{'figure':<26} {'n':>4} {'before':>7} {'after':>7} {'change':>7}  {'95% interval':<17} "
+             f"{'gained':>6} {'lost':>5} {'sign test p':>11}"]
+    for c in changes:
+        spread = f"{c.difference_interval[0]:+.3f} to {c.difference_interval[1]:+.3f}" if c.difference_interval else ""
+        counts = (f"{len(c.gained):>6} {len(c.lost):>5} {c.sign_test_p:>11.3f}" if c.sign_test_p is not None
+                  else f"{'':>6} {'':>5} {'':>11}")
+        lines.append(f"{c.metric:<26} {c.questions:>4} {c.before:>7.3f} {c.after:>7.3f} {c.difference:>+7.3f}  "
+                     f"{spread:<17} {counts}".rstrip())
+    for c in changes:
+        if c.gained or c.lost:
+            lines.append(f"{c.metric}: gained {', '.join(c.gained) or '-'}; lost {', '.join(c.lost) or '-'}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("before", type=Path, help="qa eval --json report of the first run")
+    parser.add_argument("after", type=Path, help="qa eval --json report of the second run, same file")
+    args = parser.parse_args()
+    try:
+        reports = [json.loads(path.read_text(encoding="utf-8")) for path in (args.before, args.after)]
+        changes = compare(*reports)
+    except (OSError, ValueError) as exc:
+        print(f"compare_evals: {exc}", file=sys.stderr)
+        return 2
+    print(show(changes))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
