@@ -10,7 +10,9 @@ Two input formats:
   settings, so a second run on the same file embeds nothing.
 
 Retrieval and reading are measured apart (as DrQA does): passage recall@1/@5 and MRR@10 come from the
-`retrieve()` ranking at the document level; the answer metrics come from the full pipeline, through
+`retrieve()` ranking at the document level, and "answer in a passage @k" from the same ranking at the passage
+level (a top-k passage, of a gold document when the question names them, holds a gold answer string); the
+answer metrics come from the full pipeline, through
 `QAService.ask`, exactly what a user gets. A JSONL question may carry a `lang` and a `kind`; the report then
 breaks the answer scores down by each.
 """
@@ -40,7 +42,7 @@ FAILURES_SHOWN = 5  # in the readable report; the JSON report lists them all
 # Each question's outcome in the JSON report, for comparing two runs question by question
 # (benchmarks/compare_evals.py).
 PER_QUESTION_FIELDS = ("id", "lang", "kind", "answerable", "hit", "exact", "f1", "sentence_hit", "abstained",
-                       "confidence", "gold_rank")
+                       "confidence", "gold_rank", "answer_passage_rank")
 # Bump when the way a SQuAD file becomes a corpus changes, so cached indexes are rebuilt.
 SQUAD_CORPUS_VERSION = 1
 READY_FILE = "ready.json"
@@ -292,6 +294,16 @@ def recall_at(rank: int | None, k: int) -> float:
 
 def reciprocal_rank(rank: int | None, cutoff: int = MRR_CUTOFF) -> float:
     return 1.0 / rank if rank is not None and rank <= cutoff else 0.0
+
+
+def answer_passage_rank(index, hits, golds: Sequence[str], gold_docs: set[str]) -> int | None:
+    """1-based rank of the first retrieved passage that holds a gold answer string (in a gold document, when the
+    question names its documents), or None. Finer than the document rank where a document has many passages."""
+    for rank, hit in enumerate(hits, 1):
+        passage = index.passages[hit.passage_id]
+        if (not gold_docs or passage.doc_id in gold_docs) and contains_gold(passage.text, golds):
+            return rank
+    return None
 
 
 def ranked_documents(doc_ids: Iterable[str]) -> list[str]:
@@ -594,6 +606,7 @@ def evaluate_file(file: Path, settings: Settings, top_k: int = 5, limit: int | N
         docs = ranked_documents(index.passages[h.passage_id].doc_id for h in hits)
         row["retrieved_docs"] = docs[:MRR_CUTOFF]
         row["gold_rank"] = first_gold_rank(docs, gold_docs) if gold_docs else None
+        row["answer_passage_rank"] = answer_passage_rank(index, hits, q.answers, gold_docs) if q.answerable else None
         rows.append(row)
 
     return _report(file, eval_set.format, total_questions, rows, latencies, parts, top_k, run_settings, index,
@@ -644,6 +657,10 @@ def _report(file: Path, fmt: str, total_questions: int, rows: list[dict], latenc
 
     retrieval = {f"recall@{k}": _metric([recall_at(r["gold_rank"], k) for r in with_gold_docs]) for k in RECALL_AT}
     retrieval[f"mrr@{MRR_CUTOFF}"] = _metric([reciprocal_rank(r["gold_rank"]) for r in with_gold_docs])
+    with_answers = [r for r in answerable if r["gold"]]
+    for k in RECALL_AT:
+        retrieval[f"answer_passage_recall@{k}"] = _metric([recall_at(r["answer_passage_rank"], k)
+                                                          for r in with_answers])
     answers = {
         "answer_hit_rate": _metric([float(r["hit"]) for r in answerable]),
         "sentence_containment": _metric([float(r["sentence_hit"]) for r in answerable]),
@@ -694,6 +711,7 @@ _LABELS = {
     "recall@1": "passage recall@1",
     "recall@5": "passage recall@5",
     f"mrr@{MRR_CUTOFF}": f"MRR@{MRR_CUTOFF}",
+    **{f"answer_passage_recall@{k}": f"answer in a passage @{k}" for k in RECALL_AT},
     "answer_hit_rate": "answer hit rate",
     "sentence_containment": "sentence containment",
     "token_f1": "token F1",
@@ -725,7 +743,7 @@ def format_report(report: dict) -> str:
     lines.append("")
 
     table: list[tuple[str, str, str, str]] = []
-    for section, title in (("retrieval", "retrieval (document level, from retrieve())"),
+    for section, title in (("retrieval", "retrieval (from retrieve(); recall and MRR by document)"),
                            ("answers", "answers (full pipeline)")):
         table.append((title, "", "", ""))
         for key, metric in report[section].items():

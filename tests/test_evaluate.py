@@ -220,7 +220,7 @@ TINY_SQUAD = {
 }
 
 METRICS = {
-    "retrieval": {"recall@1", "recall@5", "mrr@10"},
+    "retrieval": {"recall@1", "recall@5", "mrr@10", "answer_passage_recall@1", "answer_passage_recall@5"},
     "answers": {"answer_hit_rate", "sentence_containment", "token_f1", "exact_match", "citation_accuracy",
                 "abstention_accuracy", "false_abstention_rate"},
 }
@@ -240,6 +240,9 @@ def test_evaluate_tiny_squad_end_to_end(tmp_path, embedder):
         assert set(report[section]) == names
     assert report["retrieval"]["recall@5"] == {"value": 1.0, "n": 3, "ci95": [1.0, 1.0]}
     assert report["retrieval"]["recall@1"]["n"] == 3
+    # One paragraph per document here, so the passage that holds the answer is the gold document's.
+    assert report["retrieval"]["answer_passage_recall@5"] == {"value": 1.0, "n": 3, "ci95": [1.0, 1.0]}
+    assert all(row["answer_passage_rank"] == row["gold_rank"] for row in report["per_question"])
     for name in ("answer_hit_rate", "sentence_containment", "token_f1", "false_abstention_rate"):
         assert 0.0 <= report["answers"][name]["value"] <= 1.0
         assert report["answers"][name]["n"] == 3
@@ -269,7 +272,8 @@ def test_evaluate_tiny_squad_end_to_end(tmp_path, embedder):
     assert titles == {"Candi Borobudur", "Danau Toba", 'Gunung: "Merapi"'}
 
     text = format_report(report)
-    for label in ("passage recall@1", "passage recall@5", "MRR@10", "answer hit rate", "sentence containment",
+    for label in ("passage recall@1", "passage recall@5", "MRR@10", "answer in a passage @1", "answer hit rate",
+                  "sentence containment",
                   "token F1", "citation accuracy", "abstention accuracy", "false-abstention rate", "p50", "p95",
                   "p99"):
         assert label in text
