@@ -277,7 +277,7 @@ def export_reader_command(
     Several checkpoints are averaged (a model soup) and the average is scored on the held-out split.
     Calibrate its confidence afterwards: benchmarks/calibrate.py --write."""
     from qa.reader.data import TrainingDataError
-    from qa.reader.export import average_states, export_checkpoint, load_state
+    from qa.reader.export import export_checkpoint
     from qa.reader.runtime import MODEL_DIR, ReaderModelError
     from qa.reader.train import TrainConfig, score_state
 
@@ -286,13 +286,12 @@ def export_reader_command(
         if not path.is_file():
             fail(f"no checkpoint at {path}: train one with `qa train-reader`")
     folder = out or MODEL_DIR
-    held_out = None
+    config = TrainConfig(data_dir=data, out_dir=folder, held_out_limit=held_out_limit, near_share=1.0)
+    if len(paths) > 1:
+        typer.echo(f"averaging {len(paths)} checkpoints; scoring the average on the held-out split of {data}")
     try:
-        if len(paths) > 1:
-            typer.echo(f"averaging {len(paths)} checkpoints; scoring the average on the held-out split of {data}")
-            config = TrainConfig(data_dir=data, out_dir=folder, held_out_limit=held_out_limit, near_share=1.0)
-            held_out = score_state(average_states([load_state(p)[0] for p in paths]), config)
-        card = export_checkpoint(paths, folder / "reader.npz", folder / "reader.json", held_out=held_out)
+        card = export_checkpoint(paths, folder / "reader.npz", folder / "reader.json",
+                                 score=lambda state: score_state(state, config))
     except (TrainingDataError, ReaderModelError, KeyError, ValueError) as exc:
         fail(f"cannot export {', '.join(map(str, paths))}: {exc}")
     typer.echo(f"wrote {folder / 'reader.npz'} ({card['bytes'] / 1e6:.1f} MB, sha256 {card['sha256'][:12]}…)")

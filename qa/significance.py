@@ -18,16 +18,12 @@ import numpy as np
 BOOTSTRAP_SAMPLES = 2000
 
 
-def _resampled_means(values: np.ndarray, samples: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return values[rng.integers(0, len(values), (samples, len(values)))].mean(axis=1)
-
-
 def interval(values: Sequence[float], samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> list[float] | None:
     """The 95% percentile-bootstrap interval of the mean of `values` (None for fewer than two)."""
     if len(values) < 2:
         return None
-    means = _resampled_means(np.asarray(values, dtype=float), samples, seed)
+    array = np.asarray(values, dtype=float)
+    means = array[np.random.default_rng(seed).integers(0, len(array), (samples, len(array)))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     return [round(float(low), 4), round(float(high), 4)]
 
@@ -67,7 +63,6 @@ def paired_changes(metric: str, ids: Sequence[str], before: Sequence[float], aft
     binary = bool(np.isin(old, (0.0, 1.0)).all() and np.isin(new, (0.0, 1.0)).all())
     gained = [i for i, a, b in zip(ids, old, new) if b > a] if binary else []
     lost = [i for i, a, b in zip(ids, old, new) if b < a] if binary else []
-    difference = interval(new - old, samples, seed) if len(ids) >= 2 else None
     return PairedChange(metric, len(ids), round(float(old.mean()), 4) if len(ids) else 0.0,
-                        round(float(new.mean()), 4) if len(ids) else 0.0, difference, gained, lost,
-                        sign_test(len(gained), len(lost)) if binary else None)
+                        round(float(new.mean()), 4) if len(ids) else 0.0, interval(new - old, samples, seed),
+                        gained, lost, sign_test(len(gained), len(lost)) if binary else None)

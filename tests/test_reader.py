@@ -196,7 +196,7 @@ def test_several_checkpoints_are_exported_as_their_average(tmp_path, reader):
         paths.append(tmp_path / f"run{seed}.pt")
         torch.save({"model": model.state_dict(), "config": {"seed": seed}, "held_out": {"run": seed}}, paths[-1])
     card = export_checkpoint(paths, tmp_path / "out" / "reader.npz", tmp_path / "out" / "reader.json",
-                             held_out={"average": True})
+                             score=lambda state: {"average": True})
     first, second = (load_state(p)[0] for p in paths)
     averaged, meta = load_state(tmp_path / "out" / "reader.npz")
     for name in ("head.weight", "layers.3.fi.bias"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -103,12 +104,14 @@ def sha256_of(path: Path) -> str:
 
 
 def export_checkpoint(checkpoints: Path | list[Path], weights_file: Path, card_file: Path,
-                      card: dict | None = None, held_out: dict | None = None) -> dict:
+                      card: dict | None = None, score: Callable[[dict[str, np.ndarray]], dict] | None = None) -> dict:
     """Write the shipped weights and their card (sha256, training facts, held-out scores). Several checkpoints
-    (fine-tuned from one start) are averaged; `held_out` gives the average's own scores. Returns the card."""
+    (fine-tuned from one start) are averaged, and `score` gives the average's own held-out scores. Returns the
+    card."""
     paths = [checkpoints] if isinstance(checkpoints, Path) else list(checkpoints)
     loaded = [load_state(path) for path in paths]
     state = average_states([s for s, _ in loaded]) if len(loaded) > 1 else loaded[0][0]
+    held_out = score(state) if score and len(loaded) > 1 else loaded[0][1]["held_out"]
     layers = layer_count(state)
     arrays = shipped_arrays(state, layers)
     buffer = io.BytesIO()
@@ -126,7 +129,7 @@ def export_checkpoint(checkpoints: Path | list[Path], weights_file: Path, card_f
         "layers": layers,
         "max_tokens": int(config.get("max_tokens", 192)),
         "stride": int(config.get("stride", 128)),
-        "held_out": held_out if held_out is not None else loaded[0][1]["held_out"],
+        "held_out": held_out,
         "training": config if len(loaded) == 1 else None,
     }
     if len(loaded) > 1:

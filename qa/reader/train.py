@@ -230,17 +230,23 @@ def torch_state(state: dict[str, np.ndarray]) -> dict:
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
 
 
-def score_state(state: dict[str, np.ndarray], config: TrainConfig) -> dict:
-    """Held-out scores of given weights (an average of checkpoints, say), as a training run scores its own."""
+def _bundled_encoder(threads: int):
+    """Torch set for CPU work, and the bundled encoder's weights with their word tokenizer."""
     import torch
 
     from qa.e5_runtime import E5Tokenizer, default_model_file, read_model_file
+
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)  # ~3x faster steps: denormal floats are slow on CPUs
+    weights = read_model_file(default_model_file())
+    return weights, WordTokenizer(E5Tokenizer(weights), weights.pieces, weights.bos, weights.eos)
+
+
+def score_state(state: dict[str, np.ndarray], config: TrainConfig) -> dict:
+    """Held-out scores of given weights (an average of checkpoints, say), as a training run scores its own."""
     from qa.reader.model import Reader
 
-    torch.set_num_threads(config.threads)
-    torch.set_flush_denormal(True)
-    weights = read_model_file(default_model_file())
-    words = WordTokenizer(E5Tokenizer(weights), weights.pieces, weights.bos, weights.eos)
+    weights, words = _bundled_encoder(config.threads)
     model = Reader(weights)
     model.load_state_dict(torch_state(state))
     data = load_training_data(config.data_dir, config.limit)
@@ -258,15 +264,11 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     import torch
     from tqdm import tqdm
 
-    from qa.e5_runtime import E5Tokenizer, default_model_file, read_model_file
     from qa.reader.model import Reader
 
     torch.manual_seed(config.seed)
-    torch.set_num_threads(config.threads)
-    torch.set_flush_denormal(True)  # ~3x faster steps: denormal floats are slow on CPUs
+    weights, words = _bundled_encoder(config.threads)
     config.out_dir.mkdir(parents=True, exist_ok=True)
-    weights = read_model_file(default_model_file())
-    words = WordTokenizer(E5Tokenizer(weights), weights.pieces, weights.bos, weights.eos)
     featurizer = Featurizer(words, config.max_tokens, config.stride)
     data = load_training_data(config.data_dir, config.limit)
     lexicon = training_lexicon(data, config.out_dir / "lexicon.json") if config.code_switch else None
