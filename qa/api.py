@@ -42,7 +42,7 @@ class EarlierTurnIn(BaseModel):
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     question: StrictStr = Field(description="The question, in English or Indonesian", examples=["When did Russia veto the sanctions panel?"])
-    top_k: JsonInt = Field(default=5, description="How many passages to read (and at most how many citations)")
+    top_k: JsonInt = Field(default=5, description="Retrieved passages to consider: the reader reads the most promising of the first 3, and the answer cites at most this many")
     history: list[EarlierTurnIn] = Field(
         default_factory=list, description="The conversation's earlier turns, oldest first, for a follow-up question "
                                           "(\"What did he sign there?\"); the server keeps no conversation")
@@ -177,7 +177,7 @@ async def ask_post(body: AskRequest, service: ServiceDep) -> AskResponse:
 
 @router.get("/ask", response_model=AskResponse, responses=ERRORS, tags=["answers"])
 async def ask_get(service: ServiceDep, q: Annotated[str, Query(description="The question")],
-                  top_k: Annotated[int, Query(description="Passages to read")] = 5) -> AskResponse:
+                  top_k: Annotated[int, Query(description="Retrieved passages to consider: the most promising of the first 3 is read; at most this many are cited")] = 5) -> AskResponse:
     """The same as POST /ask, for links and quick tries."""
     return await answer_within_timeout(service, q, top_k)
 

@@ -107,7 +107,7 @@ def _print_answer(answer) -> None:
 @app.command("ask")
 def ask_command(question: Annotated[str, typer.Argument(help="The question, in English or Indonesian")],
                 index: IndexOpt = None, model: ModelOpt = None,
-                top_k: Annotated[int, typer.Option("--top-k", help="Passages to read")] = 5,
+                top_k: Annotated[int, typer.Option("--top-k", help="Retrieved passages to consider: the most promising of the first 3 is read, and at most this many are cited")] = 5,
                 after: Annotated[Optional[list[str]], typer.Option(
                     "--after", metavar="QUESTION", help="An earlier question of the conversation, for a follow-up such as \"What did "
                                     "he sign there?\"; repeat it for each, oldest first (they are answered first)")] = None,
@@ -185,7 +185,8 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
 @app.command("eval")
 def eval_command(file: Annotated[Path, typer.Argument(help="Development-set JSONL or SQuAD-format JSON")],
                  index: IndexOpt = None, model: ModelOpt = None,
-                 top_k: Annotated[int, typer.Option("--top-k")] = 5, as_json: JsonOpt = False,
+                 top_k: Annotated[int, typer.Option("--top-k", help="Retrieved passages per question, as in qa ask")] = 5,
+                 as_json: JsonOpt = False,
                  limit: Annotated[Optional[int], typer.Option(help="Only the first N questions")] = None) -> None:
     """Measure retrieval and answers on a question file; SQuAD files get a temporary corpus of their passages.
     A JSONL file of conversations (objects with `turns`) measures follow-up questions with and without history."""
