@@ -68,10 +68,14 @@ def split_highlight(text: str, start: int | None, end: int | None,
 
 
 def confidence_words(confidence: float) -> tuple[str, str]:
-    """(words for a reader, css level). Mirrored in web/static/app.js."""
+    """(words for a reader, css level). Mirrored in web/static/app.js.
+
+    The confidence is calibrated on Wikipedia-style held-out questions, and on questions about the news articles it
+    is low for answers that are mostly right: of the tuning set's answers from 0.3 up, 26 of 30 were right, below
+    0.3, 16 of 37 (docs/evaluation.md, "Confidence in words")."""
     if confidence >= 0.85:
         return "High confidence", "high"
-    if confidence >= 0.6:
+    if confidence >= 0.3:
         return "Fairly sure", "medium"
     return "Low confidence", "low"
 

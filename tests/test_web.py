@@ -56,7 +56,8 @@ def test_split_highlight_drops_an_answer_outside_the_span():
 def test_confidence_and_dates_in_words():
     assert confidence_words(0.95) == ("High confidence", "high")
     assert confidence_words(0.7)[0] == "Fairly sure"
-    assert confidence_words(0.3)[0] == "Low confidence"
+    assert confidence_words(0.3) == ("Fairly sure", "medium")
+    assert confidence_words(0.29) == ("Low confidence", "low")
     assert date_words({"type": "date", "value": "2024-03-28"}) == ("28 March 2024", "2024-03-28")
     assert date_words({"type": "date", "value": "1950-06"}) == ("June 1950", "1950-06")
     assert date_words({"type": "date", "value": "1994"}) == ("1994", "1994")

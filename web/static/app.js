@@ -19,7 +19,7 @@
   // The next three mirror confidence_words, date_words and excerpt in qa/web.py.
   function confidenceWords(confidence) {
     if (confidence >= 0.85) return ["High confidence", "high"];
-    if (confidence >= 0.6) return ["Fairly sure", "medium"];
+    if (confidence >= 0.3) return ["Fairly sure", "medium"];
     return ["Low confidence", "low"];
   }
 
