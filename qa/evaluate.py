@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.confidence import CONFIDENCE_WORDS, confidence_words
 from qa.config import Settings, user_cache_dir
 from qa.significance import interval
 
@@ -670,6 +671,13 @@ def _report(file: Path, fmt: str, total_questions: int, rows: list[dict], latenc
         "abstention_accuracy": _metric([float(r["abstained"]) for r in unanswerable]),
         "false_abstention_rate": _metric([float(r["abstained"]) for r in answerable]),
     }
+    by_words: dict[str, list[float]] = {}
+    for row in rows:
+        if not row["abstained"] and row["answer"] is not None:
+            words = confidence_words(row["confidence"])[0]
+            by_words.setdefault(words, []).append(float(row["answerable"] and row["hit"]))
+    # How often an answer the chat labels with these words was right (near-topic questions count as wrong).
+    confidence = {words: _metric(by_words[words]) for words in CONFIDENCE_WORDS if words in by_words}
     breakdown = {}
     for field_name in ("lang", "kind"):
         groups: dict[str, list[dict]] = {}
@@ -695,6 +703,7 @@ def _report(file: Path, fmt: str, total_questions: int, rows: list[dict], latenc
         "corpus": corpus_info,
         "retrieval": retrieval,
         "answers": answers,
+        "right_by_confidence_words": confidence,
         "breakdown": breakdown,
         "latency_ms": percentiles(latencies),
         "timings_mean_ms": {part: round(float(np.mean(values)), 2) for part, values in parts.items()},
@@ -750,6 +759,12 @@ def format_report(report: dict) -> str:
             value = "n/a" if metric["value"] is None else f"{metric['value']:.3f}"
             spread = metric.get("ci95")
             table.append(("  " + _LABELS.get(key, key), value, str(metric["n"]),
+                          f"{spread[0]:.3f}–{spread[1]:.3f}" if spread else ""))
+    if report.get("right_by_confidence_words"):
+        table.append(("answers right, by confidence words", "", "", ""))
+        for words, metric in report["right_by_confidence_words"].items():
+            spread = metric.get("ci95")
+            table.append((f"  {words}", f"{metric['value']:.3f}", str(metric["n"]),
                           f"{spread[0]:.3f}–{spread[1]:.3f}" if spread else ""))
     latency = report["latency_ms"]
     table.append(("latency of one ask (ms)", "", "", ""))

@@ -19,6 +19,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from qa.answer import citation_url, source_url
+from qa.confidence import confidence_words
 from qa.followup import EarlierTurn, earlier_turn
 from qa.timeline import TimelineEvent, TimelineFilter, TimelineFilterError, filter_events, parse_filter
 from qa.timeline_view import AxisLayout, date_in_words, date_label, layout_axis, machine_date
@@ -65,19 +66,6 @@ def split_highlight(text: str, start: int | None, end: int | None,
         answer_start = answer_end = end
     return Parts(text[:start], text[start:answer_start], text[answer_start:answer_end], text[answer_end:end],
                  text[end:])
-
-
-def confidence_words(confidence: float) -> tuple[str, str]:
-    """(words for a reader, css level). Mirrored in web/static/app.js.
-
-    The confidence is calibrated on Wikipedia-style held-out questions, and on questions about the news articles it
-    is low for answers that are mostly right: of the tuning set's answers from 0.3 up, 26 of 30 were right, below
-    0.3, 16 of 37 (docs/evaluation.md, "Confidence in words")."""
-    if confidence >= 0.85:
-        return "High confidence", "high"
-    if confidence >= 0.3:
-        return "Fairly sure", "medium"
-    return "Low confidence", "low"
 
 
 def date_words(normalized: dict | None) -> tuple[str, str | None] | None:

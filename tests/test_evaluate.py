@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from qa.confidence import confidence_words
 from qa.evaluate import (EvalError, contains_gold, evaluate_file, exact_match, first_gold_rank, format_report,
                          load_eval_set, max_token_f1, normalize_answer, percentiles, ranked_documents, recall_at,
                          reciprocal_rank, token_f1)
@@ -254,6 +255,14 @@ def test_evaluate_tiny_squad_end_to_end(tmp_path, embedder):
     rows = report["per_question"]
     assert len(rows) == 3 and all(row["answerable"] for row in rows)
     assert sum(row["hit"] for row in rows) / 3 == pytest.approx(report["answers"]["answer_hit_rate"]["value"], abs=1e-4)
+    # The answers given, grouped by the words the chat shows for their confidence, and how many were right.
+    by_words = report["right_by_confidence_words"]
+    answered = [row for row in rows if not row["abstained"]]
+    assert sum(metric["n"] for metric in by_words.values()) == len(answered) > 0
+    for words, metric in by_words.items():
+        group = [row for row in answered if confidence_words(row["confidence"])[0] == words]
+        assert metric["n"] == len(group)
+        assert metric["value"] == pytest.approx(sum(row["hit"] for row in group) / len(group), abs=1e-4)
     assert set(report["latency_ms"]) >= {"p50", "p95", "p99", "mean"}
     assert report["latency_ms"]["p50"] > 0
     assert {"embed", "search", "read", "total"} <= set(report["timings_mean_ms"])
@@ -275,7 +284,7 @@ def test_evaluate_tiny_squad_end_to_end(tmp_path, embedder):
     for label in ("passage recall@1", "passage recall@5", "MRR@10", "answer in a passage @1", "answer hit rate",
                   "sentence containment",
                   "token F1", "citation accuracy", "abstention accuracy", "false-abstention rate", "p50", "p95",
-                  "p99"):
+                  "p99", "answers right, by confidence words"):
         assert label in text
 
     # A second run reuses the cached index instead of embedding again, and --limit takes the first N.

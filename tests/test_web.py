@@ -53,6 +53,16 @@ def test_split_highlight_drops_an_answer_outside_the_span():
     assert (parts.head, parts.answer, parts.tail) == ("two three", "", "")
 
 
+def test_the_chat_script_puts_a_confidence_in_the_same_words():
+    from qa.confidence import CONFIDENCE_BANDS
+    from qa.web import WEB_DIR
+
+    script = (WEB_DIR / "static" / "app.js").read_text(encoding="utf-8")
+    bands = re.findall(r'if \(confidence >= ([\d.]+)\) return \["([^"]+)", "(\w+)"\];', script)
+    assert [(float(lowest), words, level) for lowest, words, level in bands] == list(CONFIDENCE_BANDS[:-1])
+    assert 'return ["%s", "%s"];' % CONFIDENCE_BANDS[-1][1:] in script
+
+
 def test_confidence_and_dates_in_words():
     assert confidence_words(0.95) == ("High confidence", "high")
     assert confidence_words(0.7)[0] == "Fairly sure"
