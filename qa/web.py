@@ -69,7 +69,8 @@ def split_highlight(text: str, start: int | None, end: int | None,
 
 
 def date_words(normalized: dict | None) -> tuple[str, str | None] | None:
-    """(readable date, machine value for <time datetime> or None). Mirrored in web/static/app.js."""
+    """(readable date, machine value for <time datetime> or None); None when the answer is not a date. Mirrored in
+    web/static/app.js."""
     if not normalized or not normalized.get("value"):
         return None
     kind, value = normalized.get("type"), str(normalized["value"])
@@ -78,7 +79,7 @@ def date_words(normalized: dict | None) -> tuple[str, str | None] | None:
     elif kind in ("date_range", "decade"):
         precision = "range" if kind == "date_range" else "decade"
     else:
-        return value, None
+        return None  # a number: the answer already says it
     try:
         words = date_in_words(precision, value)
     except (ValueError, IndexError):

@@ -228,7 +228,8 @@ TURN_SHAPE = """turn => [...turn.querySelectorAll('*')].map(n =>
         .join(' | '))"""
 
 
-@pytest.mark.parametrize("question", [VETO_QUESTION, "What is the capital of France?"])
+@pytest.mark.parametrize("question", [VETO_QUESTION, "What is the capital of France?",
+                                      "Berapa kuda yang dibawa kereta dari Rusia ke Korea Utara?"])
 def test_javascript_draws_a_turn_as_the_server_does(open_page, live_server, question):
     page = open_page()
     page.goto(live_server + "/")

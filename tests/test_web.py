@@ -74,6 +74,7 @@ def test_confidence_and_dates_in_words():
     assert date_words({"type": "date_range", "value": "1950/1953"}) == ("1950–1953", None)
     assert date_words({"type": "decade", "value": "1990s"}) == ("the 1990s", None)
     assert date_words(None) is None
+    assert date_words({"type": "number", "value": 30}) is None  # "30" is not shown as "Date: 30"
 
 
 def test_excerpt_cuts_at_a_word():
@@ -142,6 +143,15 @@ def test_form_post_answers_without_javascript(client, service):
     citation = answer.citations[0]
     assert f'href="{escape(citation.url)}"' in html
     assert 'action="/#turn-2"' in html and 'id="turn-1"' in html
+
+
+def test_a_number_answer_is_not_shown_as_a_date(client, service):
+    question = "Berapa kuda yang dibawa kereta dari Rusia ke Korea Utara?"
+    answer = service.ask(question)
+    assert answer.answer == "30" and answer.normalized == {"type": "number", "value": 30}
+    html = client.post("/", data={"question": question}).text
+    assert '<span class="sr-only">Answer: </span>30</p>' in html
+    assert "Date:" not in html
 
 
 def test_form_post_keeps_the_earlier_questions(client):

@@ -35,7 +35,7 @@
     }
     if (normalized.type === "date_range") return [value.replace("/", "–"), null];
     if (normalized.type === "decade") return [`the ${value}`, null];
-    return [value, null];
+    return null; // a number: the answer already says it
   }
 
   function excerpt(text, limit = 240) {
