@@ -25,6 +25,7 @@ ModelOpt = Annotated[Optional[str], typer.Option("--model", help="sentence-trans
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines")]
 
 EXIT_OK, EXIT_SKIPPED, EXIT_FAILED = 0, 1, 2
+NOT_READ_SHOWN = 10  # files of other types named by `qa index`; --json lists them all
 
 
 def make_settings(corpus: Path | None = None, index: Path | None = None, model: str | None = None, **extra) -> Settings:
@@ -47,7 +48,8 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
                                                              "replaces a store of an older schema version")] = False) -> None:
     """Build or update the index from the corpus folder. Only changed articles are re-embedded.
 
-    Exit code 0: all files indexed; 1: some files were skipped (listed); 2: nothing was built.
+    Exit code 0: all files indexed; 1: some files were skipped (listed); 2: nothing was built. Files of other
+    types than .txt, .md and .html (a PDF, an image) are named as not read and do not change the exit code.
     """
     from tqdm import tqdm
 
@@ -77,6 +79,11 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
     else:
         for skipped in report.skipped:
             typer.secho(f"skipped {skipped.path}: {skipped.reason}", err=True, fg=typer.colors.YELLOW)
+        if report.not_read:
+            shown = ", ".join(report.not_read[:NOT_READ_SHOWN])
+            more = f" and {len(report.not_read) - NOT_READ_SHOWN} more" if len(report.not_read) > NOT_READ_SHOWN else ""
+            typer.secho(f"not read (only .txt, .md and .html files are articles): {shown}{more}", err=True,
+                        fg=typer.colors.YELLOW)
         if report.full_rebuild:
             typer.echo(f"full rebuild ({report.rebuild_reason})")
         typer.echo(report.summary())

@@ -21,7 +21,7 @@ from filelock import FileLock, Timeout
 from qa.clean import clean_document
 from qa.config import Settings
 from qa.embed import Embedder, load_embedder
-from qa.load import LoadError, find_article_files, load_document
+from qa.load import LoadError, load_document, scan_corpus
 from qa.records import Document, SkippedFile
 from qa.split import sentence_spans, split_passages
 from qa.store import (DocumentEntry, IndexCorruptError, NoIndexError, prune_generations, write_all,
@@ -51,6 +51,7 @@ class BuildReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
+    not_read: list[str] = field(default_factory=list)  # files of other types than articles (a PDF, an image)
     passages: int = 0
     sentences: int = 0
     embedded_passages: int = 0
@@ -71,6 +72,8 @@ class BuildReport:
                  f"{len(self.unchanged)} unchanged", f"{self.passages} passages"]
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped")
+        if self.not_read:
+            parts.append(f"{len(self.not_read)} not read")
         summary = " / ".join(parts) + f" in {self.seconds:.1f}s"
         if self.embedded_passages and self.embed_seconds > 0:
             summary += (f" (embedded {self.embedded_passages} passages at "
@@ -255,9 +258,13 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
     if not corpus_dir.is_dir():
         raise BuildError(f"corpus path {corpus_dir} is not a folder")
     # Checked before the model is loaded, so that an empty folder fails at once.
-    files = list(find_article_files(corpus_dir))
+    scan = scan_corpus(corpus_dir)
+    files, not_read = scan.articles, [path.relative_to(corpus_dir).as_posix() for path in scan.others]
     if not files:
-        raise BuildError(f"corpus folder {corpus_dir} holds no .txt, .md or .html files; the index was left as it was")
+        others = (f" (not read: {', '.join(not_read[:3])}{' and more' if len(not_read) > 3 else ''})"
+                  if not_read else "")
+        raise BuildError(f"corpus folder {corpus_dir} holds no .txt, .md or .html files{others}; "
+                         "the index was left as it was")
     with store.locked(lock_timeout):
         store.prune()
         embedder = embedder or load_embedder(settings.model, settings.embed_threads)
@@ -266,7 +273,8 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
             previous, rebuild_reason, previous_generation = {}, "asked for (--rebuild)", None
         else:
             previous, rebuild_reason, previous_generation = _previous_entries(settings, wanted)
-        report = BuildReport(full_rebuild=rebuild_reason is not None, rebuild_reason=rebuild_reason)
+        report = BuildReport(full_rebuild=rebuild_reason is not None, rebuild_reason=rebuild_reason,
+                             not_read=not_read)
 
         entries: list[DocumentEntry | None] = []  # in file order; None until embedded
         to_embed: list[tuple[int, Document, bool]] = []  # (slot, document, was indexed before)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -36,14 +36,23 @@ class LoadError(Exception):
     """A file that cannot become a document; the message says why, for the user."""
 
 
-def find_article_files(corpus_dir: Path) -> Iterator[Path]:
-    """Article files below corpus_dir, recursively, in a stable order; hidden files and folders are skipped."""
+@dataclass
+class CorpusFiles:
+    articles: list[Path]  # read as articles
+    others: list[Path]  # files of other types (a PDF, an image), which are not read
+
+
+def scan_corpus(corpus_dir: Path) -> CorpusFiles:
+    """The files below corpus_dir, recursively, in a stable order; hidden files and folders are left out."""
+    files = CorpusFiles([], [])
     for path in sorted(corpus_dir.rglob("*")):
-        rel_parts = path.relative_to(corpus_dir).parts
-        if any(part.startswith(".") for part in rel_parts):
+        if any(part.startswith(".") for part in path.relative_to(corpus_dir).parts):
             continue
         if path.suffix.lower() in ARTICLE_SUFFIXES and (path.is_file() or path.is_symlink()):
-            yield path
+            files.articles.append(path)
+        elif path.is_file():
+            files.others.append(path)
+    return files
 
 
 def doc_id_for(path: Path, corpus_dir: Path) -> str:

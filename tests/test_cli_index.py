@@ -21,7 +21,8 @@ from qa.indexer import build_index
 from qa.store import GENERATIONS_DIR, TMP_PREFIX, current_generation, load_index
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-REPORT_FIELDS = {"added", "updated", "removed", "unchanged", "skipped", "passages", "sentences", "embedded_passages",
+REPORT_FIELDS = {"added", "updated", "removed", "unchanged", "skipped", "not_read", "passages", "sentences",
+                 "embedded_passages",
                  "embed_seconds", "workers",
                  "full_rebuild", "rebuild_reason", "generation", "seconds"}
 
@@ -109,6 +110,18 @@ def test_bad_files_are_listed_good_ones_indexed_and_exit_code_is_1(make_corpus):
     assert current_generation(index) == report["generation"]
 
 
+def test_files_of_other_types_are_named_as_not_read_and_do_not_fail_the_build(make_corpus):
+    corpus, index = make_corpus({**ARTICLES, "laporan.pdf": b"%PDF-1.4", "foto/kereta.jpg": b"\xff\xd8\xff"})
+    report = json_report(qa_index(corpus, index, "--json"))
+    assert report["not_read"] == ["foto/kereta.jpg", "laporan.pdf"]
+    assert sorted(report["added"]) == sorted(ARTICLES) and report["skipped"] == []
+
+    again = qa_index(corpus, index)
+    assert again.returncode == 0, again.stderr
+    assert "not read (only .txt, .md and .html files are articles): foto/kereta.jpg, laporan.pdf" in again.stderr
+    assert "3 unchanged / " in again.stdout and " / 2 not read in " in again.stdout
+
+
 def test_missing_corpus_path_exits_2_with_a_clear_message(tmp_path):
     result = qa_index(tmp_path / "no-such-folder", tmp_path / "index", "--json")
     assert result.returncode == 2
@@ -122,7 +135,8 @@ def test_empty_corpus_folder_exits_2_with_a_clear_message(tmp_path):
     (tmp_path / "corpus" / "readme.pdf").write_bytes(b"%PDF")
     result = qa_index(tmp_path / "corpus", tmp_path / "index")
     assert result.returncode == 2
-    assert "holds no .txt, .md or .html files" in result.stderr and str(tmp_path / "corpus") in result.stderr
+    assert "holds no .txt, .md or .html files (not read: readme.pdf)" in result.stderr
+    assert str(tmp_path / "corpus") in result.stderr
     assert "Traceback" not in result.stderr
     assert current_generation(tmp_path / "index") is None
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from qa.clean import clean_document
-from qa.load import LoadError, find_article_files, load_document
+from qa.load import LoadError, load_document, scan_corpus
 
 BODY = "Harga beras di Jakarta naik menjadi Rp 15.000 per kilogram pada pekan ini.\n"
 MAX_BYTES = 1_000_000
@@ -48,9 +48,11 @@ def test_finds_txt_md_and_html_recursively_in_a_stable_order(make_corpus):
         ".hidden.txt": BODY,
         ".git/e.txt": BODY,
     })
-    found = [p.relative_to(corpus).as_posix() for p in find_article_files(corpus)]
+    files = scan_corpus(corpus)
+    found = [p.relative_to(corpus).as_posix() for p in files.articles]
     assert found == ["a.md", "b.txt", "news/2024/c.html", "news/d.HTM"]
-    assert found == [p.relative_to(corpus).as_posix() for p in find_article_files(corpus)]
+    assert found == [p.relative_to(corpus).as_posix() for p in scan_corpus(corpus).articles]
+    assert [p.relative_to(corpus).as_posix() for p in files.others] == ["data.json", "notes.pdf"]
 
 
 def test_doc_id_is_the_relative_path_with_forward_slashes(make_corpus):
@@ -174,7 +176,7 @@ def test_unreadable_file_gives_load_error_not_oserror(make_corpus):
     os.symlink(corpus / "missing-target.txt", corpus / "dangling.txt")
     (corpus / "real-folder").mkdir()
     os.symlink(corpus / "real-folder", corpus / "folder-link.txt")
-    found = [p.name for p in find_article_files(corpus)]
+    found = [p.name for p in scan_corpus(corpus).articles]
     assert "dangling.txt" in found and "folder-link.txt" in found
     with pytest.raises(LoadError, match="cannot read file: No such file or directory"):
         load(corpus, "dangling.txt")
