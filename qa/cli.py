@@ -242,6 +242,10 @@ def train_reader_command(
         any_question_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of XQuAD pairs asked "
                                                                                "in a random one of its 12 "
                                                                                "languages instead of English")] = 0.0,
+        respell: Annotated[bool, typer.Option(help="Spell each Indonesian training question's question word a "
+                                                   "random one of its ways (Di mana / Dimana, Siapa / Siapakah), "
+                                                   "so that the spelling no longer tells answerable questions "
+                                                   "from unanswerable ones")] = False,
 ) -> None:
     """Fine-tune the reader (multilingual-e5-small + span head) on ../shared/train/, choosing the checkpoint on
     a held-out 10% of paragraphs. About an hour on 2 cores at the defaults. Then: qa export-reader."""
@@ -252,7 +256,7 @@ def train_reader_command(
                          learning_rate=learning_rate, max_tokens=max_tokens, stride=max_tokens * 2 // 3, seed=seed,
                          limit=limit, threads=threads, held_out_limit=held_out_limit, init_from=init_from,
                          xquad_languages=xquad_languages, other_share=other_share, code_switch=code_switch,
-                         near_share=near_share, any_question_share=any_question_share)
+                         near_share=near_share, any_question_share=any_question_share, respell=respell)
     if init_from:
         from qa.reader.export import load_state
         from qa.reader.runtime import ReaderModelError

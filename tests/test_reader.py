@@ -213,10 +213,10 @@ def test_a_few_training_steps_write_a_checkpoint_and_resume_from_it(tmp_path):
 
     config = TrainConfig(data_dir=SHARED_DIR / "train", out_dir=tmp_path / "run", epochs=1.0, batch_size=8,
                          limit=6, held_out_limit=4, checkpoint_every=2, evaluations_per_epoch=1, code_switch=True,
-                         near_share=0.5, any_question_share=0.5)
+                         near_share=0.5, any_question_share=0.5, respell=True)
     best = train(config, progress=False)
     assert (tmp_path / "run" / "best.pt").is_file() and (tmp_path / "run" / "checkpoint.pt").is_file()
-    assert "indonesian" in best and "code-switched" in best and best["step"] >= 1
+    assert "indonesian" in best and "code-switched" in best and "indonesian-respelled" in best and best["step"] >= 1
     assert json.loads((tmp_path / "run" / "lexicon.json").read_text())  # induced once, kept with the run
     evals = [json.loads(line)["eval"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
              if "eval" in line]

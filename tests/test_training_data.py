@@ -1,8 +1,11 @@
-"""What an epoch of the reader's training holds: near-topic negatives and XQuAD questions in other languages."""
+"""What an epoch of the reader's training holds: near-topic negatives, XQuAD questions in other languages, and
+Indonesian question words spelt every way."""
 
 from __future__ import annotations
 
-from qa.reader.data import Example, TrainingData, epoch_examples
+import random
+
+from qa.reader.data import Example, TrainingData, epoch_examples, respelled
 
 CONTEXT = ("Kim Il Sung founded the state in 1948. He ruled it for decades. "
            "He died in 1994 in Pyongyang. His son Kim Jong Il followed him.")
@@ -33,6 +36,37 @@ def test_an_epoch_with_any_question_share_asks_xquad_pairs_in_the_other_language
     mixed = [e for seed in range(20) for e in epoch_examples(data, 0, seed, any_question_share=1.0)]
     assert {e.question for e in mixed} == set(asked.values())
     assert {(e.context, e.answer_start, e.answer_text) for e in mixed} == {(german, german.index("1994"), "1994")}
+
+
+def test_a_question_word_is_respelt_among_its_own_spellings_only():
+    rng = random.Random(5)
+    where = {respelled("Di mana Kim bertemu Putin?", rng) for _ in range(60)}
+    assert where == {f"{word} Kim bertemu Putin?" for word in ("Di mana", "Dimana", "Di manakah", "Dimanakah")}
+    assert {respelled("dimanakah letak kota itu?", rng) for _ in range(60)} == {
+        f"{word} letak kota itu?" for word in ("Di mana", "Dimana", "Di manakah", "Dimanakah")}
+    assert {respelled("Siapa yang menulis?", rng) for _ in range(30)} == {"Siapa yang menulis?",
+                                                                             "Siapakah yang menulis?"}
+    assert {respelled("Kapankah?", rng) for _ in range(30)} == {"Kapan?", "Kapankah?"}
+    for untouched in ("Dimensi apa yang diukur?", "Siapanya yang datang?", "Apa itu?", "Where is it?", ""):
+        assert respelled(untouched, rng) == untouched
+
+
+def test_an_epoch_with_respell_spells_indonesian_question_words_every_way_and_leaves_english_alone():
+    context = "Kim bertemu Putin di kota Vladivostok pada 2019."
+    where = [Example("Di mana Kim bertemu Putin?", context, context.index("kota"), "kota Vladivostok", "tydi-id"),
+             Example("Dimana Putin bertemu Kim?", context, None, None, "idk-mrc")]
+    english = Example("Where did Kim meet Putin?", context, context.index("kota"), "kota Vladivostok", "tydi-en")
+    data = TrainingData(train={"tydi-id": where[:1], "idk-mrc": where[1:], "tydi-en": [english]}, held_out={},
+                        xquad={})
+    plain = {e.question for seed in range(10) for e in epoch_examples(data, 0, seed)}
+    assert plain == {"Di mana Kim bertemu Putin?", "Dimana Putin bertemu Kim?", "Where did Kim meet Putin?"}
+    firsts = {(e.answer_start is None, e.question.split(" Kim")[0].split(" Putin")[0])
+              for seed in range(30) for e in epoch_examples(data, 0, seed, respell=True) if e.source != "tydi-en"
+              and not e.source.endswith("-random")}
+    spellings = {"Di mana", "Dimana", "Di manakah", "Dimanakah"}
+    assert firsts == {(False, word) for word in spellings} | {(True, word) for word in spellings}
+    assert epoch_examples(data, 0, 3, respell=True) == epoch_examples(data, 0, 3, respell=True)
+    assert english in epoch_examples(data, 0, 3, respell=True)
 
 
 def test_every_epoch_has_the_first_epochs_number_of_steps():

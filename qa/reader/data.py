@@ -8,7 +8,7 @@ import json
 import random
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 HELD_OUT_SHARE = 0.10
@@ -118,6 +118,25 @@ def load_training_data(root: Path, limit: int | None = None) -> TrainingData:
     return TrainingData(train, held, xquad, {qid: questions[qid] for qid in xquad})
 
 
+# Spellings of one Indonesian question word, longest first. In the training data a question's spelling says whether
+# it is answerable: IDK-MRC's unanswerable questions mostly begin "Di mana" / "Siapa", TyDi QA's answerable ones
+# "Dimana" / "Siapakah" (95% against 5% unanswerable for "Di mana" / "Dimana"), so a reader trained on them learns
+# to refuse a question spelt the standard way. Each training question gets a random spelling of its first word.
+QUESTION_WORD_SPELLINGS = (("Di manakah", "Dimanakah", "Di mana", "Dimana"), ("Siapakah", "Siapa"),
+                           ("Berapakah", "Berapa"), ("Kapankah", "Kapan"))
+
+
+def respelled(question: str, rng: random.Random) -> str:
+    """The question with its first word, when it is one of QUESTION_WORD_SPELLINGS, spelt a random one of its
+    ways."""
+    for spellings in QUESTION_WORD_SPELLINGS:
+        for spelling in sorted(spellings, key=len, reverse=True):
+            rest = question[len(spelling):]
+            if question[:len(spelling)].lower() == spelling.lower() and not rest[:1].isalnum():
+                return rng.choice(spellings) + rest
+    return question
+
+
 def switched(examples: list[Example], lexicon: dict[str, str], rng: random.Random) -> list[Example]:
     """The Indonesian questions among these with their words code-switched into English (qa.reader.lexicon)."""
     from qa.reader.lexicon import WORD_SHARE, code_switch
@@ -128,9 +147,10 @@ def switched(examples: list[Example], lexicon: dict[str, str], rng: random.Rando
 
 def epoch_examples(data: TrainingData, epoch: int, seed: int, xquad_languages: int = 1,
                    other_share: float = 1.0, lexicon: dict[str, str] | None = None,
-                   near_share: float = 0.0, any_question_share: float = 0.0) -> list[Example]:
+                   near_share: float = 0.0, any_question_share: float = 0.0, respell: bool = False) -> list[Example]:
     """One epoch's examples, in order: the training examples of TyDi QA and IDK-MRC (a random `other_share` of
-    them; with a `lexicon`, the Indonesian ones also with code-switched questions), each XQuAD question with its
+    them; with `respell`, the Indonesian ones with their question word spelt at random; with a `lexicon`, the
+    Indonesian ones also with code-switched questions), each XQuAD question with its
     passage in `xquad_languages` random languages (for `any_question_share` of them asked in a random one of
     the 12 languages instead of English), random-passage negatives, and for a random `near_share` of the
     answerable questions their own passage without the answer's sentence (near-topic negatives).
@@ -139,6 +159,9 @@ def epoch_examples(data: TrainingData, epoch: int, seed: int, xquad_languages: i
     examples = [e for source in sorted(data.train) for e in data.train[source]]
     if other_share < 1.0:
         examples = rng.sample(examples, int(len(examples) * other_share))
+    if respell:
+        examples = [replace(e, question=respelled(e.question, rng)) if e.source in INDONESIAN_SOURCES else e
+                    for e in examples]
     if lexicon:
         examples += switched(examples, lexicon, rng)
     for qid in sorted(data.xquad):

@@ -13,13 +13,13 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from qa.reader.data import (INDONESIAN_SOURCES, Example, TrainingData, cross_lingual_near, epoch_examples,
-                            load_training_data, switched)
+                            load_training_data, respelled, switched)
 from qa.reader.decode import best_span
 from qa.reader.export import load_state
 from qa.reader.windows import ContextTokens, WordTokenizer, token_span
@@ -49,6 +49,7 @@ class TrainConfig:
     code_switch: bool = False  # add the Indonesian examples again with code-switched questions (qa.reader.lexicon)
     near_share: float = 0.0  # share of answerable questions also asked of their passage without the answer
     any_question_share: float = 0.0  # share of XQuAD pairs whose question is in a random language, not English
+    respell: bool = False  # Indonesian questions' question word spelt at random (qa.reader.data.respelled)
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,9 @@ def evaluate_held_out(model, featurizer: Featurizer, data: TrainingData, config:
             "cross-lingual": data.held_out.get("xquad-cross", [])}
     if lexicon:
         sets["code-switched"] = switched(indonesian, lexicon, random.Random(config.seed))
+    if config.respell:
+        spelling = random.Random(config.seed)
+        sets["indonesian-respelled"] = [replace(e, question=respelled(e.question, spelling)) for e in indonesian]
     if config.near_share:
         sets["cross-lingual-near"] = cross_lingual_near(data.held_out.get("xquad-cross", []))
     for name, examples in sets.items():
@@ -285,7 +289,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     def epoch_batches(epoch: int) -> list[list[Feature]]:
         rng = random.Random(f"{config.seed}:features:{epoch}")
         features = [f for e in epoch_examples(data, epoch, config.seed, config.xquad_languages, config.other_share,
-                                              lexicon, config.near_share, config.any_question_share)
+                                              lexicon, config.near_share, config.any_question_share,
+                                              config.respell)
                     for f in featurizer.features(e, rng)]
         return batches(features, config.batch_size, rng)
 
