@@ -54,7 +54,7 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
     from tqdm import tqdm
 
     from qa.embed import ModelLoadError
-    from qa.indexer import BuildError, build_index
+    from qa.indexer import BuildError, build_index, some_of
 
     settings = make_settings(corpus, index, model, index_workers=workers)
     bar = None
@@ -80,10 +80,8 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
         for skipped in report.skipped:
             typer.secho(f"skipped {skipped.path}: {skipped.reason}", err=True, fg=typer.colors.YELLOW)
         if report.not_read:
-            shown = ", ".join(report.not_read[:NOT_READ_SHOWN])
-            more = f" and {len(report.not_read) - NOT_READ_SHOWN} more" if len(report.not_read) > NOT_READ_SHOWN else ""
-            typer.secho(f"not read (only .txt, .md and .html files are articles): {shown}{more}", err=True,
-                        fg=typer.colors.YELLOW)
+            typer.secho(f"not read (only .txt, .md and .html files are articles): "
+                        f"{some_of(report.not_read, NOT_READ_SHOWN)}", err=True, fg=typer.colors.YELLOW)
         if report.full_rebuild:
             typer.echo(f"full rebuild ({report.rebuild_reason})")
         typer.echo(report.summary())

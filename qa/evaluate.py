@@ -753,18 +753,15 @@ def format_report(report: dict) -> str:
 
     table: list[tuple[str, str, str, str]] = []
     for section, title in (("retrieval", "retrieval (from retrieve(); recall and MRR by document)"),
-                           ("answers", "answers (full pipeline)")):
+                           ("answers", "answers (full pipeline)"),
+                           ("right_by_confidence_words", "answers right, by confidence words")):
+        if not report.get(section):
+            continue
         table.append((title, "", "", ""))
         for key, metric in report[section].items():
             value = "n/a" if metric["value"] is None else f"{metric['value']:.3f}"
             spread = metric.get("ci95")
             table.append(("  " + _LABELS.get(key, key), value, str(metric["n"]),
-                          f"{spread[0]:.3f}–{spread[1]:.3f}" if spread else ""))
-    if report.get("right_by_confidence_words"):
-        table.append(("answers right, by confidence words", "", "", ""))
-        for words, metric in report["right_by_confidence_words"].items():
-            spread = metric.get("ci95")
-            table.append((f"  {words}", f"{metric['value']:.3f}", str(metric["n"]),
                           f"{spread[0]:.3f}–{spread[1]:.3f}" if spread else ""))
     latency = report["latency_ms"]
     table.append(("latency of one ask (ms)", "", "", ""))

@@ -261,8 +261,7 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
     scan = scan_corpus(corpus_dir)
     files, not_read = scan.articles, [path.relative_to(corpus_dir).as_posix() for path in scan.others]
     if not files:
-        others = (f" (not read: {', '.join(not_read[:3])}{' and more' if len(not_read) > 3 else ''})"
-                  if not_read else "")
+        others = f" (not read: {some_of(not_read, 3)})" if not_read else ""
         raise BuildError(f"corpus folder {corpus_dir} holds no .txt, .md or .html files{others}; "
                          "the index was left as it was")
     with store.locked(lock_timeout):
@@ -330,6 +329,12 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
             store.prune()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def some_of(names: list[str], shown: int) -> str:
+    """The first `shown` names, and how many more there are."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _corpus_hash(entries: list[DocumentEntry]) -> str:

@@ -118,7 +118,7 @@ def load_training_data(root: Path, limit: int | None = None) -> TrainingData:
     return TrainingData(train, held, xquad, {qid: questions[qid] for qid in xquad})
 
 
-# Spellings of one Indonesian question word, longest first. In the training data a question's spelling says whether
+# Spellings of one Indonesian question word. In the training data a question's spelling says whether
 # it is answerable: IDK-MRC's unanswerable questions mostly begin "Di mana" / "Siapa", TyDi QA's answerable ones
 # "Dimana" / "Siapakah" (95% against 5% unanswerable for "Di mana" / "Dimana"), so a reader trained on them learns
 # to refuse a question spelt the standard way. Each training question gets a random spelling of its first word.
@@ -130,7 +130,7 @@ def respelled(question: str, rng: random.Random) -> str:
     """The question with its first word, when it is one of QUESTION_WORD_SPELLINGS, spelt a random one of its
     ways."""
     for spellings in QUESTION_WORD_SPELLINGS:
-        for spelling in sorted(spellings, key=len, reverse=True):
+        for spelling in spellings:  # "Di mana" does not match "Di manakah": a letter may not follow
             rest = question[len(spelling):]
             if question[:len(spelling)].lower() == spelling.lower() and not rest[:1].isalnum():
                 return rng.choice(spellings) + rest

@@ -16,7 +16,7 @@
     return node;
   }
 
-  // The next three mirror confidence_words, date_words and excerpt in qa/web.py.
+  // The next three mirror confidence_words in qa/confidence.py, and date_words and excerpt in qa/web.py.
   function confidenceWords(confidence) {
     if (confidence >= 0.85) return ["High confidence", "high"];
     if (confidence >= 0.3) return ["Fairly sure", "medium"];
