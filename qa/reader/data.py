@@ -137,6 +137,12 @@ def respelled(question: str, rng: random.Random) -> str:
     return question
 
 
+def respelled_examples(examples: list[Example], rng: random.Random) -> list[Example]:
+    """These examples in order, the Indonesian ones with their question word spelt at random (`respelled`)."""
+    return [replace(e, question=respelled(e.question, rng)) if e.source in INDONESIAN_SOURCES else e
+            for e in examples]
+
+
 def switched(examples: list[Example], lexicon: dict[str, str], rng: random.Random) -> list[Example]:
     """The Indonesian questions among these with their words code-switched into English (qa.reader.lexicon)."""
     from qa.reader.lexicon import WORD_SHARE, code_switch
@@ -160,8 +166,7 @@ def epoch_examples(data: TrainingData, epoch: int, seed: int, xquad_languages: i
     if other_share < 1.0:
         examples = rng.sample(examples, int(len(examples) * other_share))
     if respell:
-        examples = [replace(e, question=respelled(e.question, rng)) if e.source in INDONESIAN_SOURCES else e
-                    for e in examples]
+        examples = respelled_examples(examples, rng)
     if lexicon:
         examples += switched(examples, lexicon, rng)
     for qid in sorted(data.xquad):

@@ -13,13 +13,13 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from qa.reader.data import (INDONESIAN_SOURCES, Example, TrainingData, cross_lingual_near, epoch_examples,
-                            load_training_data, respelled, switched)
+                            load_training_data, respelled_examples, switched)
 from qa.reader.decode import best_span
 from qa.reader.export import load_state
 from qa.reader.windows import ContextTokens, WordTokenizer, token_span
@@ -197,8 +197,7 @@ def evaluate_held_out(model, featurizer: Featurizer, data: TrainingData, config:
     if lexicon:
         sets["code-switched"] = switched(indonesian, lexicon, random.Random(config.seed))
     if config.respell:
-        spelling = random.Random(config.seed)
-        sets["indonesian-respelled"] = [replace(e, question=respelled(e.question, spelling)) for e in indonesian]
+        sets["indonesian-respelled"] = respelled_examples(indonesian, random.Random(config.seed))
     if config.near_share:
         sets["cross-lingual-near"] = cross_lingual_near(data.held_out.get("xquad-cross", []))
     for name, examples in sets.items():
