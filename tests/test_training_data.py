@@ -1,5 +1,5 @@
 """What an epoch of the reader's training holds: near-topic negatives, XQuAD questions in other languages, and
-Indonesian question words spelt every way."""
+Indonesian question words spelt every way; and what a checkpoint is chosen by."""
 
 from __future__ import annotations
 
@@ -74,3 +74,14 @@ def test_every_epoch_has_the_first_epochs_number_of_steps():
 
     assert epoch_length([[1], [2], [3]], 5) == [[1], [2], [3], [1], [2]]
     assert epoch_length([[1], [2], [3]], 2) == [[1], [2]]
+
+
+def test_the_checkpoint_is_chosen_by_the_respelt_indonesian_figure_when_there_is_one():
+    from qa.reader.train import selection_score
+
+    natural = {"indonesian": {"best_f1": 0.78, "has_answer_f1": 0.75}, "cross-lingual": {"has_answer_f1": 0.5}}
+    assert selection_score(natural) == 0.78 + 0.25
+    respelt = natural | {"indonesian-respelled": {"best_f1": 0.70, "has_answer_f1": 0.74}}
+    assert selection_score(respelt) == 0.70 + 0.25  # a reader that refuses by spelling gains nothing from it
+    near = respelt | {"cross-lingual-near": {"best_f1": 0.6, "has_answer_f1": 0.55}}
+    assert selection_score(near) == 0.70 + 0.30
