@@ -1,5 +1,6 @@
-"""The project's own question files in eval/: each loads in `qa eval`, and each gold answer can be quoted verbatim
-from an article it cites, so a miss in their figures is the product's and never a typo in the file."""
+"""The project's own question files in eval/: each loads in `qa eval`, ids are unique across them, and each gold
+answer can be quoted verbatim from the cleaned text of an article it cites, so a miss in their figures is the
+product's and never a typo in the file."""
 
 from __future__ import annotations
 
@@ -7,20 +8,23 @@ from pathlib import Path
 
 import pytest
 
+from qa.clean import clean_document
+from qa.config import Settings
+from qa.eval_conversations import parse_conversations
 from qa.evaluate import load_eval_set
 from qa.load import load_document
 
 ROOT = Path(__file__).resolve().parent.parent
-QUESTION_FILES = sorted(p for p in (ROOT / "eval").glob("*.jsonl")
-                        if p.stem.endswith("_qa") or p.stem.endswith("unanswerable"))
-QUESTION_FILES = [p for p in QUESTION_FILES if p.stem != "followup_qa"]  # conversations: tests/test_followup*.py
+CONVERSATION_FILE = ROOT / "eval" / "followup_qa.jsonl"
+QUESTION_FILES = sorted(p for p in (ROOT / "eval").glob("*.jsonl") if p != CONVERSATION_FILE)
 KINDS = {"who", "when", "where", "how_many", "what", "which", "why"}
 
 
 @pytest.fixture(scope="module")
 def article_text() -> dict[str, str]:
     corpus = ROOT / "corpus"
-    documents = [load_document(path, corpus, 5_000_000) for path in sorted(corpus.glob("*.txt"))]
+    documents = [clean_document(load_document(path, corpus, Settings().max_file_bytes))
+                 for path in sorted(corpus.glob("*.txt"))]
     return {d.meta["source_id"]: d.text for d in documents}
 
 
@@ -31,8 +35,7 @@ def test_there_are_question_files():
 
 @pytest.mark.parametrize("path", QUESTION_FILES, ids=lambda p: p.name)
 def test_question_file_is_well_formed(path, article_text):
-    eval_set, _ = load_eval_set(path)
-    questions = eval_set.questions
+    questions = load_eval_set(path)[0].questions
     assert questions and len({q.id for q in questions}) == len(questions)
     assert len({q.question.casefold() for q in questions}) == len(questions), "a question asked twice"
     for q in questions:
@@ -47,6 +50,7 @@ def test_question_file_is_well_formed(path, article_text):
             assert not q.answers, q.id
 
 
-def test_question_ids_are_unique_across_files():
+def test_ids_are_unique_across_files_conversations_included():
     ids = [q.id for path in QUESTION_FILES for q in load_eval_set(path)[0].questions]
+    ids += [c.id for c in parse_conversations(CONVERSATION_FILE.read_text(encoding="utf-8"), CONVERSATION_FILE.name)]
     assert len(ids) == len(set(ids))
