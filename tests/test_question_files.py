@@ -12,7 +12,7 @@ from qa.clean import clean_document
 from qa.config import Settings
 from qa.eval_conversations import parse_conversations
 from qa.evaluate import load_eval_set
-from qa.load import load_document
+from qa.load import load_document, scan_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 CONVERSATION_FILE = ROOT / "eval" / "followup_qa.jsonl"
@@ -24,7 +24,7 @@ KINDS = {"who", "when", "where", "how_many", "what", "which", "why"}
 def article_text() -> dict[str, str]:
     corpus = ROOT / "corpus"
     documents = [clean_document(load_document(path, corpus, Settings().max_file_bytes))
-                 for path in sorted(corpus.glob("*.txt"))]
+                 for path in scan_corpus(corpus).articles]
     return {d.meta["source_id"]: d.text for d in documents}
 
 

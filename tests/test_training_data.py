@@ -84,6 +84,7 @@ def test_the_checkpoint_is_chosen_by_the_respelt_indonesian_figure_when_there_is
     natural = {"indonesian": {"best_f1": 0.78, "has_answer_f1": 0.75}, "cross-lingual": {"has_answer_f1": 0.5}}
     assert selection_score(natural) == pytest.approx(0.78 + 0.25)
     respelt = natural | {"indonesian-respelled": {"best_f1": 0.70, "has_answer_f1": 0.74}}
-    assert selection_score(respelt) == pytest.approx(0.70 + 0.25)  # a reader that refuses by spelling gains nothing from it
+    # A reader that refuses questions for their spelling gains nothing from it.
+    assert selection_score(respelt) == pytest.approx(0.70 + 0.25)
     near = respelt | {"cross-lingual-near": {"best_f1": 0.6, "has_answer_f1": 0.55}}
     assert selection_score(near) == pytest.approx(0.70 + 0.30)
