@@ -244,6 +244,9 @@ def train_reader_command(
                                                    "random one of its ways (Di mana / Dimana, Siapa / Siapakah), "
                                                    "so that the spelling no longer tells answerable questions "
                                                    "from unanswerable ones")] = False,
+        generated_unanswerable: Annotated[bool, typer.Option(help="Train on IDK-MRC's machine-generated "
+                                                                  "unanswerable questions (one word of an "
+                                                                  "answerable question swapped) too")] = True,
 ) -> None:
     """Fine-tune the reader (multilingual-e5-small + span head) on ../shared/train/, choosing the checkpoint on
     a held-out 10% of paragraphs. About an hour on 2 cores at the defaults. Then: qa export-reader."""
@@ -254,7 +257,8 @@ def train_reader_command(
                          learning_rate=learning_rate, max_tokens=max_tokens, stride=max_tokens * 2 // 3, seed=seed,
                          limit=limit, threads=threads, held_out_limit=held_out_limit, init_from=init_from,
                          xquad_languages=xquad_languages, other_share=other_share, code_switch=code_switch,
-                         near_share=near_share, any_question_share=any_question_share, respell=respell)
+                         near_share=near_share, any_question_share=any_question_share, respell=respell,
+                         generated_unanswerable=generated_unanswerable)
     if init_from:
         from qa.reader.export import load_state
         from qa.reader.runtime import ReaderModelError

@@ -3,6 +3,7 @@ Indonesian question words spelt every way; and what a checkpoint is chosen by.""
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -88,3 +89,39 @@ def test_the_checkpoint_is_chosen_by_the_respelt_indonesian_figure_when_there_is
     assert selection_score(respelt) == pytest.approx(0.70 + 0.25)
     near = respelt | {"cross-lingual-near": {"best_f1": 0.6, "has_answer_f1": 0.55}}
     assert selection_score(near) == pytest.approx(0.70 + 0.30)
+
+
+def _squad(paragraphs: list[tuple[str, list[dict]]]) -> dict:
+    return {"data": [{"title": "t", "paragraphs": [{"context": c, "qas": qas} for c, qas in paragraphs]}]}
+
+
+def test_training_without_generated_unanswerable_questions_drops_only_those_and_keeps_the_held_out_split(tmp_path):
+    from qa.reader.data import XQUAD_LANGUAGES, held_out, load_training_data
+
+    contexts = [f"Paragraf nomor {n} tentang Kim Il Sung, yang lahir pada 1912." for n in range(40)]
+    train_context = next(c for c in contexts if not held_out(c))
+    held_context = next(c for c in contexts if held_out(c))
+
+    def questions(prefix: str, context: str) -> list[dict]:
+        return [{"id": f"{prefix}-1", "question": f"Kapan Kim Il Sung lahir ({prefix})?", "is_impossible": False,
+                 "answers": [{"text": "1912", "answer_start": context.index("1912")}]},
+                {"id": f"{prefix}-1-unans-m-1", "question": f"Kapan Kim Il Sung wafat ({prefix})?",
+                 "is_impossible": True, "answers": []},
+                {"id": f"{prefix}-2-unans-h-1", "question": f"Siapa istri Kim Il Sung ({prefix})?",
+                 "is_impossible": True, "answers": []}]
+
+    (tmp_path / "idk_mrc_train.json").write_text(json.dumps(_squad(
+        [(train_context, questions("train", train_context)), (held_context, questions("held", held_context))])))
+    for name in ("tydiqa_goldp_id_train.json", "tydiqa_goldp_en_train.json"):
+        (tmp_path / name).write_text(json.dumps(_squad([])))
+    (tmp_path / "xquad").mkdir()
+    for language in XQUAD_LANGUAGES:
+        (tmp_path / "xquad" / f"xquad.{language}.json").write_text(json.dumps(_squad([])))
+
+    every = load_training_data(tmp_path)
+    fewer = load_training_data(tmp_path, generated_unanswerable=False)
+    assert sorted(e.question for e in every.train["idk-mrc"]) == [
+        "Kapan Kim Il Sung lahir (train)?", "Kapan Kim Il Sung wafat (train)?", "Siapa istri Kim Il Sung (train)?"]
+    assert sorted(e.question for e in fewer.train["idk-mrc"]) == [
+        "Kapan Kim Il Sung lahir (train)?", "Siapa istri Kim Il Sung (train)?"]
+    assert fewer.held_out == every.held_out and len(fewer.held_out["idk-mrc"]) == 3

@@ -75,23 +75,31 @@ def _question_key(question: str) -> str:
     return re.sub(r"\W+", " ", question.lower()).strip()
 
 
-def load_training_data(root: Path, limit: int | None = None) -> TrainingData:
+# IDK-MRC marks its machine-generated unanswerable questions in their ids ("...-unans-m-1"): an answerable
+# question with one word swapped ("Kapan PBB didirikan?" -> "Kapan PBB ditutup?").
+GENERATED_UNANSWERABLE = "-unans-m"
+
+
+def load_training_data(root: Path, limit: int | None = None, generated_unanswerable: bool = True) -> TrainingData:
     """All training sources, split into training and held-out examples by paragraph. `limit` keeps the first
-    examples of each source (for a smoke test)."""
+    examples of each source (for a smoke test). Without `generated_unanswerable`, IDK-MRC's machine-generated
+    unanswerable questions are left out of training (the held-out split keeps them, so scores stay comparable)."""
     train: dict[str, list[Example]] = {}
     held: dict[str, list[Example]] = {}
 
-    def add(source: str, examples: list[Example]) -> None:
+    def add(source: str, examples: list[Example], dropped: set[int] = frozenset()) -> None:
         examples = examples[:limit] if limit else examples
-        train[source] = [e for e in examples if not held_out(e.context)]
+        train[source] = [e for n, e in enumerate(examples) if not held_out(e.context) and n not in dropped]
         held[source] = [e for e in examples if held_out(e.context)]
 
     tydi_id = [e for _, e in read_squad(root / "tydiqa_goldp_id_train.json", "tydi-id")]
     add("tydi-id", tydi_id)
     seen = {_question_key(e.question) for e in tydi_id}
-    idk = [e for _, e in read_squad(root / "idk_mrc_train.json", "idk-mrc")]
     # Its answerable questions are mostly TyDi QA's own: keep only the new ones.
-    add("idk-mrc", [e for e in idk if e.answer_start is None or _question_key(e.question) not in seen])
+    idk = [(qid, e) for qid, e in read_squad(root / "idk_mrc_train.json", "idk-mrc")
+           if e.answer_start is None or _question_key(e.question) not in seen]
+    add("idk-mrc", [e for _, e in idk],
+        set() if generated_unanswerable else {n for n, (qid, _) in enumerate(idk) if GENERATED_UNANSWERABLE in qid})
     add("tydi-en", [e for _, e in read_squad(root / "tydiqa_goldp_en_train.json", "tydi-en")])
 
     xquad: dict[str, dict[str, Example]] = {}

@@ -50,6 +50,7 @@ class TrainConfig:
     near_share: float = 0.0  # share of answerable questions also asked of their passage without the answer
     any_question_share: float = 0.0  # share of XQuAD pairs whose question is in a random language, not English
     respell: bool = False  # Indonesian questions' question word spelt at random (qa.reader.data.respelled)
+    generated_unanswerable: bool = True  # train on IDK-MRC's machine-generated unanswerable questions too
 
 
 @dataclass(frozen=True)
@@ -259,7 +260,7 @@ def score_state(state: dict[str, np.ndarray], config: TrainConfig) -> dict:
     weights, words = _bundled_encoder(config.threads)
     model = Reader(weights)
     model.load_state_dict(torch_state(state))
-    data = load_training_data(config.data_dir, config.limit)
+    data = load_training_data(config.data_dir, config.limit, config.generated_unanswerable)
     return evaluate_held_out(model, Featurizer(words, config.max_tokens, config.stride), data, config, weights.eos)
 
 
@@ -280,7 +281,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     weights, words = _bundled_encoder(config.threads)
     config.out_dir.mkdir(parents=True, exist_ok=True)
     featurizer = Featurizer(words, config.max_tokens, config.stride)
-    data = load_training_data(config.data_dir, config.limit)
+    data = load_training_data(config.data_dir, config.limit, config.generated_unanswerable)
     lexicon = training_lexicon(data, config.out_dir / "lexicon.json") if config.code_switch else None
     model = Reader(weights)
     if config.init_from:
