@@ -80,6 +80,9 @@ def test_best_span_respects_order_and_length():
     ("(Korea Utara", "Korea Utara"),
     ("panel (PBB)", "panel (PBB)"),
     ("“perang suci”", "“perang suci”"),
+    (".", ""),
+    (" — ", ""),
+    ("“”", ""),
 ])
 def test_tidy_span_trims_what_no_answer_ends_with(text, expected):
     start, end = tidy_span(text, 0, len(text))
@@ -315,3 +318,23 @@ def test_the_passage_read_is_the_one_whose_best_sentence_matches_the_question():
     far_behind = [Hit(0, 0.850), Hit(1, 0.600)]
     assert passages_to_read(index, far_behind, ranked)[0].passage_id == 0
     assert passages_to_read(index, [], ranked) == []
+
+
+def test_a_sentence_whose_best_span_is_only_punctuation_gives_way_to_the_next_best_answer():
+    from types import SimpleNamespace
+
+    from qa.reader.read import read_answer
+    from qa.reader.runtime import Calibration, ReadSpan
+    from qa.records import Hit
+    from qa.sentences import ScoredSentence
+
+    text = "Perjanjian itu belum dirilis. Isinya dibahas di Pyongyang."
+    first, second = text.index("Perjanjian"), text.index("Isinya")
+    sentences = [ScoredSentence(0, "d", 0, second - 1, text[:second - 1], 0, 0.8, 1.0, 1.0),
+                 ScoredSentence(1, "d", second, len(text), text[second:], 0, 0.8, 1.0, 1.0)]
+    stop = text.index(".")
+    spans = [ReadSpan(stop, stop + 1, 6.0, 1.0), ReadSpan(text.index("Pyongyang"), len(text) - 1, 3.0, 1.0)]
+    reader = SimpleNamespace(read=lambda question, context, threads, parts: spans, calibration=Calibration())
+    index = SimpleNamespace(passages={0: SimpleNamespace(text=text, start=first)}, passage_sentence_rows={0: [0, 1]})
+    reading = read_answer(reader, "Di mana isinya dibahas?", index, [Hit(0, 1.0, 1.0)], sentences)
+    assert text[reading.start:reading.end] == "Pyongyang" and reading.margin == 2.0

@@ -53,7 +53,8 @@ def _full_stop(span: str) -> bool:
 
 def tidy_span(text: str, start: int, end: int) -> tuple[int, int]:
     """Trim white space, a trailing comma or dash, a sentence's full stop (not an abbreviation's: "Dr.",
-    "U.S."), and a bracket or quote left without its partner."""
+    "U.S."), and a bracket or quote left without its partner. A span without a letter or digit ("." or "—")
+    is trimmed to nothing."""
     changed = True
     while changed and start < end:
         changed = False
@@ -63,6 +64,8 @@ def tidy_span(text: str, start: int, end: int) -> tuple[int, int]:
         elif span[-1].isspace() or span[-1] in _TRAILING or _full_stop(span) or (
                 span[-1] in _PAIRS.values() and not any(o in span[:-1] for o, c in _PAIRS.items() if c == span[-1])):
             end, changed = end - 1, True
+    if not any(c.isalnum() for c in text[start:end]):
+        return start, start
     return start, end
 
 
@@ -100,13 +103,12 @@ def read_answer(reader: ReaderRuntime, question: str, index: LoadedIndex, hits: 
             if span is not None:
                 candidates.append((span.margin + RETRIEVAL_WEIGHT * (hit.score - best_score), span,
                                    hit.passage_id, sentence))
-    if not candidates:
-        return None
-    _, span, passage_row, sentence = max(candidates, key=lambda c: c[0])
-    passage = index.passages[passage_row]
-    start, end = (passage.start + offset - sentence.start for offset in (span.start, span.end))
-    start, end = tidy_span(sentence.text, start, end)
-    if start >= end:
-        return None
-    return Reading(sentence, passage_row, sentence.start + start, sentence.start + end, span.margin,
-                   reader.calibration.confidence(span.margin, sentence.dense))
+    # The best span that is still an answer once tidied: a sentence whose best span is only punctuation gives way.
+    for _, span, passage_row, sentence in sorted(candidates, key=lambda c: c[0], reverse=True):
+        passage = index.passages[passage_row]
+        start, end = (passage.start + offset - sentence.start for offset in (span.start, span.end))
+        start, end = tidy_span(sentence.text, start, end)
+        if start < end:
+            return Reading(sentence, passage_row, sentence.start + start, sentence.start + end, span.margin,
+                           reader.calibration.confidence(span.margin, sentence.dense))
+    return None
