@@ -247,6 +247,11 @@ def train_reader_command(
         generated_unanswerable: Annotated[bool, typer.Option(help="Train on IDK-MRC's machine-generated "
                                                                   "unanswerable questions (one word of an "
                                                                   "answerable question swapped) too")] = True,
+        teacher: Annotated[Optional[list[Path]], typer.Option(help="Also learn the averaged start/end "
+                                                                   "distributions of this reader (a best.pt or "
+                                                                   "reader.npz; repeat for several)")] = None,
+        teacher_weight: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of the loss that is the "
+                                                                           "teachers'")] = 0.5,
 ) -> None:
     """Fine-tune the reader (multilingual-e5-small + span head) on ../shared/train/, choosing the checkpoint on
     a held-out 10% of paragraphs. About an hour on 2 cores at the defaults. Then: qa export-reader."""
@@ -258,17 +263,18 @@ def train_reader_command(
                          limit=limit, threads=threads, held_out_limit=held_out_limit, init_from=init_from,
                          xquad_languages=xquad_languages, other_share=other_share, code_switch=code_switch,
                          near_share=near_share, any_question_share=any_question_share, respell=respell,
-                         generated_unanswerable=generated_unanswerable)
-    if init_from:
+                         generated_unanswerable=generated_unanswerable, teachers=tuple(teacher or ()),
+                         teacher_weight=teacher_weight)
+    for what, path in [("start from", init_from)] * bool(init_from) + [("learn from", p) for p in teacher or ()]:
         from qa.reader.export import load_state
         from qa.reader.runtime import ReaderModelError
 
-        if not init_from.is_file():
-            fail(f"no checkpoint at {init_from}")
+        if not path.is_file():
+            fail(f"no checkpoint at {path}")
         try:
-            load_state(init_from)
+            load_state(path)
         except (ValueError, ReaderModelError) as exc:
-            fail(f"cannot start from {init_from}: {exc}")
+            fail(f"cannot {what} {path}: {exc}")
     try:
         best = train(config, progress=sys.stderr.isatty())
     except TrainingDataError as exc:

@@ -51,6 +51,8 @@ class TrainConfig:
     any_question_share: float = 0.0  # share of XQuAD pairs whose question is in a random language, not English
     respell: bool = False  # Indonesian questions' question word spelt at random (qa.reader.data.respelled)
     generated_unanswerable: bool = True  # train on IDK-MRC's machine-generated unanswerable questions too
+    teachers: tuple[Path, ...] = ()  # readers whose averaged start/end distributions the model also learns from
+    teacher_weight: float = 0.5  # share of the loss that is the teachers' (the rest: the gold span)
 
 
 @dataclass(frozen=True)
@@ -235,6 +237,18 @@ def training_lexicon(data: TrainingData, cache: Path) -> dict[str, str]:
     return build_lexicon(indonesian, english, load_embedder(), cache)
 
 
+def distillation_loss(start_logits, end_logits, teachers: list, ids, valid, bf16: bool = True):
+    """Cross-entropy of the model's start and end distributions against the teachers' averaged ones."""
+    import torch
+
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        outputs = [teacher(ids, valid) for teacher in teachers]
+    target_start = torch.stack([s.float().softmax(-1) for s, _ in outputs]).mean(0)
+    target_end = torch.stack([e.float().softmax(-1) for _, e in outputs]).mean(0)
+    return (torch.nn.functional.cross_entropy(start_logits, target_start)
+            + torch.nn.functional.cross_entropy(end_logits, target_end)) / 2
+
+
 def torch_state(state: dict[str, np.ndarray]) -> dict:
     import torch
 
@@ -286,6 +300,11 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     model = Reader(weights)
     if config.init_from:
         model.load_state_dict(torch_state(load_state(config.init_from)[0]))
+    teachers = []
+    for path in config.teachers:
+        teacher = Reader(weights)
+        teacher.load_state_dict(torch_state(load_state(path)[0]))
+        teachers.append(teacher.eval().requires_grad_(False))
     pad = weights.eos
 
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and n != "positions"]
@@ -318,7 +337,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         step, best = state["step"], state["best"]
         torch.set_rng_state(state["torch_rng"])
         print(f"resuming from {checkpoint} at step {step} of {total_steps}", flush=True)
-    meta = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+    meta = {"config": {k: [str(p) for p in v] if k == "teachers" else str(v) if isinstance(v, Path) else v
+                       for k, v in asdict(config).items()},
             "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
             "train_examples": {k: len(v) for k, v in data.train.items()} | {"xquad-questions": len(data.xquad)},
             "held_out_examples": {k: len(v) for k, v in data.held_out.items()}}
@@ -358,6 +378,10 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
                 start_logits, end_logits = model(ids, valid)
             loss = (torch.nn.functional.cross_entropy(start_logits, starts)
                     + torch.nn.functional.cross_entropy(end_logits, ends)) / 2
+            if teachers:
+                loss = ((1 - config.teacher_weight) * loss
+                        + config.teacher_weight * distillation_loss(start_logits, end_logits, teachers, ids, valid,
+                                                                    config.bf16))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
