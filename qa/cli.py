@@ -265,10 +265,11 @@ def train_reader_command(
                          near_share=near_share, any_question_share=any_question_share, respell=respell,
                          generated_unanswerable=generated_unanswerable, teachers=tuple(teacher or ()),
                          teacher_weight=teacher_weight)
-    for what, path in [("start from", init_from)] * bool(init_from) + [("learn from", p) for p in teacher or ()]:
-        from qa.reader.export import load_state
-        from qa.reader.runtime import ReaderModelError
+    from qa.reader.export import load_state
+    from qa.reader.runtime import ReaderModelError
 
+    weights_given = ([("start from", init_from)] if init_from else []) + [("learn from", p) for p in teacher or ()]
+    for what, path in weights_given:
         if not path.is_file():
             fail(f"no checkpoint at {path}")
         try:
