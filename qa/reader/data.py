@@ -87,20 +87,19 @@ def load_training_data(root: Path, limit: int | None = None, generated_unanswera
     train: dict[str, list[Example]] = {}
     held: dict[str, list[Example]] = {}
 
-    def add(source: str, examples: list[Example], dropped: set[int] = frozenset()) -> None:
-        examples = examples[:limit] if limit else examples
-        train[source] = [e for n, e in enumerate(examples) if not held_out(e.context) and n not in dropped]
-        held[source] = [e for e in examples if held_out(e.context)]
+    def add(source: str, pairs: list[tuple[str, Example]], trained=lambda question_id: True) -> None:
+        pairs = pairs[:limit] if limit else pairs
+        train[source] = [e for qid, e in pairs if not held_out(e.context) and trained(qid)]
+        held[source] = [e for _, e in pairs if held_out(e.context)]
 
-    tydi_id = [e for _, e in read_squad(root / "tydiqa_goldp_id_train.json", "tydi-id")]
+    tydi_id = read_squad(root / "tydiqa_goldp_id_train.json", "tydi-id")
     add("tydi-id", tydi_id)
-    seen = {_question_key(e.question) for e in tydi_id}
+    seen = {_question_key(e.question) for _, e in tydi_id}
     # Its answerable questions are mostly TyDi QA's own: keep only the new ones.
-    idk = [(qid, e) for qid, e in read_squad(root / "idk_mrc_train.json", "idk-mrc")
-           if e.answer_start is None or _question_key(e.question) not in seen]
-    add("idk-mrc", [e for _, e in idk],
-        set() if generated_unanswerable else {n for n, (qid, _) in enumerate(idk) if GENERATED_UNANSWERABLE in qid})
-    add("tydi-en", [e for _, e in read_squad(root / "tydiqa_goldp_en_train.json", "tydi-en")])
+    add("idk-mrc", [(qid, e) for qid, e in read_squad(root / "idk_mrc_train.json", "idk-mrc")
+                    if e.answer_start is None or _question_key(e.question) not in seen],
+        lambda qid: generated_unanswerable or GENERATED_UNANSWERABLE not in qid)
+    add("tydi-en", read_squad(root / "tydiqa_goldp_en_train.json", "tydi-en"))
 
     xquad: dict[str, dict[str, Example]] = {}
     questions: dict[str, dict[str, str]] = {}

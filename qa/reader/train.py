@@ -278,6 +278,13 @@ def score_state(state: dict[str, np.ndarray], config: TrainConfig) -> dict:
     return evaluate_held_out(model, Featurizer(words, config.max_tokens, config.stride), data, config, weights.eos)
 
 
+def _as_json(value):
+    """A configuration value as run.json stores it: paths, also in a tuple, as strings."""
+    if isinstance(value, tuple):
+        return [_as_json(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
+
+
 def _log(out_dir: Path, record: dict) -> None:
     with open(out_dir / "log.jsonl", "a", encoding="utf-8") as file:
         file.write(json.dumps(record) + "\n")
@@ -337,8 +344,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         step, best = state["step"], state["best"]
         torch.set_rng_state(state["torch_rng"])
         print(f"resuming from {checkpoint} at step {step} of {total_steps}", flush=True)
-    meta = {"config": {k: [str(p) for p in v] if k == "teachers" else str(v) if isinstance(v, Path) else v
-                       for k, v in asdict(config).items()},
+    meta = {"config": {k: _as_json(v) for k, v in asdict(config).items()},
             "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
             "train_examples": {k: len(v) for k, v in data.train.items()} | {"xquad-questions": len(data.xquad)},
             "held_out_examples": {k: len(v) for k, v in data.held_out.items()}}
