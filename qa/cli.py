@@ -252,11 +252,15 @@ def train_reader_command(
                                                                    "reader.npz; repeat for several)")] = None,
         teacher_weight: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of the loss that is the "
                                                                            "teachers'")] = 0.5,
+        switch_passages: Annotated[Optional[Path], typer.Option(help="English -> Indonesian word lexicon (a JSON "
+                                                                     "object): also train on the English questions "
+                                                                     "over their passages with words switched into "
+                                                                     "Indonesian")] = None,
 ) -> None:
     """Fine-tune the reader (multilingual-e5-small + span head) on ../shared/train/, choosing the checkpoint on
     a held-out 10% of paragraphs. About an hour on 2 cores at the defaults. Then: qa export-reader."""
     from qa.reader.data import TrainingDataError
-    from qa.reader.train import TrainConfig, train
+    from qa.reader.train import TrainConfig, read_passage_lexicon, train
 
     config = TrainConfig(data_dir=data, out_dir=out, epochs=epochs, batch_size=batch_size,
                          learning_rate=learning_rate, max_tokens=max_tokens, stride=max_tokens * 2 // 3, seed=seed,
@@ -264,7 +268,7 @@ def train_reader_command(
                          xquad_languages=xquad_languages, other_share=other_share, code_switch=code_switch,
                          near_share=near_share, any_question_share=any_question_share, respell=respell,
                          generated_unanswerable=generated_unanswerable, teachers=tuple(teacher or ()),
-                         teacher_weight=teacher_weight)
+                         teacher_weight=teacher_weight, switch_passages=switch_passages)
     from qa.reader.export import load_state
     from qa.reader.runtime import ReaderModelError
 
@@ -277,6 +281,8 @@ def train_reader_command(
         except (ValueError, ReaderModelError) as exc:
             fail(f"cannot {what} {path}: {exc}")
     try:
+        if switch_passages:
+            read_passage_lexicon(switch_passages)
         best = train(config, progress=sys.stderr.isatty())
     except TrainingDataError as exc:
         fail(str(exc))

@@ -217,10 +217,12 @@ def test_a_few_training_steps_write_a_checkpoint_and_resume_from_it(tmp_path):
     config = TrainConfig(data_dir=SHARED_DIR / "train", out_dir=tmp_path / "run", epochs=1.0, batch_size=8,
                          limit=6, held_out_limit=4, checkpoint_every=2, evaluations_per_epoch=1, code_switch=True,
                          near_share=0.5, any_question_share=0.5, respell=True, generated_unanswerable=False,
-                         teachers=(MODEL_DIR / "reader.npz",))
+                         teachers=(MODEL_DIR / "reader.npz",), switch_passages=tmp_path / "en_id.json")
+    (tmp_path / "en_id.json").write_text(json.dumps({"city": "kota", "year": "tahun", "river": "sungai"}))
     best = train(config, progress=False)
     assert (tmp_path / "run" / "best.pt").is_file() and (tmp_path / "run" / "checkpoint.pt").is_file()
     assert "indonesian" in best and "code-switched" in best and "indonesian-respelled" in best and best["step"] >= 1
+    assert "english-passage-switched" in best
     assert json.loads((tmp_path / "run" / "lexicon.json").read_text())  # induced once, kept with the run
     evals = [json.loads(line)["eval"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
              if "eval" in line]
@@ -301,6 +303,22 @@ def test_a_file_that_is_not_a_checkpoint_is_named_not_a_traceback(tmp_path):
     taught = CliRunner().invoke(app, ["train-reader", "--teacher", str(tmp_path / "notes.pt"),
                                       "--out", str(tmp_path / "run"), "--limit", "2"])
     assert taught.exit_code == 2 and f"cannot learn from {tmp_path / 'notes.pt'}" in taught.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_passage_lexicon_that_is_not_a_word_mapping_is_named_before_training(tmp_path):
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    (tmp_path / "lexicon.json").write_text('["city", "kota"]')
+    result = CliRunner().invoke(app, ["train-reader", "--switch-passages", str(tmp_path / "lexicon.json"),
+                                      "--out", str(tmp_path / "run"), "--limit", "2"])
+    assert result.exit_code == 2
+    assert f"{tmp_path / 'lexicon.json'} is not a JSON object of English words to Indonesian words" in result.output
+    missing = CliRunner().invoke(app, ["train-reader", "--switch-passages", str(tmp_path / "none.json"),
+                                       "--out", str(tmp_path / "run"), "--limit", "2"])
+    assert missing.exit_code == 2 and f"cannot read the passage lexicon {tmp_path / 'none.json'}" in missing.output
     assert not (tmp_path / "run").exists()
 
 

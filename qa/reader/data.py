@@ -14,6 +14,7 @@ from pathlib import Path
 HELD_OUT_SHARE = 0.10
 XQUAD_LANGUAGES = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
 INDONESIAN_SOURCES = ("tydi-id", "idk-mrc")
+ENGLISH_PASSAGE_SOURCES = ("tydi-en", "xquad-en-en")  # English questions over English passages
 RANDOM_NEGATIVE_SHARE = 0.10  # of answerable questions also asked of a random other passage, answer: none
 
 
@@ -158,14 +159,25 @@ def switched(examples: list[Example], lexicon: dict[str, str], rng: random.Rando
                     e.source + "-switched") for e in examples if e.source in INDONESIAN_SOURCES]
 
 
+def passage_switched_examples(examples: list[Example], lexicon: dict[str, str], rng: random.Random) -> list[Example]:
+    """The answerable English-passage examples among these with their passages code-switched into Indonesian
+    (qa.reader.lexicon.passage_switched)."""
+    from qa.reader.lexicon import WORD_SHARE, passage_switched
+
+    return [passage_switched(e, lexicon, WORD_SHARE, rng) for e in examples
+            if e.source in ENGLISH_PASSAGE_SOURCES and e.answer_start is not None]
+
+
 def epoch_examples(data: TrainingData, epoch: int, seed: int, xquad_languages: int = 1,
                    other_share: float = 1.0, lexicon: dict[str, str] | None = None,
-                   near_share: float = 0.0, any_question_share: float = 0.0, respell: bool = False) -> list[Example]:
+                   near_share: float = 0.0, any_question_share: float = 0.0, respell: bool = False,
+                   passage_lexicon: dict[str, str] | None = None) -> list[Example]:
     """One epoch's examples, in order: the training examples of TyDi QA and IDK-MRC (a random `other_share` of
     them; with `respell`, the Indonesian ones with their question word spelt at random; with a `lexicon`, the
     Indonesian ones also with code-switched questions), each XQuAD question with its
     passage in `xquad_languages` random languages (for `any_question_share` of them asked in a random one of
-    the 12 languages instead of English), random-passage negatives, and for a random `near_share` of the
+    the 12 languages instead of English), with a `passage_lexicon` the English TyDi QA ones and every XQuAD
+    question again with their English passages code-switched into Indonesian, random-passage negatives, and for a random `near_share` of the
     answerable questions their own passage without the answer's sentence (near-topic negatives).
     Deterministic in (seed, epoch)."""
     rng = random.Random(f"{seed}:{epoch}")
@@ -185,6 +197,10 @@ def epoch_examples(data: TrainingData, epoch: int, seed: int, xquad_languages: i
                 example = Example(asked[rng.choice(sorted(asked))], example.context, example.answer_start,
                                   example.answer_text, example.source, example.group)
             examples.append(example)
+    if passage_lexicon:
+        english = [e for e in examples if e.source == "tydi-en"]
+        english += [data.xquad[qid]["en"] for qid in sorted(data.xquad) if "en" in data.xquad[qid]]
+        examples += passage_switched_examples(english, passage_lexicon, rng)
     answerable = [e for e in examples if e.answer_start is not None]
     contexts = sorted({e.context for e in answerable})
     for example in rng.sample(answerable, int(len(answerable) * RANDOM_NEGATIVE_SHARE)):

@@ -8,7 +8,12 @@ data nearest to it, kept only when the two are each other's nearest (mutual near
 precision filter of lexicon induction) and close enough. A code-switched question replaces a share of an
 Indonesian question's lower-case words with their English words ("kapan rusia memveto resolusi itu?" ->
 "when russia veto resolution itu?"): names, numbers and word order stay, as in dictionary code-switching
-augmentation for cross-lingual transfer. Questions only: passages stay Indonesian.
+augmentation for cross-lingual transfer.
+
+The other direction switches passages: an English question over its English passage with a share of the
+passage's lower-case words put into Indonesian by an English -> Indonesian lexicon (a JSON file, e.g. from a
+bilingual dictionary), the answer itself left verbatim. That is the shape of the product's commonest question, an
+English question over Indonesian text, with a natural English question.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import random
 import re
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +67,42 @@ def code_switch(question: str, lexicon: dict[str, str], share: float, rng: rando
             return lexicon[lower].capitalize() if lower != word else lexicon[lower]
         return word
     return WORD.sub(swap, question)
+
+
+# English endings undone to find a word's lexicon entry: (ending, what replaces it), tried in order.
+ENGLISH_ENDINGS = (("ies", "y"), ("ied", "y"), ("es", ""), ("s", ""), ("ed", "e"), ("ed", ""), ("ing", "e"),
+                   ("ing", ""))
+
+
+def english_translation(word: str, lexicon: dict[str, str]) -> str | None:
+    """The lexicon's translation of a lower-case English word or of its stem ("signed" -> "sign")."""
+    if word in lexicon:
+        return lexicon[word]
+    for ending, stem_end in ENGLISH_ENDINGS:
+        stem = word[:-len(ending)] + stem_end
+        if word.endswith(ending) and len(stem) >= 3 and stem in lexicon:
+            return lexicon[stem]
+    return None
+
+
+def switch_words(text: str, lexicon: dict[str, str], share: float, rng: random.Random) -> str:
+    """The text with each lower-case word whose translation the lexicon knows replaced with probability `share`
+    (names, which are capitalised, stay)."""
+    def swap(match: re.Match) -> str:
+        word = match.group()
+        translation = english_translation(word, lexicon) if word.islower() else None
+        return translation if translation and rng.random() < share else word
+    return WORD.sub(swap, text)
+
+
+def passage_switched(example, lexicon: dict[str, str], share: float, rng: random.Random):
+    """An answerable example (qa.reader.data.Example) with the words of its passage outside the answer switched
+    (`switch_words`), the answer verbatim at its new offset."""
+    start, end = example.answer_start, example.answer_start + len(example.answer_text)
+    before = switch_words(example.context[:start], lexicon, share, rng)
+    after = switch_words(example.context[end:], lexicon, share, rng)
+    return replace(example, context=before + example.answer_text + after, answer_start=len(before),
+                   source=example.source + "-passage-switched")
 
 
 def build_lexicon(indonesian_texts: Iterable[str], english_texts: Iterable[str], embedder,

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.reader.data import (INDONESIAN_SOURCES, Example, TrainingData, cross_lingual_near, epoch_examples,
-                            load_training_data, respelled_examples, switched)
+from qa.reader.data import (INDONESIAN_SOURCES, Example, TrainingData, TrainingDataError, cross_lingual_near,
+                            epoch_examples, load_training_data, passage_switched_examples, respelled_examples, switched)
 from qa.reader.decode import best_span
 from qa.reader.export import load_state
 from qa.reader.windows import ContextTokens, WordTokenizer, token_span
@@ -53,6 +53,7 @@ class TrainConfig:
     generated_unanswerable: bool = True  # train on IDK-MRC's machine-generated unanswerable questions too
     teachers: tuple[Path, ...] = ()  # readers whose averaged start/end distributions the model also learns from
     teacher_weight: float = 0.5  # share of the loss that is the teachers' (the rest: the gold span)
+    switch_passages: Path | None = None  # English -> Indonesian lexicon (JSON): English passages code-switched
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ def held_out_scores(predictions: list[tuple[str, float]], examples: list[Example
 
 
 def evaluate_held_out(model, featurizer: Featurizer, data: TrainingData, config: TrainConfig, pad: int,
-                      lexicon: dict[str, str] | None = None) -> dict:
+                      lexicon: dict[str, str] | None = None, passage_lexicon: dict[str, str] | None = None) -> dict:
     rng = random.Random(config.seed)
     report = {}
     indonesian = [e for source in INDONESIAN_SOURCES for e in data.held_out.get(source, [])]
@@ -199,6 +200,9 @@ def evaluate_held_out(model, featurizer: Featurizer, data: TrainingData, config:
             "cross-lingual": data.held_out.get("xquad-cross", [])}
     if lexicon:
         sets["code-switched"] = switched(indonesian, lexicon, random.Random(config.seed))
+    if passage_lexicon:
+        sets["english-passage-switched"] = passage_switched_examples(sets["english"], passage_lexicon,
+                                                                     random.Random(config.seed))
     if config.respell:
         sets["indonesian-respelled"] = respelled_examples(indonesian, random.Random(config.seed))
     if config.near_share:
@@ -235,6 +239,17 @@ def training_lexicon(data: TrainingData, cache: Path) -> dict[str, str]:
     english += [text for languages in data.xquad.values() if "en" in languages
                 for text in (languages["en"].question, languages["en"].context)]
     return build_lexicon(indonesian, english, load_embedder(), cache)
+
+
+def read_passage_lexicon(path: Path) -> dict[str, str]:
+    """An English -> Indonesian word lexicon: a JSON object of lower-case words."""
+    try:
+        lexicon = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise TrainingDataError(f"cannot read the passage lexicon {path}: {exc}") from exc
+    if not isinstance(lexicon, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in lexicon.items()):
+        raise TrainingDataError(f"{path} is not a JSON object of English words to Indonesian words")
+    return lexicon
 
 
 def distillation_loss(start_logits, end_logits, teachers: list, ids, valid, bf16: bool = True):
@@ -304,6 +319,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     featurizer = Featurizer(words, config.max_tokens, config.stride)
     data = load_training_data(config.data_dir, config.limit, config.generated_unanswerable)
     lexicon = training_lexicon(data, config.out_dir / "lexicon.json") if config.code_switch else None
+    passage_lexicon = read_passage_lexicon(config.switch_passages) if config.switch_passages else None
     model = Reader(weights)
     if config.init_from:
         model.load_state_dict(torch_state(load_state(config.init_from)[0]))
@@ -323,7 +339,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         rng = random.Random(f"{config.seed}:features:{epoch}")
         features = [f for e in epoch_examples(data, epoch, config.seed, config.xquad_languages, config.other_share,
                                               lexicon, config.near_share, config.any_question_share,
-                                              config.respell)
+                                              config.respell, passage_lexicon)
                     for f in featurizer.features(e, rng)]
         return batches(features, config.batch_size, rng)
 
@@ -359,7 +375,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
 
     def evaluate() -> None:
         nonlocal best
-        report = evaluate_held_out(model, featurizer, data, config, pad, lexicon)
+        report = evaluate_held_out(model, featurizer, data, config, pad, lexicon, passage_lexicon)
         report |= {"step": step, "epoch": round(step / steps_per_epoch, 3)}
         _log(config.out_dir, {"eval": report})
         print("held-out:", json.dumps(report), flush=True)
