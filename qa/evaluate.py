@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import string
 import sys
 import time
@@ -242,12 +243,19 @@ def _fold(text: str) -> str:
     return " ".join(text.replace("\u00a0", " ").casefold().split())
 
 
+def _whole_words(gold: str) -> re.Pattern:
+    """The folded gold, not as part of a longer word: "dua" is not in "kedua", "70" is not in "1970"."""
+    left = r"(?<!\w)" if gold[0].isalnum() or gold[0] == "_" else ""
+    right = r"(?!\w)" if gold[-1].isalnum() or gold[-1] == "_" else ""
+    return re.compile(left + re.escape(gold) + right)
+
+
 def contains_gold(text: str | None, golds: Iterable[str]) -> bool:
-    """Does text contain one of the gold strings (case-insensitive, whitespace collapsed)?"""
+    """Does text contain one of the gold strings as whole words (case-insensitive, whitespace collapsed)?"""
     if not text:
         return False
     folded = _fold(text)
-    return any(_fold(gold) and _fold(gold) in folded for gold in golds)
+    return any(_whole_words(gold).search(folded) for gold in map(_fold, golds) if gold)
 
 
 def token_f1(prediction: str | None, gold: str) -> float:

@@ -51,6 +51,15 @@ def test_contains_gold_is_case_and_whitespace_insensitive():
     assert not contains_gold("anything", ["", "   "])
 
 
+def test_a_gold_counts_only_as_whole_words():
+    assert not contains_gold("kunjungan kedua Putin", ["dua"])
+    assert not contains_gold("sejak 1970", ["70"])
+    assert contains_gold("dua kali", ["dua"]) and contains_gold("70 tahun", ["70"])
+    assert contains_gold("jalur Rajin-Khasan.", ["Rajin-Khasan"])
+    assert contains_gold("pada tahun 1990-an", ["1990"])
+    assert contains_gold("Kremlin dan (Korea Utara", ["(Korea Utara"])
+
+
 def test_exact_match():
     assert exact_match("Vladivostok.", ["vladivostok"])
     assert not exact_match("di Vladivostok", ["Vladivostok"])

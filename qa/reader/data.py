@@ -177,8 +177,9 @@ def epoch_examples(data: TrainingData, epoch: int, seed: int, xquad_languages: i
     Indonesian ones also with code-switched questions), each XQuAD question with its
     passage in `xquad_languages` random languages (for `any_question_share` of them asked in a random one of
     the 12 languages instead of English), with a `passage_lexicon` the English TyDi QA ones and every XQuAD
-    question again with their English passages code-switched into Indonesian, random-passage negatives, and for a random `near_share` of the
-    answerable questions their own passage without the answer's sentence (near-topic negatives).
+    question again with their English passages code-switched into Indonesian, random-passage negatives, and for
+    a random `near_share` of the answerable questions their own passage without the answer's sentence
+    (near-topic negatives).
     Deterministic in (seed, epoch)."""
     rng = random.Random(f"{seed}:{epoch}")
     examples = [e for source in sorted(data.train) for e in data.train[source]]
