@@ -25,10 +25,14 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from qa.language import WORD
+
+if TYPE_CHECKING:
+    from qa.reader.data import Example
 
 WORD_SHARE = 0.7  # of the words the lexicon knows, the share a code-switched question replaces
 MIN_COSINE = 0.9  # for mutual nearest neighbours
@@ -95,8 +99,8 @@ def switch_words(text: str, lexicon: dict[str, str], share: float, rng: random.R
     return WORD.sub(swap, text)
 
 
-def passage_switched(example, lexicon: dict[str, str], share: float, rng: random.Random):
-    """An answerable example (qa.reader.data.Example) with the words of its passage outside the answer switched
+def passage_switched(example: Example, lexicon: dict[str, str], share: float, rng: random.Random) -> Example:
+    """An answerable example with the words of its passage outside the answer switched
     (`switch_words`), the answer verbatim at its new offset."""
     start, end = example.answer_start, example.answer_start + len(example.answer_text)
     before = switch_words(example.context[:start], lexicon, share, rng)
