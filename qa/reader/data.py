@@ -14,7 +14,6 @@ from pathlib import Path
 HELD_OUT_SHARE = 0.10
 XQUAD_LANGUAGES = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
 INDONESIAN_SOURCES = ("tydi-id", "idk-mrc")
-ENGLISH_PASSAGE_SOURCES = ("tydi-en", "xquad-en-en")  # English questions over English passages
 RANDOM_NEGATIVE_SHARE = 0.10  # of answerable questions also asked of a random other passage, answer: none
 
 
@@ -160,12 +159,11 @@ def switched(examples: list[Example], lexicon: dict[str, str], rng: random.Rando
 
 
 def passage_switched_examples(examples: list[Example], lexicon: dict[str, str], rng: random.Random) -> list[Example]:
-    """The answerable English-passage examples among these with their passages code-switched into Indonesian
+    """The answerable ones of these English-passage examples with their passages code-switched into Indonesian
     (qa.reader.lexicon.passage_switched)."""
     from qa.reader.lexicon import WORD_SHARE, passage_switched
 
-    return [passage_switched(e, lexicon, WORD_SHARE, rng) for e in examples
-            if e.source in ENGLISH_PASSAGE_SOURCES and e.answer_start is not None]
+    return [passage_switched(e, lexicon, WORD_SHARE, rng) for e in examples if e.answer_start is not None]
 
 
 def epoch_examples(data: TrainingData, epoch: int, seed: int, xquad_languages: int = 1,
