@@ -232,14 +232,9 @@ def train_reader_command(
                                                                        "question per epoch")] = 1,
         other_share: Annotated[float, typer.Option(min=0.01, max=1.0, help="Share of the TyDi QA and IDK-MRC "
                                                                          "examples used per epoch")] = 1.0,
-        code_switch: Annotated[bool, typer.Option(help="Also train on the Indonesian questions with their words "
-                                                       "code-switched into English (an induced word lexicon)")] = False,
         near_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of answerable questions also "
                                                                        "asked of their own passage without the "
                                                                        "answer's sentence (answer: none)")] = 0.0,
-        any_question_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of XQuAD pairs asked "
-                                                                               "in a random one of its 12 "
-                                                                               "languages instead of English")] = 0.0,
         respell: Annotated[bool, typer.Option(help="Spell each Indonesian training question's question word a "
                                                    "random one of its ways (Di mana / Dimana, Siapa / Siapakah), "
                                                    "so that the spelling no longer tells answerable questions "
@@ -247,42 +242,28 @@ def train_reader_command(
         generated_unanswerable: Annotated[bool, typer.Option(help="Train on IDK-MRC's machine-generated "
                                                                   "unanswerable questions (one word of an "
                                                                   "answerable question swapped) too")] = True,
-        teacher: Annotated[Optional[list[Path]], typer.Option(help="Also learn the averaged start/end "
-                                                                   "distributions of this reader (a best.pt or "
-                                                                   "reader.npz; repeat for several)")] = None,
-        teacher_weight: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of the loss that is the "
-                                                                           "teachers'")] = 0.5,
-        switch_passages: Annotated[Optional[Path], typer.Option(help="English -> Indonesian word lexicon (a JSON "
-                                                                     "object): also train on the English questions "
-                                                                     "over their passages with words switched into "
-                                                                     "Indonesian")] = None,
 ) -> None:
     """Fine-tune the reader (multilingual-e5-small + span head) on ../shared/train/, choosing the checkpoint on
     a held-out 10% of paragraphs. About an hour on 2 cores at the defaults. Then: qa export-reader."""
     from qa.reader.data import TrainingDataError
-    from qa.reader.train import TrainConfig, read_passage_lexicon, train
+    from qa.reader.train import TrainConfig, train
 
     config = TrainConfig(data_dir=data, out_dir=out, epochs=epochs, batch_size=batch_size,
                          learning_rate=learning_rate, max_tokens=max_tokens, stride=max_tokens * 2 // 3, seed=seed,
                          limit=limit, threads=threads, held_out_limit=held_out_limit, init_from=init_from,
-                         xquad_languages=xquad_languages, other_share=other_share, code_switch=code_switch,
-                         near_share=near_share, any_question_share=any_question_share, respell=respell,
-                         generated_unanswerable=generated_unanswerable, teachers=tuple(teacher or ()),
-                         teacher_weight=teacher_weight, switch_passages=switch_passages)
+                         xquad_languages=xquad_languages, other_share=other_share, near_share=near_share,
+                         respell=respell, generated_unanswerable=generated_unanswerable)
     from qa.reader.export import load_state
     from qa.reader.runtime import ReaderModelError
 
-    weights_given = ([("start from", init_from)] if init_from else []) + [("learn from", p) for p in teacher or ()]
-    for what, path in weights_given:
-        if not path.is_file():
-            fail(f"no checkpoint at {path}")
+    if init_from:
+        if not init_from.is_file():
+            fail(f"no checkpoint at {init_from}")
         try:
-            load_state(path)
+            load_state(init_from)
         except (ValueError, ReaderModelError) as exc:
-            fail(f"cannot {what} {path}: {exc}")
+            fail(f"cannot start from {init_from}: {exc}")
     try:
-        if switch_passages:
-            read_passage_lexicon(switch_passages)
         best = train(config, progress=sys.stderr.isatty())
     except TrainingDataError as exc:
         fail(str(exc))

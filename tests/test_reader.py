@@ -215,15 +215,12 @@ def test_a_few_training_steps_write_a_checkpoint_and_resume_from_it(tmp_path):
     from qa.reader.train import TrainConfig, train
 
     config = TrainConfig(data_dir=SHARED_DIR / "train", out_dir=tmp_path / "run", epochs=1.0, batch_size=8,
-                         limit=6, held_out_limit=4, checkpoint_every=2, evaluations_per_epoch=1, code_switch=True,
-                         near_share=0.5, any_question_share=0.5, respell=True, generated_unanswerable=False,
-                         teachers=(MODEL_DIR / "reader.npz",), switch_passages=tmp_path / "en_id.json")
-    (tmp_path / "en_id.json").write_text(json.dumps({"city": "kota", "year": "tahun", "river": "sungai"}))
+                         limit=6, held_out_limit=4, checkpoint_every=2, evaluations_per_epoch=1,
+                         init_from=MODEL_DIR / "reader.npz", near_share=0.5, respell=True,
+                         generated_unanswerable=False)
     best = train(config, progress=False)
     assert (tmp_path / "run" / "best.pt").is_file() and (tmp_path / "run" / "checkpoint.pt").is_file()
-    assert "indonesian" in best and "code-switched" in best and "indonesian-respelled" in best and best["step"] >= 1
-    assert "english-passage-switched" in best
-    assert json.loads((tmp_path / "run" / "lexicon.json").read_text())  # induced once, kept with the run
+    assert "indonesian" in best and "indonesian-respelled" in best and best["step"] >= 1
     evals = [json.loads(line)["eval"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
              if "eval" in line]
     assert best["selection_score"] == max(e["selection_score"] for e in evals)
@@ -300,44 +297,6 @@ def test_a_file_that_is_not_a_checkpoint_is_named_not_a_traceback(tmp_path):
                                      "--out", str(tmp_path / "run"), "--limit", "2"])
     assert train.exit_code == 2 and f"cannot start from {tmp_path / 'notes.pt'}" in train.output
     assert not (tmp_path / "run").exists()
-    taught = CliRunner().invoke(app, ["train-reader", "--teacher", str(tmp_path / "notes.pt"),
-                                      "--out", str(tmp_path / "run"), "--limit", "2"])
-    assert taught.exit_code == 2 and f"cannot learn from {tmp_path / 'notes.pt'}" in taught.output
-    assert not (tmp_path / "run").exists()
-
-
-def test_a_passage_lexicon_that_is_not_a_word_mapping_is_named_before_training(tmp_path):
-    from typer.testing import CliRunner
-
-    from qa.cli import app
-
-    (tmp_path / "lexicon.json").write_text('["city", "kota"]')
-    result = CliRunner().invoke(app, ["train-reader", "--switch-passages", str(tmp_path / "lexicon.json"),
-                                      "--out", str(tmp_path / "run"), "--limit", "2"])
-    assert result.exit_code == 2
-    assert f"{tmp_path / 'lexicon.json'} is not a JSON object of English words to Indonesian words" in result.output
-    missing = CliRunner().invoke(app, ["train-reader", "--switch-passages", str(tmp_path / "none.json"),
-                                       "--out", str(tmp_path / "run"), "--limit", "2"])
-    assert missing.exit_code == 2 and f"cannot read the passage lexicon {tmp_path / 'none.json'}" in missing.output
-    assert not (tmp_path / "run").exists()
-
-
-def test_distillation_learns_the_teachers_averaged_start_and_end_distributions():
-    torch = pytest.importorskip("torch")
-    from qa.reader.train import distillation_loss
-
-    ids, valid = torch.zeros((1, 4), dtype=torch.long), torch.ones((1, 4), dtype=torch.bool)
-    sure_of_1 = lambda ids, valid: (torch.tensor([[0.0, 50, 0, 0]]), torch.tensor([[0.0, 0, 50, 0]]))  # noqa: E731
-    sure_of_3 = lambda ids, valid: (torch.tensor([[0.0, 0, 0, 50]]), torch.tensor([[0.0, 0, 0, 50]]))  # noqa: E731
-    student = torch.tensor([[0.0, 2, 1, 2]]), torch.tensor([[0.0, 1, 3, 1]])
-    one = distillation_loss(*student, [sure_of_1], ids, valid, bf16=False)
-    hard = (torch.nn.functional.cross_entropy(student[0], torch.tensor([1]))
-            + torch.nn.functional.cross_entropy(student[1], torch.tensor([2]))) / 2
-    assert torch.isclose(one, hard, atol=1e-4)  # a sure teacher is the gold span
-    both = distillation_loss(*student, [sure_of_1, sure_of_3], ids, valid, bf16=False)
-    half = (torch.nn.functional.cross_entropy(student[0], torch.tensor([[0.0, 0.5, 0, 0.5]]))
-            + torch.nn.functional.cross_entropy(student[1], torch.tensor([[0.0, 0, 0.5, 0.5]]))) / 2
-    assert torch.isclose(both, half, atol=1e-4)  # two teachers: half of each one's choice
 
 
 def test_the_passage_read_is_the_one_whose_best_sentence_matches_the_question():

@@ -1,5 +1,5 @@
-"""What an epoch of the reader's training holds: near-topic negatives, XQuAD questions in other languages, and
-Indonesian question words spelt every way; and what a checkpoint is chosen by."""
+"""What an epoch of the reader's training holds: near-topic negatives and Indonesian question words spelt every
+way; and what a checkpoint is chosen by."""
 
 from __future__ import annotations
 
@@ -26,19 +26,6 @@ def test_an_epoch_with_near_share_asks_answerable_questions_again_of_their_passa
         ("When did Kim Il Sung die?", None, None), ("When was the state founded?", None, None)]
     assert "1994" not in near[0].context and "1948" in near[0].context
     assert "1948" not in near[1].context and "1994" in near[1].context
-
-
-
-def test_an_epoch_with_any_question_share_asks_xquad_pairs_in_the_other_languages_too():
-    german = "Kim Il Sung gründete den Staat 1948. Er starb 1994 in Pjöngjang."
-    pair = Example("When did he die?", german, german.index("1994"), "1994", "xquad-en-de", "g1")
-    asked = {"en": "When did he die?", "de": "Wann starb er?", "vi": "Ông ấy mất khi nào?"}
-    data = TrainingData(train={}, held_out={}, xquad={"q1": {"de": pair}}, xquad_questions={"q1": asked})
-    english = [e for seed in range(20) for e in epoch_examples(data, 0, seed, any_question_share=0.0)]
-    assert {e.question for e in english} == {"When did he die?"}
-    mixed = [e for seed in range(20) for e in epoch_examples(data, 0, seed, any_question_share=1.0)]
-    assert {e.question for e in mixed} == set(asked.values())
-    assert {(e.context, e.answer_start, e.answer_text) for e in mixed} == {(german, german.index("1994"), "1994")}
 
 
 def test_a_question_word_is_respelt_among_its_own_spellings_only():

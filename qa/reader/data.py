@@ -8,7 +8,7 @@ import json
 import random
 import re
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 HELD_OUT_SHARE = 0.10
@@ -36,7 +36,6 @@ class TrainingData:
     train: dict[str, list[Example]]  # by source
     held_out: dict[str, list[Example]]
     xquad: dict[str, dict[str, Example]]  # question id -> language -> example (training paragraphs only)
-    xquad_questions: dict[str, dict[str, str]] = field(default_factory=dict)  # question id -> language -> question
 
 
 def held_out(context: str) -> bool:
@@ -102,7 +101,6 @@ def load_training_data(root: Path, limit: int | None = None, generated_unanswera
     add("tydi-en", read_squad(root / "tydiqa_goldp_en_train.json", "tydi-en"))
 
     xquad: dict[str, dict[str, Example]] = {}
-    questions: dict[str, dict[str, str]] = {}
     xquad_held: list[Example] = []
     english = dict(read_squad(root / "xquad" / "xquad.en.json", "xquad-en"))
     for language in XQUAD_LANGUAGES:
@@ -117,12 +115,11 @@ def load_training_data(root: Path, limit: int | None = None, generated_unanswera
                     xquad_held.append(pair)
             else:
                 xquad.setdefault(qid, {})[language] = pair
-                questions.setdefault(qid, {})[language] = example.question
     if limit:
         xquad = dict(list(xquad.items())[:limit])
         xquad_held = xquad_held[:limit]
     held["xquad-cross"] = xquad_held
-    return TrainingData(train, held, xquad, {qid: questions[qid] for qid in xquad})
+    return TrainingData(train, held, xquad)
 
 
 # Spellings of one Indonesian question word. In the training data a question's spelling says whether
@@ -150,34 +147,12 @@ def respelled_examples(examples: list[Example], rng: random.Random) -> list[Exam
             for e in examples]
 
 
-def switched(examples: list[Example], lexicon: dict[str, str], rng: random.Random) -> list[Example]:
-    """The Indonesian questions among these with their words code-switched into English (qa.reader.lexicon)."""
-    from qa.reader.lexicon import WORD_SHARE, code_switch
-
-    return [Example(code_switch(e.question, lexicon, WORD_SHARE, rng), e.context, e.answer_start, e.answer_text,
-                    e.source + "-switched") for e in examples if e.source in INDONESIAN_SOURCES]
-
-
-def passage_switched_examples(examples: list[Example], lexicon: dict[str, str], rng: random.Random) -> list[Example]:
-    """The answerable ones of these English-passage examples with their passages code-switched into Indonesian
-    (qa.reader.lexicon.passage_switched)."""
-    from qa.reader.lexicon import WORD_SHARE, passage_switched
-
-    return [passage_switched(e, lexicon, WORD_SHARE, rng) for e in examples if e.answer_start is not None]
-
-
 def epoch_examples(data: TrainingData, epoch: int, seed: int, xquad_languages: int = 1,
-                   other_share: float = 1.0, lexicon: dict[str, str] | None = None,
-                   near_share: float = 0.0, any_question_share: float = 0.0, respell: bool = False,
-                   passage_lexicon: dict[str, str] | None = None) -> list[Example]:
+                   other_share: float = 1.0, near_share: float = 0.0, respell: bool = False) -> list[Example]:
     """One epoch's examples, in order: the training examples of TyDi QA and IDK-MRC (a random `other_share` of
-    them; with `respell`, the Indonesian ones with their question word spelt at random; with a `lexicon`, the
-    Indonesian ones also with code-switched questions), each XQuAD question with its
-    passage in `xquad_languages` random languages (for `any_question_share` of them asked in a random one of
-    the 12 languages instead of English), with a `passage_lexicon` the English TyDi QA ones and every XQuAD
-    question again with their English passages code-switched into Indonesian, random-passage negatives, and for
-    a random `near_share` of the answerable questions their own passage without the answer's sentence
-    (near-topic negatives).
+    them; with `respell`, the Indonesian ones with their question word spelt at random), each XQuAD question with
+    its passage in `xquad_languages` random languages, random-passage negatives, and for a random `near_share` of
+    the answerable questions their own passage without the answer's sentence (near-topic negatives).
     Deterministic in (seed, epoch)."""
     rng = random.Random(f"{seed}:{epoch}")
     examples = [e for source in sorted(data.train) for e in data.train[source]]
@@ -185,21 +160,9 @@ def epoch_examples(data: TrainingData, epoch: int, seed: int, xquad_languages: i
         examples = rng.sample(examples, int(len(examples) * other_share))
     if respell:
         examples = respelled_examples(examples, rng)
-    if lexicon:
-        examples += switched(examples, lexicon, rng)
     for qid in sorted(data.xquad):
         languages = data.xquad[qid]
-        asked = data.xquad_questions.get(qid, {})
-        for lang in rng.sample(sorted(languages), min(xquad_languages, len(languages))):
-            example = languages[lang]
-            if asked and rng.random() < any_question_share:
-                example = Example(asked[rng.choice(sorted(asked))], example.context, example.answer_start,
-                                  example.answer_text, example.source, example.group)
-            examples.append(example)
-    if passage_lexicon:
-        english = [e for e in examples if e.source == "tydi-en"]
-        english += [data.xquad[qid]["en"] for qid in sorted(data.xquad) if "en" in data.xquad[qid]]
-        examples += passage_switched_examples(english, passage_lexicon, rng)
+        examples += [languages[lang] for lang in rng.sample(sorted(languages), min(xquad_languages, len(languages)))]
     answerable = [e for e in examples if e.answer_start is not None]
     contexts = sorted({e.context for e in answerable})
     for example in rng.sample(answerable, int(len(answerable) * RANDOM_NEGATIVE_SHARE)):

