@@ -324,7 +324,18 @@ def password_user(pg_server, new_database):
     pg_server.psql("SET password_encryption = 'scram-sha-256'; "
                    "CREATE ROLE secretive LOGIN SUPERUSER PASSWORD 'right-password'; SELECT pg_reload_conf();")
     base = new_database("with_password")
-    return base.replace("postgresql://postgres:@", "postgresql://secretive:{password}@")
+    url = base.replace("postgresql://postgres:@", "postgresql://secretive:{password}@")
+    # pg_reload_conf() only signals the server: wait until a wrong password is refused before any test relies on it.
+    import psycopg
+
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            sql(url.format(password="wrong-password"), "SELECT 1")
+        except psycopg.OperationalError:
+            return url
+        assert time.monotonic() < deadline, "the server did not take up the password rule in pg_hba.conf"
+        time.sleep(0.1)
 
 
 def test_a_wrong_password_is_named(password_user, tmp_path, embedder):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DIR
+from tiny_training_set import write_tiny_training_set
 
 from qa.reader.decode import best_span
 from qa.reader.read import tidy_span
@@ -209,13 +210,24 @@ def test_several_checkpoints_are_exported_as_their_average(tmp_path, reader):
     assert card["held_out"] == meta["held_out"] == {"average": True} and card["training"] is None
 
 
-@pytest.mark.skipif(not (SHARED_DIR / "train").is_dir(), reason="../shared/train is not here")
-def test_a_few_training_steps_write_a_checkpoint_and_resume_from_it(tmp_path):
+@pytest.fixture(params=["tiny", "shared"])
+def training_folder(request, tmp_path):
+    """(folder, examples per source): a made-up training folder of the real files' shape (every machine), and the
+    real one, cut to its first examples (where it is)."""
+    if request.param == "tiny":
+        return write_tiny_training_set(tmp_path / "train"), None
+    if not (SHARED_DIR / "train").is_dir():
+        pytest.skip("../shared/train is not here")
+    return SHARED_DIR / "train", 6
+
+
+def test_a_few_training_steps_write_a_checkpoint_and_resume_from_it(tmp_path, training_folder):
     pytest.importorskip("torch")
     from qa.reader.train import TrainConfig, train
 
-    config = TrainConfig(data_dir=SHARED_DIR / "train", out_dir=tmp_path / "run", epochs=1.0, batch_size=8,
-                         limit=6, held_out_limit=4, checkpoint_every=2, evaluations_per_epoch=1,
+    data, limit = training_folder
+    config = TrainConfig(data_dir=data, out_dir=tmp_path / "run", epochs=1.0, batch_size=8,
+                         limit=limit, held_out_limit=4, checkpoint_every=2, evaluations_per_epoch=1,
                          init_from=MODEL_DIR / "reader.npz", near_share=0.5, respell=True,
                          generated_unanswerable=False)
     best = train(config, progress=False)
@@ -231,6 +243,30 @@ def test_a_few_training_steps_write_a_checkpoint_and_resume_from_it(tmp_path):
     steps = [json.loads(line)["eval"]["step"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
              if "eval" in line]
     assert steps == sorted(set(steps)) and steps[-1] == 2 * run["steps_per_epoch"]
+
+
+def test_train_then_export_from_the_command_line_gives_a_reader_that_answers(tmp_path):
+    """The retraining workflow of docs/reader.md end to end, on a made-up training folder: `qa train-reader`,
+    `qa export-reader` into a folder of its own, and that reader loads (its sha256 checked) and reads."""
+    pytest.importorskip("torch")
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    data = write_tiny_training_set(tmp_path / "train")
+    trained = CliRunner().invoke(app, ["train-reader", "--data", str(data), "--out", str(tmp_path / "run"),
+                                       "--epochs", "0.5", "--batch-size", "8", "--held-out-limit", "4",
+                                       "--init-from", str(MODEL_DIR / "reader.npz")])
+    assert trained.exit_code == 0, trained.output
+    assert f"best held-out checkpoint: {tmp_path / 'run' / 'best.pt'}" in trained.output
+    exported = CliRunner().invoke(app, ["export-reader", str(tmp_path / "run" / "best.pt"),
+                                        "--out", str(tmp_path / "model"), "--data", str(data)])
+    assert exported.exit_code == 0, exported.output
+    assert f"wrote {tmp_path / 'model' / 'reader.npz'}" in exported.output
+    card = json.loads((tmp_path / "model" / "reader.json").read_text())
+    assert card["training"]["data_dir"] == str(data) and card["held_out"]["step"] >= 1
+    spans = ReaderRuntime(tmp_path / "model" / "reader.json").read("Kapan Putin tiba di Pyongyang?", CONTEXT)
+    assert spans[0] is not None and CONTEXT[spans[0].start:spans[0].end].strip()
 
 
 def test_ask_with_a_damaged_reader_is_a_503_that_names_the_file(built_index, embedder, reader_copy):
