@@ -2,7 +2,8 @@
 
 The confidence is calibrated on Wikipedia-style held-out questions, and on questions about the news articles it
 runs low for answers that are mostly right: of the tuning set's answers from 0.3 up, 26 of 30 were right, and
-below 0.3, 16 of 37 (docs/evaluation.md, "confidence in words"). Mirrored in web/static/app.js.
+below 0.3, 16 of 37 (docs/evaluation.md, "confidence in words"), so an answer below 0.3 also comes with a
+warning. Mirrored in web/static/app.js.
 """
 
 from __future__ import annotations
@@ -10,6 +11,14 @@ from __future__ import annotations
 # (lowest confidence, words for a reader, css level), most confident first
 CONFIDENCE_BANDS = ((0.85, "High confidence", "high"), (0.3, "Fairly sure", "medium"), (0.0, "Low confidence", "low"))
 CONFIDENCE_WORDS = tuple(words for _, words, _ in CONFIDENCE_BANDS)
+# Under an answer of the lowest band, whose answers were right 30-43% of the time on the project's question files
+# (docs/evaluation.md): the label alone reads like a hedge, not a warning.
+LOW_CONFIDENCE_NOTE = "Answers this unsure are more often wrong than right: check it against the quoted sentence."
+
+
+def confidence_note(confidence: float) -> str | None:
+    """What the chat says under an answer of this confidence, beside its words; None for nothing."""
+    return LOW_CONFIDENCE_NOTE if confidence_words(confidence)[1] == "low" else None
 
 
 def confidence_words(confidence: float) -> tuple[str, str]:

@@ -19,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from qa.answer import citation_url, source_url
-from qa.confidence import confidence_words
+from qa.confidence import confidence_note, confidence_words
 from qa.followup import EarlierTurn, earlier_turn
 from qa.timeline import TimelineEvent, TimelineFilter, TimelineFilterError, filter_events, parse_filter
 from qa.timeline_view import AxisLayout, date_in_words, date_label, layout_axis, machine_date
@@ -164,6 +164,7 @@ class Turn:
     sources: list[Source]  # an abstention's closest passages
     articles: list[ArticleSources]  # an answer's citations, by article
     sentence: Parts | None = None  # the answer's sentence cut around the answer
+    caution: str | None = None  # a warning under an unsure answer
 
 
 def build_turn(service: QAService, question: str, history: list[EarlierTurn] | None = None) -> Turn:
@@ -171,6 +172,8 @@ def build_turn(service: QAService, question: str, history: list[EarlierTurn] | N
     turn = Turn(answer.question, answer, confidence_words(answer.confidence), date_words(answer.normalized),
                 [Source(i, c.title, c.url, excerpt(c.passage)) for i, c in enumerate(answer.citations, 1)],
                 [] if answer.abstained else group_by_article(answer.citations))
+    if not answer.abstained:
+        turn.caution = confidence_note(answer.confidence)
     if not answer.abstained and answer.citations:
         first = answer.citations[0]
         doc = service.document(first.doc_id)

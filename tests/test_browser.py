@@ -25,6 +25,7 @@ DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 360, "height": 740}
 VETO_QUESTION = "Kapan Rusia memveto resolusi Dewan Keamanan PBB?"
 AMBASSADOR_QUESTION = "Siapa Duta Besar Rusia untuk Korea Utara?"
+UNSURE_QUESTION = "Who is the mayor of Vladivostok?"  # the articles do not say; the reader answers anyway, unsure
 
 expect.set_options(timeout=15_000)
 
@@ -121,7 +122,9 @@ def test_ask_with_javascript_then_follow_the_citation(open_page, live_server, se
     reply = page.locator("#turn-1 .reply:not(.pending)")
     expect(reply.locator(".answer")).to_have_text("Answer: 28 Maret 2024")
     expect(reply.locator(".sentence mark")).to_have_text("28 Maret 2024")
-    expect(reply.locator(".confidence")).to_have_text(confidence_words(service.ask(VETO_QUESTION).confidence)[0])
+    words, level = confidence_words(service.ask(VETO_QUESTION).confidence)
+    expect(reply.locator(".confidence")).to_have_text(words)
+    expect(reply.locator(".caution")).to_have_count(1 if level == "low" else 0)
     expect(reply.locator("time")).to_have_attribute("datetime", "2024-03-28")
     expect(reply.locator(".chip").first).to_be_visible()
     assert question.evaluate("e => e.getBoundingClientRect().top + window.scrollY") == pytest.approx(top_before, abs=1)
@@ -228,7 +231,7 @@ TURN_SHAPE = """turn => [...turn.querySelectorAll('*')].map(n =>
         .join(' | '))"""
 
 
-@pytest.mark.parametrize("question", [VETO_QUESTION, "What is the capital of France?",
+@pytest.mark.parametrize("question", [VETO_QUESTION, "What is the capital of France?", UNSURE_QUESTION,
                                       "Berapa kuda yang dibawa kereta dari Rusia ke Korea Utara?"])
 def test_javascript_draws_a_turn_as_the_server_does(open_page, live_server, question):
     page = open_page()
@@ -242,6 +245,18 @@ def test_javascript_draws_a_turn_as_the_server_does(open_page, live_server, ques
     static = open_page()
     static.set_content(server_html)  # on about:blank, so app.js does not load
     assert static.locator("#turn-1").evaluate(TURN_SHAPE) == drawn_by_script
+
+
+def test_an_unsure_answer_is_shown_with_a_warning(open_page, live_server, service):
+    from qa.confidence import LOW_CONFIDENCE_NOTE
+
+    assert confidence_words(service.ask(UNSURE_QUESTION).confidence)[1] == "low"  # the case under test
+    page = open_page()
+    page.goto(live_server + "/")
+    ask(page, UNSURE_QUESTION, 1)
+    reply = page.locator("#turn-1 .reply:not(.pending)")
+    expect(reply.locator(".confidence")).to_have_text("Low confidence")
+    expect(reply.locator(".caution")).to_have_text(LOW_CONFIDENCE_NOTE)
 
 
 def assert_fits(page, where: str):

@@ -20,6 +20,7 @@ from qa.web import (HISTORY_TURNS, around_answer, confidence_words, date_words, 
                     split_highlight)
 
 VETO_QUESTION = "Kapan Rusia memveto resolusi Dewan Keamanan PBB?"
+UNSURE_QUESTION = "Who is the mayor of Vladivostok?"  # the articles do not say; the reader answers anyway, unsure
 
 
 def path_of(href: str) -> str:
@@ -61,6 +62,22 @@ def test_the_chat_script_puts_a_confidence_in_the_same_words():
     bands = re.findall(r'if \(confidence >= ([\d.]+)\) return \["([^"]+)", "(\w+)"\];', script)
     assert [(float(lowest), words, level) for lowest, words, level in bands] == list(CONFIDENCE_BANDS[:-1])
     assert 'return ["%s", "%s"];' % CONFIDENCE_BANDS[-1][1:] in script
+
+
+def test_the_chat_script_warns_under_an_unsure_answer_in_the_same_words():
+    from qa.confidence import LOW_CONFIDENCE_NOTE
+    from qa.web import WEB_DIR
+
+    script = (WEB_DIR / "static" / "app.js").read_text(encoding="utf-8")
+    assert f'const LOW_CONFIDENCE_NOTE = "{LOW_CONFIDENCE_NOTE}";' in script
+    assert 'if (level === "low") reply.append(el("p", { class: "note caution" }, LOW_CONFIDENCE_NOTE));' in script
+
+
+def test_only_the_lowest_band_comes_with_a_warning():
+    from qa.confidence import LOW_CONFIDENCE_NOTE, confidence_note
+
+    assert confidence_note(0.29) == LOW_CONFIDENCE_NOTE and confidence_note(0.0) == LOW_CONFIDENCE_NOTE
+    assert confidence_note(0.3) is None and confidence_note(0.9) is None
 
 
 def test_confidence_and_dates_in_words():
@@ -143,6 +160,17 @@ def test_form_post_answers_without_javascript(client, service):
     citation = answer.citations[0]
     assert f'href="{escape(citation.url)}"' in html
     assert 'action="/#turn-2"' in html and 'id="turn-1"' in html
+
+
+def test_an_unsure_answer_comes_with_a_warning_and_a_surer_one_without(client, service):
+    from qa.confidence import LOW_CONFIDENCE_NOTE
+
+    unsure, sure = service.ask(UNSURE_QUESTION), service.ask(VETO_QUESTION)
+    assert not unsure.abstained and confidence_words(unsure.confidence)[1] == "low"  # the case under test
+    assert not sure.abstained and confidence_words(sure.confidence)[1] != "low"
+    html = client.post("/", data={"question": UNSURE_QUESTION}).text
+    assert f'<p class="note caution">{LOW_CONFIDENCE_NOTE}</p>' in html and escape(unsure.answer) in html
+    assert LOW_CONFIDENCE_NOTE not in client.post("/", data={"question": VETO_QUESTION}).text
 
 
 def test_a_number_answer_is_not_shown_as_a_date(client, service):

@@ -16,7 +16,10 @@
     return node;
   }
 
-  // The next three mirror confidence_words in qa/confidence.py, and date_words and excerpt in qa/web.py.
+  // The next four mirror confidence_words and LOW_CONFIDENCE_NOTE in qa/confidence.py, and date_words and
+  // excerpt in qa/web.py.
+  const LOW_CONFIDENCE_NOTE = "Answers this unsure are more often wrong than right: check it against the quoted sentence.";
+
   function confidenceWords(confidence) {
     if (confidence >= 0.85) return ["High confidence", "high"];
     if (confidence >= 0.3) return ["Fairly sure", "medium"];
@@ -110,6 +113,7 @@
     const [words, level] = confidenceWords(data.confidence);
     facts.append(el("span", { class: `confidence ${level}` }, words));
     reply.append(facts);
+    if (level === "low") reply.append(el("p", { class: "note caution" }, LOW_CONFIDENCE_NOTE));
     const parts = sentenceParts(data);
     if (parts) {
       reply.append(el("blockquote", { class: "sentence", lang: "id" },
