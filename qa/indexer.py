@@ -175,7 +175,12 @@ class _FileStore:
     @contextmanager
     def locked(self, timeout: float):
         index_dir = self.settings.index_dir
-        index_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            index_dir.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise BuildError(f"cannot make the index folder {index_dir}: it or a folder above it is a file") from None
+        except OSError as exc:
+            raise BuildError(f"cannot make the index folder {index_dir}: {exc.strerror or exc}") from None
         lock = FileLock(str(index_dir / LOCK_FILE))
         try:
             lock.acquire(timeout=timeout)

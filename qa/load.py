@@ -96,6 +96,9 @@ def split_front_matter(text: str) -> tuple[dict, str]:
         meta = yaml.safe_load(match.group(1)) or {}
     except yaml.YAMLError as exc:
         raise LoadError(f"front matter is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    except (ValueError, TypeError, OverflowError) as exc:  # a value YAML reads as a date or number but cannot build
+        raise LoadError(f"front matter has a value YAML cannot read ({exc}): put it in quotes to keep it as "
+                        "text") from exc
     if not isinstance(meta, dict):
         raise LoadError("front matter must be a mapping of 'key: value' lines")
     return {str(k): v for k, v in meta.items()}, text[match.end():]

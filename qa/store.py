@@ -360,6 +360,10 @@ def current_generation(index_dir: Path) -> str | None:
         name = (index_dir / CURRENT_FILE).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
+    except NotADirectoryError:
+        raise NoIndexError(f"the index folder {index_dir} is a file, not a folder") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NoIndexError(f"cannot read {index_dir / CURRENT_FILE}: {getattr(exc, 'strerror', None) or exc}") from None
     return name or None
 
 

@@ -75,6 +75,7 @@ def test_bad_files_are_listed_good_ones_indexed_and_exit_code_is_1(make_corpus):
         "gambar.html": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
         "arsip/latin1.txt": "Harga naik di café kota.".encode("latin-1"),
         "besar.md": "Judul\n\n" + "Kalimat yang panjang sekali. " * 200,
+        "tanggal.md": "---\npublished: 2024-13-45\n---\nIsi berita yang cukup panjang.\n",
     })
     os.symlink(corpus / "tidak-ada.txt", corpus / "rusak.txt")
 
@@ -94,6 +95,8 @@ def test_bad_files_are_listed_good_ones_indexed_and_exit_code_is_1(make_corpus):
         "arsip/latin1.txt": reasons["arsip/latin1.txt"],
         "besar.md": reasons["besar.md"],
         "rusak.txt": reasons["rusak.txt"],
+        "tanggal.md": "front matter has a value YAML cannot read (month must be in 1..12): put it in quotes to "
+                      "keep it as text",
     }
     assert reasons["arsip/latin1.txt"].startswith("not valid UTF-8")
     assert reasons["besar.md"].startswith("file too large")
@@ -105,7 +108,7 @@ def test_bad_files_are_listed_good_ones_indexed_and_exit_code_is_1(make_corpus):
     for path, reason in reasons.items():
         assert f"skipped {path}: {reason}" in again.stderr
     assert "0 added / 0 updated / 0 removed / 3 unchanged" in again.stdout
-    assert "5 skipped" in again.stdout
+    assert "6 skipped" in again.stdout
     assert f"(generation {report['generation']})" in again.stdout
     assert current_generation(index) == report["generation"]
 
@@ -128,6 +131,22 @@ def test_missing_corpus_path_exits_2_with_a_clear_message(tmp_path):
     assert result.stdout == ""
     assert f"error: corpus folder {tmp_path / 'no-such-folder'} does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("where", ["file", "under-a-file"])
+def test_an_index_path_that_is_a_file_exits_2_with_a_clear_message_for_index_and_ask(make_corpus, where):
+    corpus, index = make_corpus(ARTICLES)
+    index.parent.mkdir(parents=True, exist_ok=True)
+    index.write_text("not a folder")
+    target = index if where == "file" else index / "sub"
+    built = qa_index(corpus, target)
+    assert built.returncode == 2 and "Traceback" not in built.stderr
+    assert f"error: cannot make the index folder {target}: it or a folder above it is a file" in built.stderr
+    asked = subprocess.run([sys.executable, "-m", "qa.cli", "ask", "Berapa ton panen padi?", "--index", str(index)],
+                           capture_output=True, text=True, env=clean_env(), cwd=PROJECT_DIR, timeout=300)
+    assert asked.returncode == 2 and "Traceback" not in asked.stderr
+    assert f"error: the index folder {index} is a file, not a folder" in asked.stderr
+    assert index.read_text() == "not a folder"
 
 
 def test_empty_corpus_folder_exits_2_with_a_clear_message(tmp_path):

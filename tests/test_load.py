@@ -139,8 +139,10 @@ def test_html_goes_through_the_main_text_extractor(make_corpus):
     ("Judul\n\nHarga naik 10 persen.\n".encode("latin-1") + b"Caf\xe9 tutup.\n", "not valid UTF-8"),
     (b"---\ntitle: [tidak ditutup\n---\nIsi berita.\n", "front matter is not valid YAML"),
     (b"---\n- satu\n- dua\n---\nIsi berita.\n", "front matter must be a mapping"),
+    (b"---\npublished: 2024-02-30\n---\nIsi berita.\n", r"front matter has a value YAML cannot read \(day is out "
+                                                       r"of range for month\): put it in quotes"),
     (b"---\ntitle: Hanya Judul\n---\n\n", "no text after the front matter"),
-], ids=["empty", "whitespace-only", "binary", "not-utf8", "bad-yaml", "yaml-not-mapping", "only-front-matter"])
+], ids=["empty", "whitespace-only", "binary", "not-utf8", "bad-yaml", "yaml-not-mapping", "bad-date", "only-front-matter"])
 def test_bad_file_gives_a_clear_load_error(make_corpus, content, expected):
     corpus, _ = make_corpus({"bad.txt": content})
     with pytest.raises(LoadError, match=expected):
