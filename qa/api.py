@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -250,10 +251,12 @@ def get_timeline(service: ServiceDep,
                        for e in kept]}
 
 
-@router.get("/health", tags=["service"])
-def health(service: ServiceDep) -> dict:
-    """Whether an index is loaded, and which."""
-    return service.health()
+@router.get("/health", tags=["service"], responses={503: {"description": "No index is loaded: the same fields, "
+                                                                       "status 'unavailable' and why"}})
+def health(service: ServiceDep) -> JSONResponse:
+    """Whether an index is loaded, and which. 503 while none is, so a load balancer sends no questions here."""
+    report = service.health()
+    return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
 
 @router.post("/admin/reindex", tags=["service"],
@@ -277,10 +280,21 @@ async def admin_reindex(service: ServiceDep, authorization: Annotated[str | None
     return report.as_dict()
 
 
+JSON_BODY_HINT = 'send a JSON object such as {"question": "…"} with the header Content-Type: application/json'
+# FastAPI's words when a JSON body is not even text (not UTF-8): said here as the other bad bodies are.
+UNPARSABLE_BODY = "There was an error parsing the body"
+
+
 def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return 400, "request body is not valid JSON"
+    whole_body = [e for e in errors if tuple(e.get("loc", ())) == ("body",)]
+    if whole_body and whole_body[0].get("type") == "missing":
+        return 422, f"request body is empty: {JSON_BODY_HINT}"
+    if whole_body:
+        # A list or a string, or not sent as JSON at all (curl -d without a Content-Type header sends a form).
+        return 422, f"request body is not a JSON object: {JSON_BODY_HINT}"
     parts = []
     for error in errors:
         where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
@@ -380,8 +394,9 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
         yield
         stop.set()
 
-    app = FastAPI(title="News QA", version=__version__, lifespan=lifespan,
-                  description="Extractive answers, quoted verbatim from a folder of news articles, with citations.")
+    app = FastAPIOffline(title="News QA", version=__version__, lifespan=lifespan, favicon_url="/static/favicon.svg",
+                         description="Extractive answers, quoted verbatim from a folder of news articles, with "
+                                     "citations.")
     app.state.service = service
 
     @app.exception_handler(ApiError)
@@ -397,6 +412,8 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
                               for route in request.app.router.routes)}
             headers = {**(exc.headers or {}), "Allow": ", ".join(sorted(methods))} if methods else exc.headers
             exc = StarletteHTTPException(405, exc.detail, headers)
+        if exc.status_code == 400 and exc.detail == UNPARSABLE_BODY:
+            exc = StarletteHTTPException(400, "request body is not valid JSON: it is not UTF-8 text")
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)

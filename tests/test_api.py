@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from urllib.parse import unquote
 
@@ -91,6 +92,22 @@ def test_top_k_limits_citations(api):
 
 
 # --- invalid input: 4xx with a message that says what is wrong ------------------------------------------
+
+@pytest.mark.parametrize("content, content_type, status, message", [
+    ('{"question": "Kapan?"}', "application/x-www-form-urlencoded", 422, "request body is not a JSON object: send a "
+     'JSON object such as {"question": "…"} with the header Content-Type: application/json'),
+    ('{"question": "Kapan?"}', "text/plain", 422, "request body is not a JSON object: send a JSON object"),
+    ("", "application/json", 422, "request body is empty: send a JSON object"),
+    ("", None, 422, "request body is empty: send a JSON object"),
+    ("[1, 2]", "application/json", 422, "request body is not a JSON object"),
+    (b'{"question": "\xff\xfe"}', "application/json", 400, "request body is not valid JSON: it is not UTF-8 text"),
+], ids=["form", "text", "empty", "empty-no-type", "list", "not-utf8"])
+def test_a_body_that_is_not_a_json_object_says_how_to_send_one(api, content, content_type, status, message):
+    headers = {"content-type": content_type} if content_type else {}
+    response = api.post("/ask", content=content, headers=headers)
+    assert response.status_code == status
+    assert detail(response).startswith(message)
+
 
 @pytest.mark.parametrize("body, status, words", [
     ({"question": ""}, 422, "empty"),
@@ -221,7 +238,9 @@ def test_no_index_is_503_not_500(tmp_path, embedder):
                          client.get("/api/sources"), client.get("/api/sources/kopi.txt")):
             assert response.status_code == 503, response.text
             assert "qa index" in detail(response)
-        assert client.get("/health").json()["status"] == "unavailable"
+        health = client.get("/health")
+        assert health.status_code == 503 and health.json()["status"] == "unavailable"
+        assert "qa index" in health.json()["detail"]
 
 
 def test_damaged_new_generation_keeps_the_old_one(small_index, embedder, tmp_path):
@@ -313,6 +332,17 @@ def test_source_lookup_never_touches_the_file_system(api, monkeypatch):
     for trick in ["../secret.txt", "/etc/passwd", "kopi.txt"]:
         raw_get(api.app, "/api/sources/" + trick)
     assert not [f for _, f in opened if "secret" in str(f) or "passwd" in str(f) or str(f).endswith("kopi.txt")]
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_api_docs_load_nothing_from_elsewhere(api, page):
+    response = api.get(page)
+    assert response.status_code == 200 and "News QA" in response.text
+    urls = re.findall(r'(?:src|href)="([^"]*)"', response.text)
+    assert any(url.endswith(".js") for url in urls)
+    for url in urls:
+        assert url.startswith("/"), f"{page} loads {url} from elsewhere"
+        assert api.get(url).status_code == 200, url
 
 
 def test_static_files_do_not_escape(api):

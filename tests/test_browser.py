@@ -259,6 +259,15 @@ def test_an_unsure_answer_is_shown_with_a_warning(open_page, live_server, servic
     expect(reply.locator(".caution")).to_have_text(LOW_CONFIDENCE_NOTE)
 
 
+def test_the_api_docs_page_shows_the_operations_without_the_internet(open_page, live_server):
+    page = open_page()
+    failed = []
+    page.on("requestfailed", lambda request: failed.append(request.url))
+    page.goto(live_server + "/docs")
+    expect(page.locator(".opblock-summary-path", has_text="/ask").first).to_be_visible()
+    assert failed == []
+
+
 def assert_fits(page, where: str):
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"{where} scrolls sideways by {overflow}px at {page.viewport_size['width']}px wide"
