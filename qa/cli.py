@@ -140,6 +140,21 @@ def ask_command(question: Annotated[str, typer.Argument(help="The question, in E
         _print_answer(answer)
 
 
+def show_service_log() -> None:
+    """The service's own messages (the index it serves, --watch rebuilds and skipped files) on stderr, in
+    uvicorn's format beside uvicorn's."""
+    import logging
+
+    from uvicorn.logging import DefaultFormatter
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(DefaultFormatter("%(levelprefix)s %(message)s"))
+    logger = logging.getLogger("qa")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 @app.command("serve")
 def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: ModelOpt = None,
                   host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
@@ -159,18 +174,9 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
     # Workers are separate processes: they read the settings from the environment.
     os.environ.update({"QA_CORPUS_DIR": str(settings.corpus_dir), "QA_INDEX_DIR": str(settings.index_dir),
                        "QA_MODEL": settings.model, "QA_READER_DIR": str(settings.reader_dir)})
-    if watch:
-        from qa.watch import start_watcher
-
-        start_watcher(settings)
-    from qa.backend import where
-
-    typer.echo(f"serving on http://{host}:{port}/ (index: {where(settings)})")
-    if workers <= 1:
-        uvicorn.run("qa.server:app", host=host, port=port, log_level="info")
-        return
-    # uvicorn's own shared socket for workers is not marked as TCP, so asyncio leaves Nagle's algorithm on and
-    # every keep-alive answer waits ~40 ms for a delayed ACK; a socket made with IPPROTO_TCP gets TCP_NODELAY.
+    # The socket is made here, not by uvicorn: a port in use is then said before anything claims to be serving, and
+    # uvicorn's own shared socket for workers is not marked as TCP, so asyncio would leave Nagle's algorithm on and
+    # every keep-alive answer would wait ~40 ms for a delayed ACK; a socket made with IPPROTO_TCP gets TCP_NODELAY.
     import socket
 
     from uvicorn.supervisors import Multiprocess
@@ -182,8 +188,19 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
         sock.bind((host, port))
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
-    sock.set_inheritable(True)
+    show_service_log()
+    if watch:
+        from qa.watch import start_watcher
+
+        start_watcher(settings)
+    from qa.backend import where
+
+    typer.echo(f"serving on http://{host}:{sock.getsockname()[1]}/ (index: {where(settings)})")
     config = uvicorn.Config("qa.server:app", host=host, port=port, workers=workers, log_level="info")
+    if workers <= 1:
+        uvicorn.Server(config).run(sockets=[sock])
+        return
+    sock.set_inheritable(True)
     Multiprocess(config, sockets=[sock]).run()
 
 

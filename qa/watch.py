@@ -28,6 +28,8 @@ def watch_and_rebuild(settings: Settings, stop: threading.Event) -> None:
         log.info("corpus changed (%d files); rebuilding the index", len(changes))
         try:
             report = build_index(settings, lock_timeout=600)
+            for skipped in report.skipped:
+                log.warning("skipped %s: %s", skipped.path, skipped.reason)
             log.info("rebuilt: %s", report.summary())
         except BuildError as exc:
             log.warning("rebuild failed, still serving the previous index: %s", exc)

@@ -430,6 +430,53 @@ def test_watch_rebuilds_once_per_burst_of_changes(small_corpus, embedder, monkey
         stop.set()
 
 
+def test_serve_watch_says_what_each_rebuild_did_and_which_files_it_skipped(small_corpus, tmp_path):
+    settings = small_corpus
+    port = free_port()
+    log_file = tmp_path / "serve.log"
+    with open(log_file, "wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "qa.cli", "serve", "--watch", "--port", str(port),
+             "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir)],
+            cwd=PROJECT_DIR, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_line(server, log_file, "Application startup complete")
+        assert f"serving on http://127.0.0.1:{port}/" in log_file.read_text()
+        assert "serving index generation" in log_file.read_text()
+        write_corpus(settings.corpus_dir, {"baru/festival.md": "# Festival Layang-layang\n\nFestival Layang-layang "
+                                           "Pangandaran digelar pada 12 Juli 2031.\n"})
+        (settings.corpus_dir / "rusak.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+        wait_for_line(server, log_file, "rebuilt: 1 added / 0 updated / 0 removed / 3 unchanged")
+        text = log_file.read_text()
+        assert "corpus changed" in text and "WARNING:  skipped rusak.txt: binary file, not text" in text
+        assert "1 skipped" in text
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def test_serve_on_a_port_in_use_says_so_and_claims_nothing(small_corpus):
+    settings = small_corpus
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "qa.cli", "serve", "--port", str(port),
+                                 "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir)],
+                                cwd=PROJECT_DIR, env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "serving on" not in result.stdout and "Traceback" not in result.stderr
+
+
+def wait_for_line(server: subprocess.Popen, log_file: Path, line: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while line not in log_file.read_text(errors="replace"):
+        assert server.poll() is None, log_file.read_text(errors="replace")[-3000:]
+        assert time.monotonic() < deadline, f"no {line!r} in: " + log_file.read_text(errors="replace")[-3000:]
+        time.sleep(0.1)
+
+
 # --- qa serve --workers 2 ------------------------------------------------------------------------------------------------
 
 def free_port() -> int:
