@@ -223,10 +223,11 @@ def _date_out(date) -> dict:
             tags=["sources"])
 def get_timeline(service: ServiceDep,
                  article: Annotated[str | None, Query(description="Only this article's events (its doc_id)")] = None,
-                 from_year: Annotated[str | None, Query(alias="from", pattern="^[0-9]{0,4}$",
-                                                        description="Events that reach this year or later")] = None,
-                 to_year: Annotated[str | None, Query(alias="to", pattern="^[0-9]{0,4}$",
-                                                      description="Events that start this year or earlier")] = None) -> dict:
+                 from_year: Annotated[str | None, Query(alias="from", description="Events that reach this year or "
+                                                                                  "later (up to four digits)")] = None,
+                 to_year: Annotated[str | None, Query(alias="to", description="Events that start this year or "
+                                                                              "earlier (up to four digits)")] = None,
+                 ) -> dict:
     """Every sentence of the articles that states a date, earliest first, with the date normalised."""
     from qa.answer import citation_url
     from qa.timeline import TimelineFilterError, UnknownArticle, filter_events, parse_filter

@@ -213,8 +213,9 @@ def load_eval_set(file: Path) -> tuple[EvalSet, bytes]:
     if isinstance(whole, dict) and "question" in whole:  # a JSONL file of one line
         return parse_jsonl(text, name), data
     if whole is not None:
-        raise EvalError(f"{name} is JSON but in neither supported format: expected SQuAD JSON (an object with "
-                        "a `data` list) or JSONL (one object with `question` and `answers` a line)")
+        raise EvalError(f"{name} is JSON but in no supported format: expected SQuAD JSON (an object with a `data` "
+                        "list), question JSONL (one object with `question` and `answers` a line) or conversation "
+                        "JSONL (one object with `turns` a line)")
     first = next((line for line in text.splitlines() if line.strip()), "")
     try:
         json.loads(first)

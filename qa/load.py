@@ -79,6 +79,8 @@ def sha256_of(data: bytes) -> str:
 def decode_text(data: bytes) -> str:
     if not data.strip():
         raise LoadError("empty file")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # a UTF-16 byte order mark
+        raise LoadError("UTF-16 text, not UTF-8: save the file as UTF-8")
     if b"\x00" in data[:8192]:
         raise LoadError("binary file, not text")
     try:

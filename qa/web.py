@@ -21,18 +21,22 @@ from starlette.concurrency import run_in_threadpool
 from qa.answer import citation_url, source_url
 from qa.confidence import confidence_note, confidence_words
 from qa.followup import EarlierTurn, earlier_turn
-from qa.timeline import TimelineEvent, TimelineFilter, TimelineFilterError, filter_events, parse_filter
+from qa.timeline import (TimelineEvent, TimelineFilter, TimelineFilterError, UnknownArticle, filter_events,
+                         parse_filter)
 from qa.timeline_view import AxisLayout, date_in_words, date_label, layout_axis, machine_date
 from qa.records import Answer, Citation, Document
 from qa.service import InvalidQuestion, QAService, ServiceUnavailable
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
+# A tour of what a reply can be: an English and an Indonesian question answered, an answer given with low
+# confidence, and a question the articles do not answer. (Two earlier examples were answered wrong, which is no
+# way to show a newcomer what the chat does; README, "Known limits", keeps one of them.)
 EXAMPLES = (
-    "When did Russia veto the sanctions panel?",
+    "When did Putin arrive in Pyongyang?",
     "Siapa Duta Besar Rusia untuk Korea Utara?",
-    "Where did Kim Jong Un and Putin hold their first summit?",
     "Berapa lama pembicaraan empat mata antara Putin dan Kim?",
+    "Who won the 2022 FIFA World Cup?",
 )
 # A no-JS conversation carries its earlier questions in hidden fields and asks them again: keep that bounded,
 # and well inside the request body limit even for questions that grow sixfold when form-encoded.
@@ -313,6 +317,10 @@ def mount(app: FastAPI) -> None:
             view = timeline_page(request.app.state.service, params.get("article"), params.get("from"), params.get("to"))
         except ServiceUnavailable as exc:
             return unavailable(request, exc)
+        except UnknownArticle as exc:
+            return page(request, "error.html", {"title": "No such article", "message": f"{str(exc)[:1].upper()}"
+                                                f"{str(exc)[1:]}.", "back": ("/timeline", "Show the whole timeline")},
+                        404)
         except TimelineFilterError as exc:
             return page(request, "error.html", {"title": "That filter does not work",
                                                 "message": f"{str(exc)[:1].upper()}{str(exc)[1:]}.",

@@ -210,7 +210,7 @@ def test_phone_width_has_no_horizontal_scroll(open_page, live_server):
 
     page.goto(live_server + "/")
     assert_fits(page, "the empty chat")
-    page.get_by_role("button", name="Where did Kim Jong Un and Putin hold their first summit?").click()
+    page.get_by_role("button", name="When did Putin arrive in Pyongyang?").click()
     expect(page.locator("#turn-1 .reply:not(.pending)")).to_be_visible()
     page.get_by_label("Your question").fill("What is the capital of France?")
     page.get_by_label("Your question").press("Enter")

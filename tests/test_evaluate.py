@@ -167,9 +167,9 @@ def test_invalid_json_on_a_later_jsonl_line(tmp_path):
 
 
 def test_json_in_neither_format(tmp_path):
-    with pytest.raises(EvalError, match="neither supported format"):
+    with pytest.raises(EvalError, match="in no supported format: expected SQuAD JSON .* or conversation JSONL"):
         load_eval_set(_write(tmp_path, "other.json", json.dumps({"questions": []})))
-    with pytest.raises(EvalError, match="neither supported format"):
+    with pytest.raises(EvalError, match="in no supported format: expected SQuAD JSON .* or conversation JSONL"):
         load_eval_set(_write(tmp_path, "list.json", json.dumps([1, 2, 3])))
 
 

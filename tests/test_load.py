@@ -137,12 +137,13 @@ def test_html_goes_through_the_main_text_extractor(make_corpus):
     (b"  \n\n\t \n", "empty file"),
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00", "binary file"),
     ("Judul\n\nHarga naik 10 persen.\n".encode("latin-1") + b"Caf\xe9 tutup.\n", "not valid UTF-8"),
+    ("Judul\n\nHarga naik.\n".encode("utf-16"), r"UTF-16 text, not UTF-8: save the file as UTF-8"),
     (b"---\ntitle: [tidak ditutup\n---\nIsi berita.\n", "front matter is not valid YAML"),
     (b"---\n- satu\n- dua\n---\nIsi berita.\n", "front matter must be a mapping"),
     (b"---\npublished: 2024-02-30\n---\nIsi berita.\n", r"front matter has a value YAML cannot read \(day is out "
                                                        r"of range for month\): put it in quotes"),
     (b"---\ntitle: Hanya Judul\n---\n\n", "no text after the front matter"),
-], ids=["empty", "whitespace-only", "binary", "not-utf8", "bad-yaml", "yaml-not-mapping", "bad-date", "only-front-matter"])
+], ids=["empty", "whitespace-only", "binary", "not-utf8", "utf16", "bad-yaml", "yaml-not-mapping", "bad-date", "only-front-matter"])
 def test_bad_file_gives_a_clear_load_error(make_corpus, content, expected):
     corpus, _ = make_corpus({"bad.txt": content})
     with pytest.raises(LoadError, match=expected):

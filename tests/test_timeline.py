@@ -86,8 +86,8 @@ def test_filters_by_article_and_by_years_that_overlap(client):
 
 
 @pytest.mark.parametrize("params, status, message", [
-    ({"from": "abc"}, 422, "from: String should match pattern"),
-    ({"to": "20245"}, 422, "to: String should match pattern"),
+    ({"from": "abc"}, 422, "from must be a year such as 1950, not 'abc'"),
+    ({"to": "20245"}, 422, "to must be a year such as 1950, not '20245'"),
     ({"from": "2024", "to": "2000"}, 422, "from (2024) is after to (2000)"),
     ({"article": "no-such-article.txt"}, 404, "no article with id 'no-such-article.txt'"),
 ])
@@ -119,6 +119,18 @@ def test_the_page_explains_a_bad_filter(client):
     assert response.status_code == 422
     assert "From (2024) is after to (1990)." in response.text
     assert 'href="/timeline"' in response.text
+
+
+@pytest.mark.parametrize("params, status, message", [
+    ({"from": "abc"}, 422, "From must be a year such as 1950, not &#39;abc&#39;."),
+    ({"article": "no-such-article.txt"}, 404, "No article with id &#39;no-such-article.txt&#39;."),
+])
+def test_the_page_and_the_api_refuse_a_filter_alike(client, params, status, message):
+    page = client.get("/timeline", params=params)
+    api = client.get("/api/timeline", params=params)
+    assert page.status_code == api.status_code == status
+    assert message in page.text and 'href="/timeline"' in page.text
+    assert api.json()["detail"].lower() in message.lower().replace("&#39;", "'")
 
 
 def test_a_date_answer_links_to_its_place_on_the_timeline(client):

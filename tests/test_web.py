@@ -192,6 +192,18 @@ def test_form_post_keeps_the_earlier_questions(client):
     assert hidden[-2:] == [first, VETO_QUESTION]
 
 
+def test_the_examples_show_answers_in_both_languages_and_a_refusal(client, service):
+    from qa.web import EXAMPLES
+
+    html = client.get("/").text
+    replies = [service.ask(example) for example in EXAMPLES]
+    for example, reply in zip(EXAMPLES, replies):
+        assert f'value="{escape(example)}"' in html
+    answered = {reply.answer for reply in replies if not reply.abstained}
+    assert answered == {"19 Juni 2024", "Alexander Matsegora", "dua jam"}
+    assert [reply.abstained for reply in replies] == [False, False, False, True]
+
+
 def test_example_button_posts_its_question(client):
     response = client.post("/", data={"example": VETO_QUESTION})
     assert response.status_code == 200 and "<mark>28 Maret 2024</mark>" in response.text
