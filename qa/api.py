@@ -218,15 +218,19 @@ def _date_out(date) -> dict:
     return {**dataclasses.asdict(date), "label": date_label(date)}
 
 
+# Documented in the schema but checked by parse_filter, whose message says what a year must look like.
+YEAR = {"pattern": "^[0-9]{0,4}$"}
+
+
 @router.get("/api/timeline", response_model=TimelineOut,
             responses={404: {"model": ErrorOut, "description": "No such article"}, 422: ERRORS[422], 503: ERRORS[503]},
             tags=["sources"])
 def get_timeline(service: ServiceDep,
                  article: Annotated[str | None, Query(description="Only this article's events (its doc_id)")] = None,
-                 from_year: Annotated[str | None, Query(alias="from", description="Events that reach this year or "
-                                                                                  "later (up to four digits)")] = None,
-                 to_year: Annotated[str | None, Query(alias="to", description="Events that start this year or "
-                                                                              "earlier (up to four digits)")] = None,
+                 from_year: Annotated[str | None, Query(alias="from", json_schema_extra=YEAR,
+                                                        description="Events that reach this year or later")] = None,
+                 to_year: Annotated[str | None, Query(alias="to", json_schema_extra=YEAR,
+                                                      description="Events that start this year or earlier")] = None,
                  ) -> dict:
     """Every sentence of the articles that states a date, earliest first, with the date normalised."""
     from qa.answer import citation_url
