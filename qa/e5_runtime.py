@@ -11,6 +11,7 @@ into windows whose mean-pooled vectors are averaged by length, as the engine doe
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import re
 import struct
@@ -19,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from qa.config import user_cache_dir
+from qa.disk_cache import cached_bytes
 
 QUERY_PREFIX = "query: "
 PASSAGE_PREFIX = "passage: "
@@ -142,8 +146,20 @@ class E5Tokenizer:
     here, the segmentation over its own pieces and scores by the sentencepiece library. (The `tokenizers`
     library's Unigram model gives the same ids but holds ~250 MB for this vocabulary, sentencepiece ~70 MB.)"""
 
-    def __init__(self, weights: E5Weights):
+    def __init__(self, weights: E5Weights, cache_dir: Path | None = None):
+        """Building the sentencepiece model of 250 k pieces takes ~0.5 s, so it is kept on disk, keyed by the
+        vocabulary."""
         import sentencepiece
+
+        key = hashlib.sha256("\x00".join(weights.pieces).encode() + weights.piece_scores.tobytes()
+                             + f"{weights.unk},{weights.bos},{weights.eos}".encode()).hexdigest()[:32]
+        cached = (cache_dir or user_cache_dir("tokenizer")) / f"e5-{key}.model"
+        self._processor = sentencepiece.SentencePieceProcessor()
+        self._processor.LoadFromSerializedProto(cached_bytes(cached, lambda: self._model_proto(weights)))
+        self._table = str.maketrans(weights.normalization)
+
+    @staticmethod
+    def _model_proto(weights: E5Weights) -> bytes:
         from sentencepiece import sentencepiece_model_pb2 as model_pb2
 
         model = model_pb2.ModelProto()
@@ -162,9 +178,7 @@ class E5Tokenizer:
                 entry.type = kinds.UNKNOWN
             elif piece_id in (weights.bos, weights.eos) or piece == "<pad>":
                 entry.type = kinds.CONTROL
-        self._processor = sentencepiece.SentencePieceProcessor()
-        self._processor.LoadFromSerializedProto(model.SerializeToString())
-        self._table = str.maketrans(weights.normalization)
+        return model.SerializeToString()
 
     def content_ids(self, text: str) -> list[int]:
         """Piece ids of `text`, without the begin and end markers."""

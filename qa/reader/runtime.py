@@ -4,11 +4,9 @@ own, read from the bundled model file as the embedder reads it."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
-import os
 import tempfile
 from bisect import bisect_left
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ import numpy as np
 from qa.e5_runtime import (BLOCK, E5Tokenizer, E5Weights, GraphBuilder, ThreadSessions, default_model_file,
                            read_model_file, summed_embeddings)
 from qa.config import user_cache_dir
+from qa.disk_cache import cached_bytes
 from qa.language import question_language
 from qa.reader.decode import best_span
 from qa.reader.export import LINEAR_PARTS, dequantize_8bit, sha256_of
@@ -137,39 +136,25 @@ def quantized_graph(arrays: dict[str, np.ndarray], e5: E5Weights, sha256: str, c
     faster than the block layout the weights ship in. Quantizing takes ~3 s, so the result is cached on disk,
     keyed by the weights' sha256 and checked against its own; a cache that is missing, damaged or cannot be
     written only costs the 3 s again."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    def build() -> bytes:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    cache_dir = cache_dir or user_cache_dir("reader")
-    cached = cache_dir / f"reader-{sha256[:32]}-v{GRAPH_VERSION}.onnx"
-    check = cached.with_suffix(".sha256")
-    try:
-        data = cached.read_bytes()
-        if hashlib.sha256(data).hexdigest() == check.read_text().strip():
-            return data
-    except OSError:
-        pass  # not built yet, or unreadable: build it
-    with tempfile.TemporaryDirectory() as tmp:
-        plain, quantized = Path(tmp) / "plain.onnx", Path(tmp) / "quantized.onnx"
-        onnx.save(build_reader_graph(arrays, e5), plain)
-        root = logging.getLogger()
-        level = root.level
-        root.setLevel(logging.ERROR)  # the quantizer's advice to pre-process the graph is not for users
-        try:
-            quantize_dynamic(plain, quantized, per_channel=True, weight_type=QuantType.QInt8,
-                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-        finally:
-            root.setLevel(level)
-        data = quantized.read_bytes()
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_bytes(data)
-        partial.replace(cached)
-        check.write_text(hashlib.sha256(data).hexdigest() + "\n")
-    except OSError:
-        pass
-    return data
+        with tempfile.TemporaryDirectory() as tmp:
+            plain, quantized = Path(tmp) / "plain.onnx", Path(tmp) / "quantized.onnx"
+            onnx.save(build_reader_graph(arrays, e5), plain)
+            root = logging.getLogger()
+            level = root.level
+            root.setLevel(logging.ERROR)  # the quantizer's advice to pre-process the graph is not for users
+            try:
+                quantize_dynamic(plain, quantized, per_channel=True, weight_type=QuantType.QInt8,
+                                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+            finally:
+                root.setLevel(level)
+            return quantized.read_bytes()
+
+    cached = (cache_dir or user_cache_dir("reader")) / f"reader-{sha256[:32]}-v{GRAPH_VERSION}.onnx"
+    return cached_bytes(cached, build)
 
 
 class ReaderRuntime:
