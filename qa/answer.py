@@ -116,6 +116,9 @@ def answer_question(index: LoadedIndex, embedder: Embedder, reader: ReaderRuntim
                     abstain_below: float | None = None, threads: int = 1) -> Answer:
     """The full pipeline for one question. `abstain_below` overrides the reader's calibrated threshold."""
     started = time.perf_counter()
+    if not any(c.isalnum() for c in question):  # "?" or "...": nothing to look for, and nothing to cite
+        return Answer(question=question, answer=None, abstained=True, confidence=0.0, normalized=None, citations=[],
+                      timings_ms={"embed": 0.0, "search": 0.0, "read": 0.0, "total": 0.0})
     evidence = gather_evidence(index, embedder, reader, question, top_k, threads)
     reading, hits = evidence.reading, evidence.hits
     confidence = reading.confidence if reading else 0.0

@@ -21,7 +21,8 @@ _MONTH = re.compile(r"^(?:jan|feb|mar|apr|mei|may|jun|jul|agu|aug|sep|okt|oct|no
 def _date_parser():
     from dateparser.date import DateDataParser
 
-    return DateDataParser(languages=["id", "en"], settings={"PREFER_DAY_OF_MONTH": "first"})
+    # Day first, as Indonesian writes numeric dates: "3/2/2025" is 3 February.
+    return DateDataParser(languages=["id", "en"], settings={"PREFER_DAY_OF_MONTH": "first", "DATE_ORDER": "DMY"})
 
 
 def date_normalized(text: str) -> dict | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
 from qa.config import Settings
 from qa.indexer import BuildError, build_index
@@ -16,14 +17,20 @@ QUIET_MS = 1000
 DEBOUNCE_MS = 10_000
 
 
-def _is_article(_change, path: str) -> bool:
-    return path.lower().endswith(ARTICLE_SUFFIXES)
+def _may_hold_articles(_change, path: str) -> bool:
+    """An article file, or a folder (moved in or out, renamed, made with files already in it): a folder's
+    change comes as one event for the folder, not one for each file in it. A path that is gone and has no
+    suffix was most likely a folder; rebuilding for a file without a suffix costs only a check."""
+    name = Path(path).name
+    if name.startswith("."):
+        return False
+    return path.lower().endswith(ARTICLE_SUFFIXES) or Path(path).is_dir() or not Path(path).suffix
 
 
 def watch_and_rebuild(settings: Settings, stop: threading.Event) -> None:
     from watchfiles import watch
 
-    for changes in watch(settings.corpus_dir, watch_filter=_is_article, debounce=DEBOUNCE_MS, step=QUIET_MS,
+    for changes in watch(settings.corpus_dir, watch_filter=_may_hold_articles, debounce=DEBOUNCE_MS, step=QUIET_MS,
                          stop_event=stop, recursive=True):
         log.info("corpus changed (%d files); rebuilding the index", len(changes))
         try:

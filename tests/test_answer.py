@@ -84,6 +84,12 @@ def test_questions_the_articles_do_not_answer_are_abstained(client, question):
     assert all(c["answer_start"] is None for c in body["citations"])
 
 
+@pytest.mark.parametrize("question", ["?", "...", "？？？", "🙂"])
+def test_a_question_without_a_letter_or_digit_is_refused_without_a_guess(client, question):
+    body = client.post("/ask", json={"question": question}).json()
+    assert (body["abstained"], body["answer"], body["citations"]) == (True, None, [])
+
+
 def test_confidence_is_a_probability_and_timings_add_up(client):
     body = client.post("/ask", json={"question": "Kapan Uni Soviet runtuh?"}).json()
     assert 0.0 <= body["confidence"] <= 1.0

@@ -9,6 +9,8 @@ from qa.normalize import normalized
     ("28 Maret 2024", {"type": "date", "value": "2024-03-28"}),
     ("March 28, 2024", {"type": "date", "value": "2024-03-28"}),
     ("Juni 1950", {"type": "date", "value": "1950-06"}),
+    ("3/2/2025", {"type": "date", "value": "2025-02-03"}),  # day first, as Indonesian writes it
+    ("19/6/2024", {"type": "date", "value": "2024-06-19"}),
     ("tahun 1994", {"type": "date", "value": "1994"}),
     ("awal tahun 2000-an", {"type": "decade", "value": "2000s"}),
     ("1950-1953", {"type": "date_range", "value": "1950/1953"}),

@@ -430,6 +430,40 @@ def test_watch_rebuilds_once_per_burst_of_changes(small_corpus, embedder, monkey
         stop.set()
 
 
+def test_watch_follows_folders_moved_in_and_out_and_made_with_files_in_them(small_corpus, embedder, monkeypatch,
+                                                                            tmp_path):
+    import shutil
+
+    import qa.watch
+
+    settings = small_corpus
+    monkeypatch.setattr(qa.watch, "build_index",
+                        lambda build_settings, **kwargs: build_index(build_settings, embedder=embedder, **kwargs))
+
+    def documents_become(expected: set[str]) -> None:
+        deadline = time.monotonic() + 120
+        while set(load_index(settings.index_dir).documents) != expected:
+            assert time.monotonic() < deadline, sorted(load_index(settings.index_dir).documents)
+            time.sleep(0.2)
+
+    outside = tmp_path / "outside" / "dunia"
+    write_corpus(outside, {"paus.md": "# Paus Berkunjung\n\nPaus berkunjung ke Jakarta pada 3 September 2031.\n"})
+    stop = qa.watch.start_watcher(settings)
+    try:
+        time.sleep(1.0)  # the watcher is watching
+        before = {"jembatan.txt", "kopi.txt", "kereta.txt"}
+        shutil.move(outside, settings.corpus_dir / "dunia")
+        documents_become(before | {"dunia/paus.md"})
+        shutil.move(settings.corpus_dir / "dunia", outside)
+        documents_become(before)
+        (settings.corpus_dir / "baru").mkdir()
+        (settings.corpus_dir / "baru" / "festival.md").write_text(
+            "# Festival\n\nFestival Layang-layang Pangandaran digelar pada 12 Juli 2031.\n", encoding="utf-8")
+        documents_become(before | {"baru/festival.md"})
+    finally:
+        stop.set()
+
+
 def test_serve_watch_says_what_each_rebuild_did_and_which_files_it_skipped(small_corpus, tmp_path):
     settings = small_corpus
     port = free_port()

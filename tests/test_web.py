@@ -348,6 +348,17 @@ def test_an_answer_shows_one_chip_per_article_that_opens_to_its_passages(client)
         assert f'href="{escape(citation["url"])}"' in html
 
 
+def test_the_no_javascript_chat_jumps_to_the_new_answer_once_old_turns_fall_off(client):
+    earlier = [f"Kapan Putin tiba di Pyongyang {n}?" for n in range(HISTORY_TURNS)]
+    html = client.post("/", data={"history": earlier, "question": "Siapa Duta Besar Rusia untuk Korea Utara?"}).text
+    assert html.count('<article class="turn"') == HISTORY_TURNS + 1
+    # The next post carries the latest HISTORY_TURNS questions, so its answer is turn HISTORY_TURNS + 1 again.
+    assert html.count(f'action="/#turn-{HISTORY_TURNS + 1}"') == 1 + 4 and "#turn-7" not in html
+    again = client.post("/", data={"history": re.findall(r'name="history" value="([^"]*)"', html)[:HISTORY_TURNS],
+                                   "question": "Kapan Rusia memveto resolusi Dewan Keamanan PBB?"}).text
+    assert f'id="turn-{HISTORY_TURNS + 1}"' in again
+
+
 def test_the_no_javascript_chat_carries_the_conversation_and_shows_the_earlier_words(client):
     ambassador, hope, visitor = ("Siapa Duta Besar Rusia untuk Korea Utara?", "Apa harapannya untuk tahun 2024?",
                                  "Siapa yang dia sebut akan berkunjung?")
