@@ -30,6 +30,9 @@ UNANSWERABLE = (("abstained (unanswerable)", "abstained"),)
 
 
 def compare(before: dict, after: dict) -> list[PairedChange]:
+    if "turns_detail" in before or "turns_detail" in after:
+        raise ValueError("a report of conversations: compare_evals compares runs of a question file (their "
+                         "per-question rows); conversation reports list turns, not questions")
     old = {row["id"]: row for row in before.get("per_question") or []}
     new = {row["id"]: row for row in after.get("per_question") or []}
     if not old or not new:
@@ -70,7 +73,12 @@ def main() -> int:
     parser.add_argument("after", type=Path, help="qa eval --json report of the second run, same file")
     args = parser.parse_args()
     try:
-        reports = [json.loads(path.read_text(encoding="utf-8")) for path in (args.before, args.after)]
+        reports = []
+        for path in (args.before, args.after):
+            try:
+                reports.append(json.loads(path.read_text(encoding="utf-8")))
+            except json.JSONDecodeError:
+                raise ValueError(f"{path} is not a `qa eval --json` report (not JSON)") from None
         changes = compare(*reports)
     except (OSError, ValueError) as exc:
         print(f"compare_evals: {exc}", file=sys.stderr)

@@ -277,6 +277,25 @@ def stop_server(server: subprocess.Popen) -> None:
         server.wait(timeout=30)
 
 
+def server_problem(url: str) -> str | None:
+    """Why the server at `url` cannot be loaded (not reachable, not this service, no index), or None."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        return f"--url must look like http://HOST:PORT, not {url!r}"
+    try:
+        connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=10)
+        connection.request("GET", "/health")
+        health = json.loads(connection.getresponse().read())
+        connection.close()
+    except (OSError, http.client.HTTPException) as exc:
+        return f"cannot reach {url}: {getattr(exc, 'strerror', None) or exc}"
+    except ValueError:
+        return f"{url}/health did not answer with JSON: is it a qa serve?"
+    if health.get("status") != "ok":
+        return f"the server at {url} cannot answer: {health.get('detail')}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -309,7 +328,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--no-cache applies to a server started here; start yours with QA_ANSWER_CACHE_SIZE=0")
     server = None
     url = args.url
-    if not url:
+    if url:
+        problem = server_problem(url)
+        if problem:
+            print(f"load: {problem}", file=sys.stderr)
+            return 2
+    else:
         server, url = start_server(args)
         print(f"started qa serve --workers {args.workers} at {url}" + (" (answer cache off)" if args.no_cache else ""))
     try:

@@ -40,9 +40,11 @@ def first_answer_seconds(question: str) -> float:
                 connection.request("POST", "/ask", json.dumps({"question": question}),
                                    {"content-type": "application/json"})
                 response = connection.getresponse()
-                response.read()
+                body = response.read()
                 if response.status == 200:
                     return time.monotonic() - started
+                if response.status == 503 and b"run `qa index`" in body:  # it will never answer: say why
+                    raise SystemExit(f"qa serve has no index: {json.loads(body)['detail']}")
             except OSError:
                 pass
             time.sleep(0.05)
@@ -62,10 +64,14 @@ def drop_file_cache() -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     epilog="It serves the index `qa serve` would (QA_INDEX_DIR, default index/): "
+                                            "run `qa index` first.")
+    parser.add_argument("--runs", type=int, default=3, help="servers started one after the other (default 3)")
     parser.add_argument("--cold", action="store_true", help="drop the kernel's file cache before the first run")
     args = parser.parse_args()
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     if args.cold and not drop_file_cache():
         print("could not drop the file cache (needs root and a writable /proc/sys): the first run is warm too")
     for run in range(args.runs):

@@ -274,7 +274,7 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
         embedder = embedder or load_embedder(settings.model, settings.embed_threads)
         wanted = index_settings(settings, embedder)
         if rebuild:
-            previous, rebuild_reason, previous_generation = {}, "asked for (--rebuild)", None
+            previous, rebuild_reason, previous_generation = {}, "asked for with --rebuild", None
         else:
             previous, rebuild_reason, previous_generation = _previous_entries(settings, wanted)
         report = BuildReport(full_rebuild=rebuild_reason is not None, rebuild_reason=rebuild_reason,

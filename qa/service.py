@@ -134,6 +134,7 @@ class QAService:
         self._checked_at = 0.0
         self._failed: tuple[str | None, float] = (None, 0.0)  # generation that could not be loaded, and when
         self.last_error: str | None = None
+        self.store_error: str | None = None  # the last check could not read the store (a database that is down)
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
 
@@ -173,10 +174,12 @@ class QAService:
         try:
             name = backend.current_generation(self.settings)
         except Exception as exc:  # the database is unreachable or holds another schema: keep what is loaded
-            self.last_error = str(exc)
+            self.last_error = self.store_error = str(exc)
             log.warning("cannot check for a new index: %s", exc)
             return
+        self.store_error = None
         if self._state is not None and name == self._state.index.generation:
+            self.last_error = None  # the store answers and names the index being served: nothing is wrong
             return
         if self._state is None or wait:
             with self._reload_lock:
@@ -367,10 +370,14 @@ class QAService:
         return report
 
     def health(self) -> dict:
+        self.refresh(force=True)  # a health check asks the store now, not what it said up to a second ago
         try:
             index = self.state.index
         except ServiceUnavailable as exc:
             return {"status": "unavailable", "detail": str(exc)}
+        if self.store_error and backend.uses_database(self.settings):  # its answers need the database too
+            return {"status": "unavailable", "detail": f"the index database cannot be reached: {self.store_error}",
+                    "generation": index.generation}
         health = {
             "status": "ok",
             "generation": index.generation,

@@ -394,6 +394,45 @@ def test_a_database_that_stops_answering_mid_serving_is_a_503_with_the_reason(pg
         assert "the index database did not answer" in response.json()["detail"]
 
 
+def test_a_database_that_goes_down_gets_503s_and_answers_again_soon_after_it_is_back(tmp_path, embedder):
+    """Its own server, stopped and started again while the service runs: requests get a 503 that says so (not a
+    504 after the request timeout), /health says unavailable, and answers come back within seconds."""
+    from fastapi.testclient import TestClient
+
+    from qa.api import create_app
+
+    pgserver = pytest.importorskip("pgserver")
+    folder = tmp_path / "pg"
+    server = pgserver.get_server(folder, cleanup_mode="stop")
+    try:
+        server.psql("CREATE DATABASE outage;")
+        settings = make_settings(tmp_path, database_url=server.get_uri("outage"), answer_cache_size=0,
+                                 request_timeout_s=10.0, reload_check_interval_s=0.2)
+        write_corpus(settings.corpus_dir, {"jembatan.txt": JEMBATAN, "kopi.txt": KOPI, "kereta.txt": KERETA})
+        build_index(settings, embedder=embedder)
+        service = QAService(settings, embedder=embedder)
+        with TestClient(create_app(settings, service=service)) as client:
+            assert client.post("/ask", json={"question": Q_KOPI}).status_code == 200
+            server.cleanup()  # stops it
+            for question in (Q_SPEED, Q_KOPI):
+                started = time.monotonic()
+                response = client.post("/ask", json={"question": question})
+                assert response.status_code == 503, response.text
+                assert "database" in response.json()["detail"] and time.monotonic() - started < 9
+            health = client.get("/health")
+            assert health.status_code == 503 and "cannot be reached" in health.json()["detail"]
+
+            server = pgserver.get_server(folder, cleanup_mode="stop")  # back, on the same socket
+            deadline = time.monotonic() + 30
+            while client.post("/ask", json={"question": Q_SPEED}).status_code != 200:
+                assert time.monotonic() < deadline, "no answer 30 s after the database came back"
+                time.sleep(0.5)
+            health = client.get("/health")
+            assert health.status_code == 200 and "reload_error" not in health.json()
+    finally:
+        server.cleanup()
+
+
 def test_a_missing_database_and_a_malformed_url_are_named(pg_server, tmp_path, embedder):
     missing = pg_server.get_uri("no_such_database")
     code, output = run_cli("index", url=missing, tmp_path=tmp_path)

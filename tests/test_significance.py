@@ -73,3 +73,13 @@ def test_compare_evals_prints_what_changed_and_refuses_different_files(tmp_path)
     old = subprocess.run([sys.executable, script, str(tmp_path / "old.json"), str(tmp_path / "after.json")],
                          capture_output=True, text=True, timeout=60)
     assert old.returncode == 2 and "per-question rows" in old.stderr
+    (tmp_path / "talks.json").write_text(json.dumps({"turns_detail": []}))
+    talks = subprocess.run([sys.executable, script, str(tmp_path / "talks.json"), str(tmp_path / "talks.json")],
+                           capture_output=True, text=True, timeout=60)
+    assert talks.returncode == 2 and "a report of conversations" in talks.stderr
+    (tmp_path / "report.txt").write_text("answer hit rate 0.5\n")
+    text = subprocess.run([sys.executable, script, str(tmp_path / "report.txt"), str(tmp_path / "after.json")],
+                          capture_output=True, text=True, timeout=60)
+    assert text.returncode == 2
+    assert f"{tmp_path / 'report.txt'} is not a `qa eval --json` report (not JSON)" in text.stderr
+

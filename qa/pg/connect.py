@@ -12,6 +12,13 @@ from psycopg import errors as pg_errors
 from qa.pg.schema import HNSW_EF_SEARCH
 
 CONNECT_TIMEOUT_S = 5
+# A request waits at most this long for a pooled connection: less than the request timeout (10 s), so a database
+# that is down gets a 503 that says so, not a 504.
+POOL_WAIT_S = 4
+# How long the pool retries a lost connection, with its backoff doubling from 1 s; after that a request that finds
+# no connection opens one at once. Without the bound a database back after a two-minute outage waited for the
+# pool's next try, up to a minute away.
+RECONNECT_TIMEOUT_S = 10
 
 
 class DatabaseError(Exception):
@@ -101,7 +108,8 @@ class Pool:
 
         connect(url).close()  # a clear error now rather than a pool timeout later
         self.url = url
-        self._pool = ConnectionPool(url, min_size=1, max_size=size, open=True, timeout=CONNECT_TIMEOUT_S * 2,
+        self._pool = ConnectionPool(url, min_size=1, max_size=size, open=True, timeout=POOL_WAIT_S,
+                                    reconnect_timeout=RECONNECT_TIMEOUT_S,
                                     kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
                                     configure=_configure, name="qa-store")
 
