@@ -233,6 +233,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def read_health(host: str, port: int, timeout: float) -> dict:
+    """The server's /health report (a 503 has one too). OSError, HTTPException or ValueError when there is none."""
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("GET", "/health")
+        return json.loads(connection.getresponse().read())
+    finally:
+        connection.close()
+
+
 def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
     port = free_port()
     command = [sys.executable, "-m", "qa.cli", "serve", "--port", str(port), "--workers", str(args.workers)]
@@ -251,10 +261,7 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
             raise SystemExit(f"qa serve exited with {server.returncode}" +
                              (f"; see {args.server_log}" if args.server_log else "; run with --server-log FILE"))
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", "/health")
-            health = json.loads(connection.getresponse().read())
-            connection.close()
+            health = read_health("127.0.0.1", port, timeout=5)
             if health.get("status") == "ok":
                 return server, url
             raise SystemExit(f"the server has no index: {health.get('detail')} (run `qa index` first)")
@@ -283,10 +290,7 @@ def server_problem(url: str) -> str | None:
     if parts.scheme != "http" or not parts.hostname:
         return f"--url must look like http://HOST:PORT, not {url!r}"
     try:
-        connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=10)
-        connection.request("GET", "/health")
-        health = json.loads(connection.getresponse().read())
-        connection.close()
+        health = read_health(parts.hostname, parts.port or 80, timeout=10)
     except (OSError, http.client.HTTPException) as exc:
         return f"cannot reach {url}: {getattr(exc, 'strerror', None) or exc}"
     except ValueError:

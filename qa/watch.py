@@ -21,10 +21,10 @@ def _may_hold_articles(_change, path: str) -> bool:
     """An article file, or a folder (moved in or out, renamed, made with files already in it): a folder's
     change comes as one event for the folder, not one for each file in it. A path that is gone and has no
     suffix was most likely a folder; rebuilding for a file without a suffix costs only a check."""
-    name = Path(path).name
-    if name.startswith("."):
+    where = Path(path)
+    if where.name.startswith("."):
         return False
-    return path.lower().endswith(ARTICLE_SUFFIXES) or Path(path).is_dir() or not Path(path).suffix
+    return path.lower().endswith(ARTICLE_SUFFIXES) or where.is_dir() or not where.suffix
 
 
 def watch_and_rebuild(settings: Settings, stop: threading.Event) -> None:

@@ -317,14 +317,12 @@ def mount(app: FastAPI) -> None:
             view = timeline_page(request.app.state.service, params.get("article"), params.get("from"), params.get("to"))
         except ServiceUnavailable as exc:
             return unavailable(request, exc)
-        except UnknownArticle as exc:
-            return page(request, "error.html", {"title": "No such article", "message": f"{str(exc)[:1].upper()}"
-                                                f"{str(exc)[1:]}.", "back": ("/timeline", "Show the whole timeline")},
-                        404)
         except TimelineFilterError as exc:
-            return page(request, "error.html", {"title": "That filter does not work",
+            unknown = isinstance(exc, UnknownArticle)  # 404, as the API says it; any other bad filter is a 422
+            return page(request, "error.html", {"title": "No such article" if unknown else "That filter does not work",
                                                 "message": f"{str(exc)[:1].upper()}{str(exc)[1:]}.",
-                                                "back": ("/timeline", "Show the whole timeline")}, 422)
+                                                "back": ("/timeline", "Show the whole timeline")},
+                        404 if unknown else 422)
         return page(request, "timeline.html", {"view": view, "params": params})
 
     @app.get("/sources", response_class=HTMLResponse, include_in_schema=False)
