@@ -8,6 +8,7 @@ import hmac
 import threading
 from contextlib import asynccontextmanager
 from typing import Annotated
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -177,10 +178,22 @@ async def ask_post(body: AskRequest, service: ServiceDep) -> AskResponse:
 
 
 @router.get("/ask", response_model=AskResponse, responses=ERRORS, tags=["answers"])
-async def ask_get(service: ServiceDep, q: Annotated[str, Query(description="The question")],
+async def ask_get(request: Request, service: ServiceDep, q: Annotated[str, Query(description="The question")],
                   top_k: Annotated[int, Query(description="Retrieved passages to consider: the most promising of the first 3 is read; at most this many are cited")] = 5) -> AskResponse:
     """The same as POST /ask, for links and quick tries."""
+    if not percent_decodes_as_utf8(request.scope.get("query_string", b"")):
+        # Starlette would put U+FFFD in place of the bytes, and the question asked would not be the one sent.
+        raise ApiError(422, "the query string is not UTF-8 text once percent-decoded: percent-encode the "
+                            "question's UTF-8 bytes (é is %C3%A9)")
     return await answer_within_timeout(service, q, top_k)
+
+
+def percent_decodes_as_utf8(query_string: bytes) -> bool:
+    try:
+        parse_qsl(query_string.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _summary(service: QAService, doc) -> dict:

@@ -30,10 +30,17 @@ NOT_READ_SHOWN = 10  # files of other types named by `qa index`; --json lists th
 
 def make_settings(corpus: Path | None = None, index: Path | None = None, model: str | None = None, **extra) -> Settings:
     values = {k: v for k, v in {"corpus_dir": corpus, "index_dir": index, "model": model, **extra}.items() if v is not None}
-    return Settings(**values)
+    settings = Settings(**values)
+    if index is not None and settings.database_url:
+        fail(f"--index {index} names a folder, but QA_DATABASE_URL is set, so the index is in PostgreSQL: "
+             "leave out --index, or unset QA_DATABASE_URL to use the folder")
+    return settings
 
 
-def fail(message: str, code: int = EXIT_FAILED) -> None:
+def fail(message: str, code: int = EXIT_FAILED, as_json: bool = False) -> None:
+    """Exit with `message` on stderr; with --json, also as {"error": message} on stdout for the program reading it."""
+    if as_json:
+        typer.echo(json.dumps({"error": message}, ensure_ascii=False))
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
 
@@ -70,7 +77,7 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
     try:
         report = build_index(settings, progress=progress, lock_timeout=wait, rebuild=rebuild)
     except (BuildError, ModelLoadError) as exc:
-        fail(str(exc))
+        fail(str(exc), as_json=as_json)
     finally:
         if bar is not None:
             bar.close()
@@ -118,9 +125,14 @@ def ask_command(question: Annotated[str, typer.Argument(help="The question, in E
                                     "he sign there?\"; repeat it for each, oldest first (they are answered first)")] = None,
                 as_json: JsonOpt = False) -> None:
     """Answer one question from the index (the same JSON as POST /ask with --json)."""
+    import logging
+
     from qa.followup import EarlierTurn, earlier_turn
     from qa.service import InvalidQuestion, QAService, ServiceUnavailable
 
+    service_log = logging.getLogger("qa")
+    if not service_log.handlers:  # a problem the service would log is the error said below: say it once
+        service_log.addHandler(logging.NullHandler())
     service = QAService(make_settings(None, index, model))
     try:
         history: list[EarlierTurn] = []
@@ -128,10 +140,8 @@ def ask_command(question: Annotated[str, typer.Argument(help="The question, in E
             previous = service.ask(earlier, top_k, history)
             history.append(earlier_turn(previous))
         answer = service.ask(question, top_k, history)
-    except InvalidQuestion as exc:
-        fail(str(exc))
-    except ServiceUnavailable as exc:
-        fail(str(exc))
+    except (InvalidQuestion, ServiceUnavailable) as exc:
+        fail(str(exc), as_json=as_json)
     if as_json:
         from qa.api import answer_out
 
@@ -220,7 +230,7 @@ def eval_command(file: Annotated[Path, typer.Argument(help="Development-set JSON
     try:
         report = run(file, make_settings(None, index, model), top_k=top_k, limit=limit, progress=not as_json)
     except EvalError as exc:
-        fail(str(exc))
+        fail(str(exc), as_json=as_json)
     typer.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else show(report))
 
 

@@ -160,6 +160,14 @@ def test_lone_surrogate_is_rejected(api):
     assert "unicode" in detail(response).lower()
 
 
+def test_get_ask_refuses_a_question_that_is_not_utf8_once_percent_decoded(api):
+    response = api.get("/ask?q=Kapan%FF%FE%3F")
+    assert response.status_code == 422, response.text
+    assert detail(response) == ("the query string is not UTF-8 text once percent-decoded: percent-encode the "
+                                "question's UTF-8 bytes (é is %C3%A9)")
+    assert api.get("/ask?q=Kapan%20kaf%C3%A9%20dibuka%3F").status_code == 200
+
+
 def test_odd_but_valid_text_is_answered_or_abstained(api):
     for question in ["\u0000Kapan\u0000?", "🙂" * 100, "Kapan jembatan diresmikan?" + "\u200b" * 50,
                      "<script>alert(1)</script>", "' OR 1=1 --", "١٢٣ ٤٥٦", "ｋａｐａｎ"]:

@@ -128,9 +128,17 @@ def test_files_of_other_types_are_named_as_not_read_and_do_not_fail_the_build(ma
 def test_missing_corpus_path_exits_2_with_a_clear_message(tmp_path):
     result = qa_index(tmp_path / "no-such-folder", tmp_path / "index", "--json")
     assert result.returncode == 2
-    assert result.stdout == ""
-    assert f"error: corpus folder {tmp_path / 'no-such-folder'} does not exist" in result.stderr
+    message = f"corpus folder {tmp_path / 'no-such-folder'} does not exist"
+    assert f"error: {message}" in result.stderr
+    assert json_report(result)["error"].startswith(message)  # --json: a program reading stdout gets the error too
     assert "Traceback" not in result.stderr
+
+
+def test_index_option_and_a_database_url_together_are_refused_not_one_silently_ignored(tmp_path):
+    result = qa_index(tmp_path, tmp_path / "index", QA_DATABASE_URL="postgresql://qa@127.0.0.1:1/qa")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert (f"error: --index {tmp_path / 'index'} names a folder, but QA_DATABASE_URL is set, so the index is in "
+            "PostgreSQL: leave out --index, or unset QA_DATABASE_URL to use the folder") in result.stderr
 
 
 @pytest.mark.parametrize("where", ["file", "under-a-file"])
@@ -165,6 +173,7 @@ def test_corpus_of_only_bad_files_exits_2_and_names_them(make_corpus):
     result = qa_index(corpus, index, "--json")
     assert result.returncode == 2
     assert "no file in the corpus could be indexed" in result.stderr
+    assert "kosong.txt: empty file" in json_report(result)["error"]
     assert "kosong.txt: empty file" in result.stderr
     assert "iklan.txt: nothing left after removing page furniture" in result.stderr
 

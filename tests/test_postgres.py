@@ -312,7 +312,9 @@ def test_an_unreachable_database_is_named(tmp_path, embedder):
     assert code == 2 and "cannot reach PostgreSQL at postgres@/nonexistent-socket-dir" in output
     assert "is the server running" in output and "left as it was" in output
     code, output = run_cli("ask", "Berapa petani kopi?", url=url, tmp_path=tmp_path)
-    assert code == 2 and "cannot reach PostgreSQL" in output
+    assert code == 2 and output.count("cannot reach PostgreSQL") == 1
+    code, output = run_cli("ask", "Berapa petani kopi?", "--json", url=url, tmp_path=tmp_path)
+    assert code == 2 and '{"error": "cannot reach PostgreSQL' in output
     assert "cannot reach PostgreSQL" in service_error(url, tmp_path, embedder)
 
 

@@ -21,6 +21,9 @@ YEAR = re.compile(r"(?<![\d.,])(?:19|20)\d\d(?!\d)")
     ("Awal tahun 2000an — Setelah", "decade", "2000s", "2000-01-01", "2002-12-31"),
     ("Perang Korea 1950-1953.", "range", "1950/1953", "1950-01-01", "1953-12-31"),
     ("16 Januari 2024 – Menteri", "day", "2024-01-16", "2024-01-16", "2024-01-16"),
+    ("diteken pada 3/2/2025 di Moskow", "day", "2025-02-03", "2025-02-03", "2025-02-03"),  # day first
+    ("tanggal 19.06.2024, Putin", "day", "2024-06-19", "2024-06-19", "2024-06-19"),
+    ("(2024-06-19) Putin tiba", "day", "2024-06-19", "2024-06-19", "2024-06-19"),
 ])
 def test_dates_are_found_with_their_precision(text, precision, value, earliest, latest):
     (date,) = find_dates(text)
@@ -33,7 +36,8 @@ def test_a_qualified_decade_says_which_part():
     assert date.qualifier == "early"
 
 
-@pytest.mark.parametrize("text", ["Rabu (19/6) pagi", "sekitar 1.950 orang", "nomor 12345 dan 20245", "pukul 19.30"])
+@pytest.mark.parametrize("text", ["Rabu (19/6) pagi", "sekitar 1.950 orang", "nomor 12345 dan 20245", "pukul 19.30",
+                                  "kode 13/13/2024", "tanggal 31/2/2024", "versi 1.2.3/4/2024"])
 def test_what_is_not_a_date_with_a_year_is_not_placed(text):
     assert find_dates(text) == []
 
