@@ -30,11 +30,10 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
 from qa.answer import gather_evidence  # noqa: E402
-from qa.config import Settings  # noqa: E402
-from qa.evaluate import default_cache_dir, load_eval_set, max_token_f1, prepare_squad_corpus  # noqa: E402
+from qa.evaluate import max_token_f1  # noqa: E402
 from qa.language import question_language  # noqa: E402
-from qa.reader.data import held_out_squad, load_training_data  # noqa: E402
-from qa.reader.runtime import CARD_FILE, ReaderRuntime  # noqa: E402
+from qa.reader.data import held_out_corpus  # noqa: E402
+from qa.reader.runtime import CARD_FILE, Calibration, ReaderRuntime  # noqa: E402
 
 RIGHT_F1 = 0.5
 MAX_FALSE_ABSTENTION = 0.03  # of held-out answerable Indonesian TyDi QA questions
@@ -94,12 +93,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write every question's features and outcome here")
     args = parser.parse_args()
 
-    held = held_out_squad(load_training_data(args.data))
-    file = default_cache_dir() / "held-out.json"
-    file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(json.dumps(held, ensure_ascii=False), encoding="utf-8")
-    eval_set, data = load_eval_set(file)
-    corpus = prepare_squad_corpus(eval_set, data, Settings(), default_cache_dir(), progress=True)
+    eval_set, corpus = held_out_corpus(args.data)
 
     from qa.embed import load_embedder
     from qa.store import load_index
@@ -127,7 +121,8 @@ def main() -> None:
     answerable = np.array([r["answerable"] for r in rows])
     right = np.array([r["f1"] >= RIGHT_F1 for r in rows])
     w = fit_logistic(np.stack([margin, dense], axis=1), right.astype(float))
-    confidence = 1 / (1 + np.exp(-(w[0] * margin + w[1] * dense + w[2])))
+    fitted = Calibration(margin=w[0], dense=w[1], bias=w[2])
+    confidence = np.array([fitted.confidence(m, d) for m, d in zip(margin, dense)])
     table = curve(confidence, right, answerable)
     best = max(table, key=lambda r: r["handled_right"])
     tydi = np.array([r["id"].startswith("tydi-id") for r in rows])

@@ -25,21 +25,12 @@ sys.path.insert(0, str(PROJECT_DIR))
 
 from qa.answer import SUPPORT_DEPTH  # noqa: E402
 from qa.config import Settings  # noqa: E402
-from qa.evaluate import contains_gold, default_cache_dir, load_eval_set, prepare_squad_corpus  # noqa: E402
+from qa.evaluate import contains_gold, load_eval_set  # noqa: E402
+from qa.reader.data import held_out_corpus  # noqa: E402
 from qa.reader.read import tidy_span  # noqa: E402
 from qa.reader.runtime import ReaderRuntime  # noqa: E402
 from qa.retrieve import retrieve  # noqa: E402
 from qa.sentences import rank_sentences  # noqa: E402
-
-
-def held_out_file() -> Path:
-    from qa.reader.data import held_out_squad, load_training_data
-
-    held = held_out_squad(load_training_data(PROJECT_DIR.parent / "shared" / "train"))
-    file = default_cache_dir() / "held-out.json"
-    file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(json.dumps(held, ensure_ascii=False), encoding="utf-8")
-    return file
 
 
 def collect(index, embedder, reader, questions, depth: int, gold_docs=None) -> list[dict]:
@@ -95,9 +86,7 @@ def main() -> None:
     reader = ReaderRuntime()
     rows = []
     if args.held_out:
-        file = held_out_file()
-        eval_set, data = load_eval_set(file)
-        corpus = prepare_squad_corpus(eval_set, data, Settings(), default_cache_dir(), progress=True)
+        eval_set, corpus = held_out_corpus(PROJECT_DIR.parent / "shared" / "train")
         index = load_index(corpus.settings.index_dir)
         paragraph_doc = corpus.doc_ids
         rows += collect(index, embedder, reader, eval_set.questions, args.depth,

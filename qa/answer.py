@@ -33,6 +33,11 @@ def citation_url(doc_id: str, start: int, end: int, answer: tuple[int, int] | No
     return f"{source_url(doc_id)}?{urlencode(params)}#cited"
 
 
+def event_url(event) -> str:
+    """The source view at a timeline event (qa.timeline.TimelineEvent): its sentence, with the date highlighted."""
+    return citation_url(event.doc_id, event.sentence_start, event.sentence_end, (event.date.start, event.date.end))
+
+
 def _citation(index: LoadedIndex, passage_row: int, score: float, answer: tuple[int, int] | None) -> Citation:
     passage = index.passages[passage_row]
     doc = index.documents[passage.doc_id]

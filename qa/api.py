@@ -21,7 +21,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from qa import __version__
-from qa.config import Settings
+from qa.config import Settings, load_settings
+from qa.embed import ModelLoadError
 from qa.indexer import BuildBusyError, BuildError
 from qa.records import Answer
 from qa.service import InvalidQuestion, QAService, ServiceUnavailable
@@ -196,7 +197,7 @@ def percent_decodes_as_utf8(query_string: bytes) -> bool:
     return True
 
 
-def _summary(service: QAService, doc) -> dict:
+def _summary(doc) -> dict:
     from qa.answer import source_url
 
     return {"doc_id": doc.doc_id, "title": doc.title, "url": source_url(doc.doc_id),
@@ -207,7 +208,7 @@ def _summary(service: QAService, doc) -> dict:
 def list_sources(service: ServiceDep) -> list[dict]:
     """Every indexed article."""
     try:
-        return [_summary(service, d) for d in service.documents()]
+        return [_summary(d) for d in service.documents()]
     except ServiceUnavailable as exc:
         raise ApiError(503, str(exc)) from None
 
@@ -222,7 +223,7 @@ def get_source(doc_id: str, service: ServiceDep) -> dict:
         raise ApiError(503, str(exc)) from None
     if doc is None:
         raise ApiError(404, f"no article with id {doc_id!r}")
-    return {**_summary(service, doc), "text": doc.text}
+    return {**_summary(doc), "text": doc.text}
 
 
 def _date_out(date) -> dict:
@@ -246,27 +247,24 @@ def get_timeline(service: ServiceDep,
                                                       description="Events that start this year or earlier")] = None,
                  ) -> dict:
     """Every sentence of the articles that states a date, earliest first, with the date normalised."""
-    from qa.answer import citation_url
-    from qa.timeline import TimelineFilterError, UnknownArticle, filter_events, parse_filter
+    from qa.answer import event_url
+    from qa.timeline import TimelineFilterError, UnknownArticle
 
     try:
-        events = service.timeline()
-        chosen = parse_filter(article, from_year, to_year, {d.doc_id for d in service.documents()})
-        generation = service.state.index.generation
+        selection = service.select_timeline(article, from_year, to_year)
     except ServiceUnavailable as exc:
         raise ApiError(503, str(exc)) from None
     except UnknownArticle as exc:
         raise ApiError(404, str(exc)) from None
     except TimelineFilterError as exc:
         raise ApiError(422, str(exc)) from None
-    kept = filter_events(events, chosen)
-    return {"generation": generation, "total": len(events), "count": len(kept),
+    chosen = selection.chosen
+    return {"generation": selection.generation, "total": selection.total, "count": len(selection.events),
             "filters": {"article": chosen.doc_id, "from": chosen.first_year, "to": chosen.last_year},
             "events": [{"id": e.id, "doc_id": e.doc_id, "title": e.title, "sentence": e.sentence,
-                        "sentence_start": e.sentence_start, "sentence_end": e.sentence_end,
-                        "url": citation_url(e.doc_id, e.sentence_start, e.sentence_end, (e.date.start, e.date.end)),
+                        "sentence_start": e.sentence_start, "sentence_end": e.sentence_end, "url": event_url(e),
                         "date": _date_out(e.date), "other_dates": [_date_out(d) for d in e.other_dates]}
-                       for e in kept]}
+                       for e in selection.events]}
 
 
 @router.get("/health", tags=["service"], responses={503: {"description": "No index is loaded: the same fields, "
@@ -279,7 +277,8 @@ def health(service: ServiceDep) -> JSONResponse:
 
 @router.post("/admin/reindex", tags=["service"],
              responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut},
-                        422: {"model": ErrorOut}})
+                        422: {"model": ErrorOut},
+                        503: {"model": ErrorOut, "description": "The embedding model cannot be loaded"}})
 async def admin_reindex(service: ServiceDep, authorization: Annotated[str | None, Header()] = None,
                         x_admin_token: Annotated[str | None, Header()] = None) -> dict:
     """Rebuild the index from the corpus folder and swap it in. Needs the admin token (QA_ADMIN_TOKEN)."""
@@ -295,6 +294,8 @@ async def admin_reindex(service: ServiceDep, authorization: Annotated[str | None
         raise ApiError(409, str(exc)) from None
     except BuildError as exc:
         raise ApiError(422, str(exc)) from None
+    except ModelLoadError as exc:
+        raise ApiError(503, str(exc)) from None
     return report.as_dict()
 
 
@@ -401,7 +402,7 @@ def _document_limits(app: FastAPI, settings: Settings) -> None:
 
 
 def create_app(settings: Settings | None = None, service: QAService | None = None) -> FastAPI:
-    settings = settings or Settings()
+    settings = settings or load_settings()
     service = service or QAService(settings)
 
     @asynccontextmanager

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from qa.config import Settings
+from qa.config import Settings, SettingsError, load_settings
 
 app = typer.Typer(
     help="Answer questions from a folder of news articles, quoting them verbatim.",
@@ -30,11 +30,22 @@ NOT_READ_SHOWN = 10  # files of other types named by `qa index`; --json lists th
 
 def make_settings(corpus: Path | None = None, index: Path | None = None, model: str | None = None, **extra) -> Settings:
     values = {k: v for k, v in {"corpus_dir": corpus, "index_dir": index, "model": model, **extra}.items() if v is not None}
-    settings = Settings(**values)
+    try:
+        settings = load_settings(**values)
+    except SettingsError as exc:
+        fail(str(exc))
     if index is not None and settings.database_url:
         fail(f"--index {index} names a folder, but QA_DATABASE_URL is set, so the index is in PostgreSQL: "
              "leave out --index, or unset QA_DATABASE_URL to use the folder")
     return settings
+
+
+def make_folder(folder: Path, what: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot make {what} {folder}: {exc.strerror or exc}"
+             + (" (it or a folder above it is a file)" if isinstance(exc, (FileExistsError, NotADirectoryError)) else ""))
 
 
 def fail(message: str, code: int = EXIT_FAILED, as_json: bool = False) -> None:
@@ -167,8 +178,10 @@ def show_service_log() -> None:
 
 @app.command("serve")
 def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: ModelOpt = None,
-                  host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
-                  port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+                  host: Annotated[Optional[str], typer.Option(
+                      help="Address to listen on (env QA_HOST; default: 127.0.0.1, this machine only)")] = None,
+                  port: Annotated[Optional[int], typer.Option(
+                      min=0, max=65_535, help="Port to listen on (env QA_PORT; default: 8000; 0: any free port)")] = None,
                   workers: Annotated[int, typer.Option(help="Worker processes sharing the index")] = 1,
                   watch: Annotated[bool, typer.Option(help="Rebuild the index when corpus files change")] = False) -> None:
     """Serve the web chat, /ask and the source viewer."""
@@ -177,6 +190,8 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
     from qa.reader.runtime import CARD_NAME, ReaderModelError, load_arrays
 
     settings = make_settings(corpus, index, model)
+    host = settings.host if host is None else host
+    port = settings.port if port is None else port
     try:
         load_arrays(settings.reader_dir / CARD_NAME)  # a missing or damaged reader is named now, not at the first question
     except ReaderModelError as exc:
@@ -290,6 +305,7 @@ def train_reader_command(
             load_state(init_from)
         except (ValueError, ReaderModelError) as exc:
             fail(f"cannot start from {init_from}: {exc}")
+    make_folder(out, "the run folder")
     try:
         best = train(config, progress=sys.stderr.isatty())
     except TrainingDataError as exc:
@@ -321,6 +337,8 @@ def export_reader_command(
         if not path.is_file():
             fail(f"no checkpoint at {path}: train one with `qa train-reader`")
     folder = out or MODEL_DIR
+    make_folder(folder, "the reader folder")
+    # near_share only makes the held-out scoring include the near-topic set; nothing is trained here.
     config = TrainConfig(data_dir=data, out_dir=folder, held_out_limit=held_out_limit, near_share=1.0)
     if len(paths) > 1:
         typer.echo(f"averaging {len(paths)} checkpoints; scoring the average on the held-out split of {data}")

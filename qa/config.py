@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -59,11 +59,28 @@ class Settings(BaseSettings):
     # Answers to recent questions, per index generation (a new index starts empty); 0 turns the cache off.
     answer_cache_size: int = Field(default=1024, ge=0)
 
-    # Serving.
+    # Serving (`qa serve --host/--port` override these).
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=0, le=65_535)
     admin_token: str | None = None
     request_timeout_s: float = Field(default=10.0, gt=0)
     # Room for a question and its history even when every character is sent as a 12-byte JSON escape.
     max_body_bytes: int = Field(default=65_536, ge=1_024)
     reload_check_interval_s: float = Field(default=1.0, ge=0.0)
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def load_settings(**values) -> Settings:
+    """Settings from the environment and `values`; a value that does not fit raises SettingsError naming the
+    setting as it is set (QA_TOP_K_DEFAULT), what it was and what it must be."""
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "?"
+            problems.append(f"QA_{name.upper()}={error.get('input')!r}: {error['msg']}")
+        raise SettingsError("invalid setting " + "; ".join(problems)) from None

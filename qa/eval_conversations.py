@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from qa.config import Settings
-from qa.evaluate import EvalError, _open_service, _read_text, contains_gold, jsonl_objects, percentiles
+from qa.evaluate import (EvalError, _open_service, _read_text, check_run_options, contains_gold, jsonl_objects,
+                         percentiles)
 from qa.followup import EarlierTurn, earlier_turn
+from qa.service import InvalidQuestion
 
 
 @dataclass
@@ -69,15 +71,11 @@ def parse_conversations(text: str, name: str) -> list[Conversation]:
     return conversations
 
 
-def _given(answer) -> str | None:
-    """The answer text, None where the service abstained."""
-    return None if answer.abstained else answer.answer
-
-
 def evaluate_conversations(file: Path, settings: Settings, top_k: int = 5, limit: int | None = None,
                            progress: bool = False) -> dict:
+    check_run_options(settings, top_k, limit)
     _, text = _read_text(Path(file))
-    conversations = parse_conversations(text, str(file))[:limit or None]
+    conversations = parse_conversations(text, str(file))[:limit]
     service = _open_service(settings)
     service.warm()
     from tqdm import tqdm
@@ -87,9 +85,12 @@ def evaluate_conversations(file: Path, settings: Settings, top_k: int = 5, limit
                              disable=not progress):
         history: list[EarlierTurn] = []
         for position, turn in enumerate(conversation.turns, 1):
-            with_history = service.ask(turn.question, top_k, history)
-            alone = service.ask(turn.question, top_k) if history else with_history
-            given, given_alone = _given(with_history), _given(alone)
+            try:
+                with_history = service.ask(turn.question, top_k, history)
+                alone = service.ask(turn.question, top_k) if history else with_history
+            except InvalidQuestion as exc:
+                raise EvalError(f"{file}, conversation {conversation.id}, turn {position}: {exc}") from None
+            given, given_alone = earlier_turn(with_history).answer, earlier_turn(alone).answer
             rows.append({
                 "id": f"{conversation.id}.{position}", "lang": conversation.lang, "position": position,
                 "leans": turn.leans, "question": turn.question, "gold": turn.answers,

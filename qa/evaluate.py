@@ -544,16 +544,20 @@ def _gold_documents_squad(eval_set: EvalSet, doc_ids: list[str]) -> dict[int, se
             for number, paragraph in enumerate(eval_set.paragraphs)}
 
 
+def check_run_options(settings: Settings, top_k: int, limit: int | None) -> None:
+    if limit is not None and limit < 1:
+        raise EvalError("--limit must be at least 1")
+    if not 1 <= top_k <= settings.top_k_max:
+        raise EvalError(f"--top-k must be between 1 and {settings.top_k_max}")
+
+
 def evaluate_file(file: Path, settings: Settings, top_k: int = 5, limit: int | None = None,
                   progress: bool = False, cache_dir: Path | None = None) -> dict:
     """Run every question of a dev-set JSONL or SQuAD file; return the report as plain JSON-ready data."""
     from qa.service import InvalidQuestion
 
     file = Path(file)
-    if limit is not None and limit < 1:
-        raise EvalError("--limit must be at least 1")
-    if not 1 <= top_k <= settings.top_k_max:
-        raise EvalError(f"--top-k must be between 1 and {settings.top_k_max}")
+    check_run_options(settings, top_k, limit)
     eval_set, data = load_eval_set(file)
     total_questions = len(eval_set.questions)
     questions = eval_set.questions[:limit] if limit else eval_set.questions

@@ -95,7 +95,7 @@ def index_settings(settings: Settings, embedder: Embedder) -> dict:
 
 
 def embedding_text(doc: Document, text: str) -> str:
-    # The title in front of each passage and sentence measurably helps (see the README): it names what
+    # The title in front of each passage and sentence measurably helps (docs/design.md, "Stages"): it names what
     # "ia" / "film ini" / "the company" refer to.
     return f"{doc.title}\n{text}" if doc.title else text
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from functools import lru_cache
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import bm25s
@@ -85,21 +85,29 @@ class LexicalIndex:
         return np.asarray(self._retriever.get_scores(tokens), dtype=np.float32)
 
     def known_share(self, query: str) -> float:
-        """How much of the query the index can match at all: the idf-weighted share of its words that occur in
-        some passage (a word no passage has weighs as much as the rarest). An English question over
-        Indonesian passages shares few words, so its lexical evidence counts for little."""
+        """known_share of the query's words over this index's passages."""
         tokens = tokenize(query)
         if self._retriever is None or not tokens:
             return 0.0
         vocab, indptr = self._retriever.vocab_dict, self._retriever.scores["indptr"]
-        rarest = math.log(1 + self.size)
-        known = total = 0.0
-        for token in tokens:
-            column = vocab.get(token)
-            if column is None:
-                total += rarest
-                continue
-            weight = math.log(1 + self.size / max(1, int(indptr[column + 1] - indptr[column])))
-            known += weight
-            total += weight
-        return known / total if total else 0.0
+        frequency = {token: int(indptr[column + 1] - indptr[column])
+                     for token in set(tokens) if (column := vocab.get(token)) is not None}
+        return known_share(tokens, frequency, self.size)
+
+
+def known_share(tokens: list[str], passages_with: Mapping[str, int], size: int) -> float:
+    """How much of a query the index can match at all: the idf-weighted share of its words that occur in some
+    passage (`passages_with`: how many of the `size` passages hold each word; a word no passage has weighs as
+    much as the rarest). An English question over Indonesian passages shares few words, so its lexical evidence
+    counts for little."""
+    rarest = math.log(1 + size)
+    known = total = 0.0
+    for token in tokens:
+        count = passages_with.get(token)
+        if count is None:
+            total += rarest
+            continue
+        weight = math.log(1 + size / max(1, count))
+        known += weight
+        total += weight
+    return known / total if total else 0.0

@@ -1,6 +1,6 @@
 """Retrieve stage: dense and lexical passage hits, fused by weighted scores.
 
-Plain reciprocal-rank fusion was measured worse than dense retrieval alone (README), so the lexical
+Plain reciprocal-rank fusion was measured worse than dense retrieval alone (docs/design.md), so the lexical
 score is a bounded bonus on top of the dense cosine: it separates passages that share a question's
 names and numbers without letting a keyword-only match outrank a passage that means the same.
 

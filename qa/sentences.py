@@ -1,4 +1,6 @@
-"""Rank the sentences of the retrieved passages: the candidates the reader reads, best first."""
+"""Score the sentences of the retrieved passages against the question, best first. The reader chooses the
+passage to read by its sentences' cosines (qa/reader/read.py), and the supporting citations of an answer are
+taken in this order (qa/answer.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from qa.records import Hit
 from qa.store import LoadedIndex
 
 # A sentence's score is its own similarity to the question plus how far its passage's retrieval score is from
-# the best one (measured on TyDi QA with the earlier span rules: README history in docs/evaluation.md).
+# the best one. The weights were measured on TyDi QA when this ranking chose the sentence to answer from (the span
+# rules before the reader: docs/evaluation.md, "History"); now it only orders citations that all state the answer.
 WEIGHT_DENSE, WEIGHT_PASSAGE = 1.0, 1.0
 
 
@@ -23,7 +26,6 @@ class ScoredSentence:
     text: str
     passage_row: int
     dense: float  # cosine of the sentence's vector with the question's
-    passage_score: float  # retrieval score of its best passage
     score: float
 
 
@@ -45,6 +47,6 @@ def rank_sentences(index: LoadedIndex, hits: list[Hit], query_vector: np.ndarray
         text = index.documents[doc_id].text[span.start:span.end]
         passage_row, passage_score = best_passage[row]
         score = WEIGHT_DENSE * sim + WEIGHT_PASSAGE * (passage_score - top_passage)
-        ranked.append(ScoredSentence(row, doc_id, span.start, span.end, text, passage_row, sim, passage_score, score))
+        ranked.append(ScoredSentence(row, doc_id, span.start, span.end, text, passage_row, sim, score))
     ranked.sort(key=lambda s: s.score, reverse=True)
     return ranked

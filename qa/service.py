@@ -27,7 +27,7 @@ from qa.reader.runtime import CARD_NAME, ReaderModelError, ReaderRuntime
 from qa.records import Answer, Document
 from qa import backend
 from qa.store import LoadedIndex, NoIndexError
-from qa.timeline import TimelineEvent, build_timeline
+from qa.timeline import TimelineEvent, TimelineFilter, build_timeline, filter_events, parse_filter
 
 log = logging.getLogger(__name__)
 RETRY_FAILED_LOAD_S = 30.0
@@ -42,13 +42,6 @@ def machine_is_idle() -> bool:
     except (OSError, ValueError, IndexError):
         return False
     return running <= 1
-
-
-def warm_up() -> None:
-    """Load dateparser's locales before the first question needs them."""
-    from qa.normalize import normalized
-
-    normalized("1 Januari 2000")
 
 
 DATE_TYPES = ("date", "date_range", "decade")  # normalised answer values that have a place on the timeline
@@ -120,6 +113,15 @@ class IndexState:
         if self.answers is not None:
             with self.answers_lock:
                 self.answers[key] = answer
+
+
+@dataclass(frozen=True)
+class TimelineSelection:
+    generation: str  # of the index the events come from
+    total: int  # events before filtering
+    chosen: TimelineFilter
+    events: list[TimelineEvent]  # those the filter keeps, earliest first
+    documents: list[Document]  # every indexed article, by title (for a filter's choices)
 
 
 class QAService:
@@ -223,7 +225,6 @@ class QAService:
             self._embedder = None
         self._state = state
         self.last_error = None
-        warm_up()
         log.info("serving index generation %s", state.index.generation)
 
     def warm(self) -> None:
@@ -358,6 +359,15 @@ class QAService:
     def documents(self) -> list[Document]:
         with database_errors():
             return sorted(self.state.index.documents.values(), key=lambda d: d.title.lower())
+
+    def select_timeline(self, doc_id: str | None, first_year: str | None, last_year: str | None) -> TimelineSelection:
+        """The timeline filtered as a query string asks (blank: no filter); TimelineFilterError (UnknownArticle
+        for an article not indexed) when a filter is not acceptable."""
+        with database_errors():
+            state = self.state
+            events, documents = state.timeline, self.documents()
+        chosen = parse_filter(doc_id, first_year, last_year, {d.doc_id for d in documents})
+        return TimelineSelection(state.index.generation, len(events), chosen, filter_events(events, chosen), documents)
 
     def document(self, doc_id: str) -> Document | None:
         """Looked up in the loaded index only: no path from a request ever reaches the file system."""

@@ -1,7 +1,7 @@
 """The corpus as a chronology: every sentence that states a date, placed on a time axis.
 
-Dates are found in the cleaned article text (Indonesian and English forms): a day ("28 Maret 2024", "3/2/2025"
-day first as Indonesian writes it, "2025-02-03"), a month
+Dates are found in the cleaned article text (Indonesian and English forms): a day ("28 Maret 2024", "March 28,
+2024", "3/2/2025" day first as Indonesian writes it, "2025-02-03"), a month
 ("Juni 1950"), a year ("pada tahun 1991"), a decade ("1990-an", "Awal tahun 2000an") and a range of years
 ("1950-1953"). A day and month without a year ("Rabu (19/6)") is not placed: its year is not stated. Each
 dated sentence is one event, placed at the first date it states; its other dates are kept with it.
@@ -39,6 +39,7 @@ PATTERNS = (  # most specific first; a match hides any later one it overlaps
     ("range", re.compile(_NOT_NUMBER_BEFORE + _YEAR + r"\s*[-–—]\s*" + _YEAR + _NOT_NUMBER_AFTER)),
     ("decade", re.compile(r"\b" + _QUALIFIER + r"(?:tahun\s+)?(1[89]\d0|20\d0)(?:-?an\b|['’]?s\b)", re.I)),
     ("day", re.compile(r"\b(\d{1,2})\s+" + _MONTH + r"\s+" + _YEAR + _NOT_NUMBER_AFTER, re.I)),
+    ("month-day", re.compile(r"\b" + _MONTH + r"\s+(\d{1,2}),?\s+" + _YEAR + _NOT_NUMBER_AFTER, re.I)),  # March 28, 2024
     ("month", re.compile(r"\b" + _MONTH + r"\s+" + _YEAR + _NOT_NUMBER_AFTER, re.I)),
     ("year", re.compile(_NOT_NUMBER_BEFORE + r"\b" + _QUALIFIER + r"(?:tahun\s+)?" + _YEAR + _NOT_NUMBER_AFTER, re.I)),
 )
@@ -76,11 +77,13 @@ def _mention(kind: str, match: re.Match, offset: int) -> DateMention | None:
         low, high = _QUALIFIER_SHARE.get(qualifier, (0, 10))
         return DateMention(start, end, text, "decade", f"{decade}s", f"{decade + low}-01-01",
                            f"{decade + high - 1}-12-31", qualifier)
-    if kind in ("day", "numeric", "iso"):
+    if kind in ("day", "month-day", "numeric", "iso"):
         if kind == "iso":
             year, month, day = int(groups[0]), int(groups[1]), int(groups[2])
         elif kind == "numeric":
             day, month, year = int(groups[0]), int(groups[2]), int(groups[3])
+        elif kind == "month-day":
+            day, month, year = int(groups[1]), MONTHS[groups[0].lower()], int(groups[2])
         else:
             day, month, year = int(groups[0]), MONTHS[groups[1].lower()], int(groups[2])
         if not 1 <= month <= 12 or not 1 <= day <= monthrange(year, month)[1]:

@@ -18,11 +18,10 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from qa.answer import citation_url, source_url
+from qa.answer import event_url, source_url
 from qa.confidence import confidence_note, confidence_words
 from qa.followup import EarlierTurn, earlier_turn
-from qa.timeline import (TimelineEvent, TimelineFilter, TimelineFilterError, UnknownArticle, filter_events,
-                         parse_filter)
+from qa.timeline import TimelineEvent, TimelineFilter, TimelineFilterError, UnknownArticle
 from qa.timeline_view import AxisLayout, date_in_words, date_label, layout_axis, machine_date
 from qa.records import Answer, Citation, Document
 from qa.service import InvalidQuestion, QAService, ServiceUnavailable
@@ -202,9 +201,7 @@ class EventView:
 def event_view(event: TimelineEvent) -> EventView:
     a, b = event.date.start - event.sentence_start, event.date.end - event.sentence_start
     return EventView(event.id, date_label(event.date), machine_date(event.date), event.sentence[:a],
-                     event.sentence[a:b], event.sentence[b:], event.title,
-                     citation_url(event.doc_id, event.sentence_start, event.sentence_end,
-                                  (event.date.start, event.date.end)))
+                     event.sentence[a:b], event.sentence[b:], event.title, event_url(event))
 
 
 @dataclass
@@ -218,12 +215,9 @@ class TimelinePage:
 
 def timeline_page(service: QAService, doc_id: str | None, first_year: str | None, last_year: str | None) -> TimelinePage:
     """The timeline, filtered; TimelineFilterError when a filter is not acceptable."""
-    events = service.timeline()
-    documents = service.documents()
-    chosen = parse_filter(doc_id, first_year, last_year, {d.doc_id for d in documents})
-    kept = filter_events(events, chosen)
-    return TimelinePage([event_view(e) for e in kept], layout_axis(kept), len(events), chosen,
-                        [(d.doc_id, d.title) for d in documents])
+    selection = service.select_timeline(doc_id, first_year, last_year)
+    return TimelinePage([event_view(e) for e in selection.events], layout_axis(selection.events), selection.total,
+                        selection.chosen, [(d.doc_id, d.title) for d in selection.documents])
 
 
 def converse(service: QAService, questions: list[str]) -> list[Turn]:
@@ -235,15 +229,20 @@ def converse(service: QAService, questions: list[str]) -> list[Turn]:
     return turns
 
 
-def recent(questions: list[str]) -> list[str]:
-    """The latest questions that fit the history bounds, oldest first."""
+def recent(questions: list[str], turns: int = HISTORY_TURNS) -> list[str]:
+    """The latest questions that fit the history bounds (at most `turns` of them), oldest first."""
     kept, total = [], 0
-    for question in reversed(questions[-HISTORY_TURNS:]):
+    for question in reversed(questions[-turns:] if turns > 0 else []):
         total += len(question)
         if total > HISTORY_CHARS:
             break
         kept.append(question)
     return kept[::-1]
+
+
+def as_sentence(message: str) -> str:
+    """An error message as the pages show it: capitalised, with a full stop."""
+    return f"{message[:1].upper()}{message[1:]}."
 
 
 def _valid(service: QAService, question: str) -> bool:
@@ -277,11 +276,15 @@ def mount(app: FastAPI) -> None:
     def unavailable(request: Request, exc: Exception) -> HTMLResponse:
         return page(request, "error.html", {"title": "Not ready yet", "message": str(exc)}, 503)
 
+    def history_turns(request: Request) -> int:
+        """Earlier turns a question is asked with: the page's own bound, or the service's if that is lower."""
+        return min(HISTORY_TURNS, request.app.state.service.settings.max_history_turns)
+
     def chat(request: Request, turns: list[Turn], error: str | None = None, question: str = "",
              status: int = 200, history: list[str] | None = None) -> HTMLResponse:
-        history = recent([t.question for t in turns] if history is None else history)
+        history = recent([t.question for t in turns] if history is None else history, history_turns(request))
         return page(request, "chat.html", {"turns": turns, "error": error, "question": question, "history": history,
-                                           "examples": EXAMPLES,
+                                           "history_turns": history_turns(request), "examples": EXAMPLES,
                                            "max_chars": request.app.state.service.settings.max_question_chars}, status)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -294,18 +297,20 @@ def mount(app: FastAPI) -> None:
         service: QAService = request.app.state.service
         form = await request.form()
         question = str(form.get("example") or form.get("question") or "")
-        history = recent([q for q in map(str, form.getlist("history")) if _valid(service, q)])
+        history = recent([q for q in map(str, form.getlist("history")) if _valid(service, q)], history_turns(request))
         error = None
         try:
             service.validate(question, 1)
         except InvalidQuestion as exc:
-            error = f"{str(exc)[:1].upper()}{str(exc)[1:]}." if question.strip() else "Please type a question first."
+            error = as_sentence(str(exc)) if question.strip() else "Please type a question first."
         questions = history if error else [*history, question]
         try:
             turns = await asyncio.wait_for(run_in_threadpool(converse, service, questions),
                                            timeout=service.settings.request_timeout_s * max(1, len(questions)))
         except ServiceUnavailable as exc:
             return unavailable(request, exc)
+        except InvalidQuestion as exc:  # the questions were checked one by one; this is a limit of the whole
+            return chat(request, [], as_sentence(str(exc)), question, 422, history)
         except asyncio.TimeoutError:
             return chat(request, [], "No answer in time; please try again.", question, 504, history)
         return chat(request, turns, error, question if error else "", 422 if error else 200)
@@ -320,7 +325,7 @@ def mount(app: FastAPI) -> None:
         except TimelineFilterError as exc:
             unknown = isinstance(exc, UnknownArticle)  # 404, as the API says it; any other bad filter is a 422
             return page(request, "error.html", {"title": "No such article" if unknown else "That filter does not work",
-                                                "message": f"{str(exc)[:1].upper()}{str(exc)[1:]}.",
+                                                "message": as_sentence(str(exc)),
                                                 "back": ("/timeline", "Show the whole timeline")},
                         404 if unknown else 422)
         return page(request, "timeline.html", {"view": view, "params": params})

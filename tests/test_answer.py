@@ -68,7 +68,7 @@ def test_a_fact_reported_by_several_articles_cites_each_of_them(client):
     ("Berapa lama pembicaraan empat mata antara Putin dan Kim?", "dua jam"),
     ("When did Lavrov visit North Korea?", "18 Oktober 2023"),
 ])
-def test_typed_answers_are_short_spans(service, question, expected):
+def test_answers_are_spans_as_short_as_what_was_asked(service, question, expected):
     answer = service.ask(question)
     assert answer.answer == expected
 
@@ -95,7 +95,7 @@ def test_confidence_is_a_probability_and_timings_add_up(client):
     assert 0.0 <= body["confidence"] <= 1.0
     timings = body["timings_ms"]
     assert set(timings) >= {"embed", "search", "read", "total"}
-    assert timings["total"] >= timings["embed"]
+    assert timings["total"] >= timings["embed"] + timings["search"] + timings["read"] - 0.1  # rounding
 
 
 def test_citation_links_point_at_the_source_view(client):
@@ -155,7 +155,7 @@ def test_a_when_question_whose_sentence_has_no_date_is_answered_from_that_senten
     vague = service.ask("Kapan jembatan gantung di atas Sungai Tepian dibuka untuk umum?")
     measured = service.ask("Berapa panjang jembatan gantung di atas Sungai Tepian?")
     assert measured.answer == "420 meter"
-    # The sentence that says when, with no date to quote: the clause after the question's words, less sure.
+    # The sentence that says when has no date to quote: the reader still quotes its "when" phrase, less sure.
     assert not vague.abstained
     assert vague.sentence == "Jembatan itu dibuka untuk umum setelah musim hujan berakhir."
     assert vague.answer == "setelah musim hujan berakhir"
@@ -173,7 +173,7 @@ Pedagang dari Muara akan membawa hasil bumi, termasuk kopi robusta dari lereng g
 """
 
 
-def test_the_news_agency_a_sentence_quotes_is_not_the_answer_to_what_was_signed(make_corpus, embedder):
+def test_what_was_signed_is_answered_with_the_agreement_not_the_news_agency_quoted(make_corpus, embedder):
     service = _small_service(make_corpus, embedder, {"kembar.txt": TWIN_CITIES})
     answer = service.ask("Which agreement did the mayors of Tepian and Muara sign?")
     assert not answer.abstained

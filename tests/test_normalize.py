@@ -18,11 +18,25 @@ from qa.normalize import normalized
     ("3,5 juta", {"type": "number", "value": 3500000}),
     ("1,000 workers", {"type": "number", "value": 1000, "unit": "workers"}),
     ("24 tahun", {"type": "number", "value": 24, "unit": "tahun"}),
+    ("Rabu, 19 Juni 2024", {"type": "date", "value": "2024-06-19"}),
+    ("pertengahan 1990-an", {"type": "decade", "value": "1990s"}),
+    ("2025-02-03", {"type": "date", "value": "2025-02-03"}),
 ])
 def test_dates_and_numbers_get_a_value(span, value):
     assert normalized(span) == value
 
 
-@pytest.mark.parametrize("span", ["19 Juni", "Vladivostok", "dua jam", "Kim Jong Un", "perjanjian kemitraan strategis"])
+@pytest.mark.parametrize("span", ["19 Juni", "Vladivostok", "dua jam", "Kim Jong Un", "perjanjian kemitraan strategis",
+                                  "Perang Korea 1950-1953", "19 Juni 2024 dan 20 Juni 2024", "31/2/2024",
+                                  "1953-1950"])
 def test_other_spans_and_dates_without_a_year_get_none(span):
     assert normalized(span) is None
+
+
+def test_an_answer_date_and_its_timeline_place_agree():
+    """One date recogniser: what an answer's `normalized` says is where the timeline puts the sentence."""
+    from qa.timeline import find_dates
+
+    for span in ["28 Maret 2024", "Juni 1950", "tahun 1991", "awal tahun 2000-an", "1950-1953", "3/2/2025"]:
+        (date,) = find_dates(span)
+        assert normalized(span)["value"] == date.value

@@ -134,10 +134,3 @@ class Pool:
         with self._pool.connection() as conn, conn.cursor(binary=binary) as cur:
             cur.execute(sql, args)
             return cur.fetchone()
-
-    @classmethod
-    def close_all(cls) -> None:
-        with cls._lock:
-            for pool in cls._pools.values():
-                pool._pool.close()
-            cls._pools.clear()

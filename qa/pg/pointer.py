@@ -14,8 +14,8 @@ from psycopg import sql
 
 from qa.pg.connect import DatabaseError, Pool, connect, describe
 from qa.pg.schema import BUILD_LOCK_KEY, META_SCHEMA, SCHEMA_VERSION
+from qa.store import KEEP_GENERATIONS
 
-KEEP_GENERATIONS = 2  # the current one and the one before, for servers that have not swapped yet
 CHANNEL = "qa_generation"  # a build NOTIFYs it with the new generation's name as it commits
 RELISTEN_S = 5.0
 

@@ -16,7 +16,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from qa.lexical import tokenize
+from qa.lexical import known_share, tokenize
 from qa.pg.connect import DatabaseError, Pool, describe
 from qa.pg.pointer import current_generation
 from qa.pg.schema import HNSW_EF_SEARCH, TEXT_SEARCH_CONFIG, schema_name
@@ -202,10 +202,7 @@ class PgIndex:
         found = self.pool.all(sql.SQL("SELECT word, passages, best FROM {} WHERE word = ANY(%s)").format(
             self.tables.terms), (words,))
         known = {word: count for word, count, _ in found}
-        tokens = tokenize(question)
-        rarest = math.log(1 + n)
-        total = sum(math.log(1 + n / max(1, known[t])) if t in known else rarest for t in tokens)
-        share = sum(math.log(1 + n / max(1, known[t])) for t in tokens if t in known) / total if total else 0.0
+        share = known_share(tokenize(question), known, n)
         if not known:
             return empty
         asked = {int(r) for r in rows}

@@ -260,3 +260,17 @@ def held_out_squad(data: TrainingData, cross_languages: tuple[str, ...] = ("de",
             add(Example(example.question, last, None, None, "tydi-en-offtopic"), True)
     return {"version": "held-out", "data": [{"title": "", "paragraphs": [
         {"context": context, "qas": qas} for context, qas in paragraphs.items()]}]}
+
+
+def held_out_corpus(data_dir: Path):
+    """The held-out split (held_out_squad) indexed as a corpus of its paragraphs, as `qa eval` indexes a SQuAD
+    file (cached): (its questions as an eval set, the prepared corpus)."""
+    from qa.config import Settings
+    from qa.evaluate import default_cache_dir, load_eval_set, prepare_squad_corpus
+
+    file = default_cache_dir() / "held-out.json"
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(json.dumps(held_out_squad(load_training_data(data_dir)), ensure_ascii=False), encoding="utf-8")
+    eval_set, data = load_eval_set(file)
+    return eval_set, prepare_squad_corpus(eval_set, data, Settings(), default_cache_dir(), progress=True)
+

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.e5_runtime import BLOCK
-
-LINEAR_PARTS = ("q", "k", "v", "ao", "fi", "fo")
+from qa.e5_runtime import BLOCK, LINEAR_PARTS
 
 
 def quantize_8bit(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -9,20 +9,11 @@ exact GELU, positions from 0, token type 0 added everywhere.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from qa.e5_runtime import E5Weights, dequantize
-
-LINEARS = ("q", "k", "v", "ao", "fi", "fo")
-
-
-def linear_shape(weights: E5Weights, part: str) -> tuple[int, int]:
-    """(rows, cols) of a layer's weight matrix, stored [out, in]."""
-    hidden, ffn = weights.hidden, weights.ffn
-    return {"fi": (ffn, hidden), "fo": (hidden, ffn)}.get(part, (hidden, hidden))
+from qa.e5_runtime import LINEAR_PARTS, E5Weights, dequantize
 
 
 class Layer(nn.Module):
@@ -67,8 +58,8 @@ class Reader(nn.Module):
             self.eln.weight.copy_(torch.from_numpy(t["emb.ln.w"].copy()))
             self.eln.bias.copy_(torch.from_numpy(t["emb.ln.b"].copy()))
             for n, layer in enumerate(self.layers):
-                for part in LINEARS:
-                    rows, cols = linear_shape(weights, part)
+                for part in LINEAR_PARTS:
+                    rows, cols = weights.linear_shape(part)
                     module = getattr(layer, part)
                     module.weight.copy_(torch.from_numpy(dequantize(t[f"l{n}.{part}.w"], rows, cols)))
                     module.bias.copy_(torch.from_numpy(t[f"l{n}.{part}.b"].copy()))
@@ -93,6 +84,3 @@ class Reader(nn.Module):
         logits = logits.masked_fill(~valid[..., None], floor)
         return logits[..., 0], logits[..., 1]
 
-
-def as_numpy(state: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    return {k: v.detach().float().cpu().numpy() for k, v in state.items()}

@@ -28,8 +28,6 @@ from qa.store import LoadedIndex
 
 PASSAGES_CONSIDERED = 3  # of the retrieved passages, the best this many are candidates for reading
 PASSAGE_CHOICE_WEIGHT = 0.5  # passage choice = its best sentence's cosine + 0.5 x (its retrieval score - the best)
-PASSAGES_READ = 1
-RETRIEVAL_WEIGHT = 100.0  # reading several: span choice = margin + 100 x (its passage's retrieval score - the best)
 _TRAILING = ",;:–—-"
 _PAIRS = {"(": ")", "“": "”", '"': '"', "‘": "’", "[": "]"}
 
@@ -87,25 +85,22 @@ def passages_to_read(index: LoadedIndex, hits: list[Hit], ranked: list[ScoredSen
 
 
 def read_answer(reader: ReaderRuntime, question: str, index: LoadedIndex, hits: list[Hit],
-                ranked: list[ScoredSentence], passages: int = PASSAGES_READ, threads: int = 1) -> Reading | None:
-    """The reader's answer from the `passages` most promising hits (passages_to_read), or None when there is
-    nothing to read. Each sentence of a passage offers its best span (an answer never crosses sentences); the
-    best margin wins, plus, when several passages are read, retrieval's preference among them."""
+                ranked: list[ScoredSentence], threads: int = 1) -> Reading | None:
+    """The reader's answer from the most promising hit (passages_to_read), or None when there is nothing to
+    read. Each sentence of the passage offers its best span (an answer never crosses sentences); the best
+    margin wins."""
+    chosen = passages_to_read(index, hits, ranked)
+    if not chosen:
+        return None
+    passage_row = chosen[0].passage_id
+    passage = index.passages[passage_row]
     by_row = {s.row: s for s in ranked}
-    read = passages_to_read(index, hits, ranked, max(passages, PASSAGES_CONSIDERED))[:passages]
-    best_score = max((hit.score for hit in read), default=0.0)
-    candidates = []  # (choice, span, passage row, sentence)
-    for hit in read:
-        passage = index.passages[hit.passage_id]
-        sentences = [by_row[row] for row in index.passage_sentence_rows[hit.passage_id] if row in by_row]
-        parts = [(s.start - passage.start, s.end - passage.start) for s in sentences]
-        for sentence, span in zip(sentences, reader.read(question, passage.text, threads, parts)):
-            if span is not None:
-                candidates.append((span.margin + RETRIEVAL_WEIGHT * (hit.score - best_score), span,
-                                   hit.passage_id, sentence))
+    sentences = [by_row[row] for row in index.passage_sentence_rows[passage_row] if row in by_row]
+    parts = [(s.start - passage.start, s.end - passage.start) for s in sentences]
+    spans = reader.read(question, passage.text, threads, parts)
+    candidates = [(span, sentence) for sentence, span in zip(sentences, spans) if span is not None]
     # The best span that is still an answer once tidied: a sentence whose best span is only punctuation gives way.
-    for _, span, passage_row, sentence in sorted(candidates, key=lambda c: c[0], reverse=True):
-        passage = index.passages[passage_row]
+    for span, sentence in sorted(candidates, key=lambda c: c[0].margin, reverse=True):
         start, end = (passage.start + offset - sentence.start for offset in (span.start, span.end))
         start, end = tidy_span(sentence.text, start, end)
         if start < end:

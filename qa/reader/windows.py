@@ -13,11 +13,10 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from qa.e5_runtime import E5Tokenizer
+from qa.e5_runtime import METASPACE, E5Tokenizer
 
 MAX_QUESTION_TOKENS = 48
 _WORD = re.compile(r"\S+")
-_METASPACE = "\u2581"
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,7 @@ class WordTokenizer:
 
     def _word_uncached(self, word: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
         ids = self.tokenizer.content_ids(word)
-        texts = [self.pieces[i].lstrip(_METASPACE) for i in ids]
+        texts = [self.pieces[i].lstrip(METASPACE) for i in ids]
         spans, cursor = [], 0
         for text in texts:
             if text and word.startswith(text, cursor):

@@ -5,7 +5,6 @@
 
 (() => {
   const STORE = "newsqa.conversation";
-  const HISTORY_TURNS = 5; // as HISTORY_TURNS in qa/web.py
   const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
     "October", "November", "December"];
 
@@ -161,7 +160,9 @@
 
   // The earlier turns a follow-up question may lean on, as /ask takes them (the server keeps no conversation).
   function history(turns) {
-    return turns.slice(-HISTORY_TURNS).map((t) => ({ question: t.question, answer: t.abstained ? null : t.answer }));
+    // The server says how many earlier turns it accepts (qa/web.py, history_turns).
+    const limit = Number(document.getElementById("ask").dataset.historyTurns || 0);
+    return (limit > 0 ? turns.slice(-limit) : []).map((t) => ({ question: t.question, answer: t.abstained ? null : t.answer }));
   }
 
   function loadConversation() {
