@@ -66,8 +66,9 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
                                                              "replaces a store of an older schema version")] = False) -> None:
     """Build or update the index from the corpus folder. Only changed articles are re-embedded.
 
-    Exit code 0: all files indexed; 1: some files were skipped (listed); 2: nothing was built. Files of other
-    types than .txt, .md and .html (a PDF, an image) are named as not read and do not change the exit code.
+    Exit code 0: all files indexed; 1: some files were skipped (listed); 2: nothing was built.
+
+    Files other than .txt, .md and .html (a PDF, an image) are named as not read; they do not change it.
     """
     from tqdm import tqdm
 
@@ -110,18 +111,23 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
 
 
 def _print_answer(answer) -> None:
+    from qa.confidence import confidence_note, confidence_words
+
     if answer.context_used:
         typer.secho(f"(read with {', '.join(answer.context_used)} from earlier)", dim=True)
     if answer.abstained:
         typer.secho("The sources don't say.", bold=True)
         if answer.citations:
-            typer.echo("Closest passages:")
+            typer.echo("No passage answers this clearly enough to quote. These come closest:")
     else:
         typer.secho(answer.answer, bold=True)
         if answer.normalized:
             typer.echo(f"  ({answer.normalized['type']}: {answer.normalized['value']})")
         typer.echo(f"  \u201c{answer.sentence}\u201d")
-        typer.echo(f"  confidence {answer.confidence:.2f}")
+        words, _ = confidence_words(answer.confidence)
+        typer.echo(f"  confidence {answer.confidence:.2f} ({words.lower()})")
+        if note := confidence_note(answer.confidence):
+            typer.secho(f"  {note}", fg=typer.colors.YELLOW)
         typer.echo("Sources:")
     for number, citation in enumerate(answer.citations, 1):
         typer.echo(f"  [{number}] {citation.title} ({citation.doc_id}, characters {citation.start}-{citation.end})")
@@ -135,7 +141,10 @@ def ask_command(question: Annotated[str, typer.Argument(help="The question, in E
                     "--after", metavar="QUESTION", help="An earlier question of the conversation, for a follow-up such as \"What did "
                                     "he sign there?\"; repeat it for each, oldest first (they are answered first)")] = None,
                 as_json: JsonOpt = False) -> None:
-    """Answer one question from the index (the same JSON as POST /ask with --json)."""
+    """Answer one question from the index (the same JSON as POST /ask with --json).
+
+    Exit code 0: answered, or "the sources don't say"; 2: the question or the index cannot be used (said why).
+    """
     import logging
 
     from qa.followup import EarlierTurn, earlier_turn
@@ -182,9 +191,12 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
                       help="Address to listen on (env QA_HOST; default: 127.0.0.1, this machine only)")] = None,
                   port: Annotated[Optional[int], typer.Option(
                       min=0, max=65_535, help="Port to listen on (env QA_PORT; default: 8000; 0: any free port)")] = None,
-                  workers: Annotated[int, typer.Option(help="Worker processes sharing the index")] = 1,
+                  workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes sharing the index")] = 1,
                   watch: Annotated[bool, typer.Option(help="Rebuild the index when corpus files change")] = False) -> None:
-    """Serve the web chat, /ask and the source viewer."""
+    """Serve the web chat, /ask, the source viewer and the timeline until stopped (Ctrl+C).
+
+    Exit code 2 when it cannot start: the port is in use, or the reader's model files are missing or damaged.
+    """
     import uvicorn
 
     from qa.reader.runtime import CARD_NAME, ReaderModelError, load_arrays
@@ -218,9 +230,17 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
         from qa.watch import start_watcher
 
         start_watcher(settings)
-    from qa.backend import where
+    from qa import backend
 
-    typer.echo(f"serving on http://{host}:{sock.getsockname()[1]}/ (index: {where(settings)})")
+    typer.echo(f"serving on http://{host}:{sock.getsockname()[1]}/ (index: {backend.where(settings)})")
+    try:
+        has_index = backend.current_generation(settings) is not None
+    except Exception:  # a database that cannot be reached: the service says so in its log and on /health
+        has_index = True
+    if not has_index:
+        typer.secho(f"note: there is no index in {backend.where(settings)} yet: questions get 503 until "
+                    "`qa index` builds one" + (" (or --watch sees a change in the corpus)" if watch else ""),
+                    err=True, fg=typer.colors.YELLOW)
     config = uvicorn.Config("qa.server:app", host=host, port=port, workers=workers, log_level="info")
     if workers <= 1:
         uvicorn.Server(config).run(sockets=[sock])
@@ -236,7 +256,14 @@ def eval_command(file: Annotated[Path, typer.Argument(help="Development-set JSON
                  as_json: JsonOpt = False,
                  limit: Annotated[Optional[int], typer.Option(help="Only the first N questions")] = None) -> None:
     """Measure retrieval and answers on a question file; SQuAD files get a temporary corpus of their passages.
-    A JSONL file of conversations (objects with `turns`) measures follow-up questions with and without history."""
+    A JSONL file of conversations (objects with `turns`) measures follow-up questions with and without history.
+
+    A question JSONL has one object a line: "question", its right "answers" (verbatim),
+    and optionally "id", "lang", "kind", "sources" (the articles' source ids), and
+    "answerable": false for a question the articles do not answer.
+
+    Exit code 0: measured; 2: the file or the index cannot be used.
+    """
     from qa.eval_conversations import evaluate_conversations, format_conversation_report, is_conversation_file
     from qa.evaluate import EvalError, evaluate_file, format_report
 
@@ -255,7 +282,9 @@ RUN_DIR = Path(__file__).resolve().parent.parent / "runs" / "reader"
 
 @app.command("train-reader")
 def train_reader_command(
-        data: Annotated[Path, typer.Option(help="Folder of the SQuAD-format training files")] = SHARED_TRAIN,
+        data: Annotated[Path, typer.Option(help="Folder of the SQuAD-format training files: tydiqa_goldp_id_train.json, "
+                                                "idk_mrc_train.json, tydiqa_goldp_en_train.json and xquad/xquad.LANG.json "
+                                                "(docs/reader.md, \"Training data\")")] = SHARED_TRAIN,
         out: Annotated[Path, typer.Option(help="Checkpoints, log.jsonl and best.pt go here; a run found "
                                                "here is resumed")] = RUN_DIR,
         epochs: Annotated[float, typer.Option(help="Passes over the training mix")] = 3.0,
@@ -286,9 +315,10 @@ def train_reader_command(
                                                                   "answerable question swapped) too")] = True,
 ) -> None:
     """Fine-tune the reader (multilingual-e5-small + span head) on ../shared/train/, choosing the checkpoint on
-    a held-out 10% of paragraphs. About an hour on 2 cores at the defaults. Then: qa export-reader."""
+    a held-out 10% of paragraphs. About an hour on 2 cores at the defaults (--init-from with fewer --epochs and
+    a smaller --other-share: less). Stop it at any time; the same command resumes it. Then: qa export-reader."""
     from qa.reader.data import TrainingDataError
-    from qa.reader.train import TrainConfig, train
+    from qa.reader.train import RunMismatchError, TrainConfig, train
 
     config = TrainConfig(data_dir=data, out_dir=out, epochs=epochs, batch_size=batch_size,
                          learning_rate=learning_rate, max_tokens=max_tokens, stride=max_tokens * 2 // 3, seed=seed,
@@ -308,7 +338,7 @@ def train_reader_command(
     make_folder(out, "the run folder")
     try:
         best = train(config, progress=sys.stderr.isatty())
-    except TrainingDataError as exc:
+    except (TrainingDataError, RunMismatchError) as exc:
         fail(str(exc))
     typer.echo(f"best held-out checkpoint: {out / 'best.pt'}")
     typer.echo(json.dumps(best, indent=2))
@@ -317,10 +347,13 @@ def train_reader_command(
 @app.command("export-reader")
 def export_reader_command(
         checkpoints: Annotated[Optional[list[Path]], typer.Argument(
+            metavar="CHECKPOINT...",
             help="best.pt files written by qa train-reader (or a reader.npz); several, fine-tuned from one start, "
-                 "are averaged")] = None,
-        out: Annotated[Optional[Path], typer.Option(help="Folder for reader.npz and reader.json "
-                                                         "(default: the one the product loads)")] = None,
+                 "are averaged (default: runs/reader/best.pt)")] = None,
+        out: Annotated[Optional[Path], typer.Option(help="Folder for reader.npz and reader.json (default: "
+                                                         "qa/reader/model/, the one the product loads, replacing the "
+                                                         "shipped reader; `git checkout -- qa/reader/model/` brings "
+                                                         "it back)")] = None,
         data: Annotated[Path, typer.Option(help="Training files, to score an average on their held-out "
                                                 "split")] = SHARED_TRAIN,
         held_out_limit: Annotated[int, typer.Option(min=1, help="Held-out questions scored per set")] = 600) -> None:

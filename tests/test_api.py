@@ -403,6 +403,18 @@ def test_reindex_while_another_build_runs_is_409(admin, small_index):
     assert admin.post("/admin/reindex", headers={"x-admin-token": TOKEN}).status_code == 200
 
 
+def test_reindex_when_the_embedding_model_cannot_load_is_503_that_says_so(admin, monkeypatch):
+    from qa.embed import ModelLoadError
+
+    def cannot_load():
+        raise ModelLoadError("cannot load the embedding model 'gone/model': no such folder")
+
+    monkeypatch.setattr(admin.app.state.service, "reindex", cannot_load)
+    response = admin.post("/admin/reindex", headers={"x-admin-token": TOKEN})
+    assert response.status_code == 503
+    assert detail(response) == "cannot load the embedding model 'gone/model': no such folder"
+
+
 def test_reindex_of_a_missing_corpus_is_422_and_keeps_serving(small_index, embedder, tmp_path):
     with make_client(small_index, embedder, admin_token=TOKEN, corpus_dir=tmp_path / "gone") as client:
         response = client.post("/admin/reindex", headers={"x-admin-token": TOKEN})

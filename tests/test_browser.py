@@ -140,8 +140,11 @@ def test_ask_with_javascript_then_follow_the_citation(open_page, live_server, se
     follow_first_source(page, "#turn-1")
     assert_lands_on_highlighted_passage(page, "28 Maret 2024")
 
-    page.go_back()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.get_by_role("link", name="Back to the chat").click()  # goes back in history, to the conversation as it was
     expect(page.locator("#conversation .turn")).to_have_count(2)
+    assert page.url == live_server + "/" and errors == []
     page.goto(live_server + "/")  # a fresh load of the chat in the same tab draws the conversation again
     expect(page.locator("#turn-2 .answer")).to_contain_text("Alexander Matsegora")
     page.get_by_role("link", name="Start over").click()
@@ -203,6 +206,32 @@ def test_keyboard_only(open_page, live_server):
     expect(page.locator("#turn-1 .source-group").last.locator(".group-passages a").first).to_be_focused()
     page.keyboard.press("Enter")
     assert_lands_on_highlighted_passage(page)
+
+
+COVERED_BY_THE_BAR = """() => {
+  const el = document.activeElement, bar = document.getElementById("ask");
+  if (!el || el === document.body || bar.contains(el)) return null;
+  const r = el.getBoundingClientRect(), b = bar.getBoundingClientRect();
+  return r.bottom > b.top + 1 && r.top < b.bottom ? el.outerHTML.slice(0, 120) : null;
+}"""
+
+
+def test_a_link_reached_with_tab_is_never_hidden_under_the_question_bar(open_page, live_server):
+    page = open_page(viewport={"width": 1280, "height": 800})
+    page.goto(live_server + "/")
+    for number, question in enumerate([VETO_QUESTION, AMBASSADOR_QUESTION, UNSURE_QUESTION], 1):
+        page.get_by_label("Your question").fill(question)
+        page.keyboard.press("Enter")
+        expect(page.locator(f"#turn-{number} .reply:not(.pending)")).to_be_visible()
+    page.locator("details.source-group").evaluate_all("groups => groups.forEach(g => g.open = true)")
+    page.evaluate("window.scrollTo(0, 0)")
+    page.locator("a").first.focus()
+    covered = []
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        if (hidden := page.evaluate(COVERED_BY_THE_BAR)) is not None:
+            covered.append(hidden)
+    assert covered == []
 
 
 def test_phone_width_has_no_horizontal_scroll(open_page, live_server):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -336,3 +337,20 @@ def test_a_cached_squad_index_of_another_index_format_is_not_reused(monkeypatch)
     before = squad_cache_key(b'{"data": []}', settings)
     monkeypatch.setattr(store, "INDEX_FORMAT", store.INDEX_FORMAT + 1)
     assert squad_cache_key(b'{"data": []}', settings) != before
+
+
+def test_a_conversation_file_gets_the_same_option_checks_and_a_bad_turn_is_named(tmp_path, built_index):
+    from qa.eval_conversations import evaluate_conversations
+
+    settings, _ = built_index
+    file = tmp_path / "talk.jsonl"
+    long_turn = "Lalu " + "apa lagi " * 80 + "?"
+    file.write_text(json.dumps({"id": "c1", "turns": [
+        {"question": "Siapa Duta Besar Rusia untuk Korea Utara?", "answers": ["Alexander Matsegora"]},
+        {"question": long_turn, "answers": ["x"], "leans": True}]}) + "\n", encoding="utf-8")
+    with pytest.raises(EvalError, match=r"^--top-k must be between 1 and 50$"):
+        evaluate_conversations(file, settings, top_k=0)
+    with pytest.raises(EvalError, match=r"^--limit must be at least 1$"):
+        evaluate_conversations(file, settings, limit=0)
+    with pytest.raises(EvalError, match=rf"^{re.escape(str(file))}, conversation c1, turn 2: question is too long"):
+        evaluate_conversations(file, settings)

@@ -300,6 +300,25 @@ def test_serve_refuses_to_start_without_the_reader_and_says_how_to_restore_it(re
     assert "Traceback" not in result.stderr
 
 
+def test_a_one_step_smoke_run_finishes_and_a_run_is_not_resumed_with_other_settings(tmp_path):
+    pytest.importorskip("torch")
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    data = write_tiny_training_set(tmp_path / "train")
+    run = ["train-reader", "--data", str(data), "--out", str(tmp_path / "run"), "--limit", "2", "--held-out-limit", "2",
+           "--epochs", "1"]
+    smoke = CliRunner().invoke(app, [*run, "--batch-size", "512"])  # one step: its warm-up is the whole run
+    assert smoke.exit_code == 0, smoke.output
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["total_steps"] == 1
+    other = CliRunner().invoke(app, [*run, "--learning-rate", "0.001", "--batch-size", "4"])
+    assert other.exit_code == 2 and "Traceback" not in other.output
+    assert (f"{tmp_path / 'run'} holds a run trained with other settings (--batch-size 512 there, 4 now; "
+            "--learning-rate 8e-05 there, 0.001 now): resume it with its own settings, or give another --out "
+            "for a new run") in " ".join(other.output.split())
+
+
 def test_train_reader_help_explains_the_command():
     from typer.testing import CliRunner
 

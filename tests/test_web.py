@@ -359,6 +359,17 @@ def test_the_no_javascript_chat_jumps_to_the_new_answer_once_old_turns_fall_off(
     assert f'id="turn-{HISTORY_TURNS + 1}"' in again
 
 
+def test_both_chats_send_no_more_earlier_turns_than_the_service_accepts(service, embedder):
+    settings = service.settings.model_copy(update={"max_history_turns": 1})
+    with TestClient(create_app(settings, service=QAService(settings, embedder=embedder))) as strict:
+        response = strict.post("/", data={"history": ["Siapa Duta Besar Rusia untuk Korea Utara?",
+                                                      "Apa harapannya untuk tahun 2024?"],
+                                          "question": "Siapa yang dia sebut akan berkunjung?"})
+    assert response.status_code == 200, response.text
+    assert response.text.count('<article class="turn"') == 2  # the latest earlier question and the new one
+    assert 'data-history-turns="1"' in response.text  # what web/static/app.js sends with /ask
+
+
 def test_the_no_javascript_chat_carries_the_conversation_and_shows_the_earlier_words(client):
     ambassador, hope, visitor = ("Siapa Duta Besar Rusia untuk Korea Utara?", "Apa harapannya untuk tahun 2024?",
                                  "Siapa yang dia sebut akan berkunjung?")

@@ -14,6 +14,9 @@ from pathlib import Path
 HELD_OUT_SHARE = 0.10
 XQUAD_LANGUAGES = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
 INDONESIAN_SOURCES = ("tydi-id", "idk-mrc")
+TRAINING_FILES = ("tydiqa_goldp_id_train.json", "idk_mrc_train.json", "tydiqa_goldp_en_train.json",
+                  *(f"xquad/xquad.{language}.json" for language in XQUAD_LANGUAGES))
+WHERE_TO_GET = "docs/reader.md, \"Training data\", says what they are and where they come from"
 RANDOM_NEGATIVE_SHARE = 0.10  # of answerable questions also asked of a random other passage, answer: none
 
 
@@ -83,6 +86,14 @@ def load_training_data(root: Path, limit: int | None = None, generated_unanswera
     """All training sources, split into training and held-out examples by paragraph. `limit` keeps the first
     examples of each source (for a smoke test). Without `generated_unanswerable`, IDK-MRC's machine-generated
     unanswerable questions are left out of training (the held-out split keeps them, so scores stay comparable)."""
+    if not root.is_dir():
+        raise TrainingDataError(f"the training data folder {root} {'is a file' if root.exists() else 'does not exist'}: "
+                                f"give --data the folder that holds {', '.join(TRAINING_FILES[:3])} and xquad/ "
+                                f"({WHERE_TO_GET})")
+    missing = [name for name in TRAINING_FILES if not (root / name).is_file()]
+    if missing:
+        raise TrainingDataError(f"the training data folder {root} lacks {', '.join(missing[:4])}"
+                                f"{f' and {len(missing) - 4} more' if len(missing) > 4 else ''} ({WHERE_TO_GET})")
     train: dict[str, list[Example]] = {}
     held: dict[str, list[Example]] = {}
 

@@ -244,6 +244,32 @@ def score_state(state: dict[str, np.ndarray], config: TrainConfig) -> dict:
     return evaluate_held_out(model, Featurizer(words, config.max_tokens, config.stride), data, config, weights.eos)
 
 
+class RunMismatchError(ValueError):
+    """The run folder holds a run trained with other settings: resuming it would mix the two."""
+
+
+# Settings a run may be resumed with changed: where the files are, the CPU threads, and --epochs (to train a
+# finished run longer; the learning rate's decay is stretched from the step reached).
+_MAY_CHANGE = ("data_dir", "out_dir", "threads", "epochs")
+
+
+def config_record(config: TrainConfig) -> dict:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
+
+
+def check_same_run(out_dir: Path, settings: dict) -> None:
+    """Refuse to resume the run in `out_dir` (its run.json) with settings other than its own."""
+    try:
+        earlier = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # a run from before run.json recorded its settings: nothing to compare with
+    changed = [f"--{key.replace('_', '-')} {earlier.get(key)} there, {value} now" for key, value in settings.items()
+               if key not in _MAY_CHANGE and earlier.get(key, value) != value]
+    if changed:
+        raise RunMismatchError(f"{out_dir} holds a run trained with other settings ({'; '.join(changed)}): "
+                               "resume it with its own settings, or give another --out for a new run")
+
+
 def _log(out_dir: Path, record: dict) -> None:
     with open(out_dir / "log.jsonl", "a", encoding="utf-8") as file:
         file.write(json.dumps(record) + "\n")
@@ -257,6 +283,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
 
     from qa.reader.model import Reader
 
+    if (config.out_dir / "checkpoint.pt").exists():
+        check_same_run(config.out_dir, config_record(config))  # before the minutes spent loading the data
     torch.manual_seed(config.seed)
     weights, words = _bundled_encoder(config.threads)
     config.out_dir.mkdir(parents=True, exist_ok=True)
@@ -284,10 +312,14 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     total_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
     warmup = max(1, int(total_steps * config.warmup_share))
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / (total_steps - warmup))))
+        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / max(1, total_steps - warmup))))
 
     step, best = 0, None
     checkpoint = config.out_dir / "checkpoint.pt"
+    meta = {"config": config_record(config),
+            "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
+            "train_examples": {k: len(v) for k, v in data.train.items()} | {"xquad-questions": len(data.xquad)},
+            "held_out_examples": {k: len(v) for k, v in data.held_out.items()}}
     if checkpoint.exists():
         state = torch.load(checkpoint, weights_only=False)
         model.load_state_dict(state["model"])
@@ -296,10 +328,6 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         step, best = state["step"], state["best"]
         torch.set_rng_state(state["torch_rng"])
         print(f"resuming from {checkpoint} at step {step} of {total_steps}", flush=True)
-    meta = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
-            "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
-            "train_examples": {k: len(v) for k, v in data.train.items()} | {"xquad-questions": len(data.xquad)},
-            "held_out_examples": {k: len(v) for k, v in data.held_out.items()}}
     (config.out_dir / "run.json").write_text(json.dumps(meta, indent=2))
 
     def save(path: Path) -> None:

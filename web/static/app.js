@@ -127,7 +127,7 @@
       return el("li", {}, el("details", { class: "source-group" },
         el("summary", { class: "chip" },
           el("span", { class: "chip-n" }, el("span", { class: "sr-only" }, "Source "), String(i + 1)), " ",
-          el("span", { class: "chip-title" }, group.title), " ",
+          el("span", { class: "chip-title", lang: "id", title: group.title }, group.title), " ",
           el("span", { class: "chip-count" }, `${count} ${count === 1 ? "passage" : "passages"}`)),
         el("ol", { class: "group-passages" }, ...passages)));
     });
@@ -140,12 +140,12 @@
   function abstentionReply(data) {
     const reply = el("div", { class: "reply abstained" },
       el("p", { class: "answer" }, el("span", { class: "sr-only" }, "Answer: "), "The sources don’t say."),
-      el("p", { class: "note" }, "No passage in the articles answers this.",
-        data.citations.length ? " These are the closest ones:" : ""));
+      el("p", { class: "note" }, "No passage answers this clearly enough to quote.",
+        data.citations.length ? " These come closest:" : ""));
     if (data.citations.length) {
       const items = data.citations.map((citation, i) => el("li", {},
         el("a", { href: citation.url },
-          el("span", { class: "chip-n", "aria-hidden": "true" }, String(i + 1)), " ",
+          el("span", { class: "sr-only" }, "Passage "), el("span", { class: "chip-n" }, String(i + 1)), " ",
           el("span", { class: "related-name" }, citation.title)),
         el("p", { lang: "id" }, excerpt(citation.passage))));
       reply.append(el("h3", { class: "related-title" }, "Related"), el("ol", { class: "related" }, ...items));
@@ -274,7 +274,7 @@
     if (from.origin !== location.origin || from.pathname !== "/") return;
     link.addEventListener("click", (event) => {
       event.preventDefault();
-      history.back();
+      window.history.back(); // window.: `history` in this file is the function that lists earlier turns
     });
   }
 

@@ -1,0 +1,66 @@
+"""The `qa` command's refusals: settings, options and paths that cannot work get one clear line and exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from qa.cli import app
+from qa.reader.runtime import MODEL_DIR
+
+
+def run(*args: str, **env: str):
+    result = CliRunner().invoke(app, list(args), env=env)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result.exit_code, " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("command", [["ask", "Kapan?"], ["index"], ["serve"]])
+def test_a_setting_that_does_not_fit_is_named_with_its_value(command):
+    code, output = run(*command, QA_TOP_K_DEFAULT="abc", QA_PORT="99999")
+    assert code == 2
+    assert ("error: invalid setting QA_TOP_K_DEFAULT='abc': Input should be a valid integer, unable to parse string "
+            "as an integer; QA_PORT='99999': Input should be less than or equal to 65535") in output
+
+
+@pytest.mark.parametrize("option, words", [
+    (["--port", "99999"], "Invalid value for '--port': Input should be less than or equal to 65535"),
+    (["--port", "-1"], "Invalid value for '--port': Input should be greater than or equal to 0"),
+    (["--workers", "0"], "Invalid value for '--workers': Input should be greater than or equal to 1"),
+])
+def test_serve_refuses_a_port_or_worker_count_out_of_range(option, words):
+    code, output = run("serve", *option)
+    assert code == 2 and words in output.replace("│", "")
+
+
+@pytest.mark.parametrize("command", [
+    ["export-reader", str(MODEL_DIR / "reader.npz"), "--out"],
+    ["train-reader", "--out"],
+])
+def test_an_output_folder_that_is_a_file_is_said_before_any_work(tmp_path, command):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code, output = run(*command, str(blocker / "sub"))
+    assert code == 2
+    assert f"folder {blocker / 'sub'}: " in output and "(it or a folder above it is a file)" in output
+
+
+def test_serve_without_an_index_says_so_at_once(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "qa.cli", "serve", "--index", str(tmp_path / "none"),
+                                "--port", "0"], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                               cwd=Path(__file__).resolve().parent.parent)
+    try:
+        deadline, seen = time.monotonic() + 60, ""
+        while "no index" not in seen and time.monotonic() < deadline:
+            seen += process.stderr.readline()
+        assert (f"note: there is no index in {tmp_path / 'none'} yet: questions get 503 until `qa index` builds "
+                "one") in seen
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
