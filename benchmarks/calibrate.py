@@ -18,7 +18,6 @@ Prints the curve (and, for reference, the threshold that would maximise the shar
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -29,10 +28,12 @@ import numpy as np
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
+sys.path.insert(0, str(PROJECT_DIR / "benchmarks"))
+from common import SHARED_DIR, at_least_one, command_line, existing_file, stop  # noqa: E402
 from qa.answer import gather_evidence  # noqa: E402
 from qa.evaluate import max_token_f1  # noqa: E402
 from qa.language import question_language  # noqa: E402
-from qa.reader.data import held_out_corpus  # noqa: E402
+from qa.reader.data import TrainingDataError, held_out_corpus  # noqa: E402
 from qa.reader.runtime import CARD_FILE, Calibration, ReaderRuntime  # noqa: E402
 
 RIGHT_F1 = 0.5
@@ -84,16 +85,19 @@ def curve(confidence: np.ndarray, right: np.ndarray, answerable: np.ndarray) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=PROJECT_DIR.parent / "shared" / "train")
-    parser.add_argument("--card", type=Path, default=CARD_FILE)
-    parser.add_argument("--limit", type=int, default=None, help="questions asked at most (a quick look)")
-    parser.add_argument("--top-k", type=int, default=5)
+    parser = command_line(__doc__)
+    parser.add_argument("--data", type=Path, default=SHARED_DIR / "train", help="the training data folder")
+    parser.add_argument("--card", type=existing_file, default=CARD_FILE, help="the reader's card (reader.json)")
+    parser.add_argument("--limit", type=at_least_one, default=None, help="questions asked at most (a quick look)")
+    parser.add_argument("--top-k", type=at_least_one, default=5, help="retrieved passages per question, as qa ask")
     parser.add_argument("--write", action="store_true", help="store the calibration in the reader's card")
     parser.add_argument("--json", type=Path, help="write every question's features and outcome here")
     args = parser.parse_args()
 
-    eval_set, corpus = held_out_corpus(args.data)
+    try:
+        eval_set, corpus = held_out_corpus(args.data)
+    except TrainingDataError as exc:
+        stop(str(exc))
 
     from qa.embed import load_embedder
     from qa.store import load_index

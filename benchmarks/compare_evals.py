@@ -30,6 +30,8 @@ UNANSWERABLE = (("abstained (unanswerable)", "abstained"),)
 
 
 def compare(before: dict, after: dict) -> list[PairedChange]:
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        raise ValueError("not a `qa eval --json` report (a JSON object): write both with `qa eval FILE --json`")
     if "turns_detail" in before or "turns_detail" in after:
         raise ValueError("a report of conversations: compare_evals compares runs of a question file (their "
                          "per-question rows); conversation reports list turns, not questions")

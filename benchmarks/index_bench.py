@@ -11,7 +11,6 @@ TYDI_JSON defaults to ../shared/eval/tydiqa_goldp_id_dev.json beside the project
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import resource
@@ -26,6 +25,8 @@ import yaml
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
+sys.path.insert(0, str(PROJECT_DIR / "benchmarks"))
+from common import at_least_one, command_line, existing_file  # noqa: E402
 from qa.config import DEFAULT_MODEL, Settings  # noqa: E402
 from qa.embed import load_embedder  # noqa: E402
 from qa.indexer import build_index  # noqa: E402
@@ -93,11 +94,13 @@ def bench(name: str, corpus: Path, workdir: Path, embedder) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("tydi", nargs="?", type=Path, default=DEFAULT_TYDI, help="TyDi QA SQuAD-format JSON")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N TyDi passages")
+    parser = command_line(__doc__)
+    parser.add_argument("tydi", nargs="?", type=existing_file, help="TyDi QA SQuAD-format JSON (default: "
+                        "../shared/eval/tydiqa_goldp_id_dev.json, skipped when it is not there)")
+    parser.add_argument("--limit", type=at_least_one, default=None, help="only the first N TyDi passages")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="embedding model (default: the bundled one)")
     args = parser.parse_args()
+    args.tydi = args.tydi or DEFAULT_TYDI
 
     print(f"python {platform.python_version()} on {platform.machine()}, model {args.model}")
     started = time.perf_counter()

@@ -33,6 +33,8 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import at_least_one, command_line, counts, existing_file  # noqa: E402
 
 # Questions about the bundled corpus (Russia and North Korea), in English and Indonesian, some unanswerable.
 QUESTIONS = [
@@ -300,33 +302,53 @@ def server_problem(url: str) -> str | None:
     return None
 
 
+def refused(url: str, method: str, top_k: int, question: str) -> str | None:
+    """The server's reason when it refuses the requests this run would send (a 4xx), or None."""
+    parts = urlsplit(url)
+    client = Client(url, 0, [question], None, 0.0, 0.0, 0.0, 0.0, method, top_k)
+    try:
+        status, payload = client._request(question)
+    except (OSError, http.client.HTTPException):
+        return None  # not a refusal: the run itself counts connection errors
+    finally:
+        if client.connection is not None:
+            client.connection.close()
+    if not 400 <= status < 500:
+        return None
+    try:
+        detail = json.loads(payload).get("detail")
+    except (ValueError, AttributeError):
+        detail = payload[:200].decode("utf-8", "replace")
+    return f"{parts.hostname}:{parts.port} refuses these requests (HTTP {status}): {detail}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_line(__doc__)
     parser.add_argument("--url", help="Server to load; without it `qa serve` is started on a free port")
     parser.add_argument("--index", type=Path, help="Index folder for the started server (default: qa's default)")
-    parser.add_argument("--workers", type=int, default=1, help="Workers of the started server (default 1)")
+    parser.add_argument("--workers", type=at_least_one, default=1, help="Workers of the started server (default 1)")
     parser.add_argument("--no-cache", action="store_true",
                         help="Start the server with its answer cache off, so every request embeds, searches and "
                              "reads (the cost of questions never asked before)")
     parser.add_argument("--server-log", type=Path, help="Write the started server's output here")
-    parser.add_argument("--clients", default="1,8", help="Client counts to run one after the other (default 1,8)")
+    parser.add_argument("--clients", type=counts, default="1,8",
+                        help="Client counts to run one after the other (default 1,8)")
     parser.add_argument("--duration", type=float, default=60.0, help="Measured seconds per run (default 60)")
     parser.add_argument("--warmup", type=float, default=3.0, help="Unmeasured seconds before each run (default 3)")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="Requests per second from all clients together; 0 = each client as fast as answered")
-    parser.add_argument("--method", choices=["POST", "GET"], default="POST")
-    parser.add_argument("--top-k", type=int, default=5)
-    parser.add_argument("--questions", type=Path, help="A file with one question a line (default: built-in list)")
+    parser.add_argument("--method", choices=["POST", "GET"], default="POST", help="how /ask is called")
+    parser.add_argument("--top-k", type=int, default=5, help="top_k of every request")
+    parser.add_argument("--questions", type=existing_file,
+                        help="A file with one question a line (default: built-in list)")
     parser.add_argument("--json", action="store_true", help="Print the results as JSON too")
     args = parser.parse_args(argv)
 
     questions = QUESTIONS
     if args.questions:
         questions = [q.strip() for q in args.questions.read_text(encoding="utf-8").splitlines() if q.strip()]
-    counts = [int(c) for c in args.clients.split(",") if c.strip()]
-    if not counts or min(counts) < 1 or args.duration <= 0 or not questions:
-        parser.error("need at least one client count >= 1, a positive duration and some questions")
+    if args.duration <= 0 or not questions:
+        parser.error("need a positive duration and some questions")
 
     if args.url and args.no_cache:
         parser.error("--no-cache applies to a server started here; start yours with QA_ANSWER_CACHE_SIZE=0")
@@ -341,8 +363,12 @@ def main(argv: list[str] | None = None) -> int:
         server, url = start_server(args)
         print(f"started qa serve --workers {args.workers} at {url}" + (" (answer cache off)" if args.no_cache else ""))
     try:
+        problem = refused(url, args.method, args.top_k, questions[0])
+        if problem:
+            print(f"load: {problem}", file=sys.stderr)
+            return 2
         results = []
-        for clients in counts:
+        for clients in args.clients:
             result = run_load(url, clients, args.duration, args.rate, args.warmup, questions, args.method, args.top_k,
                               server.pid if server is not None else None)
             results.append(result)

@@ -14,7 +14,6 @@ training data are meant to go through it (never ../shared/eval/ or eval/heldout_
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -25,8 +24,10 @@ sys.path.insert(0, str(PROJECT_DIR))
 
 from qa.answer import SUPPORT_DEPTH  # noqa: E402
 from qa.config import Settings  # noqa: E402
-from qa.evaluate import contains_gold, load_eval_set  # noqa: E402
-from qa.reader.data import held_out_corpus  # noqa: E402
+sys.path.insert(0, str(PROJECT_DIR / "benchmarks"))
+from common import SHARED_DIR, at_least_one, command_line, existing_file, stop  # noqa: E402
+from qa.evaluate import EvalError, contains_gold, load_eval_set  # noqa: E402
+from qa.reader.data import TrainingDataError, held_out_corpus  # noqa: E402
 from qa.reader.read import tidy_span  # noqa: E402
 from qa.reader.runtime import ReaderRuntime  # noqa: E402
 from qa.retrieve import retrieve  # noqa: E402
@@ -72,12 +73,17 @@ def collect(index, embedder, reader, questions, depth: int, gold_docs=None) -> l
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("files", nargs="*", type=Path)
-    parser.add_argument("--held-out", action="store_true", help="the held-out split of the training data")
-    parser.add_argument("--depth", type=int, default=5, help="passages read per question")
-    parser.add_argument("--out", type=Path, required=True)
+    parser = command_line(__doc__)
+    parser.add_argument("files", nargs="*", type=existing_file,
+                        help="question files (JSONL) about the articles of the index in QA_INDEX_DIR")
+    parser.add_argument("--held-out", action="store_true",
+                        help="also the held-out split of the training data in --data")
+    parser.add_argument("--data", type=Path, default=SHARED_DIR / "train", help="the training data folder")
+    parser.add_argument("--depth", type=at_least_one, default=5, help="passages read per question")
+    parser.add_argument("--out", type=Path, required=True, help="the JSON file to write")
     args = parser.parse_args()
+    if not args.files and not args.held_out:
+        parser.error("give question files, --held-out, or both")
 
     from qa.embed import load_embedder
     from qa.store import load_index
@@ -86,7 +92,10 @@ def main() -> None:
     reader = ReaderRuntime()
     rows = []
     if args.held_out:
-        eval_set, corpus = held_out_corpus(PROJECT_DIR.parent / "shared" / "train")
+        try:
+            eval_set, corpus = held_out_corpus(args.data)
+        except TrainingDataError as exc:
+            stop(str(exc))
         index = load_index(corpus.settings.index_dir)
         paragraph_doc = corpus.doc_ids
         rows += collect(index, embedder, reader, eval_set.questions, args.depth,
@@ -94,7 +103,10 @@ def main() -> None:
     if args.files:
         index = load_index(Settings().index_dir)
         for file in args.files:
-            eval_set, _ = load_eval_set(file)
+            try:
+                eval_set, _ = load_eval_set(file)
+            except EvalError as exc:
+                stop(str(exc))
 
             def gold(q, index=index):
                 return {d for d, doc in index.documents.items()

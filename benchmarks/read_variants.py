@@ -6,7 +6,6 @@ how many passages are read, how much retrieval's score weighs, and the diagnosis
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -16,6 +15,8 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
+sys.path.insert(0, str(PROJECT_DIR / "benchmarks"))
+from common import command_line, existing_file, stop  # noqa: E402
 from qa.evaluate import contains_gold, max_token_f1  # noqa: E402
 from qa.reader.runtime import CARD_FILE, Calibration, read_card  # noqa: E402
 
@@ -122,14 +123,19 @@ def diagnose(rows: list[dict], order: str = "retrieval") -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("candidates", type=Path)
-    parser.add_argument("--diagnose", action="store_true")
+    parser = command_line(__doc__)
+    parser.add_argument("candidates", type=existing_file, help="the JSON file benchmarks/read_candidates.py wrote")
+    parser.add_argument("--diagnose", action="store_true", help="also sort the failures by cause")
     parser.add_argument("--feature", default="score", help="retrieval score the weight applies to: score or dense")
     parser.add_argument("--order", default="promise", choices=["retrieval", "promise"],
                         help="which passages are read first: retrieval's ranking or the reader's choice")
     args = parser.parse_args()
-    rows = json.loads(args.candidates.read_text(encoding="utf-8"))
+    try:
+        rows = json.loads(args.candidates.read_text(encoding="utf-8"))
+    except ValueError:
+        stop(f"{args.candidates} is not JSON: give the file benchmarks/read_candidates.py --out wrote")
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) and "passages" in r for r in rows):
+        stop(f"{args.candidates} holds no questions of benchmarks/read_candidates.py")
     calibration = Calibration.of(read_card(CARD_FILE))
     if args.diagnose:
         diagnose(rows, args.order)

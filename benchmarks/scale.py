@@ -4,6 +4,9 @@
     python benchmarks/scale.py --sizes 10k,100k      # some of them
     python benchmarks/scale.py --json                # one JSON object per size
 
+Needs ../shared (train/ and eval/tydiqa_goldp_id_dev.json) beside the project; 1m takes about 7.6 GB of disk
+in --work and hours.
+
 Sizes and how they are made:
 
 - **10k, real.** Every distinct paragraph of the SQuAD-format files in ../shared/train/ (TyDi QA id and en,
@@ -34,14 +37,17 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
 SHARED = PROJECT.parent / "shared"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import at_least_one, command_line, shared_file  # noqa: E402
 SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
 NOISE = 0.02
 
 
 def real_paragraphs() -> list[tuple[str, str]]:
     """(title, context) of every distinct paragraph of the training and TyDi dev files."""
+    shared_file("train/tydiqa_goldp_id_train.json", "the training files' paragraphs")
     files = sorted((SHARED / "train").glob("*.json")) + sorted((SHARED / "train" / "xquad").glob("*.json"))
-    files.append(SHARED / "eval" / "tydiqa_goldp_id_dev.json")
+    files.append(shared_file("eval/tydiqa_goldp_id_dev.json", "the TyDi QA Indonesian dev file"))
     seen, paragraphs = set(), []
     for file in files:
         for article in json.loads(file.read_text(encoding="utf-8"))["data"]:
@@ -109,7 +115,8 @@ def disk_bytes(index: Path) -> int:
 
 
 def questions(limit: int) -> list[str]:
-    data = json.loads((SHARED / "eval" / "tydiqa_goldp_id_dev.json").read_text(encoding="utf-8"))
+    data = json.loads(shared_file("eval/tydiqa_goldp_id_dev.json", "the TyDi QA Indonesian dev file's questions")
+                      .read_text(encoding="utf-8"))
     found = [qa["question"] for a in data["data"] for p in a["paragraphs"] for qa in p["qas"]]
     return found[:limit]
 
@@ -187,12 +194,20 @@ def measure(index_dir: str, count: int) -> dict:
             "questions": len(asked)}
 
 
+def sizes(text: str) -> list[str]:
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    if not names or any(name not in SIZES for name in names):
+        raise argparse.ArgumentTypeError(f"sizes are {', '.join(SIZES)} (comma-separated), not {text!r}")
+    return names
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10k,100k,1m", help="comma-separated: 10k, 100k, 1m")
-    parser.add_argument("--work", type=Path, default=PROJECT / ".bench" / "scale")
-    parser.add_argument("--questions", type=int, default=300)
-    parser.add_argument("--json", action="store_true")
+    parser = command_line(__doc__)
+    parser.add_argument("--sizes", type=sizes, default="10k,100k,1m", help="comma-separated: 10k, 100k, 1m")
+    parser.add_argument("--work", type=Path, default=PROJECT / ".bench" / "scale",
+                        help="folder for the indexes (kept: a size built before is reused)")
+    parser.add_argument("--questions", type=at_least_one, default=300, help="TyDi QA dev questions asked per size")
+    parser.add_argument("--json", action="store_true", help="one JSON object per size")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: the fresh measuring process
     args = parser.parse_args()
     if args.measure:
@@ -200,8 +215,8 @@ def main() -> None:
         return
     args.work.mkdir(parents=True, exist_ok=True)
     results = []
-    for name in args.sizes.split(","):
-        size = SIZES[name.strip().lower()]
+    for name in args.sizes:
+        size = SIZES[name]
         print(f"== {name}: building", file=sys.stderr, flush=True)
         built = build_real(args.work) if size == 10_000 else build_synthetic(args.work, size)
         index = args.work / ("index-10k" if size == 10_000 else f"index-{size}")

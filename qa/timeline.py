@@ -2,8 +2,9 @@
 
 Dates are found in the cleaned article text (Indonesian and English forms): a day ("28 Maret 2024", "March 28,
 2024", "3/2/2025" day first as Indonesian writes it, "2025-02-03"), a month
-("Juni 1950"), a year ("pada tahun 1991"), a decade ("1990-an", "Awal tahun 2000an") and a range of years
-("1950-1953"). A day and month without a year ("Rabu (19/6)") is not placed: its year is not stated. Each
+("Juni 1950"), a year ("pada tahun 1991"), a decade ("1990-an", "Awal tahun 2000an"), a range of years
+("1950-1953", "1950 hingga 1953") and a range of decades ("Pertengahan tahun 1950-an hingga 1960-an",
+"Pertengahan hingga akhir tahun 2000an"). A day and month without a year ("Rabu (19/6)") is not placed: its year is not stated. Each
 dated sentence is one event, placed at the first date it states; its other dates are kept with it.
 
 The timeline is computed from the loaded index, so it changes with every rebuild.
@@ -31,12 +32,19 @@ _QUALIFIER_SHARE = {"early": (0, 3), "mid": (3, 7), "late": (7, 10)}  # years of
 _YEAR = r"(1[89]\d\d|20\d\d)"
 _MONTH = r"(" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?"
 _QUALIFIER = r"(?:(awal|pertengahan|akhir|early|mid|late)\s+(?:tahun\s+|the\s+)?)?"
+_DECADE = r"(?:tahun\s+|the\s+)?(1[89]\d0|20\d0)(?:-?an\b|['’]?s\b)"
+_UNTIL = r"(?:\s*[-–—]\s*|\s+(?:hingga|sampai|to|until)\s+)"
 _NOT_NUMBER_BEFORE = r"(?<![\d.,/])"
 _NOT_NUMBER_AFTER = r"(?![\d]|[.,]\d)"
 PATTERNS = (  # most specific first; a match hides any later one it overlaps
     ("iso", re.compile(_NOT_NUMBER_BEFORE + r"\b" + _YEAR + r"-(\d\d)-(\d\d)" + _NOT_NUMBER_AFTER)),
     ("numeric", re.compile(_NOT_NUMBER_BEFORE + r"\b(\d{1,2})([/.-])(\d{1,2})\2" + _YEAR + _NOT_NUMBER_AFTER)),
-    ("range", re.compile(_NOT_NUMBER_BEFORE + _YEAR + r"\s*[-–—]\s*" + _YEAR + _NOT_NUMBER_AFTER)),
+    ("range", re.compile(_NOT_NUMBER_BEFORE + _YEAR + _UNTIL + _YEAR + _NOT_NUMBER_AFTER, re.I)),
+    # "Pertengahan tahun 1950-an hingga 1960-an": from the first decade (or its part) to the end of the second.
+    ("decade-range", re.compile(r"\b" + _QUALIFIER + _DECADE + _UNTIL + _QUALIFIER + _DECADE, re.I)),
+    # "Pertengahan hingga akhir tahun 2000an": from one part of a decade to the end of another.
+    ("decade-parts", re.compile(r"\b(awal|pertengahan|akhir|early|mid|late)" + _UNTIL
+                                + r"(awal|pertengahan|akhir|early|mid|late)\s+" + _DECADE, re.I)),
     ("decade", re.compile(r"\b" + _QUALIFIER + r"(?:tahun\s+)?(1[89]\d0|20\d0)(?:-?an\b|['’]?s\b)", re.I)),
     ("day", re.compile(r"\b(\d{1,2})\s+" + _MONTH + r"\s+" + _YEAR + _NOT_NUMBER_AFTER, re.I)),
     ("month-day", re.compile(r"\b" + _MONTH + r"\s+(\d{1,2}),?\s+" + _YEAR + _NOT_NUMBER_AFTER, re.I)),  # March 28, 2024
@@ -77,6 +85,17 @@ def _mention(kind: str, match: re.Match, offset: int) -> DateMention | None:
         low, high = _QUALIFIER_SHARE.get(qualifier, (0, 10))
         return DateMention(start, end, text, "decade", f"{decade}s", f"{decade + low}-01-01",
                            f"{decade + high - 1}-12-31", qualifier)
+    if kind in ("decade-range", "decade-parts"):
+        if kind == "decade-range":
+            (first_part, first_decade), (last_part, last_decade) = groups[:2], groups[2:]
+        else:
+            first_part, last_part, first_decade = groups
+            last_decade = first_decade
+        first = int(first_decade) + _QUALIFIER_SHARE.get(QUALIFIERS.get((first_part or "").lower()), (0, 10))[0]
+        last = int(last_decade) + _QUALIFIER_SHARE.get(QUALIFIERS.get((last_part or "").lower()), (0, 10))[1] - 1
+        if last <= first:
+            return None
+        return DateMention(start, end, text, "range", f"{first}/{last}", f"{first}-01-01", f"{last}-12-31")
     if kind in ("day", "month-day", "numeric", "iso"):
         if kind == "iso":
             year, month, day = int(groups[0]), int(groups[1]), int(groups[2])
@@ -179,14 +198,12 @@ def parse_filter(doc_id: str | None, first_year: str | None, last_year: str | No
 
 
 def filter_events(events: list[TimelineEvent], chosen: TimelineFilter) -> list[TimelineEvent]:
-    """Events of the chosen article whose date overlaps the chosen years."""
-    kept = []
-    for event in events:
-        if chosen.doc_id is not None and event.doc_id != chosen.doc_id:
-            continue
-        if chosen.first_year is not None and int(event.date.latest[:4]) < chosen.first_year:
-            continue
-        if chosen.last_year is not None and int(event.date.earliest[:4]) > chosen.last_year:
-            continue
-        kept.append(event)
-    return kept
+    """Events of the chosen article with a date (the one they are placed at, or another they state) that overlaps
+    the chosen years."""
+    def overlaps(date: DateMention) -> bool:
+        return ((chosen.first_year is None or int(date.latest[:4]) >= chosen.first_year)
+                and (chosen.last_year is None or int(date.earliest[:4]) <= chosen.last_year))
+
+    return [event for event in events
+            if (chosen.doc_id is None or event.doc_id == chosen.doc_id)
+            and any(overlaps(date) for date in (event.date, *event.other_dates))]

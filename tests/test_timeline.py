@@ -24,6 +24,9 @@ YEAR = re.compile(r"(?<![\d.,])(?:19|20)\d\d(?!\d)")
     ("diteken pada 3/2/2025 di Moskow", "day", "2025-02-03", "2025-02-03", "2025-02-03"),  # day first
     ("tanggal 19.06.2024, Putin", "day", "2024-06-19", "2024-06-19", "2024-06-19"),
     ("(2024-06-19) Putin tiba", "day", "2024-06-19", "2024-06-19", "2024-06-19"),
+    ("perang 1950 hingga 1953 itu", "range", "1950/1953", "1950-01-01", "1953-12-31"),
+    ("Pertengahan tahun 1950-an hingga 1960-an — Uni Soviet", "range", "1953/1969", "1953-01-01", "1969-12-31"),
+    ("Pertengahan hingga akhir tahun 2000an — Meskipun", "range", "2003/2009", "2003-01-01", "2009-12-31"),
 ])
 def test_dates_are_found_with_their_precision(text, precision, value, earliest, latest):
     (date,) = find_dates(text)
@@ -37,7 +40,8 @@ def test_a_qualified_decade_says_which_part():
 
 
 @pytest.mark.parametrize("text", ["Rabu (19/6) pagi", "sekitar 1.950 orang", "nomor 12345 dan 20245", "pukul 19.30",
-                                  "kode 13/13/2024", "tanggal 31/2/2024", "versi 1.2.3/4/2024"])
+                                  "kode 13/13/2024", "tanggal 31/2/2024", "versi 1.2.3/4/2024",
+                                  "20.000 hingga 50.000 pekerja"])
 def test_what_is_not_a_date_with_a_year_is_not_placed(text):
     assert find_dates(text) == []
 
@@ -165,3 +169,22 @@ def test_the_timeline_changes_when_an_article_changes(make_corpus, embedder):
     build_index(settings, embedder=embedder)
     service.refresh(force=True, wait=True)
     assert [e.date.value for e in service.timeline()] == ["2011", "2016-04-04"]
+
+
+@pytest.mark.parametrize("years, sentence_start", [
+    ("from=1960&to=1969", "Pertengahan tahun 1950-an hingga 1960-an"),  # inside a range of decades
+    ("from=2004&to=2006", "Pertengahan hingga akhir tahun 2000an"),
+    ("from=2002&to=2002", None),  # "pada tahun 2001 dan 2002": placed at 2001, found by its other date too
+])
+def test_a_year_filter_finds_an_event_by_any_year_it_covers_or_states(client, years, sentence_start):
+    body = client.get(f"/api/timeline?{years}").json()
+    first, last = (int(part.split("=")[1]) for part in years.split("&"))
+    assert body["count"] > 0
+    for event in body["events"]:
+        dates = [event["date"], *event["other_dates"]]
+        assert any(int(d["earliest"][:4]) <= last and int(d["latest"][:4]) >= first for d in dates), event
+    if sentence_start:
+        assert any(e["sentence"].startswith(sentence_start) for e in body["events"])
+    else:
+        assert any("2002" in d["text"] for e in body["events"] for d in e["other_dates"])
+
