@@ -351,6 +351,11 @@ def mount(app: FastAPI) -> None:
         parts = split_highlight(doc.text, _int_param(request, "start"), _int_param(request, "end"),
                                 _int_param(request, "astart"), _int_param(request, "aend"))
         meta = [(k.replace("_", " ").capitalize(), v) for k, v in doc.meta.items() if k != "source_url"]
-        return page(request, "source.html", {"doc": doc, "parts": parts, "meta": meta,
+        asked = request.query_params
+        # A link that names characters this version of the article does not have (a rebuild changed it, or the
+        # link was cut): said, not silently dropped.
+        lost = ("passage" if ("start" in asked or "end" in asked) and parts is None else
+                "answer" if parts and not parts.answer and ("astart" in asked or "aend" in asked) else None)
+        return page(request, "source.html", {"doc": doc, "parts": parts, "meta": meta, "lost": lost,
                                              "original": safe_link(doc.meta.get("source_url")),
                                              "original_text": doc.meta.get("source_url")})

@@ -441,3 +441,16 @@ def test_a_missing_database_and_a_malformed_url_are_named(pg_server, tmp_path, e
     code, output = run_cli("index", url=missing, tmp_path=tmp_path)
     assert code == 2 and "does not exist" in output and "createdb" in output
     assert "is not a valid PostgreSQL URL" in service_error("postgresql://qa@localhost:5432/db?sslmode=sometimes", tmp_path, embedder)
+
+
+def test_the_scale_benchmark_refuses_a_database_that_holds_an_index(pg_built_index, new_database, tmp_path):
+    import subprocess
+    import sys
+
+    settings, _ = pg_built_index
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "scale_pg.py"
+    run = subprocess.run([sys.executable, str(script), "--stores", "postgres", "--passages", "10",
+                          "--work", str(tmp_path), "--database-url", settings.database_url],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "holds a qa index (generation " in run.stderr and "give --database-url an empty database" in run.stderr

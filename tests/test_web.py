@@ -239,6 +239,9 @@ def test_source_viewer_highlights_the_cited_passage_and_answer(client, service):
     assert f"<h1 lang=\"id\">{escape(citation.title)}</h1>" in html
 
 
+LOST_PASSAGE = "The passage this link points to is not in this version of the article"
+
+
 def test_source_viewer_without_offsets_shows_the_plain_text(client, service):
     doc = service.documents()[0]
     for query in ("", "?start=abc&end=10", "?start=5&end=99999999", "?start=9&end=3", "?start=%C2%B2&end=5"):
@@ -246,6 +249,14 @@ def test_source_viewer_without_offsets_shows_the_plain_text(client, service):
         assert response.status_code == 200
         assert "<mark" not in response.text
         assert str(escape(doc.text)) in response.text
+        assert (LOST_PASSAGE in response.text) is bool(query)  # a link whose passage is gone says so
+
+
+def test_a_link_whose_answer_is_outside_its_passage_highlights_the_passage_and_says_so(client, service):
+    doc = service.documents()[0]
+    html = client.get(f"/sources/{doc.doc_id}?start=10&end=40&astart=500&aend=510").text
+    assert '<mark class="passage" id="cited"' in html and "answer-span" not in html
+    assert "The answer this link points to is not inside the cited passage" in html
 
 
 def test_unknown_source_is_a_404_page(client):
