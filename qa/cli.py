@@ -28,15 +28,16 @@ EXIT_OK, EXIT_SKIPPED, EXIT_FAILED = 0, 1, 2
 NOT_READ_SHOWN = 10  # files of other types named by `qa index`; --json lists them all
 
 
-def make_settings(corpus: Path | None = None, index: Path | None = None, model: str | None = None, **extra) -> Settings:
+def make_settings(corpus: Path | None = None, index: Path | None = None, model: str | None = None,
+                  as_json: bool = False, **extra) -> Settings:
     values = {k: v for k, v in {"corpus_dir": corpus, "index_dir": index, "model": model, **extra}.items() if v is not None}
     try:
         settings = load_settings(**values)
     except SettingsError as exc:
-        fail(str(exc))
+        fail(str(exc), as_json=as_json)
     if index is not None and settings.database_url:
         fail(f"--index {index} names a folder, but QA_DATABASE_URL is set, so the index is in PostgreSQL: "
-             "leave out --index, or unset QA_DATABASE_URL to use the folder")
+             "leave out --index, or unset QA_DATABASE_URL to use the folder", as_json=as_json)
     return settings
 
 
@@ -75,7 +76,7 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
     from qa.embed import ModelLoadError
     from qa.indexer import BuildError, build_index, some_of
 
-    settings = make_settings(corpus, index, model, index_workers=workers)
+    settings = make_settings(corpus, index, model, as_json, index_workers=workers)
     bar = None
 
     def progress(done: int, total: int, name: str) -> None:
@@ -153,7 +154,7 @@ def ask_command(question: Annotated[str, typer.Argument(help="The question, in E
     service_log = logging.getLogger("qa")
     if not service_log.handlers:  # a problem the service would log is the error said below: say it once
         service_log.addHandler(logging.NullHandler())
-    service = QAService(make_settings(None, index, model))
+    service = QAService(make_settings(None, index, model, as_json))
     try:
         history: list[EarlierTurn] = []
         for earlier in after or []:
@@ -270,7 +271,7 @@ def eval_command(file: Annotated[Path, typer.Argument(help="Development-set JSON
     conversations = is_conversation_file(file)
     run, show = (evaluate_conversations, format_conversation_report) if conversations else (evaluate_file, format_report)
     try:
-        report = run(file, make_settings(None, index, model), top_k=top_k, limit=limit, progress=not as_json)
+        report = run(file, make_settings(None, index, model, as_json), top_k=top_k, limit=limit, progress=not as_json)
     except EvalError as exc:
         fail(str(exc), as_json=as_json)
     typer.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else show(report))

@@ -131,9 +131,10 @@ def _ellipsis(fragment: str, previous: Resolved) -> tuple[str, list[str]]:
         query = base.replace(old_names[0], new_names[0], 1)
     else:
         query = f"{base} {fragment}"
+    query = " ".join([query] + [n for n in previous.context_used if n.lower() not in query.lower()])
+    # Every earlier word the query now holds, those the previous turn leaned on included: what the user is shown.
     kept = [n for n in old_names + previous.context_used if n.lower() in query.lower()
             and n.lower() not in fragment.lower()]
-    query = " ".join([query] + [n for n in previous.context_used if n.lower() not in query.lower()])
     return query, list(dict.fromkeys(kept)) or [base]
 
 

@@ -88,7 +88,8 @@ def test_post_and_get_ask_answer_the_same(api):
 
 def test_top_k_limits_citations(api):
     body = api.post("/ask", json={"question": "Kapan kereta cepat Whoosh beroperasi?", "top_k": 1}).json()
-    assert len(body["citations"]) <= 1
+    assert body["answer"] == "2 Oktober 2023" and len(body["citations"]) == 1
+    assert api.post("/ask", json={"question": "Kapan kereta cepat Whoosh beroperasi?", "top_k": 50}).status_code == 200
 
 
 # --- invalid input: 4xx with a message that says what is wrong ------------------------------------------
@@ -139,13 +140,22 @@ def test_post_ask_rejects_bad_values(api, body, status, words):
     assert words in detail(response).lower()
 
 
-@pytest.mark.parametrize("raw", [b"", b"{", b"{'question': 'x'}", b"question=Kapan", b"\xff\xfe\x00",
-                                 b'{"question": "a",}', b"NaN"])
-def test_post_ask_rejects_non_json(api, raw):
+NOT_AN_OBJECT = 'send a JSON object such as {"question": "…"} with the header Content-Type: application/json'
+
+
+@pytest.mark.parametrize("raw, status, message", [
+    (b"", 422, f"request body is empty: {NOT_AN_OBJECT}"),
+    (b"{", 400, "request body is not valid JSON"),
+    (b"{'question': 'x'}", 400, "request body is not valid JSON"),
+    (b"question=Kapan", 400, "request body is not valid JSON"),
+    (b"\xff\xfe\x00", 400, "request body is not valid JSON: it is not UTF-8 text"),
+    (b'{"question": "a",}', 400, "request body is not valid JSON"),
+    (b"NaN", 422, f"request body is not a JSON object: {NOT_AN_OBJECT}"),
+])
+def test_post_ask_rejects_non_json(api, raw, status, message):
     response = api.post("/ask", content=raw, headers={"content-type": "application/json"})
-    assert response.status_code in (400, 422), response.text
-    message = detail(response).lower()
-    assert "json" in message or "body" in message
+    assert response.status_code == status, response.text
+    assert detail(response) == message
 
 
 def test_non_json_content_type_is_4xx(api):
@@ -169,11 +179,20 @@ def test_get_ask_refuses_a_question_that_is_not_utf8_once_percent_decoded(api):
 
 
 def test_odd_but_valid_text_is_answered_or_abstained(api):
+    plain = api.post("/ask", json={"question": "Kapan jembatan diresmikan?"}).json()
+    assert plain["answer"] == "4 April 2016"
     for question in ["\u0000Kapan\u0000?", "🙂" * 100, "Kapan jembatan diresmikan?" + "\u200b" * 50,
                      "<script>alert(1)</script>", "' OR 1=1 --", "١٢٣ ٤٥٦", "ｋａｐａｎ"]:
         response = api.post("/ask", json={"question": question})
         assert response.status_code == 200, (question, response.text)
-        assert response.json()["abstained"] in (True, False)
+        body = response.json()
+        assert body["question"] == question
+        if question.startswith("Kapan jembatan"):  # invisible characters do not change the answer
+            assert body["answer"] == plain["answer"]
+        if not body["abstained"]:  # any answer is still a verbatim slice of its first citation's article
+            first = body["citations"][0]
+            text = api.get(f"/api/sources/{first['doc_id']}").json()["text"]
+            assert text[first["answer_start"]:first["answer_end"]] == body["answer"]
 
 
 @pytest.mark.parametrize("params, status, words", [
@@ -231,11 +250,9 @@ def test_slow_answer_times_out_with_504(small_index, embedder, monkeypatch):
             raise AssertionError("should have timed out")
 
         monkeypatch.setattr(service, "ask", slow_ask)
-        started = time.monotonic()
         response = client.post("/ask", json={"question": "Kapan jembatan diresmikan?"})
         assert response.status_code == 504
         assert "0.3" in detail(response)
-        assert time.monotonic() - started < 0.9
         assert client.get("/ask", params={"q": "Kapan?"}).status_code == 504
 
 

@@ -86,8 +86,11 @@ def test_ask_with_javascript_then_follow_the_citation(open_page, live_server, se
     expect(page.locator("#turn-1 .pending")).to_be_visible()
     expect(page.locator("#ask-status")).to_have_text("Looking through the articles…")
     expect(box).to_have_value("")
-    while not held:
+    for _ in range(500):  # at most 10 s: a page that never asks /ask fails here instead of hanging
+        if held:
+            break
         page.wait_for_timeout(20)
+    assert held, "the page did not ask /ask"
     question = page.locator("#turn-1 .question")
     top_before = question.evaluate("e => e.getBoundingClientRect().top + window.scrollY")
     held[0].continue_()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,18 @@ def test_serve_without_an_index_says_so_at_once(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("command", [["index"], ["ask", "Kapan?"], ["eval", "questions.jsonl"], ["serve"]])
+def test_an_index_folder_beside_a_database_url_is_refused_by_every_command(tmp_path, command):
+    code, output = run(*command, "--index", str(tmp_path / "idx"), QA_DATABASE_URL="postgresql://qa@127.0.0.1:1/qa")
+    assert code == 2
+    assert f"error: --index {tmp_path / 'idx'} names a folder, but QA_DATABASE_URL is set" in output
+
+
+@pytest.mark.parametrize("command", [["index"], ["ask", "Kapan?"], ["eval", "questions.jsonl"]])
+def test_with_json_a_setting_error_is_json_on_stdout_too(command):
+    result = CliRunner().invoke(app, [*command, "--json"], env={"QA_TOP_K_DEFAULT": "abc"})
+    assert result.exit_code == 2
+    first_line = result.stdout.splitlines()[0]
+    assert json.loads(first_line)["error"].startswith("invalid setting QA_TOP_K_DEFAULT='abc'")

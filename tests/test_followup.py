@@ -60,4 +60,5 @@ def test_an_elliptical_name_takes_the_place_of_the_previous_subject():
 
 def test_a_follow_up_of_a_follow_up_keeps_what_the_earlier_one_leaned_on():
     resolved = resolve("And in 2019?", [ARRIVAL, TREATY])
-    assert "Putin" in resolved.query and "Pyongyang" in resolved.query
+    assert resolved.query == "What did he and Kim sign there? in 2019 Putin Pyongyang"
+    assert resolved.context_used == ["Kim", "Putin", "Pyongyang"]  # every earlier word the query holds

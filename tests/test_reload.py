@@ -160,10 +160,12 @@ class Askers:
         return None if inside == body["answer"] else f"answer {body['answer']!r} is not in its citation"
 
     def wait_for_answers(self, count: int, timeout: float = 120) -> None:
+        """Until `count` more answers came back; a server that stops answering fails here, it is not waited out."""
         target = self.answered + count
         deadline = time.monotonic() + timeout
         while self.answered < target and time.monotonic() < deadline and not self.failures:
             time.sleep(0.05)
+        assert self.failures or self.answered >= target, f"only {self.answered} of {target} answers came back"
 
 
 def wait_for_generation(base_url: str, generation: str, timeout: float = 60) -> None:

@@ -82,6 +82,7 @@ def test_only_the_lowest_band_comes_with_a_warning():
 
 def test_confidence_and_dates_in_words():
     assert confidence_words(0.95) == ("High confidence", "high")
+    assert confidence_words(0.85) == ("High confidence", "high") and confidence_words(0.849)[0] == "Fairly sure"
     assert confidence_words(0.7)[0] == "Fairly sure"
     assert confidence_words(0.3) == ("Fairly sure", "medium")
     assert confidence_words(0.29) == ("Low confidence", "low")
@@ -397,3 +398,13 @@ def test_history_text_is_escaped_everywhere_it_is_shown(client):
     html = client.post("/", data={"history": [hostile], "question": "Kapan dia datang?"}).text
     assert "<img src=x" not in html and "<script>alert(2)" not in html
     assert str(escape(hostile)) in html
+
+
+def test_a_refusal_says_the_sources_do_not_say_and_lists_the_closest_passages(client):
+    html = client.post("/", data={"question": "Who won the 2022 FIFA World Cup?"}).text
+    reply = html[html.index('id="turn-1"'):]
+    assert "The sources don’t say." in reply
+    assert "No passage answers this clearly enough to quote. These come closest:" in reply
+    related = reply[reply.index('<ol class="related">'):reply.index("</ol>")]
+    assert len(re.findall(r'<a href="/sources/[^"]+">', related)) >= 1
+
