@@ -14,7 +14,6 @@ questions changed, go by the sign test: a bootstrap interval built from four cha
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -22,6 +21,8 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
+sys.path.insert(0, str(PROJECT_DIR / "benchmarks"))
+from common import command_line  # noqa: E402
 from qa.significance import PairedChange, paired_changes  # noqa: E402
 
 ANSWERABLE = (("answer hit rate", "hit"), ("exact match", "exact"), ("token F1", "f1"),
@@ -69,8 +70,7 @@ def show(changes: list[PairedChange]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_line(__doc__)
     parser.add_argument("before", type=Path, help="qa eval --json report of the first run")
     parser.add_argument("after", type=Path, help="qa eval --json report of the second run, same file")
     args = parser.parse_args()

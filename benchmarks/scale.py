@@ -15,7 +15,7 @@ Sizes and how they are made:
 - **100k and 1M, synthetic.** Made from the 10k index: its articles are copied over and over (same text,
   offsets and sentences, a new doc id per copy) until the size is reached, and every copied vector (passage and
   sentence) is the real one plus Gaussian noise (sigma 0.02 per dimension, about cosine 0.93 to the original),
-  normalised again. Embedding a million passages would take about a day on 2 cores; the synthetic vectors give
+  normalised again. Embedding a million passages would take about 15 hours on 2 cores; the synthetic vectors give
   the search the same dimensions and a realistic density (about a hundred near neighbours per real passage).
 
 Each index is then opened in a fresh process, which measures: time from the process starting (imports

@@ -10,7 +10,6 @@ later runs are warm, as on a machine that has served before.
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import os
@@ -23,7 +22,9 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
-from benchmarks.load import free_port  # noqa: E402
+sys.path.insert(0, str(PROJECT_DIR / "benchmarks"))
+from common import at_least_one, command_line  # noqa: E402
+from load import free_port  # noqa: E402
 
 
 def first_answer_seconds(question: str) -> float:
@@ -64,14 +65,11 @@ def drop_file_cache() -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     epilog="It serves the index `qa serve` would (QA_INDEX_DIR, default index/): "
-                                            "run `qa index` first.")
-    parser.add_argument("--runs", type=int, default=3, help="servers started one after the other (default 3)")
+    parser = command_line(__doc__)
+    parser.epilog = "It serves the index `qa serve` would (QA_INDEX_DIR, default index/): run `qa index` first."
+    parser.add_argument("--runs", type=at_least_one, default=3, help="servers started one after the other")
     parser.add_argument("--cold", action="store_true", help="drop the kernel's file cache before the first run")
     args = parser.parse_args()
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
     if args.cold and not drop_file_cache():
         print("could not drop the file cache (needs root and a writable /proc/sys): the first run is warm too")
     for run in range(args.runs):

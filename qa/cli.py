@@ -69,7 +69,7 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
 
     Exit code 0: all files indexed; 1: some files were skipped (listed); 2: nothing was built.
 
-    Files other than .txt, .md and .html (a PDF, an image) are named as not read; they do not change it.
+    Files other than .txt, .md and .html (and .markdown, .htm) are named as not read; they do not change it.
     """
     from tqdm import tqdm
 
@@ -251,11 +251,13 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
 
 
 @app.command("eval")
-def eval_command(file: Annotated[Path, typer.Argument(help="Development-set JSONL or SQuAD-format JSON")],
+def eval_command(file: Annotated[Path, typer.Argument(help="A question JSONL, a SQuAD-format JSON or a JSONL of "
+                                                            "conversations")],
                  index: IndexOpt = None, model: ModelOpt = None,
                  top_k: Annotated[int, typer.Option("--top-k", help="Retrieved passages per question, as in qa ask")] = 5,
                  as_json: JsonOpt = False,
-                 limit: Annotated[Optional[int], typer.Option(help="Only the first N questions")] = None) -> None:
+                 limit: Annotated[Optional[int], typer.Option(help="Only the first N questions (of a conversation "
+                                                                   "file: conversations)")] = None) -> None:
     """Measure retrieval and answers on a question file; SQuAD files get a temporary corpus of their passages.
     A JSONL file of conversations (objects with `turns`) measures follow-up questions with and without history.
 
@@ -287,7 +289,7 @@ def train_reader_command(
                                                 "idk_mrc_train.json, tydiqa_goldp_en_train.json and xquad/xquad.LANG.json "
                                                 "(docs/reader.md, \"Training data\")")] = SHARED_TRAIN,
         out: Annotated[Path, typer.Option(help="Checkpoints, log.jsonl and best.pt go here; a run found "
-                                               "here is resumed")] = RUN_DIR,
+                                               "here is resumed (with its own settings; --epochs may grow)")] = RUN_DIR,
         epochs: Annotated[float, typer.Option(help="Passes over the training mix")] = 3.0,
         batch_size: Annotated[int, typer.Option(min=1)] = 32,
         learning_rate: Annotated[float, typer.Option()] = 8e-5,
@@ -348,7 +350,7 @@ def train_reader_command(
 @app.command("export-reader")
 def export_reader_command(
         checkpoints: Annotated[Optional[list[Path]], typer.Argument(
-            metavar="CHECKPOINT...",
+            metavar="CHECKPOINT",
             help="best.pt files written by qa train-reader (or a reader.npz); several, fine-tuned from one start, "
                  "are averaged (default: runs/reader/best.pt)")] = None,
         out: Annotated[Optional[Path], typer.Option(help="Folder for reader.npz and reader.json (default: "
