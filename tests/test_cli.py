@@ -80,3 +80,20 @@ def test_with_json_a_setting_error_is_json_on_stdout_too(command):
     assert result.exit_code == 2
     first_line = result.stdout.splitlines()[0]
     assert json.loads(first_line)["error"].startswith("invalid setting QA_TOP_K_DEFAULT='abc'")
+
+
+def test_ask_with_earlier_questions_prints_what_the_api_answers(built_index, client):
+    settings, _ = built_index
+    ambassador, hope = "Siapa Duta Besar Rusia untuk Korea Utara?", "Apa harapannya untuk tahun 2024?"
+    follow_up = "Siapa yang dia sebut akan berkunjung?"
+    result = CliRunner().invoke(app, ["ask", follow_up, "--after", ambassador, "--after", hope, "--json",
+                                      "--index", str(settings.index_dir)])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    history = []
+    for earlier in (ambassador, hope):
+        body = client.post("/ask", json={"question": earlier, "history": history}).json()
+        history.append({"question": earlier, "answer": None if body["abstained"] else body["answer"]})
+    api = client.post("/ask", json={"question": follow_up, "history": history}).json()
+    assert printed["answer"] == api["answer"] and "Vladimir Putin" in api["answer"]
+    assert printed["context_used"] == api["context_used"] and "Alexander Matsegora" in printed["context_used"]

@@ -357,3 +357,22 @@ def test_a_conversation_file_gets_the_same_option_checks_and_a_bad_turn_is_named
         evaluate_conversations(file, settings, limit=0)
     with pytest.raises(EvalError, match=rf"^{re.escape(str(file))}, conversation c1, turn 2: question is too long"):
         evaluate_conversations(file, settings)
+
+
+def test_a_conversation_file_is_scored_turn_by_turn_with_and_without_history(tmp_path, built_index):
+    from qa.eval_conversations import evaluate_conversations
+
+    settings, _ = built_index
+    file = tmp_path / "talk.jsonl"
+    file.write_text(json.dumps({"id": "c1", "lang": "id", "turns": [
+        {"question": "Siapa Duta Besar Rusia untuk Korea Utara?", "answers": ["Alexander Matsegora"]},
+        {"question": "Siapa yang dia sebut akan berkunjung?", "answers": ["Vladimir Putin"], "leans": True}]})
+        + "\n", encoding="utf-8")
+    report = evaluate_conversations(file, settings)
+    assert (report["format"], report["conversations"], report["turns"]) == ("conversations", 1, 2)
+    first, second = report["turns_detail"]
+    assert (first["answer"], first["hit"], first["context_used"]) == ("Alexander Matsegora", True, [])
+    assert second["leans"] and second["hit"] and "Alexander Matsegora" in second["context_used"]
+    assert report["hit_rate"]["leaning turns"]["with_history"] == {"value": 1.0, "n": 1}
+    assert report["hit_rate"]["leaning turns"]["without_history"]["n"] == 1
+    assert report["context_used_on_leaning_turns"] == {"value": 1.0, "n": 1}

@@ -8,6 +8,7 @@ model embeds each sentence), and every wait is bounded.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -385,7 +386,9 @@ def test_a_second_build_is_refused_or_waits_never_interleaves(small_corpus, embe
     out, err = waiting.communicate(timeout=600)
     assert waiting.returncode == 0, err
     assert first["report"].updated == ["kereta.txt"]
-    assert '"generation"' in out  # the waiting build ran after the first one, on its result
+    waited = json.loads(out)  # the waiting build ran after the first one, on its result: nothing left to embed
+    assert sorted(waited["unchanged"]) == ["jembatan.txt", "kereta.txt", "kopi.txt"]
+    assert waited["embedded_passages"] == 0 and waited["generation"] == first["report"].generation
     index = load_index(settings.index_dir)
     assert set(index.documents) == {"jembatan.txt", "kopi.txt", "kereta.txt"}
     assert "420" in index.documents["kereta.txt"].text
