@@ -263,6 +263,9 @@ def test_an_unsure_answer_is_shown_with_a_warning(open_page, live_server, servic
     reply = page.locator("#turn-1 .reply:not(.pending)")
     expect(reply.locator(".confidence")).to_have_text("Low confidence")
     expect(reply.locator(".caution")).to_have_text(LOW_CONFIDENCE_NOTE)
+    # A screen reader hears the warning too, not only the answer.
+    answer = service.ask(UNSURE_QUESTION).answer
+    expect(page.locator("#ask-status")).to_have_text(f"Answer: {answer}. Low confidence. {LOW_CONFIDENCE_NOTE}")
 
 
 def test_the_api_docs_page_shows_the_operations_without_the_internet(open_page, live_server):

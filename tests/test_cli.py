@@ -97,3 +97,14 @@ def test_ask_with_earlier_questions_prints_what_the_api_answers(built_index, cli
     api = client.post("/ask", json={"question": follow_up, "history": history}).json()
     assert printed["answer"] == api["answer"] and "Vladimir Putin" in api["answer"]
     assert printed["context_used"] == api["context_used"] and "Alexander Matsegora" in printed["context_used"]
+
+
+def test_the_defaults_the_readme_states():
+    from qa.config import Settings
+
+    defaults = Settings()
+    assert (defaults.top_k_default, defaults.top_k_max) == (5, 50)  # "top_k (1–50, default 5)"
+    assert defaults.max_body_bytes == 65_536  # "413 for a body over 64 kB"
+    assert defaults.request_timeout_s == 10.0  # "504 after 10 s"
+    assert defaults.max_file_bytes == 5_000_000  # "an ... over-5 MB ... file is reported"
+    assert defaults.max_history_turns == 5 and (defaults.host, defaults.port) == ("127.0.0.1", 8000)

@@ -153,6 +153,15 @@
     return reply;
   }
 
+  // What a screen reader hears once the reply is drawn: the answer, how sure, and the notes a sighted user sees.
+  function announcement(data) {
+    const earlier = data.context_used && data.context_used.length
+      ? ` Read with earlier words: ${data.context_used.join(", ")}.` : "";
+    if (data.abstained) return `The sources don’t say.${earlier}`;
+    const [words, level] = confidenceWords(data.confidence);
+    return `Answer: ${data.answer}. ${words}.${level === "low" ? ` ${LOW_CONFIDENCE_NOTE}` : ""}${earlier}`;
+  }
+
   function drawTurn(data, n) {
     return el("article", { class: "turn", id: `turn-${n}`, "aria-labelledby": `turn-${n}-q` },
       ...question(data, n), data.abstained ? abstentionReply(data) : answerReply(data, n));
@@ -252,8 +261,7 @@
         turns.push(data);
         saveConversation(turns);
         reset.hidden = false;
-        status.textContent = data.abstained ? "The sources don’t say."
-          : `Answer: ${data.answer}. ${confidenceWords(data.confidence)[0]}.`;
+        status.textContent = announcement(data);
       } catch (err) {
         turn.remove();
         if (!input.value) input.value = text;
