@@ -8,7 +8,7 @@ import hmac
 import threading
 from contextlib import asynccontextmanager
 from typing import Annotated
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_to_bytes
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -182,18 +182,27 @@ async def ask_post(body: AskRequest, service: ServiceDep) -> AskResponse:
 async def ask_get(request: Request, service: ServiceDep, q: Annotated[str, Query(description="The question")],
                   top_k: Annotated[int, Query(description="Retrieved passages to consider: the most promising of the first 3 is read; at most this many are cited")] = 5) -> AskResponse:
     """The same as POST /ask, for links and quick tries."""
-    if not percent_decodes_as_utf8(request.scope.get("query_string", b"")):
+    if not question_is_utf8(request.scope.get("query_string", b"")):
         # Starlette would put U+FFFD in place of the bytes, and the question asked would not be the one sent.
         raise ApiError(422, "the query string is not UTF-8 text once percent-decoded: percent-encode the "
                             "question's UTF-8 bytes (é is %C3%A9)")
     return await answer_within_timeout(service, q, top_k)
 
 
-def percent_decodes_as_utf8(query_string: bytes) -> bool:
-    try:
-        parse_qsl(query_string.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="strict")
-    except UnicodeDecodeError:
-        return False
+def question_is_utf8(query_string: bytes) -> bool:
+    """Whether the `q` of a raw query string is UTF-8 once percent-decoded (and sent percent-encoded, as a URL's
+    query must be: a raw byte over 0x7F would be read as Latin-1). Other parameters are not the question's
+    business: a link's tracking parameter with odd bytes does not stop an answer."""
+    for pair in query_string.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        if unquote_to_bytes(name.replace(b"+", b" ")) != b"q":
+            continue
+        if any(byte > 0x7F for byte in value):
+            return False
+        try:
+            unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            return False
     return True
 
 

@@ -352,10 +352,6 @@ class QAService:
         state.remember((query, top_k), answer)
         return answer
 
-    def timeline(self) -> list[TimelineEvent]:
-        with database_errors():
-            return self.state.timeline
-
     def documents(self) -> list[Document]:
         with database_errors():
             return sorted(self.state.index.documents.values(), key=lambda d: d.title.lower())
@@ -364,8 +360,9 @@ class QAService:
         """The timeline filtered as a query string asks (blank: no filter); TimelineFilterError (UnknownArticle
         for an article not indexed) when a filter is not acceptable."""
         with database_errors():
-            state = self.state
-            events, documents = state.timeline, self.documents()
+            state = self.state  # one index for the events and the articles, even while a new one is swapped in
+            events = state.timeline
+            documents = sorted(state.index.documents.values(), key=lambda d: d.title.lower())
         chosen = parse_filter(doc_id, first_year, last_year, {d.doc_id for d in documents})
         return TimelineSelection(state.index.generation, len(events), chosen, filter_events(events, chosen), documents)
 

@@ -31,21 +31,22 @@ _QUALIFIER_SHARE = {"early": (0, 3), "mid": (3, 7), "late": (7, 10)}  # years of
 
 _YEAR = r"(1[89]\d\d|20\d\d)"
 _MONTH = r"(" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?"
-_QUALIFIER = r"(?:(awal|pertengahan|akhir|early|mid|late)\s+(?:tahun\s+|the\s+)?)?"
+_PART = "(" + "|".join(QUALIFIERS) + ")"  # awal, pertengahan, akhir (early, mid, late): a part of a decade
+_QUALIFIER = r"(?:" + _PART + r"\s+(?:tahun\s+|the\s+)?)?"
 _DECADE = r"(?:tahun\s+|the\s+)?(1[89]\d0|20\d0)(?:-?an\b|['’]?s\b)"
-_UNTIL = r"(?:\s*[-–—]\s*|\s+(?:hingga|sampai|to|until)\s+)"
+_UNTIL = r"(?:\s*[-–—]\s*|\s+(?:hingga|sampai dengan|sampai|s\.d\.|to|until)\s+)"
+_NOT_A_DECADE = r"(?!-?an\b|['’]?s\b)"  # "1998 hingga 2000-an" is a year and a decade, not 1998-2000
 _NOT_NUMBER_BEFORE = r"(?<![\d.,/])"
 _NOT_NUMBER_AFTER = r"(?![\d]|[.,]\d)"
 PATTERNS = (  # most specific first; a match hides any later one it overlaps
     ("iso", re.compile(_NOT_NUMBER_BEFORE + r"\b" + _YEAR + r"-(\d\d)-(\d\d)" + _NOT_NUMBER_AFTER)),
     ("numeric", re.compile(_NOT_NUMBER_BEFORE + r"\b(\d{1,2})([/.-])(\d{1,2})\2" + _YEAR + _NOT_NUMBER_AFTER)),
-    ("range", re.compile(_NOT_NUMBER_BEFORE + _YEAR + _UNTIL + _YEAR + _NOT_NUMBER_AFTER, re.I)),
+    ("range", re.compile(_NOT_NUMBER_BEFORE + _YEAR + _UNTIL + _YEAR + _NOT_NUMBER_AFTER + _NOT_A_DECADE, re.I)),
     # "Pertengahan tahun 1950-an hingga 1960-an": from the first decade (or its part) to the end of the second.
     ("decade-range", re.compile(r"\b" + _QUALIFIER + _DECADE + _UNTIL + _QUALIFIER + _DECADE, re.I)),
     # "Pertengahan hingga akhir tahun 2000an": from one part of a decade to the end of another.
-    ("decade-parts", re.compile(r"\b(awal|pertengahan|akhir|early|mid|late)" + _UNTIL
-                                + r"(awal|pertengahan|akhir|early|mid|late)\s+" + _DECADE, re.I)),
-    ("decade", re.compile(r"\b" + _QUALIFIER + r"(?:tahun\s+)?(1[89]\d0|20\d0)(?:-?an\b|['’]?s\b)", re.I)),
+    ("decade-parts", re.compile(r"\b" + _PART + _UNTIL + _PART + r"\s+" + _DECADE, re.I)),
+    ("decade", re.compile(r"\b" + _QUALIFIER + _DECADE, re.I)),
     ("day", re.compile(r"\b(\d{1,2})\s+" + _MONTH + r"\s+" + _YEAR + _NOT_NUMBER_AFTER, re.I)),
     ("month-day", re.compile(r"\b" + _MONTH + r"\s+(\d{1,2}),?\s+" + _YEAR + _NOT_NUMBER_AFTER, re.I)),  # March 28, 2024
     ("month", re.compile(r"\b" + _MONTH + r"\s+" + _YEAR + _NOT_NUMBER_AFTER, re.I)),

@@ -176,6 +176,15 @@ def test_get_ask_refuses_a_question_that_is_not_utf8_once_percent_decoded(api):
     assert detail(response) == ("the query string is not UTF-8 text once percent-decoded: percent-encode the "
                                 "question's UTF-8 bytes (é is %C3%A9)")
     assert api.get("/ask?q=Kapan%20kaf%C3%A9%20dibuka%3F").status_code == 200
+    assert api.get("/ask?q=Kapan+jembatan+diresmikan%3F&utm_source=%FF").status_code == 200  # not the question's
+
+
+def test_a_query_string_question_is_checked_byte_by_byte():
+    from qa.api import question_is_utf8
+
+    assert question_is_utf8(b"q=caf%C3%A9&top_k=5") and question_is_utf8(b"top_k=5&x=%FF&q=ok")
+    assert not question_is_utf8(b"q=caf%E9")  # Latin-1 percent-encoded
+    assert not question_is_utf8("q=café".encode())  # raw bytes over 0x7F: Starlette would read them as Latin-1
 
 
 def test_odd_but_valid_text_is_answered_or_abstained(api):

@@ -21,6 +21,10 @@ from qa.normalize import normalized
     ("Rabu, 19 Juni 2024", {"type": "date", "value": "2024-06-19"}),
     ("pertengahan 1990-an", {"type": "decade", "value": "1990s"}),
     ("2025-02-03", {"type": "date", "value": "2025-02-03"}),
+    ("awal Maret 2020", {"type": "date", "value": "2020-03"}),
+    ("50%", {"type": "number", "value": 50, "unit": "%"}),
+    ("5,2 %", {"type": "number", "value": 5.2, "unit": "%"}),
+    ("sekitar 2000", {"type": "number", "value": 2000}),  # a count, not a year
 ])
 def test_dates_and_numbers_get_a_value(span, value):
     assert normalized(span) == value

@@ -98,7 +98,7 @@ def test_rebuilds_are_incremental_switch_the_pointer_and_keep_two_generations(pg
     assert {r[0] for r in sql(url, "SELECT name FROM qa.generations")} == {second, third.generation}
     service.refresh(force=True, wait=True)
     assert "kopi.txt" not in {d.doc_id for d in service.documents()}
-    assert len(service.timeline()) > 0
+    assert len(service.select_timeline(None, None, None).events) > 0
 
 
 def test_lexical_candidates_are_each_words_best_passages_by_ts_rank(tmp_path, embedder, new_database, monkeypatch):

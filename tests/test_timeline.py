@@ -163,12 +163,12 @@ def test_the_timeline_changes_when_an_article_changes(make_corpus, embedder):
     settings = Settings(corpus_dir=corpus, index_dir=index, reload_check_interval_s=0)
     build_index(settings, embedder=embedder)
     service = QAService(settings, embedder=embedder)
-    assert [e.date.value for e in service.timeline()] == ["2016-04-04"]
+    assert [e.date.value for e in service.select_timeline(None, None, None).events] == ["2016-04-04"]
     (corpus / "a.txt").write_text("Jembatan itu diresmikan pada 4 April 2016. Pembangunannya dimulai tahun 2011.",
                                   encoding="utf-8")
     build_index(settings, embedder=embedder)
     service.refresh(force=True, wait=True)
-    assert [e.date.value for e in service.timeline()] == ["2011", "2016-04-04"]
+    assert [e.date.value for e in service.select_timeline(None, None, None).events] == ["2011", "2016-04-04"]
 
 
 @pytest.mark.parametrize("years, sentence_start", [

@@ -248,9 +248,10 @@ class RunMismatchError(ValueError):
     """The run folder holds a run trained with other settings: resuming it would mix the two."""
 
 
-# Settings a run may be resumed with changed: where the files are, the CPU threads, and --epochs (to train a
-# finished run longer; the learning rate's decay is stretched from the step reached).
-_MAY_CHANGE = ("data_dir", "out_dir", "threads", "epochs")
+# Settings a run may be resumed with changed: where the files are, the CPU threads, how much of the held-out split
+# is scored, the stride (it follows --max-tokens, which is compared), and a larger --epochs (to train a run further:
+# the schedule is then computed for the longer run, so the learning rate rises again from where it had decayed to).
+_MAY_CHANGE = ("data_dir", "out_dir", "threads", "held_out_limit", "stride", "epochs")
 
 
 def config_record(config: TrainConfig) -> dict:
@@ -263,8 +264,16 @@ def check_same_run(out_dir: Path, settings: dict) -> None:
         earlier = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))["config"]
     except (OSError, ValueError, KeyError, TypeError):
         return  # a run from before run.json recorded its settings: nothing to compare with
+    def same(key: str, value) -> bool:
+        before = earlier.get(key, value)
+        if key == "init_from" and before and value:
+            return Path(before).resolve() == Path(value).resolve()
+        return before == value
+
     changed = [f"--{key.replace('_', '-')} {earlier.get(key)} there, {value} now" for key, value in settings.items()
-               if key not in _MAY_CHANGE and earlier.get(key, value) != value]
+               if key not in _MAY_CHANGE and not same(key, value)]
+    if settings.get("epochs", 0) < earlier.get("epochs", 0):
+        changed.append(f"--epochs {earlier['epochs']} there, {settings['epochs']} now (it may only grow)")
     if changed:
         raise RunMismatchError(f"{out_dir} holds a run trained with other settings ({'; '.join(changed)}): "
                                "resume it with its own settings, or give another --out for a new run")

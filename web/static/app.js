@@ -170,7 +170,8 @@
   // The earlier turns a follow-up question may lean on, as /ask takes them (the server keeps no conversation).
   function history(turns) {
     // The server says how many earlier turns it accepts (qa/web.py, history_turns).
-    const limit = Number(document.getElementById("ask").dataset.historyTurns || 0);
+    const given = document.getElementById("ask").dataset.historyTurns;
+    const limit = given === undefined ? 5 : Number(given); // 5: the service's default, for a page without it
     return (limit > 0 ? turns.slice(-limit) : []).map((t) => ({ question: t.question, answer: t.abstained ? null : t.answer }));
   }
 
