@@ -112,3 +112,23 @@ def test_training_without_generated_unanswerable_questions_drops_only_those_and_
     assert sorted(e.question for e in fewer.train["idk-mrc"]) == [
         "Kapan Kim Il Sung lahir (train)?", "Siapa istri Kim Il Sung (train)?"]
     assert fewer.held_out == every.held_out and len(fewer.held_out["idk-mrc"]) == 3
+
+
+def test_a_run_is_resumed_only_with_the_settings_that_trained_it(tmp_path):
+    import json
+
+    from qa.reader.train import RunMismatchError, TrainConfig, check_same_run, config_record
+
+    run = TrainConfig(data_dir=tmp_path / "train", out_dir=tmp_path / "run", init_from=tmp_path / "start.pt")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text(json.dumps({"config": config_record(run)}))
+
+    def again(**changes) -> None:
+        check_same_run(tmp_path / "run", config_record(TrainConfig(**{**run.__dict__, **changes})))
+
+    again(threads=1, held_out_limit=50, epochs=5.0, data_dir=tmp_path / "moved")  # none of these changes training
+    again(init_from=tmp_path / "x" / ".." / "start.pt")  # the same file
+    with pytest.raises(RunMismatchError, match=r"--epochs 3.0 there, 2.0 now \(it may only grow\)"):
+        again(epochs=2.0)
+    with pytest.raises(RunMismatchError, match=r"--learning-rate 8e-05 there, 0.001 now"):
+        again(learning_rate=1e-3)
