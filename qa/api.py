@@ -418,7 +418,7 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
     async def lifespan(_: FastAPI):
         await run_in_threadpool(service.warm)  # load index and model before the first request, not during it
         stop = threading.Event()
-        service.follow_database(stop)
+        service.follow_index(stop)
         yield
         stop.set()
 

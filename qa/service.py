@@ -176,8 +176,9 @@ class QAService:
         try:
             name = backend.current_generation(self.settings)
         except Exception as exc:  # the database is unreachable or holds another schema: keep what is loaded
+            if str(exc) != self.store_error:  # once per problem, not at every check
+                log.warning("cannot check for a new index: %s", exc)
             self.last_error = self.store_error = str(exc)
-            log.warning("cannot check for a new index: %s", exc)
             return
         self.store_error = None
         if self._state is not None and name == self._state.index.generation:
@@ -238,9 +239,15 @@ class QAService:
         except Exception as exc:
             log.warning("warm-up failed (requests will retry): %s", exc)
 
-    def follow_database(self, stop: threading.Event) -> None:
-        """With the index in PostgreSQL, switch as soon as a build announces a new generation, not only at the
-        next check (reload_check_interval_s), until `stop` is set. Nothing to do for index files."""
+    def follow_index(self, stop: threading.Event) -> None:
+        """Until `stop` is set, switch to each new index generation as it appears, without waiting for a request
+        to notice it (the first request after a quiet rebuild would otherwise be answered from the old index):
+        the store is checked every reload_check_interval_s, and a database also announces each build."""
+        def poll() -> None:
+            while not stop.wait(max(0.1, self.settings.reload_check_interval_s)):
+                self.refresh(force=True, wait=True)  # this thread loads it; requests keep the old one meanwhile
+
+        threading.Thread(target=poll, name="index-follower", daemon=True).start()
         if backend.uses_database(self.settings):
             from qa.pg.pointer import follow_generations
 
@@ -375,6 +382,12 @@ class QAService:
         report = build_index(self.settings, lock_timeout=lock_timeout)
         self.refresh(force=True, wait=True)
         return report
+
+    @property
+    def generation_served(self) -> str | None:
+        """The index generation requests are answered from now, as loaded (the store is not asked)."""
+        state = self._state
+        return state.index.generation if state is not None else None
 
     def health(self) -> dict:
         self.refresh(force=True)  # a health check asks the store now, not what it said up to a second ago

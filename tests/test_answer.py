@@ -227,3 +227,10 @@ def test_a_threshold_set_for_the_service_overrides_the_calibrated_one(built_inde
     assert calibrated.answer == "28 Maret 2024" and calibrated.confidence < 0.99
     assert strict.abstained and strict.answer is None and strict.citations
 
+
+
+def test_a_question_typed_in_capitals_gets_the_answer_it_gets_as_written(service):
+    shouted = service.ask("KAPAN RUSIA MEMVETO RESOLUSI DEWAN KEAMANAN PBB?")
+    assert shouted.question == "KAPAN RUSIA MEMVETO RESOLUSI DEWAN KEAMANAN PBB?"
+    assert shouted.answer == service.ask("Kapan Rusia memveto resolusi Dewan Keamanan PBB?").answer == "28 Maret 2024"
+    assert service.ask("SIAPA DUTA BESAR RUSIA UNTUK KOREA UTARA?").answer == "Alexander Matsegora"

@@ -592,3 +592,22 @@ def test_workers_share_the_index_and_all_pick_up_a_rebuild(small_corpus, tmp_pat
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=30)
         log.close()
+
+
+def test_the_first_request_after_a_quiet_rebuild_gets_the_new_index(small_corpus, embedder):
+    """No request has to notice a rebuild for the service to switch: a deleted article is not cited, and not
+    served, by the first request that comes after it, however long the service was left alone."""
+    from fastapi.testclient import TestClient
+
+    service = QAService(small_corpus, embedder=embedder)
+    with TestClient(create_app(small_corpus, service=service)) as client:
+        assert client.get("/api/sources/kopi.txt").status_code == 200
+        (small_corpus.corpus_dir / "kopi.txt").unlink()
+        built = build_index(small_corpus, embedder=embedder)
+        deadline = time.monotonic() + 60  # the service switches by itself; this only stops a hang
+        while service.generation_served != built.generation:  # no request, no health check: nothing asks
+            assert time.monotonic() < deadline, "the service did not switch to the new index"
+            time.sleep(0.2)
+        assert client.get("/api/sources/kopi.txt").status_code == 404
+        answer = client.post("/ask", json={"question": Q_KOPI}).json()
+        assert all(c["doc_id"] != "kopi.txt" for c in answer["citations"])
