@@ -3,6 +3,7 @@ abstain."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from dataclasses import dataclass
@@ -25,17 +26,25 @@ def source_url(doc_id: str) -> str:
     return "/sources/" + quote(doc_id, safe="/")
 
 
-def citation_url(doc_id: str, start: int, end: int, answer: tuple[int, int] | None) -> str:
-    """The source view scrolled to the cited passage, with the passage and the answer highlighted."""
+def passage_check(text: str) -> str:
+    """A short fingerprint of a cited passage's text: a link made before an article changed can tell."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+
+
+def citation_url(doc_id: str, start: int, end: int, answer: tuple[int, int] | None, passage: str) -> str:
+    """The source view scrolled to the cited passage (`passage`, the text from start to end), with the passage and
+    the answer highlighted."""
     params = {"start": start, "end": end}
     if answer:
         params |= {"astart": answer[0], "aend": answer[1]}
+    params["check"] = passage_check(passage)
     return f"{source_url(doc_id)}?{urlencode(params)}#cited"
 
 
 def event_url(event) -> str:
     """The source view at a timeline event (qa.timeline.TimelineEvent): its sentence, with the date highlighted."""
-    return citation_url(event.doc_id, event.sentence_start, event.sentence_end, (event.date.start, event.date.end))
+    return citation_url(event.doc_id, event.sentence_start, event.sentence_end, (event.date.start, event.date.end),
+                        event.sentence)
 
 
 def _citation(index: LoadedIndex, passage_row: int, score: float, answer: tuple[int, int] | None) -> Citation:
@@ -44,7 +53,7 @@ def _citation(index: LoadedIndex, passage_row: int, score: float, answer: tuple[
     return Citation(
         doc_id=doc.doc_id,
         title=doc.title,
-        url=citation_url(doc.doc_id, passage.start, passage.end, answer),
+        url=citation_url(doc.doc_id, passage.start, passage.end, answer, passage.text),
         source_url=doc.meta.get("source_url"),
         passage=passage.text,
         start=passage.start,

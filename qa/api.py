@@ -309,7 +309,8 @@ async def admin_reindex(service: ServiceDep, authorization: Annotated[str | None
 
 
 JSON_BODY_HINT = 'send a JSON object such as {"question": "…"} with the header Content-Type: application/json'
-# FastAPI's words when a JSON body is not even text (not UTF-8): said here as the other bad bodies are.
+# FastAPI's words when a JSON body cannot be parsed at all (not UTF-8, or nested beyond the parser's depth): said
+# here as the other bad bodies are.
 UNPARSABLE_BODY = "There was an error parsing the body"
 
 
@@ -328,6 +329,26 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
         where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
         parts.append(f"{where or 'body'}: {error.get('msg', 'invalid value')}")
     return 422, "; ".join(parts)
+
+
+class HeadAsGet:
+    """HEAD answered as GET without its body (uptime checks, `curl -I`): FastAPI's GET routes do not take HEAD."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def headers_only(message):
+            if message["type"] == "http.response.body":
+                if not message.get("more_body", False):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 class BodyLimit:
@@ -422,7 +443,9 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
         yield
         stop.set()
 
+    # No /redoc: its script fetches a logo from the internet at run time; /docs needs nothing from elsewhere.
     app = FastAPIOffline(title="News QA", version=__version__, lifespan=lifespan, favicon_url="/static/favicon.svg",
+                         redoc_url=None,
                          description="Extractive answers, quoted verbatim from a folder of news articles, with "
                                      "citations.")
     app.state.service = service
@@ -441,7 +464,12 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
             headers = {**(exc.headers or {}), "Allow": ", ".join(sorted(methods))} if methods else exc.headers
             exc = StarletteHTTPException(405, exc.detail, headers)
         if exc.status_code == 400 and exc.detail == UNPARSABLE_BODY:
-            exc = StarletteHTTPException(400, "request body is not valid JSON: it is not UTF-8 text")
+            try:
+                (await request.body()).decode("utf-8")
+                why = "it is nested too deeply"  # text, yet beyond what the JSON parser takes
+            except UnicodeDecodeError:
+                why = "it is not UTF-8 text"
+            exc = StarletteHTTPException(400, f"request body is not valid JSON: {why}")
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
@@ -455,4 +483,5 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
 
     web.mount(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HeadAsGet)
     return app

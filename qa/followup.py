@@ -32,6 +32,7 @@ TIME_REFERENCES = (" then ", " that time ", " that year ", " saat itu ", " waktu
 # Words that open an elliptical follow-up ("And in 2023?").
 CONNECTIVES = ("what about", "how about", "and", "also", "bagaimana dengan", "kalau", "lalu", "terus", "dan")
 FRAGMENT_WORDS = 3  # a question this short with no question word of its own is a fragment
+LATIN_END = 0x250  # ... and written in the Latin script (Basic Latin to Latin Extended-B)
 # Question and auxiliary words: capitalised at the start of a question, never a name.
 OPENING_WORDS = QUESTION_WORDS | frozenset("""
 did does do is are was were can could will would should has have had in on at and but also then tell list name give
@@ -97,7 +98,10 @@ def _fragment(question: str) -> str | None:
         if lowered.startswith(connective + " ") or lowered == connective:
             return text[len(connective):].strip(" ,") or None
     words = [m.group().lower() for m in _words(text)]
-    if 0 < len(words) <= FRAGMENT_WORDS and not any(w in OPENING_WORDS for w in words):
+    # In the Latin script of the articles: a question in another ("普京什么时候访问平壤？", one "word" without
+    # spaces, or three Arabic words) is a question of its own, not a fragment of the last one.
+    if (0 < len(words) <= FRAGMENT_WORDS and not any(w in OPENING_WORDS for w in words)
+            and all(ord(c) < LATIN_END for w in words for c in w)):
         return text
     return None
 

@@ -46,6 +46,8 @@ def number_normalized(text: str) -> dict | None:
     digits, scale, rest = match.group(1), match.group(2), match.group(3).strip()
     if len(rest.split()) > 3 or _MONTH.match(rest):
         return None  # "19 Juni" is a day without its year, not a count
+    if any(c.isdigit() for c in rest) or rest[:1].isupper():
+        return None  # "20.000 hingga 50.000", "2001 dan 2002": more than one number; "38 North": a name
     if re.fullmatch(r"\d{1,3}(?:\.\d{3})+", digits):
         value = float(digits.replace(".", ""))
     elif re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?", digits):

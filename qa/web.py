@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from qa.answer import event_url, source_url
+from qa.answer import event_url, passage_check, source_url
 from qa.confidence import confidence_note, confidence_words
 from qa.followup import EarlierTurn, earlier_turn
 from qa.timeline import TimelineEvent, TimelineFilter, TimelineFilterError, UnknownArticle
@@ -348,12 +348,15 @@ def mount(app: FastAPI) -> None:
         if doc is None:
             return page(request, "error.html", {"title": "No such article",
                                                 "message": f"There is no article with the id “{doc_id}”."}, 404)
-        parts = split_highlight(doc.text, _int_param(request, "start"), _int_param(request, "end"),
-                                _int_param(request, "astart"), _int_param(request, "aend"))
+        start, end = _int_param(request, "start"), _int_param(request, "end")
+        parts = split_highlight(doc.text, start, end, _int_param(request, "astart"), _int_param(request, "aend"))
         meta = [(k.replace("_", " ").capitalize(), v) for k, v in doc.meta.items() if k != "source_url"]
         asked = request.query_params
+        check = asked.get("check")
+        if parts is not None and check and passage_check(doc.text[start:end]) != check:
+            parts = None  # the article changed since the link was made: those characters now hold other words
         # A link that names characters this version of the article does not have (a rebuild changed it, or the
-        # link was cut): said, not silently dropped.
+        # link was cut): said, not silently dropped or highlighted in the wrong place.
         lost = ("passage" if ("start" in asked or "end" in asked) and parts is None else
                 "answer" if parts and not parts.answer and ("astart" in asked or "aend" in asked) else None)
         return page(request, "source.html", {"doc": doc, "parts": parts, "meta": meta, "lost": lost,

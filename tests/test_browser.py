@@ -367,3 +367,15 @@ def test_a_date_answer_links_to_its_place_on_the_timeline(open_page, live_server
     event = page.locator("li.event:target")
     expect(event).to_be_in_viewport()
     expect(event.locator(".event-text mark")).to_have_text("28 Maret 2024")
+
+
+def test_a_double_click_on_ask_asks_once_and_raises_no_browser_warning(open_page, live_server):
+    page = open_page()
+    page.goto(live_server + "/")
+    page.get_by_label("Your question").fill(AMBASSADOR_QUESTION)
+    page.locator("#ask-button").dblclick()
+    expect(page.locator("#turn-1 .reply:not(.pending) .answer")).to_have_text("Answer: Alexander Matsegora")
+    expect(page.locator("#conversation .turn")).to_have_count(1)
+    expect(page.locator("#ask-error")).to_have_text("")
+    # The browser's own "Please fill out this field." is off: the script checks for an empty question itself.
+    assert page.locator("#ask").evaluate("form => form.noValidate") is True

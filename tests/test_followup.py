@@ -62,3 +62,9 @@ def test_a_follow_up_of_a_follow_up_keeps_what_the_earlier_one_leaned_on():
     resolved = resolve("And in 2019?", [ARRIVAL, TREATY])
     assert resolved.query == "What did he and Kim sign there? in 2019 Putin Pyongyang"
     assert resolved.context_used == ["Kim", "Putin", "Pyongyang"]  # every earlier word the query holds
+
+
+def test_a_question_in_a_script_without_spaces_is_not_taken_for_a_fragment():
+    resolved = resolve("普京什么时候访问平壤？", [ARRIVAL])
+    assert (resolved.query, resolved.context_used) == ("普京什么时候访问平壤？", [])
+    assert resolve("Lavrov?", [ARRIVAL]).context_used  # a short follow-up still is one

@@ -408,3 +408,14 @@ def test_a_refusal_says_the_sources_do_not_say_and_lists_the_closest_passages(cl
     related = reply[reply.index('<ol class="related">'):reply.index("</ol>")]
     assert len(re.findall(r'<a href="/sources/[^"]+">', related)) >= 1
 
+
+
+def test_a_citation_link_made_before_its_article_changed_highlights_nothing_and_says_so(client, service):
+    citation = service.ask("Kapan Rusia memveto resolusi Dewan Keamanan PBB?").citations[0]
+    url = path_of(citation.url)
+    assert "check=" in url
+    assert '<mark class="passage" id="cited"' in client.get(url).text
+    # The same characters, but the link was made for other text there (as after an edit moved the passage).
+    stale = re.sub(r"check=[0-9a-f]+", "check=0000000000", url)
+    html = client.get(stale).text
+    assert "<mark" not in html and LOST_PASSAGE in html

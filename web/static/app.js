@@ -192,6 +192,8 @@
   }
 
   function chat(form) {
+    form.noValidate = true; // the script says "Please type a question first." itself, and a second click on Ask
+    // while the first question is on its way must not raise the browser's "Please fill out this field."
     const input = form.querySelector("#question");
     const button = form.querySelector("#ask-button");
     const error = form.querySelector("#ask-error");
