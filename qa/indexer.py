@@ -6,6 +6,7 @@ index. A change of model, splitting settings or pipeline version rebuilds everyt
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import multiprocessing
 import os
@@ -319,9 +320,12 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
         seen = {e.document.doc_id for e in entries}
         skipped_ids = {s.path for s in report.skipped}
         report.removed = sorted(d for d in previous if d not in seen and d not in skipped_ids)
-        # A file that exists but could not be read this time keeps its previous entry: never lose data.
+        # A file that exists but could not be read this time keeps its previous entry: never lose data. Said with
+        # the reason, so nobody thinks the article left the index.
         for doc_id in sorted(skipped_ids & previous.keys()):
             entries.append(previous[doc_id])
+        report.skipped = [dataclasses.replace(s, reason=f"{s.reason} (its last good version stays in the index)")
+                          if s.path in previous else s for s in report.skipped]
         report.passages = sum(len(e.passages) for e in entries)
         report.sentences = sum(len(e.sentences) for e in entries)
         if previous_generation and not (report.added or report.updated or report.removed):

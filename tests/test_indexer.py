@@ -186,6 +186,15 @@ def test_touching_a_file_without_changing_it_reembeds_nothing(built, embedder):
     assert report.embedded_passages == 0 and "a.txt" in report.unchanged
 
 
+def test_an_indexed_file_saved_empty_keeps_its_last_good_version_and_says_so(built, embedder):
+    corpus, _ = built
+    (corpus.corpus_dir / "a.txt").write_bytes(b"")
+    report = build_index(corpus, embedder=embedder)
+    assert [(s.path, s.reason) for s in report.skipped] == [
+        ("a.txt", "empty file (its last good version stays in the index)")]
+    assert "a.txt" in load_index(corpus.index_dir).documents and report.removed == []
+
+
 @pytest.mark.parametrize(("change", "reason"), [
     ({"passage_overlap": 0}, "settings changed: passage_overlap"),
     ({"passage_max_chars": 300, "passage_sentences": 2}, "settings changed: passage_max_chars, passage_sentences"),
