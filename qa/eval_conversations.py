@@ -62,6 +62,8 @@ def parse_conversations(text: str, name: str) -> list[Conversation]:
             answers = turn.get("answers")
             if not isinstance(answers, list) or not answers or not all(isinstance(a, str) for a in answers):
                 raise EvalError(f"{where}, turn {position}: `answers` must be a non-empty list of strings")
+            if not isinstance(turn.get("leans", False), bool):
+                raise EvalError(f"{where}, turn {position}: `leans` must be true or false")
             parsed.append(ConversationTurn(turn["question"].strip(), answers, bool(turn.get("leans")) and position > 1))
         lang = obj.get("lang")
         conversations.append(Conversation(str(obj.get("id") or f"line{number}"), lang if isinstance(lang, str) else None,

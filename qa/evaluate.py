@@ -124,6 +124,9 @@ def _jsonl_question(obj: object, where: str, number: int) -> EvalQuestion:
     if answerable and not answers:
         raise EvalError(f"{where}: an answerable question needs at least one string in `answers` "
                         "(set \"answerable\": false for a question the articles do not answer)")
+    if not answerable and answers:
+        raise EvalError(f"{where}: a question marked \"answerable\": false has `answers`: remove them, or the "
+                        "\"answerable\": false")
     lang, kind = obj.get("lang"), obj.get("kind")
     return EvalQuestion(
         id=str(obj.get("id") or f"line{number}"),

@@ -190,6 +190,21 @@ def test_jsonl_answerable_without_answers(tmp_path):
         load_eval_set(_write(tmp_path, "dev.jsonl", json.dumps({"question": "When?", "answers": []})))
 
 
+def test_jsonl_unanswerable_with_answers_is_refused_as_contradictory(tmp_path):
+    line = json.dumps({"question": "When?", "answers": ["2020"], "answerable": False})
+    with pytest.raises(EvalError, match="marked \"answerable\": false has `answers`"):
+        load_eval_set(_write(tmp_path, "dev.jsonl", line))
+
+
+def test_a_conversation_turn_whose_leans_is_not_true_or_false_is_refused(tmp_path):
+    from qa.eval_conversations import parse_conversations
+
+    text = json.dumps({"turns": [{"question": "Siapa?", "answers": ["x"]},
+                                 {"question": "Dia?", "answers": ["y"], "leans": "yes"}]})
+    with pytest.raises(EvalError, match="turn 2: `leans` must be true or false"):
+        parse_conversations(text, "talk.jsonl")
+
+
 def test_squad_with_bad_structure(tmp_path):
     with pytest.raises(EvalError, match="`data` must be a list"):
         load_eval_set(_write(tmp_path, "bad.json", json.dumps({"data": {"title": "x"}})))
