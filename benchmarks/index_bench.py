@@ -26,13 +26,13 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
 sys.path.insert(0, str(PROJECT_DIR / "benchmarks"))
-from common import at_least_one, command_line, existing_file  # noqa: E402
+from common import SHARED_DIR, at_least_one, command_line, existing_file  # noqa: E402
 from qa.config import DEFAULT_MODEL, Settings  # noqa: E402
 from qa.embed import load_embedder  # noqa: E402
 from qa.indexer import build_index  # noqa: E402
 from qa.store import GENERATIONS_DIR, current_generation  # noqa: E402
 
-DEFAULT_TYDI = PROJECT_DIR.parent / "shared" / "eval" / "tydiqa_goldp_id_dev.json"
+DEFAULT_TYDI = SHARED_DIR / "eval" / "tydiqa_goldp_id_dev.json"
 
 
 def peak_rss_mb() -> float:

@@ -3,7 +3,8 @@
     python benchmarks/index_workers.py [--documents 300] [--workers 1,2]
 
 Needs ../shared (train/ and eval/tydiqa_goldp_id_dev.json) beside the project. Indexes the first N distinct
-paragraphs of those files (one article each, as benchmarks/scale.py makes them) into a fresh temporary index once per worker count, and prints passages embedded per second. Run it on an
+paragraphs of those files (one article each, as benchmarks/scale.py makes them) into a fresh temporary index once
+per worker count, and prints passages embedded per second. Run it on an
 otherwise idle machine: the workers compete for the same cores as anything else running.
 """
 

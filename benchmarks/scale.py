@@ -36,9 +36,8 @@ import time
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
-SHARED = PROJECT.parent / "shared"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import at_least_one, command_line, shared_file  # noqa: E402
+from common import SHARED_DIR, at_least_one, command_line, shared_file  # noqa: E402
 SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
 NOISE = 0.02
 
@@ -46,7 +45,7 @@ NOISE = 0.02
 def real_paragraphs() -> list[tuple[str, str]]:
     """(title, context) of every distinct paragraph of the training and TyDi dev files."""
     shared_file("train/tydiqa_goldp_id_train.json", "the training files' paragraphs")
-    files = sorted((SHARED / "train").glob("*.json")) + sorted((SHARED / "train" / "xquad").glob("*.json"))
+    files = sorted((SHARED_DIR / "train").glob("*.json")) + sorted((SHARED_DIR / "train" / "xquad").glob("*.json"))
     files.append(shared_file("eval/tydiqa_goldp_id_dev.json", "the TyDi QA Indonesian dev file"))
     seen, paragraphs = set(), []
     for file in files:

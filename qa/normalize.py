@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import re
 
-from qa.timeline import find_dates
+from qa.timeline import MONTHS, QUALIFIERS, find_dates
 
 # Words a date answer may carry besides its date: "pada 19 Juni 2024", "Rabu, 19 Juni 2024", "sejak 1991",
 # "awal Maret 2020". ("sekitar 2000" is a count: the number words of _NUMBER are not among them.)
 _DATE_COMPANIONS = frozenset(
     "pada sejak hingga sampai tanggal hari bulan tahun in on since until the of "
-    "awal pertengahan akhir early mid late "
     "senin selasa rabu kamis jumat jum'at sabtu minggu ahad monday tuesday wednesday thursday friday saturday "
-    "sunday".split())
+    "sunday".split()) | frozenset(QUALIFIERS)
 _SCALES = {"ribu": 1e3, "thousand": 1e3, "juta": 1e6, "million": 1e6, "miliar": 1e9, "billion": 1e9,
            "triliun": 1e12, "trillion": 1e12}
 _NUMBER = re.compile(r"(?:sekitar|hampir|lebih dari|about|around|nearly|more than|over)?\s*"
                      r"(\d{1,3}(?:\.\d{3})+|\d+(?:,\d+)?|\d{1,3}(?:,\d{3})+(?:\.\d+)?)"
                      r"(?:\s+(ribu|thousand|juta|million|miliar|billion|triliun|trillion))?((?:\s*%|\s.*)?)$", re.I)
-_MONTH = re.compile(r"^(?:jan|feb|mar|apr|mei|may|jun|jul|agu|aug|sep|okt|oct|nov|des|dec)", re.I)
 _TYPES = {"day": "date", "month": "date", "year": "date", "decade": "decade", "range": "date_range"}
 
 
@@ -44,7 +42,7 @@ def number_normalized(text: str) -> dict | None:
     if not match:
         return None
     digits, scale, rest = match.group(1), match.group(2), match.group(3).strip()
-    if len(rest.split()) > 3 or _MONTH.match(rest):
+    if len(rest.split()) > 3 or rest.lower().startswith(tuple(MONTHS)):
         return None  # "19 Juni" is a day without its year, not a count
     if any(c.isdigit() for c in rest) or rest[:1].isupper():
         return None  # "20.000 hingga 50.000", "2001 dan 2002": more than one number; "38 North": a name

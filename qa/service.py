@@ -115,6 +115,10 @@ class IndexState:
                 self.answers[key] = answer
 
 
+def _by_title(index: LoadedIndex) -> list[Document]:
+    return sorted(index.documents.values(), key=lambda d: d.title.lower())
+
+
 @dataclass(frozen=True)
 class TimelineSelection:
     generation: str  # of the index the events come from
@@ -361,7 +365,7 @@ class QAService:
 
     def documents(self) -> list[Document]:
         with database_errors():
-            return sorted(self.state.index.documents.values(), key=lambda d: d.title.lower())
+            return _by_title(self.state.index)
 
     def select_timeline(self, doc_id: str | None, first_year: str | None, last_year: str | None) -> TimelineSelection:
         """The timeline filtered as a query string asks (blank: no filter); TimelineFilterError (UnknownArticle
@@ -369,7 +373,7 @@ class QAService:
         with database_errors():
             state = self.state  # one index for the events and the articles, even while a new one is swapped in
             events = state.timeline
-            documents = sorted(state.index.documents.values(), key=lambda d: d.title.lower())
+            documents = _by_title(state.index)
         chosen = parse_filter(doc_id, first_year, last_year, {d.doc_id for d in documents})
         return TimelineSelection(state.index.generation, len(events), chosen, filter_events(events, chosen), documents)
 

@@ -4,8 +4,8 @@ Dates are found in the cleaned article text (Indonesian and English forms): a da
 2024", "3/2/2025" day first as Indonesian writes it, "2025-02-03"), a month
 ("Juni 1950"), a year ("pada tahun 1991"), a decade ("1990-an", "Awal tahun 2000an"), a range of years
 ("1950-1953", "1950 hingga 1953") and a range of decades ("Pertengahan tahun 1950-an hingga 1960-an",
-"Pertengahan hingga akhir tahun 2000an"). A day and month without a year ("Rabu (19/6)") is not placed: its year is not stated. Each
-dated sentence is one event, placed at the first date it states; its other dates are kept with it.
+"Pertengahan hingga akhir tahun 2000an"). A day and month without a year ("Rabu (19/6)") is not placed: its
+year is not stated. Each dated sentence is one event, placed at the first date it states; its other dates are kept with it.
 
 The timeline is computed from the loaded index, so it changes with every rebuild.
 """
@@ -72,6 +72,12 @@ class DateMention:
         return year + (month - 1) / 12 + (day - 1) / 365
 
 
+def _decade_years(part: str | None, decade: str) -> tuple[int, int]:
+    """The first and last year of a decade ("1990"), or of the part of it `part` names ("awal": 1990-1992)."""
+    low, high = _QUALIFIER_SHARE.get(QUALIFIERS.get((part or "").lower()), (0, 10))
+    return int(decade) + low, int(decade) + high - 1
+
+
 def _mention(kind: str, match: re.Match, offset: int) -> DateMention | None:
     groups = match.groups()
     text = match.group()
@@ -82,18 +88,17 @@ def _mention(kind: str, match: re.Match, offset: int) -> DateMention | None:
             return None
         return DateMention(start, end, text, "range", f"{first}/{last}", f"{first}-01-01", f"{last}-12-31")
     if kind == "decade":
-        qualifier, decade = QUALIFIERS.get((groups[0] or "").lower()), int(groups[1])
-        low, high = _QUALIFIER_SHARE.get(qualifier, (0, 10))
-        return DateMention(start, end, text, "decade", f"{decade}s", f"{decade + low}-01-01",
-                           f"{decade + high - 1}-12-31", qualifier)
+        qualifier = QUALIFIERS.get((groups[0] or "").lower())
+        first, last = _decade_years(groups[0], groups[1])
+        return DateMention(start, end, text, "decade", f"{int(groups[1])}s", f"{first}-01-01", f"{last}-12-31",
+                           qualifier)
     if kind in ("decade-range", "decade-parts"):
         if kind == "decade-range":
             (first_part, first_decade), (last_part, last_decade) = groups[:2], groups[2:]
         else:
             first_part, last_part, first_decade = groups
             last_decade = first_decade
-        first = int(first_decade) + _QUALIFIER_SHARE.get(QUALIFIERS.get((first_part or "").lower()), (0, 10))[0]
-        last = int(last_decade) + _QUALIFIER_SHARE.get(QUALIFIERS.get((last_part or "").lower()), (0, 10))[1] - 1
+        first, last = _decade_years(first_part, first_decade)[0], _decade_years(last_part, last_decade)[1]
         if last <= first:
             return None
         return DateMention(start, end, text, "range", f"{first}/{last}", f"{first}-01-01", f"{last}-12-31")

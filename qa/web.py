@@ -282,9 +282,10 @@ def mount(app: FastAPI) -> None:
 
     def chat(request: Request, turns: list[Turn], error: str | None = None, question: str = "",
              status: int = 200, history: list[str] | None = None) -> HTMLResponse:
-        history = recent([t.question for t in turns] if history is None else history, history_turns(request))
+        bound = history_turns(request)
+        history = recent([t.question for t in turns] if history is None else history, bound)
         return page(request, "chat.html", {"turns": turns, "error": error, "question": question, "history": history,
-                                           "history_turns": history_turns(request), "examples": EXAMPLES,
+                                           "history_turns": bound, "examples": EXAMPLES,
                                            "max_chars": request.app.state.service.settings.max_question_chars}, status)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

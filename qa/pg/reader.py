@@ -194,7 +194,8 @@ class PgIndex:
         score and by the idf-weighted share of the question's words that any passage holds. The passages ranked
         are each word's best (terms.best) and `rows`, not every passage holding a word: see
         LEXICAL_CANDIDATES_PER_WORD."""
-        words = sorted(set(tokenize(question)))
+        tokens = tokenize(question)
+        words = sorted(set(tokens))
         empty = LexicalScores([], {int(r): 0.0 for r in rows})
         if not words:
             return empty
@@ -202,7 +203,7 @@ class PgIndex:
         found = self.pool.all(sql.SQL("SELECT word, passages, best FROM {} WHERE word = ANY(%s)").format(
             self.tables.terms), (words,))
         known = {word: count for word, count, _ in found}
-        share = known_share(tokenize(question), known, n)
+        share = known_share(tokens, known, n)
         if not known:
             return empty
         asked = {int(r) for r in rows}

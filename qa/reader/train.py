@@ -264,6 +264,7 @@ def check_same_run(out_dir: Path, settings: dict) -> None:
         earlier = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))["config"]
     except (OSError, ValueError, KeyError, TypeError):
         return  # a run from before run.json recorded its settings: nothing to compare with
+
     def same(key: str, value) -> bool:
         before = earlier.get(key, value)
         if key == "init_from" and before and value:
