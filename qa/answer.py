@@ -26,6 +26,13 @@ def source_url(doc_id: str) -> str:
     return "/sources/" + quote(doc_id, safe="/")
 
 
+def original_link(meta: dict) -> str | None:
+    """The article's own address from its metadata, when it is one a client may link to: only http(s) (a
+    javascript: URL in a front matter would run on click)."""
+    url = meta.get("source_url")
+    return url if isinstance(url, str) and url.lower().startswith(("http://", "https://")) else None
+
+
 def passage_check(text: str) -> str:
     """A short fingerprint of a cited passage's text: a link made before an article changed can tell."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
@@ -54,7 +61,7 @@ def _citation(index: LoadedIndex, passage_row: int, score: float, answer: tuple[
         doc_id=doc.doc_id,
         title=doc.title,
         url=citation_url(doc.doc_id, passage.start, passage.end, answer, passage.text),
-        source_url=doc.meta.get("source_url"),
+        source_url=original_link(doc.meta),
         passage=passage.text,
         start=passage.start,
         end=passage.end,

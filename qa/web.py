@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +18,10 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
-from qa.answer import event_url, passage_check, source_url
+from qa.answer import event_url, original_link, passage_check, source_url
 from qa.confidence import confidence_note, confidence_words
 from qa.followup import EarlierTurn, earlier_turn
 from qa.timeline import TimelineEvent, TimelineFilter, TimelineFilterError, UnknownArticle
@@ -97,11 +100,6 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
         return text
     cut = text.rfind(" ", 0, limit)
     return text[:cut if cut > limit // 2 else limit].rstrip(",;:") + "…"
-
-
-def safe_link(url: object) -> str | None:
-    """Only http(s) addresses from article metadata become links (a javascript: URL would run on click)."""
-    return url if isinstance(url, str) and url.lower().startswith(("http://", "https://")) else None
 
 
 @dataclass
@@ -255,12 +253,20 @@ def _valid(service: QAService, question: str) -> bool:
 
 def _int_param(request: Request, name: str) -> int | None:
     value = request.query_params.get(name, "")
-    return int(value) if value.isascii() and value.isdigit() else None
+    # Twelve digits are more than any article's length; a longer number is no offset (nor worth converting).
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 12 else None
+
+
+def shown_name(name: str) -> str:
+    """A file name with its invisible format characters spelt out: a right-to-left override in a name would
+    otherwise show "report\u202etxt.gpj" as "reportjpg.txt"."""
+    return "".join(f"<U+{ord(c):04X}>" if unicodedata.category(c) == "Cf" else c for c in name)
 
 
 def _templates() -> Jinja2Templates:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(WEB_DIR / "templates"), autoescape=True,
                              trim_blocks=True, lstrip_blocks=True)
+    env.filters["shown_name"] = shown_name
     return Jinja2Templates(env=env)
 
 
@@ -296,7 +302,12 @@ def mount(app: FastAPI) -> None:
     async def chat_post(request: Request) -> HTMLResponse:
         """The no-JavaScript path: the earlier questions ride along as hidden fields and are answered again."""
         service: QAService = request.app.state.service
-        form = await request.form()
+        try:
+            form = await request.form()
+        except ClientDisconnect:  # nobody is left to show a page to
+            return HTMLResponse(status_code=400)
+        except StarletteHTTPException as exc:  # a form Starlette will not parse (over 1,000 fields, bad multipart)
+            return chat(request, [], as_sentence(f"the form could not be read ({exc.detail.rstrip('.')})"), "", 400)
         question = str(form.get("example") or form.get("question") or "")
         history = recent([q for q in map(str, form.getlist("history")) if _valid(service, q)], history_turns(request))
         error = None
@@ -361,5 +372,5 @@ def mount(app: FastAPI) -> None:
         lost = ("passage" if ("start" in asked or "end" in asked) and parts is None else
                 "answer" if parts and not parts.answer and ("astart" in asked or "aend" in asked) else None)
         return page(request, "source.html", {"doc": doc, "parts": parts, "meta": meta, "lost": lost,
-                                             "original": safe_link(doc.meta.get("source_url")),
+                                             "original": original_link(doc.meta),
                                              "original_text": doc.meta.get("source_url")})

@@ -20,6 +20,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CORPUS_DIR = PROJECT_DIR / "corpus"
+# The address the test clients send requests to: the app answers only requests addressed to this machine.
+LOCAL = "http://127.0.0.1"
 SHARED_DIR = PROJECT_DIR.parent / "shared"
 
 
@@ -112,7 +114,7 @@ def client(service):
 
     from qa.api import create_app
 
-    with TestClient(create_app(service.settings, service=service)) as test_client:
+    with TestClient(create_app(service.settings, service=service), base_url=LOCAL) as test_client:
         yield test_client
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
+import socket
 import time
 from urllib.parse import unquote
 
@@ -18,9 +20,10 @@ from fastapi.testclient import TestClient
 from filelock import FileLock
 
 from qa.api import create_app
-from qa.config import Settings
+from qa.config import Settings, SettingsError, load_settings
 from qa.indexer import LOCK_FILE, build_index
 from qa.service import QAService
+from conftest import LOCAL
 
 SECRET = "ISI-RAHASIA-DI-LUAR-INDEKS"
 TOKEN = "s3cret-admin-token"
@@ -55,7 +58,7 @@ def small_index(tmp_path_factory, embedder):
 
 def make_client(settings: Settings, embedder, **overrides) -> TestClient:
     settings = settings.model_copy(update=overrides)
-    return TestClient(create_app(settings, service=QAService(settings, embedder=embedder)))
+    return TestClient(create_app(settings, service=QAService(settings, embedder=embedder)), base_url=LOCAL)
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +116,9 @@ def test_a_body_that_is_not_a_json_object_says_how_to_send_one(api, content, con
 @pytest.mark.parametrize("body, status, words", [
     ({"question": ""}, 422, "empty"),
     ({"question": "   \n\t "}, 422, "empty"),
+    ({"question": "\u200b\u200b"}, 422, "empty"),  # zero-width spaces
+    ({"question": "\u202e"}, 422, "empty"),  # a right-to-left override
+    ({"question": "\u0000"}, 422, "empty"),
     ({"question": "x" * 10_240}, 422, "too long"),
     ({"question": 42}, 422, "question"),
     ({"question": None}, 422, "question"),
@@ -152,6 +158,8 @@ NOT_AN_OBJECT = 'send a JSON object such as {"question": "…"} with the header 
     (b'{"question": "a",}', 400, "request body is not valid JSON"),
     (b"NaN", 422, f"request body is not a JSON object: {NOT_AN_OBJECT}"),
     (b"[" * 20_000 + b"]" * 20_000, 400, "request body is not valid JSON: it is nested too deeply"),
+    (b'{"question": "halo", "top_k": ' + b"1" * 4301 + b"}", 400,
+     "request body is not valid JSON: it holds a number of more than 4300 digits"),
 ])
 def test_post_ask_rejects_non_json(api, raw, status, message):
     response = api.post("/ask", content=raw, headers={"content-type": "application/json"})
@@ -320,7 +328,7 @@ def raw_get(app, raw_path: str) -> tuple[int, bytes]:
     raw = raw_path.encode("latin-1", "backslashreplace")
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
              "path": unquote(raw_path), "raw_path": raw, "query_string": b"", "root_path": "",
-             "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 1), "server": ("testserver", 80)}
+             "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
     sent: list[dict] = []
 
     async def receive():
@@ -413,7 +421,8 @@ def test_reindex_refuses_a_wrong_token(admin, headers):
     assert "token" in detail(response)
 
 
-@pytest.mark.parametrize("headers", [{"x-admin-token": TOKEN}, {"authorization": f"Bearer {TOKEN}"}])
+@pytest.mark.parametrize("headers", [{"x-admin-token": TOKEN}, {"authorization": f"Bearer {TOKEN}"},
+                                     {"authorization": f"bearer  {TOKEN}"}])
 def test_reindex_with_the_token(admin, headers):
     response = admin.post("/admin/reindex", headers=headers)
     assert response.status_code == 200, response.text
@@ -493,7 +502,6 @@ def test_a_self_contained_question_ignores_its_history(client):
     ([{"question": "Siapa?", "answer": None}] * 6, "history has 6 turns; at most 5 are accepted"),
     ([{"question": "x" * 501, "answer": None}], "history.0.question is too long (501 characters; the limit is 500)"),
     ([{"question": "   ", "answer": None}], "history.0.question is empty"),
-    ([{"question": "Siapa?", "answer": "y" * 301}], "history.0.answer is too long (301 characters; the limit is 300)"),
     ([{"question": 5, "answer": None}], "history.0.question: Input should be a valid string"),
     ([{"question": "Siapa?", "answer": 7}], "history.0.answer: Input should be a valid string"),
     ([{"question": "Siapa?", "when": "kemarin"}], "history.0.when: Extra inputs are not permitted"),
@@ -506,9 +514,87 @@ def test_bad_history_gets_a_422_that_says_what_is_wrong(client, history, message
     assert message in response.json()["detail"]
 
 
+def test_an_earlier_answer_with_a_lone_surrogate_is_a_422(client):
+    body = ('{"question": "Kapan dia tiba di sana?", '
+            '"history": [{"question": "Siapa presiden Rusia?", "answer": "Vladimir Putin\\ud800"}]}')
+    response = client.post("/ask", content=body.encode(), headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"] == "history.0.answer is not valid Unicode text (it holds a lone surrogate)"
+
+
+def test_a_long_earlier_answer_is_read_cut_not_refused(client):
+    """The reader's own answers can be longer than the limit on earlier answers: sent back, they must not break the
+    conversation."""
+    def asked_after(answer):
+        history = [{"question": "Siapa Duta Besar Rusia untuk Korea Utara?", "answer": answer},
+                   {"question": "Apa harapannya untuk tahun 2024?", "answer": "terobosan"}]
+        return client.post("/ask", json={"question": "Siapa yang dia sebut akan berkunjung?", "history": history})
+
+    response = asked_after("Alexander Matsegora, " + "duta besar yang lama bertugas di Pyongyang, " * 10)
+    assert response.status_code == 200, response.text
+    # A long answer is a description, not a name to carry: read as if the turn had none.
+    assert response.json()["answer"] == asked_after(None).json()["answer"]
+    assert response.json()["context_used"] == ["Duta Besar Rusia", "Korea Utara"]
+
+
+def test_a_huge_history_is_refused_by_its_length_in_a_short_reply(client):
+    response = client.post("/ask", json={"question": "Kapan?", "history": [1] * 21_000})
+    assert response.status_code == 422
+    assert response.json()["detail"] == "history has 21000 turns; at most 5 are accepted (send the latest ones)"
+
+
+def test_many_wrong_fields_are_named_ten_at_a_time(client):
+    response = client.post("/ask", json={"question": "Kapan?", "history": [1, 2, 3, 4, 5],
+                                         **{f"extra{n}": n for n in range(30)}})
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert detail.count(": ") == 10 and detail.endswith("; and 25 more")
+
+
 @pytest.mark.parametrize("path", ["/", "/health", "/timeline", "/api/sources", "/ask?q=Kapan+jembatan+diresmikan%3F",
                                   "/static/style.css"])
 def test_head_is_answered_as_get_without_a_body(api, path):
     head, get = api.head(path), api.get(path)
     assert head.status_code == get.status_code == 200
     assert head.content == b"" and head.headers["content-type"] == get.headers["content-type"]
+
+
+def test_an_admin_token_that_a_header_cannot_carry_is_refused_at_start():
+    with pytest.raises(SettingsError, match=r"QA_ADMIN_TOKEN='pässwörd': must be printable ASCII without spaces"):
+        load_settings(admin_token="pässwörd")
+
+
+# --- which requests are answered -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("host", ["localhost:8000", "127.0.0.1", "[::1]:8000"])
+def test_requests_addressed_to_this_machine_are_answered(api, host):
+    response = api.get("/health", headers={"host": host})
+    assert response.status_code == 200
+    assert response.headers["x-content-type-options"] == "nosniff" and response.headers["x-frame-options"] == "DENY"
+
+
+@pytest.mark.parametrize("host", ["rebind.attacker.example:8000", "127.0.0.1.attacker.example"])
+def test_a_request_addressed_to_another_name_is_refused(api, host):
+    """DNS rebinding: a page on another site that points its name at 127.0.0.1 cannot read the service."""
+    response = api.get("/api/sources", headers={"host": host})
+    assert response.status_code == 400
+    assert response.text == "Invalid host header"
+
+
+def test_a_service_for_the_network_answers_any_name(small_index, embedder):
+    with make_client(small_index, embedder, host="0.0.0.0") as client:
+        assert client.get("/health", headers={"host": "qa.example.org"}).status_code == 200
+
+
+@pytest.mark.parametrize("path, content_type", [("/ask", "application/json"),
+                                                ("/", "application/x-www-form-urlencoded")])
+def test_a_client_that_leaves_mid_upload_leaves_no_error_in_the_log(live_server, caplog, path, content_type):
+    host, port = live_server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n"
+                     "Content-Length: 100\r\n\r\n{".encode())
+    with caplog.at_level(logging.ERROR):
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline and not caplog.records:  # the server notices the going within moments
+            time.sleep(0.1)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text

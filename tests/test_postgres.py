@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import LOCAL
 from qa.cli import app
 from qa.config import Settings
 from qa.indexer import BuildError, build_index
@@ -387,7 +388,7 @@ def test_a_database_that_stops_answering_mid_serving_is_a_503_with_the_reason(pg
     from qa.api import create_app
 
     service = QAService(pg_corpus, embedder=embedder)
-    with TestClient(create_app(pg_corpus, service=service)) as client:
+    with TestClient(create_app(pg_corpus, service=service), base_url=LOCAL) as client:
         assert client.post("/ask", json={"question": Q_KOPI}).status_code == 200
         schema = sql(pg_corpus.database_url, "SELECT schema_name FROM qa.generations")[0][0]
         sql(pg_corpus.database_url, f"DROP SCHEMA {schema} CASCADE")  # as if the database lost it
@@ -414,7 +415,7 @@ def test_a_database_that_goes_down_gets_503s_and_answers_again_soon_after_it_is_
         write_corpus(settings.corpus_dir, {"jembatan.txt": JEMBATAN, "kopi.txt": KOPI, "kereta.txt": KERETA})
         build_index(settings, embedder=embedder)
         service = QAService(settings, embedder=embedder)
-        with TestClient(create_app(settings, service=service)) as client:
+        with TestClient(create_app(settings, service=service), base_url=LOCAL) as client:
             assert client.post("/ask", json={"question": Q_KOPI}).status_code == 200
             server.cleanup()  # stops it
             for question in (Q_SPEED, Q_KOPI) * 4:  # more than the pool's 4 connections

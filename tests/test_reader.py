@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import SHARED_DIR
+from conftest import LOCAL, SHARED_DIR
 from tiny_training_set import write_tiny_training_set
 
 from qa.reader.decode import best_span
@@ -280,7 +280,7 @@ def test_ask_with_a_damaged_reader_is_a_503_that_names_the_file(built_index, emb
     settings, _ = built_index
     (reader_copy / "reader.npz").write_bytes(b"not the weights")
     broken = QAService(settings.model_copy(update={"reader_dir": reader_copy}), embedder=embedder)
-    with TestClient(create_app(broken.settings, service=broken)) as client:
+    with TestClient(create_app(broken.settings, service=broken), base_url=LOCAL) as client:
         response = client.post("/ask", json={"question": "When did Putin visit Pyongyang?"})
     assert response.status_code == 503
     assert str(reader_copy / "reader.npz") in response.json()["detail"]

@@ -29,6 +29,7 @@ from qa.config import Settings
 from qa.indexer import LOCK_FILE, BuildBusyError, build_index
 from qa.service import QAService
 from qa.store import GENERATIONS_DIR, TMP_PREFIX, current_generation, load_index
+from conftest import LOCAL
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 TOKEN = "reload-admin-token"
@@ -372,7 +373,7 @@ def test_a_second_build_is_refused_or_waits_never_interleaves(small_corpus, embe
         app = create_app(settings, service=service)
         from fastapi.testclient import TestClient
 
-        with TestClient(app) as client:
+        with TestClient(app, base_url=LOCAL) as client:
             busy = client.post("/admin/reindex", headers={"x-admin-token": TOKEN})
         assert busy.status_code == 409 and "another build" in busy.json()["detail"]
         waiting = subprocess.Popen(
@@ -600,7 +601,7 @@ def test_the_first_request_after_a_quiet_rebuild_gets_the_new_index(small_corpus
     from fastapi.testclient import TestClient
 
     service = QAService(small_corpus, embedder=embedder)
-    with TestClient(create_app(small_corpus, service=service)) as client:
+    with TestClient(create_app(small_corpus, service=service), base_url=LOCAL) as client:
         assert client.get("/api/sources/kopi.txt").status_code == 200
         (small_corpus.corpus_dir / "kopi.txt").unlink()
         built = build_index(small_corpus, embedder=embedder)

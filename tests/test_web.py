@@ -12,12 +12,13 @@ BACKENDS = ["files", "postgres"]  # the service and client tests run against bot
 from fastapi.testclient import TestClient
 from markupsafe import escape
 
+from conftest import LOCAL
 from qa.api import create_app
 from qa.config import Settings
 from qa.records import Answer, Citation, Document
 from qa.service import QAService, ServiceUnavailable
 from qa.web import (HISTORY_TURNS, around_answer, confidence_words, date_words, excerpt, group_by_article, recent,
-                    split_highlight)
+                    shown_name, split_highlight)
 
 VETO_QUESTION = "Kapan Rusia memveto resolusi Dewan Keamanan PBB?"
 UNSURE_QUESTION = "Who is the mayor of Vladivostok?"  # the articles do not say; the reader answers anyway, unsure
@@ -245,7 +246,8 @@ LOST_PASSAGE = "The passage this link points to is not in this version of the ar
 
 def test_source_viewer_without_offsets_shows_the_plain_text(client, service):
     doc = service.documents()[0]
-    for query in ("", "?start=abc&end=10", "?start=5&end=99999999", "?start=9&end=3", "?start=%C2%B2&end=5"):
+    for query in ("", "?start=abc&end=10", "?start=5&end=99999999", "?start=9&end=3", "?start=%C2%B2&end=5",
+                  "?start=0&end=" + "1" * 4301):  # more digits than Python converts by default
         response = client.get(f"/sources/{doc.doc_id}{query}")
         assert response.status_code == 200
         assert "<mark" not in response.text
@@ -258,6 +260,18 @@ def test_a_link_whose_answer_is_outside_its_passage_highlights_the_passage_and_s
     html = client.get(f"/sources/{doc.doc_id}?start=10&end=40&astart=500&aend=510").text
     assert '<mark class="passage" id="cited"' in html and "answer-span" not in html
     assert "The answer this link points to is not inside the cited passage" in html
+
+
+def test_a_form_the_server_will_not_parse_gets_the_chat_page_saying_so(client):
+    response = client.post("/", content="&".join(f"f{n}=x" for n in range(1001)),
+                           headers={"content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 400 and response.headers["content-type"].startswith("text/html")
+    assert "The form could not be read (Too many fields. Maximum number of fields is 1000)." in response.text
+
+
+def test_a_file_name_with_a_direction_override_is_shown_as_it_is_spelt():
+    assert shown_name("photo\u202etxt.gpj") == "photo<U+202E>txt.gpj"
+    assert shown_name("artikel baru (2).txt") == "artikel baru (2).txt"
 
 
 def test_unknown_source_is_a_404_page(client):
@@ -306,7 +320,7 @@ class HostileService(QAService):
 
 @pytest.fixture(scope="module")
 def hostile_client():
-    with TestClient(create_app(Settings(), service=HostileService())) as test_client:
+    with TestClient(create_app(Settings(), service=HostileService()), base_url=LOCAL) as test_client:
         yield test_client
 
 
@@ -324,6 +338,8 @@ def test_article_html_in_the_viewer_renders_as_text(hostile_client):
     assert "&lt;/script&gt; then &lt;b&gt;Jakarta&lt;/b&gt; &amp;" in html
     assert 'href="javascript:' not in html
     assert "javascript:alert(1)" in html  # shown, not linked
+    listed = hostile_client.get("/api/sources").json()[0]
+    assert listed["source_url"] is None and listed["meta"]["source_url"] == "javascript:alert(1)"
     listing = hostile_client.get("/sources").text
     assert "<img src=x" not in listing and "&lt;img src=x onerror=alert(1)&gt; Title" in listing
 
@@ -339,7 +355,7 @@ class DownService(QAService):
 
 
 def test_pages_say_when_no_index_is_loaded():
-    with TestClient(create_app(Settings(), service=DownService())) as down:
+    with TestClient(create_app(Settings(), service=DownService()), base_url=LOCAL) as down:
         assert down.get("/").status_code == 200
         for response in (down.post("/", data={"question": "Siapa?"}), down.get("/sources"), down.get("/sources/x")):
             assert response.status_code == 503
@@ -373,7 +389,7 @@ def test_the_no_javascript_chat_jumps_to_the_new_answer_once_old_turns_fall_off(
 
 def test_both_chats_send_no_more_earlier_turns_than_the_service_accepts(service, embedder):
     settings = service.settings.model_copy(update={"max_history_turns": 1})
-    with TestClient(create_app(settings, service=QAService(settings, embedder=embedder))) as strict:
+    with TestClient(create_app(settings, service=QAService(settings, embedder=embedder)), base_url=LOCAL) as strict:
         response = strict.post("/", data={"history": ["Siapa Duta Besar Rusia untuk Korea Utara?",
                                                       "Apa harapannya untuk tahun 2024?"],
                                           "question": "Siapa yang dia sebut akan berkunjung?"})
