@@ -25,7 +25,7 @@ from qa.embed import Embedder, load_embedder
 from qa.load import LoadError, load_document, scan_corpus
 from qa.records import Document, SkippedFile
 from qa.split import sentence_spans, split_passages
-from qa.store import (DocumentEntry, IndexCorruptError, NoIndexError, prune_generations, write_all,
+from qa.store import (GENERATIONS_DIR, DocumentEntry, IndexCorruptError, NoIndexError, prune_generations, write_all,
                       write_generation)
 from qa import backend
 
@@ -182,11 +182,18 @@ class _FileStore:
             raise BuildError(f"cannot make the index folder {index_dir}: it or a folder above it is a file") from None
         except OSError as exc:
             raise BuildError(f"cannot make the index folder {index_dir}: {exc.strerror or exc}") from None
+        # Said now, not after every article has been embedded.
+        for folder in (index_dir, index_dir / GENERATIONS_DIR):
+            if folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
+                raise BuildError(f"cannot write to the index folder {folder}: permission denied")
         lock = FileLock(str(index_dir / LOCK_FILE))
         try:
             lock.acquire(timeout=timeout)
         except Timeout:
-            raise BuildBusyError(f"another build of {index_dir} is running; try again when it has finished") from None
+            raise BuildBusyError(f"another build of {index_dir} is running; try again when it has finished "
+                                 "(or wait for it with --wait SECONDS)") from None
+        except OSError as exc:
+            raise BuildError(f"cannot lock the index folder {index_dir}: {exc.strerror or exc}") from None
         try:
             yield
         finally:
@@ -263,13 +270,19 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
         raise BuildError(f"corpus folder {corpus_dir} does not exist")
     if not corpus_dir.is_dir():
         raise BuildError(f"corpus path {corpus_dir} is not a folder")
+    try:
+        os.listdir(corpus_dir)
+    except OSError as exc:
+        raise BuildError(f"cannot read the corpus folder {corpus_dir}: {exc.strerror or exc}") from None
     # Checked before the model is loaded, so that an empty folder fails at once.
     scan = scan_corpus(corpus_dir)
     files, not_read = scan.articles, [path.relative_to(corpus_dir).as_posix() for path in scan.others]
+    unreadable = [SkippedFile(path, reason) for path, reason in scan.unreadable]
     if not files:
         others = f" (not read: {some_of(not_read, 3)})" if not_read else ""
-        raise BuildError(f"corpus folder {corpus_dir} holds no .txt, .md or .html files{others}; "
-                         "the index was left as it was")
+        cannot = "; ".join(f"{s.path}: {s.reason}" for s in unreadable)
+        raise BuildError(f"corpus folder {corpus_dir} holds no .txt, .md or .html files{others}"
+                         f"{f' ({cannot})' if cannot else ''}; the index was left as it was")
     with store.locked(lock_timeout):
         store.prune()
         embedder = embedder or load_embedder(settings.model, settings.embed_threads)
@@ -279,7 +292,7 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
         else:
             previous, rebuild_reason, previous_generation = _previous_entries(settings, wanted)
         report = BuildReport(full_rebuild=rebuild_reason is not None, rebuild_reason=rebuild_reason,
-                             not_read=not_read)
+                             not_read=not_read, skipped=unreadable)
 
         entries: list[DocumentEntry | None] = []  # in file order; None until embedded
         to_embed: list[tuple[int, Document, bool]] = []  # (slot, document, was indexed before)
@@ -318,14 +331,13 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
             reasons = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped)
             raise BuildError(f"no file in the corpus could be indexed ({reasons}); the index was left as it was")
         seen = {e.document.doc_id for e in entries}
-        skipped_ids = {s.path for s in report.skipped}
-        report.removed = sorted(d for d in previous if d not in seen and d not in skipped_ids)
-        # A file that exists but could not be read this time keeps its previous entry: never lose data. Said with
-        # the reason, so nobody thinks the article left the index.
-        for doc_id in sorted(skipped_ids & previous.keys()):
+        kept = {d for d in previous if d not in seen and any(_covers(s.path, d) for s in report.skipped)}
+        report.removed = sorted(d for d in previous if d not in seen and d not in kept)
+        # A file (or a folder's files) that exists but could not be read this time keeps its previous entry: never
+        # lose data. Said with the reason, so nobody thinks the article left the index.
+        for doc_id in sorted(kept):
             entries.append(previous[doc_id])
-        report.skipped = [dataclasses.replace(s, reason=f"{s.reason} (its last good version stays in the index)")
-                          if s.path in previous else s for s in report.skipped]
+        report.skipped = [dataclasses.replace(s, reason=s.reason + _kept_note(s.path, kept)) for s in report.skipped]
         report.passages = sum(len(e.passages) for e in entries)
         report.sentences = sum(len(e.sentences) for e in entries)
         if previous_generation and not (report.added or report.updated or report.removed):
@@ -338,6 +350,21 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
             store.prune()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _covers(skipped_path: str, doc_id: str) -> bool:
+    """Is the document at doc_id the skipped file, or inside the skipped folder ("folder/")?"""
+    return doc_id == skipped_path or (skipped_path.endswith("/") and doc_id.startswith(skipped_path))
+
+
+def _kept_note(skipped_path: str, kept: set[str]) -> str:
+    if skipped_path in kept:
+        return " (its last good version stays in the index)"
+    held = sum(_covers(skipped_path, d) for d in kept)
+    if not held:
+        return ""
+    return " (the article indexed from it before stays in the index)" if held == 1 else \
+        f" (the {held} articles indexed from it before stay in the index)"
 
 
 def some_of(names: list[str], shown: int) -> str:

@@ -15,8 +15,9 @@ HTML goes through trafilatura's main-text extractor, which also supplies title, 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -26,7 +27,8 @@ from qa.records import Document
 ARTICLE_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
 META_KEYS = ("title", "source_url", "publisher", "published", "author", "source_id")
 
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(?:(.*?)\r?\n)?---[ \t]*(?:\r?\n|\Z)", re.S)
+_OPENS_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?:%s)[ \t]*:" % "|".join(META_KEYS))
 _MD_HEADING = re.compile(r"^#{1,6}[ \t]+", re.M)
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _MD_EMPHASIS = re.compile(r"(\*\*|__)(.+?)\1")
@@ -40,19 +42,71 @@ class LoadError(Exception):
 class CorpusFiles:
     articles: list[Path]  # read as articles
     others: list[Path]  # files of other types (a PDF, an image), which are not read
+    # Files and folders that cannot be read at all, as (path relative to the corpus, why); a folder's path ends in
+    # "/". A folder listed here may hold articles indexed before: they are kept, not taken as deleted.
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+
+
+def shown_path(relative: str) -> str:
+    """A relative path as a user can read it: bytes of a file name that is not UTF-8 written as \\xNN."""
+    return os.fsencode(relative).decode("utf-8", "backslashreplace")
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # a byte that is not UTF-8, kept by Python as a lone surrogate
+        return False
+    return True
 
 
 def scan_corpus(corpus_dir: Path) -> CorpusFiles:
-    """The files below corpus_dir, recursively, in a stable order; hidden files and folders are left out."""
+    """The files below corpus_dir, recursively, in a stable order; hidden files and folders are left out. A folder
+    that cannot be listed, a link to a folder and a name that is not UTF-8 are reported, not silently dropped."""
     files = CorpusFiles([], [])
-    for path in sorted(corpus_dir.rglob("*")):
-        if any(part.startswith(".") for part in path.relative_to(corpus_dir).parts):
-            continue
-        if path.suffix.lower() in ARTICLE_SUFFIXES and (path.is_file() or path.is_symlink()):
-            files.articles.append(path)
-        elif path.is_file():
+    found: list[Path] = []
+
+    def cannot_list(error: OSError) -> None:
+        relative = Path(error.filename).relative_to(corpus_dir).as_posix()
+        files.unreadable.append((shown_path(relative) + "/", f"cannot list the folder: {error.strerror or error}"))
+
+    for folder, subfolders, names in os.walk(corpus_dir, onerror=cannot_list):
+        here = Path(folder)
+        for name in sorted(subfolders):
+            relative = (here / name).relative_to(corpus_dir).as_posix()
+            if name.startswith("."):
+                subfolders.remove(name)
+            elif not _is_utf8(name):
+                subfolders.remove(name)
+                files.unreadable.append((shown_path(relative) + "/", "folder name is not UTF-8: rename it"))
+            elif (here / name).is_symlink():  # os.walk does not follow it
+                files.unreadable.append((relative + "/", "a link to a folder, not followed: copy the folder in, "
+                                                         "or link its files one by one"))
+        for name in names:
+            if name.startswith("."):
+                continue
+            if not _is_utf8(name):
+                relative = (here / name).relative_to(corpus_dir).as_posix()
+                if name.lower().endswith(ARTICLE_SUFFIXES):
+                    files.unreadable.append((shown_path(relative), "file name is not UTF-8: rename it"))
+                continue
+            found.append(here / name)
+    for path in sorted(found):
+        if path.suffix.lower() not in ARTICLE_SUFFIXES:
             files.others.append(path)
+        elif _may_be_a_file(path):
+            files.articles.append(path)
+    files.unreadable.sort()
     return files
+
+
+def _may_be_a_file(path: Path) -> bool:
+    """Not a pipe or a device (reading one could wait forever). A link that leads nowhere and a file in a folder
+    that cannot be searched count: reading them says what is wrong."""
+    try:
+        return path.is_file() or path.is_symlink()
+    except OSError:
+        return True
 
 
 def doc_id_for(path: Path, corpus_dir: Path) -> str:
@@ -65,7 +119,8 @@ def read_bytes(path: Path, max_bytes: int) -> bytes:
     except OSError as exc:
         raise LoadError(f"cannot read file: {exc.strerror or exc}") from exc
     if size > max_bytes:
-        raise LoadError(f"file too large ({size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB)")
+        raise LoadError(f"file too large ({size / 1e6:.2f} MB; the limit is {max_bytes / 1e6:.2f} MB, set by "
+                        "QA_MAX_FILE_BYTES)")
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -86,18 +141,27 @@ def decode_text(data: bytes) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise LoadError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})") from exc
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+        raise LoadError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}): save the file as "
+                        "UTF-8") from exc
+    # A stray NUL further in (past the binary check) is no character of an article.
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
 
 
-def split_front_matter(text: str) -> tuple[dict, str]:
+def split_front_matter(text: str) -> tuple[dict | None, str]:
+    """The front matter's keys (None when the text has none) and the text after it."""
     match = _FRONT_MATTER.match(text)
     if not match:
-        return {}, text
+        if _OPENS_FRONT_MATTER.match(text):
+            raise LoadError("front matter is not closed: end it with a line '---' before the article's text")
+        return None, text
     try:
-        meta = yaml.safe_load(match.group(1)) or {}
+        meta = yaml.safe_load(match.group(1) or "") or {}
     except yaml.YAMLError as exc:
-        raise LoadError(f"front matter is not valid YAML: {str(exc).splitlines()[0]}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 2} of the file, " if mark is not None else ""  # + the '---' line, from 1
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise LoadError(f"front matter is not valid YAML ({where}{problem}): put a value that holds ': ' or "
+                        "starts with [ { or \" in quotes") from exc
     except (ValueError, TypeError, OverflowError) as exc:  # a value YAML reads as a date or number but cannot build
         raise LoadError(f"front matter has a value YAML cannot read ({exc}): put it in quotes to keep it as "
                         "text") from exc
@@ -145,8 +209,8 @@ def load_document(path: Path, corpus_dir: Path, max_bytes: int) -> Document:
         if suffix in (".md", ".markdown"):
             text = markdown_to_text(text)
     if not text.strip():
-        raise LoadError("no text after the front matter")
-    meta = clean_meta(meta)
+        raise LoadError("no text after the front matter" if meta is not None else "no text")
+    meta = clean_meta(meta or {})
     return Document(
         doc_id=doc_id_for(path, corpus_dir),
         title=meta.pop("title", ""),

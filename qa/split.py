@@ -64,8 +64,27 @@ def sentence_spans(text: str) -> list[Span]:
                 span = Span(para_spans.pop().start, span.end)
             para_spans.append(span)
             cursor = found + len(stripped)
-        spans.extend(para_spans)
+        spans.extend(piece for span in para_spans for piece in _cut_long(text, span))
     return spans
+
+
+# A "sentence" longer than this (a page without punctuation, a table flattened to one line) is cut at the last
+# space before the limit: one enormous sentence would make one enormous passage, read for seconds per question.
+MAX_SENTENCE_CHARS = 1000
+
+
+def _cut_long(text: str, span: Span, limit: int = MAX_SENTENCE_CHARS) -> list[Span]:
+    pieces, start = [], span.start
+    while span.end - start > limit:
+        cut = text.rfind(" ", start + 1, start + limit + 1)
+        cut = cut if cut > start else start + limit  # no space at all: cut inside the word
+        pieces.append(Span(start, cut))
+        start = cut
+        while start < span.end and text[start].isspace():
+            start += 1
+    if start < span.end:
+        pieces.append(Span(start, span.end))
+    return pieces
 
 
 def paragraph_ends(text: str) -> set[int]:

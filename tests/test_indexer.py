@@ -245,6 +245,61 @@ def test_a_file_that_turns_bad_keeps_its_previous_passages(built, embedder):
     assert on_disk_counts(corpus, "a.txt")["passages"] == before["passages"]
 
 
+def test_a_folder_that_cannot_be_listed_keeps_its_articles_and_says_so(built, embedder, monkeypatch):
+    settings, _ = built
+    listing = os.scandir
+
+    def refuse_ekonomi(path="."):
+        if Path(path).name == "ekonomi":
+            raise PermissionError(13, "Permission denied", str(path))
+        return listing(path)
+
+    monkeypatch.setattr(os, "scandir", refuse_ekonomi)
+    report = build_index(settings, embedder=embedder)
+    assert [(s.path, s.reason) for s in report.skipped] == [
+        ("ekonomi/", "cannot list the folder: Permission denied (the article indexed from it before stays in the "
+                     "index)")]
+    assert report.removed == [] and sorted(report.unchanged) == ["a.txt", "c.txt"]
+    assert set(load_index(settings.index_dir).documents) == set(ARTICLES)
+
+
+def test_names_that_are_not_utf8_and_linked_folders_are_named_not_dropped(built, embedder, tmp_path):
+    settings, _ = built
+    corpus = os.fsencode(settings.corpus_dir)
+    with open(corpus + b"/caf\xe9.txt", "wb") as bad:  # from a zip made on an old Windows machine
+        bad.write(b"Kafe\n\nKafe Tugu didirikan pada tahun 1960.\n")
+    os.mkdir(corpus + b"/arsip-\xff")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "d.txt").write_text(ARTICLES["c.txt"], encoding="utf-8")
+    os.symlink(elsewhere, settings.corpus_dir / "tautan")
+    report = build_index(settings, embedder=embedder)
+    assert {s.path: s.reason for s in report.skipped} == {
+        "arsip-\\xff/": "folder name is not UTF-8: rename it",
+        "caf\\xe9.txt": "file name is not UTF-8: rename it",
+        "tautan/": "a link to a folder, not followed: copy the folder in, or link its files one by one"}
+    assert set(load_index(settings.index_dir).documents) == set(ARTICLES)
+
+
+def test_a_corpus_or_index_folder_without_permission_fails_before_loading_a_model(built, monkeypatch):
+    settings, _ = built
+
+    def no_model(name, threads=0):
+        raise AssertionError("the model must not be loaded when nothing can be built")
+
+    monkeypatch.setattr("qa.indexer.load_embedder", no_model)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != settings.index_dir and real_access(path, mode))
+    with pytest.raises(BuildError, match=f"^cannot write to the index folder {settings.index_dir}: permission denied$"):
+        build_index(settings)
+    monkeypatch.setattr(os, "access", real_access)
+    listing = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path=".": (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
+                        if Path(path) == settings.corpus_dir else listing(path))
+    with pytest.raises(BuildError, match=f"^cannot read the corpus folder {settings.corpus_dir}: Permission denied$"):
+        build_index(settings)
+
+
 def test_missing_empty_or_non_folder_corpus_fails_before_loading_a_model(tmp_path, monkeypatch):
     def no_model(name):
         raise AssertionError("the model must not be loaded for a corpus with nothing to index")

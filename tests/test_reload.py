@@ -452,20 +452,83 @@ def test_watch_follows_folders_moved_in_and_out_and_made_with_files_in_them(smal
             assert time.monotonic() < deadline, sorted(load_index(settings.index_dir).documents)
             time.sleep(0.2)
 
-    outside = tmp_path / "outside" / "dunia"
+    outside = tmp_path / "outside" / "arsip.2031"  # a folder whose name looks like a file's once it is gone
     write_corpus(outside, {"paus.md": "# Paus Berkunjung\n\nPaus berkunjung ke Jakarta pada 3 September 2031.\n"})
     stop = qa.watch.start_watcher(settings)
     try:
         time.sleep(1.0)  # the watcher is watching
         before = {"jembatan.txt", "kopi.txt", "kereta.txt"}
-        shutil.move(outside, settings.corpus_dir / "dunia")
-        documents_become(before | {"dunia/paus.md"})
-        shutil.move(settings.corpus_dir / "dunia", outside)
+        shutil.move(outside, settings.corpus_dir / "arsip.2031")
+        documents_become(before | {"arsip.2031/paus.md"})
+        shutil.move(settings.corpus_dir / "arsip.2031", outside)
         documents_become(before)
         (settings.corpus_dir / "baru").mkdir()
         (settings.corpus_dir / "baru" / "festival.md").write_text(
             "# Festival\n\nFestival Layang-layang Pangandaran digelar pada 12 Juli 2031.\n", encoding="utf-8")
         documents_become(before | {"baru/festival.md"})
+    finally:
+        stop.set()
+
+
+def test_watch_follows_a_corpus_folder_that_is_replaced_or_removed_and_made_again(small_corpus, embedder,
+                                                                                  monkeypatch, tmp_path):
+    import shutil
+
+    import qa.watch
+
+    settings = small_corpus
+    monkeypatch.setattr(qa.watch, "build_index",
+                        lambda build_settings, **kwargs: build_index(build_settings, embedder=embedder, **kwargs))
+
+    def documents_become(expected: set[str]) -> None:
+        deadline = time.monotonic() + 120
+        while set(load_index(settings.index_dir).documents) != expected:
+            assert time.monotonic() < deadline, sorted(load_index(settings.index_dir).documents)
+            time.sleep(0.2)
+
+    festival = "# Festival\n\nFestival Layang-layang Pangandaran digelar pada 12 Juli 2031.\n"
+    replacement = tmp_path / "new"
+    write_corpus(replacement, {"kopi.txt": KOPI})
+    stop = qa.watch.start_watcher(settings)
+    try:
+        time.sleep(1.0)  # the watcher is watching
+        settings.corpus_dir.rename(tmp_path / "old")
+        replacement.rename(settings.corpus_dir)
+        documents_become({"kopi.txt"})
+        write_corpus(settings.corpus_dir, {"festival.md": festival})  # in the folder now at the path
+        documents_become({"kopi.txt", "festival.md"})
+        write_corpus(tmp_path / "old", {"lama.md": festival})  # the folder moved away no longer counts
+        time.sleep(qa.watch.QUIET_MS / 1000 + 2.0)
+        assert set(load_index(settings.index_dir).documents) == {"kopi.txt", "festival.md"}
+
+        shutil.rmtree(settings.corpus_dir)
+        time.sleep(qa.watch.QUIET_MS / 1000 + 2.0)  # a rebuild without a folder fails; the index stays
+        assert set(load_index(settings.index_dir).documents) == {"kopi.txt", "festival.md"}
+        write_corpus(settings.corpus_dir, {"kereta.txt": KERETA})
+        documents_become({"kereta.txt"})
+        write_corpus(settings.corpus_dir, {"festival.md": festival})
+        documents_become({"kereta.txt", "festival.md"})
+    finally:
+        stop.set()
+
+
+def test_watch_outlives_a_file_name_that_is_not_utf8(small_corpus, embedder, monkeypatch):
+    import qa.watch
+
+    settings = small_corpus
+    monkeypatch.setattr(qa.watch, "build_index",
+                        lambda build_settings, **kwargs: build_index(build_settings, embedder=embedder, **kwargs))
+    stop = qa.watch.start_watcher(settings)
+    try:
+        time.sleep(1.0)  # the watcher is watching
+        with open(os.fsencode(settings.corpus_dir) + b"/caf\xe9.txt", "wb") as bad:  # a name from an old zip
+            bad.write(b"Kafe\n\nKafe Tugu didirikan pada tahun 1960.\n")
+        time.sleep(qa.watch.QUIET_MS / 1000 + 2.0)
+        write_corpus(settings.corpus_dir, {"festival.md": "# Festival\n\nFestival digelar pada 12 Juli 2031.\n"})
+        deadline = time.monotonic() + 120
+        while "festival.md" not in load_index(settings.index_dir).documents:
+            assert time.monotonic() < deadline, "the watcher stopped rebuilding"
+            time.sleep(0.2)
     finally:
         stop.set()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qa.records import Document
-from qa.split import sentence_spans, split_passages
+from qa.split import MAX_SENTENCE_CHARS, sentence_spans, split_passages
 
 
 def sentences_of(text: str) -> list[str]:
@@ -114,6 +114,19 @@ def test_passages_respect_max_chars_unless_one_sentence_is_longer():
             assert len(passage.sentences) == 1, passage.text
     assert any(p.text == long_sentence for p in passages)
     assert any(len(p.sentences) > 1 for p in passages)
+
+
+def test_a_sentence_without_end_is_cut_at_spaces_into_pieces_of_at_most_the_limit():
+    words = " ".join(f"kata{n}" for n in range(3000))  # a page flattened to one line, no full stop
+    text = "Judul\n\n" + words + "\n\n" + "x" * 2500  # and a "word" longer than the limit
+    spans = sentence_spans(text)
+    pieces = [text[s.start:s.end] for s in spans]
+    assert pieces[0] == "Judul" and " ".join(pieces[1:-3]) == words and "".join(pieces[-3:]) == "x" * 2500
+    assert max(len(p) for p in pieces) == MAX_SENTENCE_CHARS
+    assert all(not p.startswith(" ") and not p.endswith(" ") for p in pieces)
+    assert all(p.startswith("kata") and p[-1].isdigit() for p in pieces[1:-3])  # cut between words, never inside one
+    passages = split_passages(doc(text), max_sentences=4, overlap=1, max_chars=900)
+    assert max(len(p.text) for p in passages) == MAX_SENTENCE_CHARS
 
 
 def test_passage_offsets_hold_on_the_seed_articles(built_index):
