@@ -30,7 +30,7 @@ from qa.config import HISTORY_TURNS_CAP, Settings, load_settings
 from qa.embed import ModelLoadError
 from qa.indexer import BuildBusyError, BuildError
 from qa.records import Answer
-from qa.service import InvalidQuestion, QAService, ServiceUnavailable, too_many_turns
+from qa.service import InvalidQuestion, QAService, ServiceUnavailable, too_many_turns, visible_pattern
 
 
 def _integral_number(value: object) -> object:
@@ -452,9 +452,8 @@ def _document_limits(app: FastAPI, settings: Settings) -> None:
     QAService.validate enforces them (with messages that say what is wrong); the schema states the same
     limits so that a client, or a fuzzer, knows what will be accepted.
     """
-    # Not blank: some character that neither ECMA-262 (the schema's regex dialect) nor Python's str.split()
-    # (what QAService.validate uses) counts as white space.
-    question = {"minLength": 1, "maxLength": settings.max_question_chars, "pattern": r"[^\s\x1c-\x1f\x85]"}
+    # Not empty: some character that QAService.validate does not count as invisible.
+    question = {"minLength": 1, "maxLength": settings.max_question_chars, "pattern": visible_pattern()}
     top_k = {"minimum": 1, "maximum": settings.top_k_max}
     build_schema = app.openapi
 

@@ -15,7 +15,7 @@ import threading
 import time
 import unicodedata
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from cachetools import LRUCache
 
@@ -63,7 +63,23 @@ def _sum_timings(first: Answer, second: Answer, started: float) -> dict:
     return parts | {"total": round((time.perf_counter() - started) * 1000, 2)}
 
 
-_INVISIBLE = {"Cc", "Cf", "Zs", "Zl", "Zp"}  # controls, format characters (zero-width, direction marks), spaces
+@lru_cache(maxsize=1)
+def invisible_characters() -> frozenset[str]:
+    """What a question made only of is empty: controls, format characters (zero-width, direction marks) and
+    spaces of the Basic Multilingual Plane (the set a JSON Schema pattern can name, see visible_pattern)."""
+    return frozenset(c for c in map(chr, range(0xD800)) if unicodedata.category(c) in {"Cc", "Cf", "Zs", "Zl", "Zp"}) \
+        | frozenset(c for c in map(chr, range(0xE000, 0x10000)) if unicodedata.category(c) == "Cf")
+
+
+def visible_pattern() -> str:
+    """A regular expression (ECMA-262 and Python alike) that a question matches when it is not empty."""
+    codes = sorted(map(ord, invisible_characters()))
+    ranges, first = [], codes[0]
+    for previous, code in zip(codes, codes[1:] + [None]):
+        if code != previous + 1:
+            ranges.append(f"\\u{first:04x}" + (f"-\\u{previous:04x}" if previous > first else ""))
+            first = code
+    return "[^" + "".join(ranges) + "]"
 
 
 def _is_unicode(text: str) -> bool:
@@ -290,7 +306,7 @@ class QAService:
             raise InvalidQuestion(f"question is too long ({len(question)} characters; "
                                   f"the limit is {self.settings.max_question_chars})")
         question = " ".join(question.replace("\ufeff", " ").split())  # a stray BOM is white space too
-        if all(unicodedata.category(c) in _INVISIBLE for c in question):  # "\u200b", "\u202e", "\x00"
+        if all(c in invisible_characters() for c in question):  # "\u200b", "\u202e", "\x00"
             raise InvalidQuestion("question is empty")
         if isinstance(top_k, bool) or not isinstance(top_k, int):
             raise InvalidQuestion("top_k must be an integer")

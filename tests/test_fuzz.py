@@ -40,7 +40,9 @@ ARTICLES = {
 # The schema is read from the app at import; the app loads its index lazily, so the index is only built (in
 # the fixture below) when the test runs. The admin token is set so that the fuzzer reaches the token check.
 ROOT = Path(tempfile.gettempdir()) / f"qa-fuzz-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-SETTINGS = Settings(corpus_dir=ROOT / "corpus", index_dir=ROOT / "index", admin_token=TOKEN)
+# host: as if served to the network, so that any name is answered: schemathesis addresses its requests to
+# "testserver" (the host check has tests of its own in test_api.py).
+SETTINGS = Settings(corpus_dir=ROOT / "corpus", index_dir=ROOT / "index", admin_token=TOKEN, host="0.0.0.0")
 APP = create_app(SETTINGS)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
