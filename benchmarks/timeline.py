@@ -33,7 +33,7 @@ def main() -> None:
     parser = command_line(__doc__)
     parser.add_argument("--requests", type=at_least_one, default=200, help="requests timed per page")
     args = parser.parse_args()
-    with TestClient(create_app(Settings())) as client:
+    with TestClient(create_app(Settings()), base_url="http://127.0.0.1") as client:
         health = client.get("/health").json()
         if health["status"] != "ok":
             stop(f"{health.get('detail') or 'no index is loaded'} (this benchmark serves the index in QA_INDEX_DIR)")

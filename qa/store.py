@@ -30,6 +30,7 @@ import sqlite3
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,12 +100,14 @@ class _Database:
     """One read-only connection to a generation's SQLite file, shared by the threads of a process.
 
     Opened once at load: a generation pruned from disk while a process still serves it stays readable through
-    the open file. It closes when the last view of the generation is gone. Queries are short; a lock serialises
-    them."""
+    the open file. It closes when the last view of the generation is gone (a connection left to itself waits for
+    the garbage collector, holding a deleted file and its disk space until then). Queries are short; a lock
+    serialises them."""
 
     def __init__(self, path: Path) -> None:
         self._con = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
         self._lock = threading.Lock()
+        weakref.finalize(self, self._con.close)
 
     def all(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:

@@ -3,6 +3,7 @@ a build that dies at any point leaves the previous index usable and the next bui
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import sqlite3
@@ -456,3 +457,24 @@ def test_an_index_of_the_old_format_says_to_rebuild_and_a_build_does(built, embe
     report = build_index(corpus, embedder=embedder)
     assert report.full_rebuild and "format 1" in report.rebuild_reason
     assert load_index(corpus.index_dir).manifest["format"] == 2
+
+
+def test_an_index_let_go_closes_its_database_without_waiting_for_the_garbage_collector(built):
+    """A server swapping generations must not keep each old one's (deleted) database file open."""
+    settings, _ = built
+
+    def open_databases() -> int:
+        return sum(os.readlink(f"/proc/self/fd/{fd}").endswith("store.sqlite") for fd in os.listdir("/proc/self/fd")
+                   if os.path.exists(f"/proc/self/fd/{fd}"))
+
+    gc.collect()
+    before = open_databases()
+    gc.disable()
+    try:
+        for _ in range(5):
+            index = load_index(settings.index_dir)
+            assert index.passages[0].text  # a query, as answering makes
+            del index
+        assert open_databases() == before
+    finally:
+        gc.enable()
