@@ -65,7 +65,8 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
                                           "one per core from 100 documents to embed)")] = None,
                   rebuild: Annotated[bool, typer.Option(help="Embed every article again; in a database, also "
                                                              "replaces a store of an older schema version")] = False) -> None:
-    """Build or update the index from the corpus folder. Only changed articles are re-embedded.
+    """Build or update the index from the corpus folder. Only changed articles are re-embedded (a renamed or moved
+    one is not).
 
     Exit code 0: all files indexed; 1: some files were skipped (listed); 2: nothing was built.
 

@@ -296,6 +296,7 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
 
         entries: list[DocumentEntry | None] = []  # in file order; None until embedded
         to_embed: list[tuple[int, Document, bool]] = []  # (slot, document, was indexed before)
+        by_content = {entry.document.sha256: entry for entry in previous.values()}
         done = 0
         for path in files:
             read = _read_article(path, corpus_dir, settings.max_file_bytes)
@@ -304,11 +305,17 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
             else:
                 old = previous.get(read.doc_id)
                 if old is None or old.document.sha256 != read.sha256:
-                    to_embed.append((len(entries), read, old is not None))
-                    entries.append(None)
-                    continue  # counted when it is embedded
-                entries.append(old)
-                report.unchanged.append(read.doc_id)
+                    moved = _moved_from(by_content.get(read.sha256), read)
+                    if moved is not None:  # a file renamed or moved, not changed: its vectors are still good
+                        entries.append(moved)
+                        (report.updated if old is not None else report.added).append(read.doc_id)
+                    else:
+                        to_embed.append((len(entries), read, old is not None))
+                        entries.append(None)
+                        continue  # counted when it is embedded
+                else:
+                    entries.append(old)
+                    report.unchanged.append(read.doc_id)
             done += 1
             if progress:
                 progress(done, len(files), path.relative_to(corpus_dir).as_posix())
@@ -350,6 +357,15 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
             store.prune()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _moved_from(entry: DocumentEntry | None, doc: Document) -> DocumentEntry | None:
+    """An entry indexed under another name with the same bytes, taken over for `doc` when it reads the same
+    (a .txt renamed .md does not): its passages and vectors are those `doc` would get."""
+    if entry is None or (entry.document.title, entry.document.text) != (doc.title, doc.text):
+        return None
+    passages = [dataclasses.replace(p, doc_id=doc.doc_id) for p in entry.passages]
+    return DocumentEntry(doc, entry.sentences, entry.sentence_vectors, passages, entry.passage_vectors)
 
 
 def _covers(skipped_path: str, doc_id: str) -> bool:

@@ -163,6 +163,26 @@ def test_delete_removes_every_trace_and_restore_brings_it_back(built, embedder):
     assert index.passages[int(found[0][0])].doc_id == "c.txt"
 
 
+def test_a_renamed_or_moved_file_keeps_its_vectors_without_embedding_again(built, embedder):
+    corpus, _ = built
+    before = vectors_by_passage(load_index(corpus.index_dir))
+    (corpus.corpus_dir / "arsip").mkdir()
+    (corpus.corpus_dir / "c.txt").rename(corpus.corpus_dir / "arsip" / "c-lama.txt")
+    report = build_index(corpus, embedder=embedder)
+    assert (report.added, report.removed, report.embedded_passages) == (["arsip/c-lama.txt"], ["c.txt"], 0)
+    index = load_index(corpus.index_dir)
+    after = vectors_by_passage(index)
+    moved = {(doc_id, start, end) for doc_id, start, end in after if doc_id == "arsip/c-lama.txt"}
+    assert moved and all(np.array_equal(after[key], before[("c.txt", *key[1:])]) for key in moved)
+    assert index.passages[int(np.argmax(index.lexical.scores(UNIQUE_WORD["c.txt"])))].doc_id == "arsip/c-lama.txt"
+    # Renamed to another type, the same bytes read differently (Markdown): embedded again.
+    (corpus.corpus_dir / "a.txt").write_text("# Judul\n\nIsi **tebal** yang lain sekali.\n", encoding="utf-8")
+    build_index(corpus, embedder=embedder)
+    (corpus.corpus_dir / "a.txt").rename(corpus.corpus_dir / "a.md")
+    report = build_index(corpus, embedder=embedder)
+    assert report.added == ["a.md"] and report.embedded_passages > 0
+
+
 def test_a_run_with_no_change_writes_nothing_new(built, embedder):
     corpus, first = built
     generations = corpus.index_dir / GENERATIONS_DIR
