@@ -14,6 +14,7 @@ HTML goes through trafilatura's main-text extractor, which also supplies title, 
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import re
@@ -131,7 +132,21 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def decode_text(data: bytes) -> str:
+_DECLARED_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
+
+
+def declared_charset(html: bytes) -> str | None:
+    """The encoding an HTML page declares in its first kilobytes (<meta charset=…>), when Python knows it."""
+    found = _DECLARED_CHARSET.search(html[:4096])
+    if not found:
+        return None
+    try:
+        return codecs.lookup(found.group(1).decode("ascii")).name
+    except LookupError:
+        return None
+
+
+def decode_text(data: bytes, charset: str | None = None) -> str:
     if not data.strip():
         raise LoadError("empty file")
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # a UTF-16 byte order mark
@@ -141,8 +156,17 @@ def decode_text(data: bytes) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        if charset and charset != "utf-8":
+            try:
+                return _normalized(data.decode(charset))
+            except UnicodeDecodeError:
+                pass
         raise LoadError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}): save the file as "
                         "UTF-8") from exc
+    return _normalized(text)
+
+
+def _normalized(text: str) -> str:
     # A stray NUL further in (past the binary check) is no character of an article.
     return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
 
@@ -200,8 +224,8 @@ def clean_meta(meta: dict) -> dict:
 def load_document(path: Path, corpus_dir: Path, max_bytes: int) -> Document:
     """Read one file into a Document with its raw (not yet cleaned) text. Raises LoadError."""
     data = read_bytes(path, max_bytes)
-    text = decode_text(data)
     suffix = path.suffix.lower()
+    text = decode_text(data, declared_charset(data) if suffix in (".html", ".htm") else None)
     if suffix in (".html", ".htm"):
         meta, text = html_to_text(text)
     else:

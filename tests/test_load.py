@@ -200,3 +200,15 @@ def test_empty_front_matter_is_front_matter_and_a_late_nul_is_dropped(make_corpu
     corpus, _ = make_corpus({"a.txt": f"---\n---\nJudul\n\n{body}Isi\x00 berita.\n".encode()})
     doc = load(corpus, "a.txt")
     assert doc.text == f"Judul\n\n{body}Isi berita.\n" and doc.meta == {}
+
+
+def test_an_html_page_in_the_encoding_it_declares_is_read(make_corpus):
+    page = ('<html><head><meta http-equiv="Content-Type" content="text/html; charset=windows-1252">'
+            "<title>Kafe di Kota</title></head><body><article><h1>Kafe di Kota</h1><p>Kafe Tugu dibuka pada tahun "
+            "1960 dan menyajikan caf\u00e9 au lait yang terkenal di seluruh kota. Pengunjung datang dari berbagai "
+            "daerah untuk mencicipinya setiap akhir pekan.</p></article></body></html>")
+    corpus, _ = make_corpus({"kafe.html": page.encode("cp1252"), "tanpa.html": page.replace(
+        "; charset=windows-1252", "").encode("cp1252")})
+    assert "café au lait" in load(corpus, "kafe.html").text
+    with pytest.raises(LoadError, match="not valid UTF-8"):  # declares nothing: UTF-8 is assumed
+        load(corpus, "tanpa.html")
