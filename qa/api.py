@@ -531,13 +531,19 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
     if is_loopback(settings.host):
         # Served to this machine only: a request must be addressed to it by name, so that a web page elsewhere
         # cannot rebind its own domain to 127.0.0.1 and read the service (DNS rebinding).
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_NAMES, www_redirect=False)
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=[*LOOPBACK_NAMES, url_host(settings.host)],
+                           www_redirect=False)
     app.add_middleware(HeadAsGet)
     app.add_middleware(SafetyHeaders)
     return app
 
 
 LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"]
+
+
+def url_host(host: str) -> str:
+    """The host as a URL (and a Host header) writes it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
 
 
 def is_loopback(host: str) -> bool:

@@ -234,7 +234,9 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
         start_watcher(settings)
     from qa import backend
 
-    typer.echo(f"serving on http://{host}:{sock.getsockname()[1]}/ (index: {backend.where(settings)})")
+    from qa.api import url_host
+
+    typer.echo(f"serving on http://{url_host(host)}:{sock.getsockname()[1]}/ (index: {backend.where(settings)})")
     try:
         has_index = backend.current_generation(settings) is not None
     except Exception:  # a database that cannot be reached: the service says so in its log and on /health

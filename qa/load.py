@@ -28,7 +28,7 @@ from qa.records import Document
 ARTICLE_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
 META_KEYS = ("title", "source_url", "publisher", "published", "author", "source_id")
 
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(?:(.*?)\r?\n)?---[ \t]*(?:\r?\n|\Z)", re.S)
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(?:(.*?)\r?\n)?(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
 _OPENS_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?:%s)[ \t]*:" % "|".join(META_KEYS))
 _MD_HEADING = re.compile(r"^#{1,6}[ \t]+", re.M)
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
@@ -53,10 +53,12 @@ def shown_path(relative: str) -> str:
     return os.fsencode(relative).decode("utf-8", "backslashreplace")
 
 
-def _is_utf8(name: str) -> bool:
+def is_utf8(name: str) -> bool:
+    """Whether a text can be written as UTF-8: not if it holds a lone surrogate (a byte of a file name that is not
+    UTF-8, as Python keeps it, or a "\\ud800" escape in JSON)."""
     try:
         name.encode("utf-8")
-    except UnicodeEncodeError:  # a byte that is not UTF-8, kept by Python as a lone surrogate
+    except UnicodeEncodeError:
         return False
     return True
 
@@ -77,16 +79,16 @@ def scan_corpus(corpus_dir: Path) -> CorpusFiles:
             relative = (here / name).relative_to(corpus_dir).as_posix()
             if name.startswith("."):
                 subfolders.remove(name)
-            elif not _is_utf8(name):
+            elif not is_utf8(name):
                 subfolders.remove(name)
                 files.unreadable.append((shown_path(relative) + "/", "folder name is not UTF-8: rename it"))
-            elif (here / name).is_symlink():  # os.walk does not follow it
+            elif _is_link(here / name):  # os.walk does not follow it
                 files.unreadable.append((relative + "/", "a link to a folder, not followed: copy the folder in, "
                                                          "or link its files one by one"))
         for name in names:
             if name.startswith("."):
                 continue
-            if not _is_utf8(name):
+            if not is_utf8(name):
                 relative = (here / name).relative_to(corpus_dir).as_posix()
                 if name.lower().endswith(ARTICLE_SUFFIXES):
                     files.unreadable.append((shown_path(relative), "file name is not UTF-8: rename it"))
@@ -99,6 +101,13 @@ def scan_corpus(corpus_dir: Path) -> CorpusFiles:
             files.articles.append(path)
     files.unreadable.sort()
     return files
+
+
+def _is_link(path: Path) -> bool:
+    try:
+        return path.is_symlink()
+    except OSError:  # in a folder that can be listed but not searched: os.walk names the folder it cannot open
+        return False
 
 
 def _may_be_a_file(path: Path) -> bool:

@@ -24,6 +24,7 @@ from qa.config import Settings
 from qa.followup import EarlierTurn, resolve
 from qa.embed import Embedder, ModelLoadError, load_embedder
 from qa.indexer import BuildReport, build_index
+from qa.load import is_utf8
 from qa.reader.runtime import CARD_NAME, ReaderModelError, ReaderRuntime
 from qa.records import Answer, Document
 from qa import backend
@@ -80,14 +81,6 @@ def visible_pattern() -> str:
             ranges.append(f"\\u{first:04x}" + (f"-\\u{previous:04x}" if previous > first else ""))
             first = code
     return "[^" + "".join(ranges) + "]"
-
-
-def _is_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def too_many_turns(turns: int, limit: int) -> str:
@@ -300,7 +293,7 @@ class QAService:
     def validate(self, question: object, top_k: object) -> tuple[str, int]:
         if not isinstance(question, str):
             raise InvalidQuestion("question must be a string")
-        if not _is_unicode(question):
+        if not is_utf8(question):
             raise InvalidQuestion("question is not valid Unicode text (it holds a lone surrogate)")
         if len(question) > self.settings.max_question_chars:  # as typed, the limit the API schema states
             raise InvalidQuestion(f"question is too long ({len(question)} characters; "
@@ -338,7 +331,7 @@ class QAService:
                 raise InvalidQuestion(f"{where}.{exc}") from None
             if answer is not None and not isinstance(answer, str):
                 raise InvalidQuestion(f"{where}.answer must be a string or null")
-            if answer is not None and not _is_unicode(answer):
+            if answer is not None and not is_utf8(answer):
                 raise InvalidQuestion(f"{where}.answer is not valid Unicode text (it holds a lone surrogate)")
             if answer is not None:
                 # Only an answer's names are used; a long one (the reader's own answers can be) is cut, never refused,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -15,7 +17,9 @@ log = logging.getLogger(__name__)
 # folder has been quiet for QUIET_MS, or after DEBOUNCE_MS of changes that do not stop.
 QUIET_MS = 1000
 DEBOUNCE_MS = 10_000
-REARM_WAIT_S = 1.0  # between looks for a corpus folder that is gone, and after the watching failed
+REARM_WAIT_S = 1.0  # between looks for a corpus folder that is gone; doubled after each failure to watch
+MAX_REARM_WAIT_S = 60.0
+IDENTITY_CHECK_MS = 2000  # how often, without changes, whether another folder has taken the corpus path
 
 
 def _may_hold_articles(_change, path: str) -> bool:
@@ -29,12 +33,26 @@ def _may_hold_articles(_change, path: str) -> bool:
 
 
 def _identity(folder: Path) -> tuple[int, int] | None:
-    """Which folder is at this path (None: none): a folder moved away and another put in its place differ."""
+    """Which folder is at this path (None: none): a folder moved away and another put in its place differ, and so
+    do the targets of a link that is pointed elsewhere."""
     try:
         info = folder.stat()
     except OSError:
         return None
     return (info.st_dev, info.st_ino) if folder.is_dir() else None
+
+
+def _fingerprint(folder: Path) -> int:
+    """A cheap summary of what the folder holds (names, sizes, modification times), to tell whether it changed
+    while nobody was watching."""
+    found = []
+    for where, subfolders, names in os.walk(folder):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        for name in names:
+            with contextlib.suppress(OSError):
+                info = os.stat(os.path.join(where, name))
+                found.append((where, name, info.st_size, info.st_mtime_ns))
+    return hash(tuple(sorted(found)))
 
 
 def rebuild(settings: Settings) -> None:
@@ -50,36 +68,45 @@ def rebuild(settings: Settings) -> None:
 
 
 def watch_and_rebuild(settings: Settings, stop: threading.Event) -> None:
-    """Rebuild after each burst of changes. The folder is watched anew (and rebuilt from) when it is replaced,
-    when it comes back after being removed, and when the watching itself fails (a file name that is not UTF-8)."""
+    """Rebuild after each burst of changes. The folder at the corpus path is watched anew when another takes its
+    place (moved there, or a link pointed elsewhere) or it comes back after being removed, and when watching fails;
+    it is rebuilt from then if it differs from what was last built (or first seen)."""
     from watchfiles import watch
 
     folder = settings.corpus_dir
-    watching = None  # the folder being watched
-    missed = False  # changes may have gone unseen: rebuild when watching again
+    built_from = _fingerprint(folder)
+    failures = 0
+    gone_said = False
     while not stop.is_set():
-        found = _identity(folder)
-        if found is None:
-            if not missed:
-                log.warning("the corpus folder %s is gone; watching for it to come back", folder)
-            missed = True
+        watching = _identity(folder)
+        if watching is None:
+            if not gone_said:
+                log.warning("the corpus folder %s is gone or not a folder; watching for it to come back", folder)
+                gone_said = True
             stop.wait(REARM_WAIT_S)
             continue
-        if missed or (watching is not None and found != watching):
-            log.info("watching the corpus folder %s anew", folder)
+        gone_said = False
+        if _fingerprint(folder) != built_from:
+            log.info("the corpus folder %s changed while it was not watched; rebuilding the index", folder)
             rebuild(settings)
-        watching, missed = found, False
+            built_from = _fingerprint(folder)
         try:
             for changes in watch(folder, watch_filter=_may_hold_articles, debounce=DEBOUNCE_MS, step=QUIET_MS,
-                                 stop_event=stop, recursive=True):
-                log.info("corpus changed (%d files); rebuilding the index", len(changes))
-                rebuild(settings)
+                                 stop_event=stop, recursive=True, rust_timeout=IDENTITY_CHECK_MS,
+                                 yield_on_timeout=True, ignore_permission_denied=True):
+                failures = 0
+                if changes:
+                    log.info("corpus changed (%d files); rebuilding the index", len(changes))
+                    rebuild(settings)
+                    built_from = _fingerprint(folder)
                 if _identity(folder) != watching:
-                    break  # watched again from the top: rebuilt there if another folder took its place
+                    log.info("another folder is at %s now; watching it instead", folder)
+                    break
         except Exception as exc:  # noqa: BLE001 - the watcher must outlive whatever the file system does
-            log.warning("watching the corpus folder failed (%s); watching it anew in %g s", exc, REARM_WAIT_S)
-            missed = True
-            stop.wait(REARM_WAIT_S)
+            failures += 1
+            wait = min(REARM_WAIT_S * 2 ** failures, MAX_REARM_WAIT_S)
+            log.warning("watching the corpus folder failed (%s); trying again in %g s", exc, wait)
+            stop.wait(wait)
 
 
 def start_watcher(settings: Settings) -> threading.Event:

@@ -581,6 +581,12 @@ def test_a_request_addressed_to_another_name_is_refused(api, host):
     assert response.text == "Invalid host header"
 
 
+def test_a_service_on_another_loopback_address_answers_requests_addressed_to_it(small_index, embedder):
+    with make_client(small_index, embedder, host="127.0.0.2") as client:
+        assert client.get("/health", headers={"host": "127.0.0.2:8000"}).status_code == 200
+        assert client.get("/health", headers={"host": "rebind.attacker.example"}).status_code == 400
+
+
 def test_a_service_for_the_network_answers_any_name(small_index, embedder):
     with make_client(small_index, embedder, host="0.0.0.0") as client:
         assert client.get("/health", headers={"host": "qa.example.org"}).status_code == 200

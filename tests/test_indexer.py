@@ -284,6 +284,22 @@ def test_a_folder_that_cannot_be_listed_keeps_its_articles_and_says_so(built, em
     assert set(load_index(settings.index_dir).documents) == set(ARTICLES)
 
 
+def test_a_folder_that_can_be_listed_but_not_searched_does_not_stop_the_scan(built, embedder, monkeypatch):
+    settings, _ = built
+    (settings.corpus_dir / "ekonomi" / "2024").mkdir()
+    (settings.corpus_dir / "ekonomi" / "2024" / "d.txt").write_text(ARTICLES["c.txt"], encoding="utf-8")
+    status = os.stat
+
+    def refuse_inside_ekonomi(path, *args, **kwargs):  # what a folder of mode 644 does to anyone but root
+        if Path(path).parent.name == "ekonomi":
+            raise PermissionError(13, "Permission denied", str(path))
+        return status(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", refuse_inside_ekonomi)
+    report = build_index(settings, embedder=embedder)
+    assert "ekonomi/2024/d.txt" in report.added
+
+
 def test_names_that_are_not_utf8_and_linked_folders_are_named_not_dropped(built, embedder, tmp_path):
     settings, _ = built
     corpus = os.fsencode(settings.corpus_dir)

@@ -212,3 +212,9 @@ def test_an_html_page_in_the_encoding_it_declares_is_read(make_corpus):
     assert "café au lait" in load(corpus, "kafe.html").text
     with pytest.raises(LoadError, match="not valid UTF-8"):  # declares nothing: UTF-8 is assumed
         load(corpus, "tanpa.html")
+
+
+def test_front_matter_closed_with_dots_is_front_matter(make_corpus):
+    corpus, _ = make_corpus({"a.md": "---\ntitle: Judul Pandoc\n...\nIsi berita.\n"})
+    doc = load(corpus, "a.md")
+    assert (doc.title, doc.text) == ("Judul Pandoc", "Isi berita.\n")

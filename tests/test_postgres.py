@@ -102,6 +102,20 @@ def test_rebuilds_are_incremental_switch_the_pointer_and_keep_two_generations(pg
     assert len(service.select_timeline(None, None, None).events) > 0
 
 
+def test_a_renamed_and_a_copied_article_keep_their_rows_under_their_new_ids(pg_corpus, embedder):
+    settings, url = pg_corpus, pg_corpus.database_url
+    (settings.corpus_dir / "kopi.txt").rename(settings.corpus_dir / "kopi-lama.txt")
+    (settings.corpus_dir / "kereta-salinan.txt").write_text(KERETA, encoding="utf-8")
+    report = build_index(settings, embedder=embedder)
+    assert (sorted(report.added), report.removed, report.embedded_passages) == (
+        ["kereta-salinan.txt", "kopi-lama.txt"], ["kopi.txt"], 0)
+    index = open_index(url, report.generation)
+    counts = {doc_id: sum(p.doc_id == doc_id for p in index.passages) for doc_id in index.documents}
+    assert counts == {"jembatan.txt": 1, "kopi-lama.txt": 1, "kereta.txt": 1, "kereta-salinan.txt": 1}
+    answer = QAService(settings, embedder=embedder).ask(Q_KOPI)
+    assert "120" in answer.answer and answer.citations[0].doc_id == "kopi-lama.txt"
+
+
 def test_lexical_candidates_are_each_words_best_passages_by_ts_rank(tmp_path, embedder, new_database, monkeypatch):
     monkeypatch.setattr("qa.pg.writer.LEXICAL_CANDIDATES_PER_WORD", 2)
     settings = make_settings(tmp_path, database_url=new_database("t_lexical_candidates"))

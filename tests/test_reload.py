@@ -397,6 +397,14 @@ def test_a_second_build_is_refused_or_waits_never_interleaves(small_corpus, embe
 
 # --- qa serve --watch --------------------------------------------------------------------------------------------------
 
+def documents_become(settings: Settings, expected: set[str]) -> None:
+    """Wait until the index holds exactly these articles (a watcher's rebuild)."""
+    deadline = time.monotonic() + 120
+    while set(load_index(settings.index_dir).documents) != expected:
+        assert time.monotonic() < deadline, sorted(load_index(settings.index_dir).documents)
+        time.sleep(0.2)
+
+
 def test_watch_rebuilds_once_per_burst_of_changes(small_corpus, embedder, monkeypatch):
     import qa.watch
 
@@ -446,12 +454,6 @@ def test_watch_follows_folders_moved_in_and_out_and_made_with_files_in_them(smal
     monkeypatch.setattr(qa.watch, "build_index",
                         lambda build_settings, **kwargs: build_index(build_settings, embedder=embedder, **kwargs))
 
-    def documents_become(expected: set[str]) -> None:
-        deadline = time.monotonic() + 120
-        while set(load_index(settings.index_dir).documents) != expected:
-            assert time.monotonic() < deadline, sorted(load_index(settings.index_dir).documents)
-            time.sleep(0.2)
-
     outside = tmp_path / "outside" / "arsip.2031"  # a folder whose name looks like a file's once it is gone
     write_corpus(outside, {"paus.md": "# Paus Berkunjung\n\nPaus berkunjung ke Jakarta pada 3 September 2031.\n"})
     stop = qa.watch.start_watcher(settings)
@@ -459,13 +461,13 @@ def test_watch_follows_folders_moved_in_and_out_and_made_with_files_in_them(smal
         time.sleep(1.0)  # the watcher is watching
         before = {"jembatan.txt", "kopi.txt", "kereta.txt"}
         shutil.move(outside, settings.corpus_dir / "arsip.2031")
-        documents_become(before | {"arsip.2031/paus.md"})
+        documents_become(settings, before | {"arsip.2031/paus.md"})
         shutil.move(settings.corpus_dir / "arsip.2031", outside)
-        documents_become(before)
+        documents_become(settings, before)
         (settings.corpus_dir / "baru").mkdir()
         (settings.corpus_dir / "baru" / "festival.md").write_text(
             "# Festival\n\nFestival Layang-layang Pangandaran digelar pada 12 Juli 2031.\n", encoding="utf-8")
-        documents_become(before | {"baru/festival.md"})
+        documents_become(settings, before | {"baru/festival.md"})
     finally:
         stop.set()
 
@@ -480,12 +482,6 @@ def test_watch_follows_a_corpus_folder_that_is_replaced_or_removed_and_made_agai
     monkeypatch.setattr(qa.watch, "build_index",
                         lambda build_settings, **kwargs: build_index(build_settings, embedder=embedder, **kwargs))
 
-    def documents_become(expected: set[str]) -> None:
-        deadline = time.monotonic() + 120
-        while set(load_index(settings.index_dir).documents) != expected:
-            assert time.monotonic() < deadline, sorted(load_index(settings.index_dir).documents)
-            time.sleep(0.2)
-
     festival = "# Festival\n\nFestival Layang-layang Pangandaran digelar pada 12 Juli 2031.\n"
     replacement = tmp_path / "new"
     write_corpus(replacement, {"kopi.txt": KOPI})
@@ -494,9 +490,9 @@ def test_watch_follows_a_corpus_folder_that_is_replaced_or_removed_and_made_agai
         time.sleep(1.0)  # the watcher is watching
         settings.corpus_dir.rename(tmp_path / "old")
         replacement.rename(settings.corpus_dir)
-        documents_become({"kopi.txt"})
+        documents_become(settings, {"kopi.txt"})
         write_corpus(settings.corpus_dir, {"festival.md": festival})  # in the folder now at the path
-        documents_become({"kopi.txt", "festival.md"})
+        documents_become(settings, {"kopi.txt", "festival.md"})
         write_corpus(tmp_path / "old", {"lama.md": festival})  # the folder moved away no longer counts
         time.sleep(qa.watch.QUIET_MS / 1000 + 2.0)
         assert set(load_index(settings.index_dir).documents) == {"kopi.txt", "festival.md"}
@@ -505,9 +501,29 @@ def test_watch_follows_a_corpus_folder_that_is_replaced_or_removed_and_made_agai
         time.sleep(qa.watch.QUIET_MS / 1000 + 2.0)  # a rebuild without a folder fails; the index stays
         assert set(load_index(settings.index_dir).documents) == {"kopi.txt", "festival.md"}
         write_corpus(settings.corpus_dir, {"kereta.txt": KERETA})
-        documents_become({"kereta.txt"})
+        documents_become(settings, {"kereta.txt"})
         write_corpus(settings.corpus_dir, {"festival.md": festival})
-        documents_become({"kereta.txt", "festival.md"})
+        documents_become(settings, {"kereta.txt", "festival.md"})
+    finally:
+        stop.set()
+
+
+def test_watch_follows_a_corpus_link_pointed_at_another_folder(small_corpus, embedder, monkeypatch, tmp_path):
+    """Deployments swap a link to publish a new set of articles."""
+    import qa.watch
+
+    settings = small_corpus
+    monkeypatch.setattr(qa.watch, "build_index",
+                        lambda build_settings, **kwargs: build_index(build_settings, embedder=embedder, **kwargs))
+    settings.corpus_dir.rename(tmp_path / "release-1")
+    settings.corpus_dir.symlink_to(tmp_path / "release-1")
+    write_corpus(tmp_path / "release-2", {"kereta.txt": KERETA})
+    stop = qa.watch.start_watcher(settings)
+    try:
+        time.sleep(1.0)  # the watcher is watching
+        (tmp_path / "next").symlink_to(tmp_path / "release-2")
+        os.replace(tmp_path / "next", settings.corpus_dir)
+        documents_become(settings, {"kereta.txt"})
     finally:
         stop.set()
 

@@ -96,20 +96,21 @@ class PgGenerationWriter:
         return all(isinstance(v, StoredVectors) and v.pool.url == self.url for v in vectors)
 
     def _copy_stored(self, cur, entry: DocumentEntry) -> None:
-        """Copy an unchanged article's rows from the generation it was read from, renumbered: no vector leaves
-        the database."""
+        """Copy an unchanged article's rows from the generation it was read from, renumbered and under the
+        article's id now (a renamed file keeps its vectors): no vector leaves the database."""
         sentences, passages = entry.sentence_vectors, entry.passage_vectors
+        doc_id = entry.document.doc_id
         shift_sentences = self.sentences - sentences.first
         cur.execute(sql.SQL('INSERT INTO {} (id, doc_id, start, "end", embedding) '
-                            'SELECT id + %s, doc_id, start, "end", embedding FROM {}.sentences '
+                            'SELECT id + %s, %s, start, "end", embedding FROM {}.sentences '
                             'WHERE id >= %s AND id < %s').format(self._table("sentences"),
                                                                   sql.Identifier(sentences.schema)),
-                    (shift_sentences, sentences.first, sentences.first + sentences.count))
+                    (shift_sentences, doc_id, sentences.first, sentences.first + sentences.count))
         cur.execute(sql.SQL('INSERT INTO {} (id, doc_id, ordinal, start, "end", first_sentence, last_sentence, lexemes, '
-                            'embedding) SELECT id + %s, doc_id, ordinal, start, "end", first_sentence + %s, '
+                            'embedding) SELECT id + %s, %s, ordinal, start, "end", first_sentence + %s, '
                             'last_sentence + %s, lexemes, embedding FROM {}.passages WHERE id >= %s AND id < %s').format(
                                 self._table("passages"), sql.Identifier(passages.schema)),
-                    (self.passages - passages.first, shift_sentences, shift_sentences, passages.first,
+                    (self.passages - passages.first, doc_id, shift_sentences, shift_sentences, passages.first,
                      passages.first + passages.count))
 
     def _write_rows(self, cur, entry: DocumentEntry) -> None:
