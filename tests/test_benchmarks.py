@@ -47,6 +47,7 @@ def test_the_load_benchmark_stops_with_the_servers_reason_when_it_refuses_the_re
     ("scale_pg.py", ["--stores", "bogus"], "stores are files and postgres, not bogus"),
     ("load.py", ["--clients", "1,abc"], "must be whole numbers of at least 1 separated by commas"),
     ("timeline.py", ["--requests", "0"], "must be a whole number of at least 1, not '0'"),
+    ("soak.py", ["--minutes", "0"], "must be a whole number of at least 1, not '0'"),
 ])
 def test_a_benchmark_says_what_is_missing_or_wrong_instead_of_a_traceback(tmp_path, script, args, words):
     (tmp_path / "empty.json").write_text("[]")
