@@ -26,7 +26,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from qa import __version__
-from qa.config import HISTORY_TURNS_CAP, Settings, load_settings
+from qa.config import HISTORY_TURNS_CAP, Settings, load_settings, url_host
 from qa.embed import ModelLoadError
 from qa.indexer import BuildBusyError, BuildError
 from qa.records import Answer
@@ -346,7 +346,6 @@ def _validation_message(exc: RequestValidationError, history_limit: int) -> tupl
     return 422, "; ".join(parts)
 
 
-
 def _unparsable_why(body: bytes) -> str:
     """Why a body FastAPI could not parse as JSON was refused: not UTF-8, a number too long to read, or (what is
     left, as the parser says no more) nesting beyond its depth."""
@@ -539,11 +538,6 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
 
 
 LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"]
-
-
-def url_host(host: str) -> str:
-    """The host as a URL (and a Host header) writes it: an IPv6 address in brackets."""
-    return f"[{host}]" if ":" in host else host
 
 
 def is_loopback(host: str) -> bool:

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from qa.config import Settings, SettingsError, load_settings
+from qa.config import Settings, SettingsError, load_settings, url_host
 
 app = typer.Typer(
     help="Answer questions from a folder of news articles, quoting them verbatim.",
@@ -233,8 +233,6 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
 
         start_watcher(settings)
     from qa import backend
-
-    from qa.api import url_host
 
     typer.echo(f"serving on http://{url_host(host)}:{sock.getsockname()[1]}/ (index: {backend.where(settings)})")
     try:

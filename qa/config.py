@@ -79,6 +79,11 @@ class Settings(BaseSettings):
         return token
 
 
+def url_host(host: str) -> str:
+    """The host as a URL (and a Host header) writes it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
 class SettingsError(ValueError):
     pass
 

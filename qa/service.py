@@ -331,11 +331,11 @@ class QAService:
                 raise InvalidQuestion(f"{where}.{exc}") from None
             if answer is not None and not isinstance(answer, str):
                 raise InvalidQuestion(f"{where}.answer must be a string or null")
-            if answer is not None and not is_utf8(answer):
-                raise InvalidQuestion(f"{where}.answer is not valid Unicode text (it holds a lone surrogate)")
             if answer is not None:
-                # Only an answer's names are used; a long one (the reader's own answers can be) is cut, never refused,
-                # so that a client that sends back what it was told always gets an answer.
+                if not is_utf8(answer):
+                    raise InvalidQuestion(f"{where}.answer is not valid Unicode text (it holds a lone surrogate)")
+                # Only an answer's names are used; a long one (the reader's own answers can be) is cut, never
+                # refused, so that a client that sends back what it was told always gets an answer.
                 answer = " ".join(answer[:self.settings.max_history_answer_chars].split()) or None
             turns.append(EarlierTurn(question, answer))
         return turns
