@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from qa.config import Settings
-from qa.evaluate import (EvalError, _open_service, _read_text, check_run_options, contains_gold, jsonl_objects,
-                         percentiles)
+from qa.evaluate import (EvalError, check_run_options, contains_gold, jsonl_objects, open_service, parse_json,
+                         percentiles, read_eval_text)
 from qa.followup import EarlierTurn, earlier_turn
 from qa.service import InvalidQuestion
 
@@ -42,9 +42,9 @@ class Conversation:
 def is_conversation_file(file: Path) -> bool:
     """True when the file's first JSON line is a conversation (has `turns`)."""
     try:
-        _, text = _read_text(Path(file))
+        _, text = read_eval_text(Path(file))
         first = next((line for line in text.splitlines() if line.strip()), "")
-        return isinstance(obj := json.loads(first), dict) and "turns" in obj
+        return isinstance(obj := parse_json(first), dict) and "turns" in obj
     except (EvalError, json.JSONDecodeError):
         return False
 
@@ -76,9 +76,9 @@ def parse_conversations(text: str, name: str) -> list[Conversation]:
 def evaluate_conversations(file: Path, settings: Settings, top_k: int = 5, limit: int | None = None,
                            progress: bool = False) -> dict:
     check_run_options(settings, top_k, limit)
-    _, text = _read_text(Path(file))
+    _, text = read_eval_text(Path(file))
     conversations = parse_conversations(text, str(file))[:limit]
-    service = _open_service(settings)
+    service = open_service(settings)
     service.warm()
     from tqdm import tqdm
 

@@ -83,7 +83,7 @@ class EvalSet:
     paragraphs: list[Paragraph] = field(default_factory=list)  # SQuAD only
 
 
-def _read_text(file: Path) -> tuple[bytes, str]:
+def read_eval_text(file: Path) -> tuple[bytes, str]:
     if not file.exists():
         raise EvalError(f"{file}: no such file")
     if file.is_dir():
@@ -139,6 +139,14 @@ def _jsonl_question(obj: object, where: str, number: int) -> EvalQuestion:
     )
 
 
+def parse_json(text: str) -> object:
+    """json.loads, with nesting too deep for Python's parser reported as a JSONDecodeError like any bad JSON."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
+
+
 def jsonl_objects(text: str, name: str) -> Iterator[tuple[str, int, object]]:
     """(where, line number, parsed value) of every non-blank line; EvalError naming the line that is not JSON."""
     for number, line in enumerate(text.splitlines(), 1):
@@ -146,7 +154,7 @@ def jsonl_objects(text: str, name: str) -> Iterator[tuple[str, int, object]]:
             continue
         where = f"{name} line {number}"
         try:
-            yield where, number, json.loads(line)
+            yield where, number, parse_json(line)
         except json.JSONDecodeError as exc:
             raise EvalError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
 
@@ -205,10 +213,10 @@ def parse_squad(obj: dict, name: str = "input") -> EvalSet:
 
 def load_eval_set(file: Path) -> tuple[EvalSet, bytes]:
     """Read a dev-set JSONL or SQuAD JSON file; EvalError with a clear message for anything else."""
-    data, text = _read_text(file)
+    data, text = read_eval_text(file)
     name = str(file)
     try:
-        whole = json.loads(text)
+        whole = parse_json(text)
     except json.JSONDecodeError:
         whole = None
     if isinstance(whole, dict) and "data" in whole:
@@ -221,7 +229,7 @@ def load_eval_set(file: Path) -> tuple[EvalSet, bytes]:
                         "JSONL (one object with `turns` a line)")
     first = next((line for line in text.splitlines() if line.strip()), "")
     try:
-        json.loads(first)
+        parse_json(first)
     except json.JSONDecodeError as exc:
         if first.lstrip().startswith(("{", "[")):
             raise EvalError(f"{name} is not valid JSON or JSONL: line 1: {exc.msg} at column {exc.colno}") from None
@@ -494,7 +502,7 @@ class RecordingEmbedder:
         return self.encode_queries([text])[0]
 
 
-def _open_service(settings: Settings):
+def open_service(settings: Settings):
     from qa.embed import ModelLoadError, load_embedder
     from qa import backend
     from qa.service import QAService, ServiceUnavailable
@@ -575,7 +583,7 @@ def evaluate_file(file: Path, settings: Settings, top_k: int = 5, limit: int | N
     else:
         corpus = None
         run_settings = settings
-    service = _open_service(run_settings)
+    service = open_service(run_settings)
     index = service.state.index
     embedder = service.embedder
     squad_gold = _gold_documents_squad(eval_set, corpus.doc_ids) if corpus else {}

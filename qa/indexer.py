@@ -162,6 +162,8 @@ def _read_article(path: Path, corpus_dir: Path, max_bytes: int) -> Document | Sk
         doc = clean_document(load_document(path, corpus_dir, max_bytes))
     except LoadError as exc:
         return SkippedFile(rel, str(exc))
+    except Exception as exc:  # noqa: BLE001 - YAML and trafilatura parse untrusted files: one bad file is skipped, never the build
+        return SkippedFile(rel, f"could not be read ({type(exc).__name__}: {exc})")
     if not doc.text.strip():
         return SkippedFile(rel, "nothing left after removing page furniture")
     return doc

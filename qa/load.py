@@ -145,14 +145,17 @@ _DECLARED_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-
 
 
 def declared_charset(html: bytes) -> str | None:
-    """The encoding an HTML page declares in its first kilobytes (<meta charset=…>), when Python knows it."""
+    """The encoding an HTML page declares in its first kilobytes (<meta charset=…>), when Python knows it as a
+    text encoding (not one of its bytes-to-bytes codecs such as "base64" or "rot13")."""
     found = _DECLARED_CHARSET.search(html[:4096])
     if not found:
         return None
     try:
-        return codecs.lookup(found.group(1).decode("ascii")).name
-    except LookupError:
+        name = codecs.lookup(found.group(1).decode("ascii")).name
+        b"a".decode(name)
+    except (LookupError, UnicodeDecodeError):
         return None
+    return name
 
 
 def decode_text(data: bytes, charset: str | None = None) -> str:
@@ -198,6 +201,8 @@ def split_front_matter(text: str) -> tuple[dict | None, str]:
     except (ValueError, TypeError, OverflowError) as exc:  # a value YAML reads as a date or number but cannot build
         raise LoadError(f"front matter has a value YAML cannot read ({exc}): put it in quotes to keep it as "
                         "text") from exc
+    except RecursionError as exc:
+        raise LoadError("front matter is nested too deeply: keep each value on one level ('key: value')") from exc
     if not isinstance(meta, dict):
         raise LoadError("front matter must be a mapping of 'key: value' lines")
     return {str(k): v for k, v in meta.items()}, text[match.end():]

@@ -167,6 +167,18 @@ def test_invalid_json_on_a_later_jsonl_line(tmp_path):
         load_eval_set(_write(tmp_path, "dev.jsonl", text))
 
 
+def test_json_nested_too_deeply_is_named_as_such(tmp_path):
+    from qa.eval_conversations import is_conversation_file
+
+    deep = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(EvalError, match="^.*deep.jsonl is not valid JSON or JSONL: line 1: nested too deeply"):
+        load_eval_set(_write(tmp_path, "deep.jsonl", deep + "\n"))
+    second = json.dumps({"question": "When?", "answers": ["1994"]}) + "\n" + deep + "\n"
+    with pytest.raises(EvalError, match="line 2: invalid JSON \\(nested too deeply"):
+        load_eval_set(_write(tmp_path, "deep2.jsonl", second))
+    assert not is_conversation_file(_write(tmp_path, "deep3.jsonl", deep + "\n"))
+
+
 def test_json_in_neither_format(tmp_path):
     with pytest.raises(EvalError, match="in no supported format: expected SQuAD JSON .* or conversation JSONL"):
         load_eval_set(_write(tmp_path, "other.json", json.dumps({"questions": []})))

@@ -257,6 +257,24 @@ def test_bad_files_are_skipped_with_reasons_and_good_ones_indexed(make_corpus, e
     assert set(load_index(index_dir).documents) == set(ARTICLES)
 
 
+def test_a_file_a_parser_fails_on_is_skipped_and_the_build_goes_on(make_corpus, embedder, monkeypatch):
+    import qa.indexer
+
+    real = qa.indexer.load_document
+
+    def failing(path, *args):
+        if path.name == "aneh.html":
+            raise RuntimeError("the parser gave up")
+        return real(path, *args)
+
+    corpus_dir, index_dir = make_corpus({**ARTICLES, "aneh.html": "<html><body><p>Isi.</p></body></html>"})
+    monkeypatch.setattr(qa.indexer, "load_document", failing)
+    report = build_index(Settings(corpus_dir=corpus_dir, index_dir=index_dir), embedder=embedder)
+    assert [(s.path, s.reason) for s in report.skipped] == [
+        ("aneh.html", "could not be read (RuntimeError: the parser gave up)")]
+    assert sorted(report.added) == sorted(ARTICLES)
+
+
 def test_a_file_that_turns_bad_keeps_its_previous_passages(built, embedder):
     corpus, _ = built
     before = on_disk_counts(corpus, "a.txt")

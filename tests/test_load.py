@@ -149,8 +149,10 @@ def test_html_goes_through_the_main_text_extractor(make_corpus):
     (b"---\ntitle: Tanpa Penutup\npublished: 2024-01-02\nIsi berita.\n",
      "^front matter is not closed: end it with a line '---' before the article's text$"),
     (b"\xef\xbb\xbf\xc2\xa0\xc2\xa0\n", "^no text$"),  # a byte-order mark and non-breaking spaces
+    (b"---\ntitle: " + b"[" * 2000 + b"]" * 2000 + b"\n---\nIsi berita.\n",
+     r"^front matter is nested too deeply: keep each value on one level \('key: value'\)$"),
 ], ids=["empty", "whitespace-only", "binary", "not-utf8", "utf16", "bad-yaml", "yaml-not-mapping", "bad-date",
-        "only-front-matter", "colon-in-title", "unclosed", "bom-only"])
+        "only-front-matter", "colon-in-title", "unclosed", "bom-only", "nested"])
 def test_bad_file_gives_a_clear_load_error(make_corpus, content, expected):
     corpus, _ = make_corpus({"bad.txt": content})
     with pytest.raises(LoadError, match=expected):
@@ -212,6 +214,14 @@ def test_an_html_page_in_the_encoding_it_declares_is_read(make_corpus):
     assert "café au lait" in load(corpus, "kafe.html").text
     with pytest.raises(LoadError, match="not valid UTF-8"):  # declares nothing: UTF-8 is assumed
         load(corpus, "tanpa.html")
+
+
+@pytest.mark.parametrize("codec", ["rot13", "base64", "zlib"])
+def test_a_declared_codec_that_is_no_text_encoding_is_ignored(make_corpus, codec):
+    page = f'<html><head><meta charset="{codec}"><title>Kafe</title></head><body><p>Caf\u00e9.</p></body></html>'
+    corpus, _ = make_corpus({"kafe.html": page.encode("cp1252")})
+    with pytest.raises(LoadError, match="not valid UTF-8"):
+        load(corpus, "kafe.html")
 
 
 def test_front_matter_closed_with_dots_is_front_matter(make_corpus):
