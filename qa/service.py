@@ -157,7 +157,7 @@ class QAService:
     def __init__(self, settings: Settings, embedder: Embedder | None = None,
                  reader: ReaderRuntime | None = None) -> None:
         self.settings = settings
-        self._embedder = embedder
+        self._given_embedder = embedder  # tests and `qa eval` bring their own; else the index's model is loaded
         self._reader = reader
         self._reader_lock = threading.Lock()
         self._state: IndexState | None = None
@@ -171,12 +171,25 @@ class QAService:
 
     @property
     def embedder(self) -> Embedder:
-        if self._embedder is None:
-            try:
-                self._embedder = load_embedder(self.settings.model, self.settings.embed_threads)
-            except ModelLoadError as exc:
+        """The model the loaded index was built with (or QA_MODEL's before one is loaded)."""
+        return self._embedder_for(self._state)
+
+    def _embedder_for(self, state: IndexState | None) -> Embedder:
+        """Questions are searched with the model that embedded the index's passages: another model's vectors
+        would find the wrong passages (same size) or fail (another size). A server whose QA_MODEL differs from
+        the index's serves the index until the next build, which follows QA_MODEL."""
+        if self._given_embedder is not None:
+            return self._given_embedder
+        built_with = state.index.manifest.get("model") if state is not None else None
+        model = built_with or self.settings.model
+        try:
+            return load_embedder(model, self.settings.embed_threads)
+        except ModelLoadError as exc:
+            if model == self.settings.model:
                 raise ServiceUnavailable(str(exc)) from exc
-        return self._embedder
+            raise ServiceUnavailable(f"the index was built with model {model!r}, which is needed to search it: "
+                                     f"{exc} Or rebuild the index with `qa index` to use QA_MODEL "
+                                     f"({self.settings.model!r}).") from exc
 
     @property
     def reader(self) -> ReaderRuntime:
@@ -251,8 +264,10 @@ class QAService:
             self._failed = (name, time.monotonic())
             log.warning(self.last_error)
             return
-        if self._state is not None and state.index.manifest.get("model") != self._state.index.manifest.get("model"):
-            self._embedder = None
+        built_with = state.index.manifest.get("model")
+        if built_with and built_with != self.settings.model and self._given_embedder is None:
+            log.warning("index generation %s was built with model %r: questions are embedded with it, not with "
+                        "QA_MODEL (%r), until the next build", state.index.generation, built_with, self.settings.model)
         self._state = state
         self.last_error = None
         log.info("serving index generation %s", state.index.generation)
@@ -369,7 +384,7 @@ class QAService:
             lookup_ms = round((time.perf_counter() - started) * 1000, 2)
             return dataclasses.replace(cached, cached=True,
                                        timings_ms={"embed": 0.0, "search": 0.0, "read": 0.0, "total": lookup_ms})
-        embedder, reader = self.embedder, self.reader
+        embedder, reader = self._embedder_for(state), self.reader
         with self._in_flight_lock:
             self._in_flight += 1
             alone = self._in_flight == 1
@@ -407,8 +422,8 @@ class QAService:
         with database_errors():
             return self.state.index.documents.get(doc_id)
 
-    def reindex(self, lock_timeout: float = 0.0) -> BuildReport:
-        report = build_index(self.settings, lock_timeout=lock_timeout)
+    def reindex(self) -> BuildReport:
+        report = build_index(self.settings)
         self.refresh(force=True, wait=True)
         return report
 

