@@ -50,7 +50,8 @@ class EarlierTurnIn(BaseModel):
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     question: StrictStr = Field(description="The question, in English or Indonesian", examples=["When did Russia veto the sanctions panel?"])
-    top_k: JsonInt = Field(default=5, description="Retrieved passages to consider: the reader reads the most promising of the first 3, and the answer cites at most this many")
+    # Left out: the service's QA_TOP_K_DEFAULT (the schema says which); an explicit null is refused like any non-integer.
+    top_k: JsonInt = Field(default=None, description="Retrieved passages to consider: the reader reads the most promising of the first 3, and the answer cites at most this many (unset: QA_TOP_K_DEFAULT)")
     history: list[EarlierTurnIn] = Field(
         default_factory=list, max_length=HISTORY_TURNS_CAP, description="The conversation's earlier turns, oldest first, for a follow-up question "
                                           "(\"What did he sign there?\"); the server keeps no conversation")
@@ -154,7 +155,7 @@ def get_service(request: Request) -> QAService:
 ServiceDep = Annotated[QAService, Depends(get_service)]
 
 
-async def answer_within_timeout(service: QAService, question: str, top_k: int,
+async def answer_within_timeout(service: QAService, question: str, top_k: int | None,
                                 history: list[EarlierTurnIn] | None = None) -> AskResponse:
     turns = [turn.model_dump() for turn in history or []]
     try:
@@ -185,7 +186,7 @@ async def ask_post(body: AskRequest, service: ServiceDep) -> AskResponse:
 
 @router.get("/ask", response_model=AskResponse, responses=ERRORS, tags=["answers"])
 async def ask_get(request: Request, service: ServiceDep, q: Annotated[str, Query(description="The question")],
-                  top_k: Annotated[int, Query(description="Retrieved passages to consider: the most promising of the first 3 is read; at most this many are cited")] = 5) -> AskResponse:
+                  top_k: Annotated[int | None, Query(description="Retrieved passages to consider: the most promising of the first 3 is read; at most this many are cited (unset: QA_TOP_K_DEFAULT)")] = None) -> AskResponse:
     """The same as POST /ask, for links and quick tries."""
     if not question_is_utf8(request.scope.get("query_string", b"")):
         # Starlette would put U+FFFD in place of the bytes, and the question asked would not be the one sent.
@@ -453,7 +454,7 @@ def _document_limits(app: FastAPI, settings: Settings) -> None:
     """
     # Not empty: some character that QAService.validate does not count as invisible.
     question = {"minLength": 1, "maxLength": settings.max_question_chars, "pattern": visible_pattern()}
-    top_k = {"minimum": 1, "maximum": settings.top_k_max}
+    top_k = {"minimum": 1, "maximum": settings.top_k_max, "default": settings.top_k_default}
     build_schema = app.openapi
 
     def openapi() -> dict:

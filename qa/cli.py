@@ -138,7 +138,7 @@ def _print_answer(answer) -> None:
 @app.command("ask")
 def ask_command(question: Annotated[str, typer.Argument(help="The question, in English or Indonesian")],
                 index: IndexOpt = None, model: ModelOpt = None,
-                top_k: Annotated[int, typer.Option("--top-k", help="Retrieved passages to consider: the most promising of the first 3 is read, and at most this many are cited")] = 5,
+                top_k: Annotated[Optional[int], typer.Option("--top-k", help="Retrieved passages to consider: the most promising of the first 3 is read, and at most this many are cited [default: QA_TOP_K_DEFAULT, 5]")] = None,
                 after: Annotated[Optional[list[str]], typer.Option(
                     "--after", metavar="QUESTION", help="An earlier question of the conversation, for a follow-up such as \"What did "
                                     "he sign there?\"; repeat it for each, oldest first (they are answered first)")] = None,
@@ -255,7 +255,7 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
 def eval_command(file: Annotated[Path, typer.Argument(help="A question JSONL, a SQuAD-format JSON or a JSONL of "
                                                             "conversations")],
                  index: IndexOpt = None, model: ModelOpt = None,
-                 top_k: Annotated[int, typer.Option("--top-k", help="Retrieved passages per question, as in qa ask")] = 5,
+                 top_k: Annotated[Optional[int], typer.Option("--top-k", help="Retrieved passages per question, as in qa ask [default: QA_TOP_K_DEFAULT, 5]")] = None,
                  as_json: JsonOpt = False,
                  limit: Annotated[Optional[int], typer.Option(help="Only the first N questions (of a conversation "
                                                                    "file: conversations)")] = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=65_536, ge=1_024)
     reload_check_interval_s: float = Field(default=1.0, ge=0.0)
 
+    @model_validator(mode="after")
+    def _default_top_k_allowed(self) -> Settings:
+        if self.top_k_default > self.top_k_max:
+            raise ValueError(f"QA_TOP_K_DEFAULT ({self.top_k_default}) is above QA_TOP_K_MAX ({self.top_k_max}): "
+                             "every question asked without top_k would be refused")
+        return self
+
     @field_validator("admin_token")
     @classmethod
     def _header_safe(cls, token: str | None) -> str | None:
@@ -96,7 +103,9 @@ def load_settings(**values) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            name = str(error["loc"][0]) if error["loc"] else "?"
             message = error["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's own words
-            problems.append(f"QA_{name.upper()}={error.get('input')!r}: {message}")
+            if not error["loc"]:  # a rule between settings: its message names them
+                problems.append(message)
+                continue
+            problems.append(f"QA_{str(error['loc'][0]).upper()}={error.get('input')!r}: {message}")
         raise SettingsError("invalid setting " + "; ".join(problems)) from None

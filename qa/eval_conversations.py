@@ -73,9 +73,9 @@ def parse_conversations(text: str, name: str) -> list[Conversation]:
     return conversations
 
 
-def evaluate_conversations(file: Path, settings: Settings, top_k: int = 5, limit: int | None = None,
+def evaluate_conversations(file: Path, settings: Settings, top_k: int | None = None, limit: int | None = None,
                            progress: bool = False) -> dict:
-    check_run_options(settings, top_k, limit)
+    top_k = check_run_options(settings, top_k, limit)
     _, text = read_eval_text(Path(file))
     conversations = parse_conversations(text, str(file))[:limit]
     service = open_service(settings)

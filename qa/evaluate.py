@@ -555,20 +555,23 @@ def _gold_documents_squad(eval_set: EvalSet, doc_ids: list[str]) -> dict[int, se
             for number, paragraph in enumerate(eval_set.paragraphs)}
 
 
-def check_run_options(settings: Settings, top_k: int, limit: int | None) -> None:
+def check_run_options(settings: Settings, top_k: int | None, limit: int | None) -> int:
+    """The top_k to run with (None: the setting's default); EvalError for options out of range."""
     if limit is not None and limit < 1:
         raise EvalError("--limit must be at least 1")
+    top_k = settings.top_k_default if top_k is None else top_k
     if not 1 <= top_k <= settings.top_k_max:
         raise EvalError(f"--top-k must be between 1 and {settings.top_k_max}")
+    return top_k
 
 
-def evaluate_file(file: Path, settings: Settings, top_k: int = 5, limit: int | None = None,
+def evaluate_file(file: Path, settings: Settings, top_k: int | None = None, limit: int | None = None,
                   progress: bool = False, cache_dir: Path | None = None) -> dict:
     """Run every question of a dev-set JSONL or SQuAD file; return the report as plain JSON-ready data."""
     from qa.service import InvalidQuestion
 
     file = Path(file)
-    check_run_options(settings, top_k, limit)
+    top_k = check_run_options(settings, top_k, limit)
     eval_set, data = load_eval_set(file)
     total_questions = len(eval_set.questions)
     questions = eval_set.questions[:limit] if limit else eval_set.questions

@@ -95,6 +95,26 @@ def test_top_k_limits_citations(api):
     assert api.post("/ask", json={"question": "Kapan kereta cepat Whoosh beroperasi?", "top_k": 50}).status_code == 200
 
 
+def test_a_question_without_top_k_takes_the_default_setting_everywhere(small_index, embedder):
+    question = "Kapan kereta cepat Whoosh beroperasi?"
+    with make_client(small_index, embedder, top_k_default=1, top_k_max=3) as client:
+        posted = client.post("/ask", json={"question": question})
+        got = client.get("/ask", params={"q": question})
+        assert posted.status_code == got.status_code == 200
+        assert len(posted.json()["citations"]) == len(got.json()["citations"]) == 1
+        schema = client.get("/openapi.json").json()["components"]["schemas"]["AskRequest"]["properties"]["top_k"]
+        assert (schema["default"], schema["maximum"]) == (1, 3)
+        assert detail(client.post("/ask", json={"question": question, "top_k": 4})) == "top_k must be between 1 and 3"
+
+
+def test_a_default_top_k_above_the_maximum_is_refused_at_start():
+    from qa.config import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match=r"^invalid setting QA_TOP_K_DEFAULT \(5\) is above QA_TOP_K_MAX \(3\): "
+                                            "every question asked without top_k would be refused$"):
+        load_settings(top_k_max=3)
+
+
 # --- invalid input: 4xx with a message that says what is wrong ------------------------------------------
 
 @pytest.mark.parametrize("content, content_type, status, message", [
