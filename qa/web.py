@@ -175,12 +175,12 @@ def build_turn(service: QAService, question: str, history: list[EarlierTurn] | N
                 [] if answer.abstained else group_by_article(answer.citations))
     if not answer.abstained:
         turn.caution = confidence_note(answer.confidence)
-    if not answer.abstained and answer.citations:
-        first = answer.citations[0]
-        doc = service.document(first.doc_id)
-        if doc is not None:
-            turn.sentence = split_highlight(doc.text, answer.sentence_start, answer.sentence_end,
-                                            first.answer_start, first.answer_end)
+    if not answer.abstained and answer.citations and answer.sentence and answer.sentence_start is not None:
+        # Cut from the answer itself, not from the article looked up again: a rebuild in between may have moved it.
+        first, origin = answer.citations[0], answer.sentence_start
+        turn.sentence = split_highlight(answer.sentence, 0, len(answer.sentence),
+                                        None if first.answer_start is None else first.answer_start - origin,
+                                        None if first.answer_end is None else first.answer_end - origin)
     return turn
 
 
@@ -308,8 +308,11 @@ def mount(app: FastAPI) -> None:
             return HTMLResponse(status_code=400)
         except StarletteHTTPException as exc:  # a form Starlette will not parse (over 1,000 fields, bad multipart)
             return chat(request, [], as_sentence(f"the form could not be read ({exc.detail.rstrip('.')})"), "", 400)
-        question = str(form.get("example") or form.get("question") or "")
-        history = recent([q for q in map(str, form.getlist("history")) if _valid(service, q)], history_turns(request))
+        sent = [form.get("example"), form.get("question"), *form.getlist("history")]
+        if any(value is not None and not isinstance(value, str) for value in sent):  # a file in a multipart form
+            return chat(request, [], "A question must be typed text, not a file.", "", 422)
+        question = form.get("example") or form.get("question") or ""
+        history = recent([q for q in form.getlist("history") if _valid(service, q)], history_turns(request))
         error = None
         try:
             service.validate(question, 1)

@@ -17,8 +17,8 @@ from qa.api import create_app
 from qa.config import Settings
 from qa.records import Answer, Citation, Document
 from qa.service import QAService, ServiceUnavailable
-from qa.web import (HISTORY_TURNS, around_answer, confidence_words, date_words, excerpt, group_by_article, recent,
-                    shown_name, split_highlight)
+from qa.web import (HISTORY_TURNS, around_answer, build_turn, confidence_words, date_words, excerpt,
+                    group_by_article, recent, shown_name, split_highlight)
 
 VETO_QUESTION = "Kapan Rusia memveto resolusi Dewan Keamanan PBB?"
 UNSURE_QUESTION = "Who is the mayor of Vladivostok?"  # the articles do not say; the reader answers anyway, unsure
@@ -38,6 +38,23 @@ def test_split_highlight_cuts_at_the_offsets():
     assert parts.before + parts.head + parts.answer + parts.tail + parts.after == text
     assert (parts.before, parts.head, parts.answer, parts.tail, parts.after) == (
         "Alpha ", "beta ", "gamma", " delta", " epsilon.")
+
+
+def test_the_chat_marks_the_answer_in_its_own_sentence_even_if_the_article_changed_since():
+    sentence = "Rusia memveto resolusi itu pada 28 Maret 2024."
+
+    class Rebuilt:
+        """Answers from one index; the article has been rewritten in the next."""
+
+        def ask(self, question, history=None):
+            citation = Citation("a.txt", "Veto", "/sources/a.txt", None, sentence, 100, 146, 132, 145, 0.9)
+            return Answer(question, "28 Maret 2024", False, 0.9, None, [citation], sentence, 100, 146)
+
+        def document(self, doc_id):
+            return Document(doc_id, "Veto", "Teks yang sama sekali baru. " * 10, {}, "0" * 64)
+
+    parts = build_turn(Rebuilt(), "Kapan Rusia memveto?").sentence
+    assert (parts.head, parts.answer, parts.tail) == ("Rusia memveto resolusi itu pada ", "28 Maret 2024", ".")
 
 
 def test_split_highlight_without_answer_marks_only_the_span():
@@ -267,6 +284,15 @@ def test_a_form_the_server_will_not_parse_gets_the_chat_page_saying_so(client):
                            headers={"content-type": "application/x-www-form-urlencoded"})
     assert response.status_code == 400 and response.headers["content-type"].startswith("text/html")
     assert "The form could not be read (Too many fields. Maximum number of fields is 1000)." in response.text
+
+
+@pytest.mark.parametrize("field", ["question", "history"])
+def test_a_file_sent_as_a_question_is_refused_on_the_chat_page(client, field):
+    data = {"question": "Kapan Putin tiba?"} if field == "history" else {}
+    response = client.post("/", data=data, files={field: ("q.txt", b"Kapan Putin tiba?", "text/plain")})
+    assert response.status_code == 422 and response.headers["content-type"].startswith("text/html")
+    assert "A question must be typed text, not a file." in response.text
+    assert "UploadFile" not in response.text
 
 
 def test_a_file_name_with_a_direction_override_is_shown_as_it_is_spelt():
