@@ -23,7 +23,7 @@ _TYPES = {"day": "date", "month": "date", "year": "date", "decade": "decade", "r
 
 def date_normalized(text: str) -> dict | None:
     """{'type': 'date', 'value': '2024-03-28' | '1950-06' | '1994'}, {'type': 'decade', 'value': '1990s'} or
-    {'type': 'date_range', 'value': '1950/1953'} for a span that is one date with a year (and perhaps a weekday
+    {'type': 'date_range', 'value': '1950/1953'}, with 'qualifier' early / mid / late when the span says so, for a span that is one date with a year (and perhaps a weekday
     or a preposition); None for anything else, a day and month without a year among them."""
     dates = find_dates(text)
     if len(dates) != 1:
@@ -32,7 +32,10 @@ def date_normalized(text: str) -> dict | None:
     rest = (text[:date.start] + " " + text[date.end:]).lower()
     if any(word not in _DATE_COMPANIONS for word in re.findall(r"[^\W_]+(?:'[^\W_]+)?", rest)):
         return None
-    return {"type": _TYPES[date.precision], "value": date.value}
+    normalized = {"type": _TYPES[date.precision], "value": date.value}
+    if date.qualifier:  # "awal tahun 2000an": early
+        normalized["qualifier"] = date.qualifier
+    return normalized
 
 
 def number_normalized(text: str) -> dict | None:

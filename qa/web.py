@@ -87,7 +87,7 @@ def date_words(normalized: dict | None) -> tuple[str, str | None] | None:
     else:
         return None  # a number: the answer already says it
     try:
-        words = date_in_words(precision, value)
+        words = date_in_words(precision, value, normalized.get("qualifier"))
     except (ValueError, IndexError):
         return value, None
     return words, value if kind == "date" else None

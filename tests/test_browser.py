@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.web import confidence_words
+from qa.web import confidence_words, date_words
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -251,6 +251,28 @@ def test_javascript_draws_a_turn_as_the_server_does(open_page, live_server, ques
     static = open_page()
     static.set_content(server_html)  # on about:blank, so app.js does not load
     assert static.locator("#turn-1").evaluate(TURN_SHAPE) == drawn_by_script
+
+
+@pytest.mark.parametrize("normalized", [
+    {"type": "date", "value": "2024-03-28"}, {"type": "date", "value": "1950-06"},
+    {"type": "date", "value": "1990", "qualifier": "late"}, {"type": "decade", "value": "2000s", "qualifier": "early"},
+    {"type": "decade", "value": "1990s"}, {"type": "date_range", "value": "1950/1953"}])
+def test_javascript_words_a_date_as_the_server_does(open_page, live_server, service, normalized):
+    answered = service.ask(VETO_QUESTION)
+    page = open_page()
+
+    def with_date(route):  # the real answer, with the date to word in place of its own
+        body = route.fetch().json() | {"normalized": normalized, "timeline_url": None}
+        route.fulfill(json=body)
+
+    page.route("**/ask", with_date)
+    page.goto(live_server + "/")
+    page.get_by_label("Your question").fill(answered.question)
+    page.get_by_label("Your question").press("Enter")
+    words, machine = date_words(normalized)
+    fact = page.locator("#turn-1 .fact")
+    expect(fact).to_have_text(f"Date: {words}")
+    assert fact.locator("time").count() == (1 if machine else 0)
 
 
 def test_an_unsure_answer_is_shown_with_a_warning(open_page, live_server, service):

@@ -12,14 +12,15 @@ from qa.normalize import normalized
     ("3/2/2025", {"type": "date", "value": "2025-02-03"}),  # day first, as Indonesian writes it
     ("19/6/2024", {"type": "date", "value": "2024-06-19"}),
     ("tahun 1994", {"type": "date", "value": "1994"}),
-    ("awal tahun 2000-an", {"type": "decade", "value": "2000s"}),
+    ("awal tahun 2000-an", {"type": "decade", "value": "2000s", "qualifier": "early"}),
     ("1950-1953", {"type": "date_range", "value": "1950/1953"}),
     ("1.000 orang", {"type": "number", "value": 1000, "unit": "orang"}),
     ("3,5 juta", {"type": "number", "value": 3500000}),
     ("1,000 workers", {"type": "number", "value": 1000, "unit": "workers"}),
     ("24 tahun", {"type": "number", "value": 24, "unit": "tahun"}),
     ("Rabu, 19 Juni 2024", {"type": "date", "value": "2024-06-19"}),
-    ("pertengahan 1990-an", {"type": "decade", "value": "1990s"}),
+    ("pertengahan 1990-an", {"type": "decade", "value": "1990s", "qualifier": "mid"}),
+    ("akhir tahun 1990", {"type": "date", "value": "1990", "qualifier": "late"}),
     ("2025-02-03", {"type": "date", "value": "2025-02-03"}),
     ("awal Maret 2020", {"type": "date", "value": "2020-03"}),
     ("50%", {"type": "number", "value": 50, "unit": "%"}),
@@ -44,3 +45,4 @@ def test_an_answer_date_and_its_timeline_place_agree():
     for span in ["28 Maret 2024", "Juni 1950", "tahun 1991", "awal tahun 2000-an", "1950-1953", "3/2/2025"]:
         (date,) = find_dates(span)
         assert normalized(span)["value"] == date.value
+        assert normalized(span).get("qualifier") == date.qualifier

@@ -109,6 +109,8 @@ def test_confidence_and_dates_in_words():
     assert date_words({"type": "date", "value": "1994"}) == ("1994", "1994")
     assert date_words({"type": "date_range", "value": "1950/1953"}) == ("1950–1953", None)
     assert date_words({"type": "decade", "value": "1990s"}) == ("the 1990s", None)
+    assert date_words({"type": "decade", "value": "2000s", "qualifier": "early"}) == ("early 2000s", None)
+    assert date_words({"type": "date", "value": "1990", "qualifier": "late"}) == ("late 1990", "1990")
     assert date_words(None) is None
     assert date_words({"type": "number", "value": 30}) is None  # "30" is not shown as "Date: 30"
 

@@ -33,10 +33,11 @@
       const name = MONTHS[Number(month) - 1];
       if (day && name) return [`${Number(day)} ${name} ${year}`, value];
       if (month && name) return [`${name} ${year}`, value];
-      return month ? [value, null] : [value, value];
+      if (month) return [value, null];
+      return [normalized.qualifier ? `${normalized.qualifier} ${value}` : value, value];
     }
     if (normalized.type === "date_range") return [value.replace("/", "–"), null];
-    if (normalized.type === "decade") return [`the ${value}`, null];
+    if (normalized.type === "decade") return [`${normalized.qualifier || "the"} ${value}`, null];
     return null; // a number: the answer already says it
   }
 
