@@ -43,7 +43,7 @@ EXAMPLES = (
 # A no-JS conversation carries its earlier questions in hidden fields and asks them again: keep that bounded,
 # and well inside the request body limit even for questions that grow sixfold when form-encoded.
 HISTORY_TURNS = 5
-HISTORY_CHARS = 1500
+HISTORY_CHARS = 4000  # questions and answers a chat form carries: at most ~36 kB URL-encoded
 EXCERPT_CHARS = 240
 CONTEXT_CHARS = 110
 
@@ -218,24 +218,39 @@ def timeline_page(service: QAService, doc_id: str | None, first_year: str | None
                         selection.chosen, [(d.doc_id, d.title) for d in selection.documents])
 
 
-def converse(service: QAService, questions: list[str]) -> list[Turn]:
-    """Ask a conversation's questions in order, each with the turns before it (the no-JavaScript chat)."""
-    turns: list[Turn] = []
-    for question in questions:
-        history = [earlier_turn(t.answer) for t in turns]
-        turns.append(build_turn(service, question, history))
-    return turns
+def converse(service: QAService, earlier: list[EarlierTurn], question: str | None,
+             shown: int) -> tuple[list[Turn], list[EarlierTurn]]:
+    """The no-JavaScript chat: the last `shown` earlier turns drawn again and the new question answered, each
+    asked with the `shown` turns before it as the page recorded them, so an earlier turn gets the answer it got
+    then (answering it again with fewer turns before it could change it). Returns the turns to draw and the
+    whole conversation as it now stands."""
+    start = max(0, len(earlier) - shown)
+    said = list(earlier[:start])
+    turns = []
+    for asked in [turn.question for turn in earlier[start:]] + ([question] if question is not None else []):
+        turn = build_turn(service, asked, said[-shown:] if shown > 0 else [])
+        turns.append(turn)
+        said.append(earlier_turn(turn.answer))
+    return turns, said
 
 
-def recent(questions: list[str], turns: int = HISTORY_TURNS) -> list[str]:
-    """The latest questions that fit the history bounds (at most `turns` of them), oldest first."""
+def recent(earlier: list[EarlierTurn], turns: int = HISTORY_TURNS) -> list[EarlierTurn]:
+    """The conversation's turns the page carries: the latest `turns` to draw again and as many before them that
+    they were asked with, within HISTORY_CHARS (a form's body is bounded)."""
     kept, total = [], 0
-    for question in reversed(questions[-turns:] if turns > 0 else []):
-        total += len(question)
+    for turn in reversed(earlier[-2 * turns:] if turns > 0 else []):
+        total += len(turn.question) + len(turn.answer or "")
         if total > HISTORY_CHARS:
             break
-        kept.append(question)
+        kept.append(turn)
     return kept[::-1]
+
+
+def sent_turns(questions: list[str], answers: list[str], answer_chars: int) -> list[EarlierTurn]:
+    """The earlier turns a chat form carries, as hidden fields: each question with the answer it got ("" where it
+    abstained; a page from before answers rode along has none), cut to what a follow-up reads of it."""
+    return [EarlierTurn(question, (answers[n] if n < len(answers) else "")[:answer_chars] or None)
+            for n, question in enumerate(questions)]
 
 
 def as_sentence(message: str) -> str:
@@ -287,11 +302,12 @@ def mount(app: FastAPI) -> None:
         return min(HISTORY_TURNS, request.app.state.service.settings.max_history_turns)
 
     def chat(request: Request, turns: list[Turn], error: str | None = None, question: str = "",
-             status: int = 200, history: list[str] | None = None) -> HTMLResponse:
+             status: int = 200, earlier: list[EarlierTurn] | None = None) -> HTMLResponse:
         bound = history_turns(request)
-        history = recent([t.question for t in turns] if history is None else history, bound)
-        return page(request, "chat.html", {"turns": turns, "error": error, "question": question, "history": history,
-                                           "history_turns": bound, "examples": EXAMPLES,
+        carried = recent([earlier_turn(t.answer) for t in turns] if earlier is None else earlier, bound)
+        return page(request, "chat.html", {"turns": turns, "error": error, "question": question, "history": carried,
+                                           "next_turn": min(len(carried), bound) + 1, "history_turns": bound,
+                                           "examples": EXAMPLES,
                                            "max_chars": request.app.state.service.settings.max_question_chars}, status)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -308,27 +324,31 @@ def mount(app: FastAPI) -> None:
             return HTMLResponse(status_code=400)
         except StarletteHTTPException as exc:  # a form Starlette will not parse (over 1,000 fields, bad multipart)
             return chat(request, [], as_sentence(f"the form could not be read ({exc.detail.rstrip('.')})"), "", 400)
-        sent = [form.get("example"), form.get("question"), *form.getlist("history")]
+        sent = [form.get("example"), form.get("question"), *form.getlist("history"), *form.getlist("history_answer")]
         if any(value is not None and not isinstance(value, str) for value in sent):  # a file in a multipart form
             return chat(request, [], "A question must be typed text, not a file.", "", 422)
         question = form.get("example") or form.get("question") or ""
-        history = recent([q for q in form.getlist("history") if _valid(service, q)], history_turns(request))
+        bound = history_turns(request)
+        earlier = recent([turn for turn in sent_turns(form.getlist("history"), form.getlist("history_answer"),
+                                                      service.settings.max_history_answer_chars)
+                          if _valid(service, turn.question)], bound)
         error = None
         try:
             service.validate(question, 1)
         except InvalidQuestion as exc:
             error = as_sentence(str(exc)) if question.strip() else "Please type a question first."
-        questions = history if error else [*history, question]
+        asked = min(len(earlier), bound) + (0 if error else 1)
         try:
-            turns = await asyncio.wait_for(run_in_threadpool(converse, service, questions),
-                                           timeout=service.settings.request_timeout_s * max(1, len(questions)))
+            turns, said = await asyncio.wait_for(
+                run_in_threadpool(converse, service, earlier, None if error else question, bound),
+                timeout=service.settings.request_timeout_s * max(1, asked))
         except ServiceUnavailable as exc:
             return unavailable(request, exc)
         except InvalidQuestion as exc:  # the questions were checked one by one; this is a limit of the whole
-            return chat(request, [], as_sentence(str(exc)), question, 422, history)
+            return chat(request, [], as_sentence(str(exc)), question, 422, earlier)
         except asyncio.TimeoutError:
-            return chat(request, [], "No answer in time; please try again.", question, 504, history)
-        return chat(request, turns, error, question if error else "", 422 if error else 200)
+            return chat(request, [], "No answer in time; please try again.", question, 504, earlier)
+        return chat(request, turns, error, question if error else "", 422 if error else 200, said)
 
     @app.get("/timeline", response_class=HTMLResponse, include_in_schema=False)
     def timeline(request: Request) -> HTMLResponse:

@@ -23,6 +23,12 @@ def test_the_interval_of_a_hit_rate_is_as_wide_as_its_number_of_questions_allows
     assert interval([0.5, 0.5, 0.5]) == [0.5, 0.5]
     assert interval([1.0]) is None and interval([]) is None
     assert interval([1.0] * 42 + [0.0] * 17) == small  # seeded: the same report twice
+    assert interval([0.2, 0.9, 0.4, 0.7]) == interval([0.2, 0.9, 0.4, 0.7])  # F1 and the like: bootstrap, seeded
+
+
+def test_a_rate_where_every_question_came_out_alike_still_has_a_width():
+    assert interval([1.0, 1.0, 1.0]) == [0.4385, 1.0]  # 3 of 3 right: Wilson's interval
+    assert interval([0.0] * 48) == [0.0, 0.0741]
 
 
 def test_the_sign_test_counts_only_the_questions_that_changed():

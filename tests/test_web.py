@@ -17,8 +17,9 @@ from qa.api import create_app
 from qa.config import Settings
 from qa.records import Answer, Citation, Document
 from qa.service import QAService, ServiceUnavailable
-from qa.web import (HISTORY_TURNS, around_answer, build_turn, confidence_words, date_words, excerpt,
-                    group_by_article, recent, shown_name, split_highlight)
+from qa.followup import EarlierTurn
+from qa.web import (HISTORY_TURNS, around_answer, build_turn, confidence_words, converse, date_words, excerpt,
+                    group_by_article, recent, sent_turns, shown_name, split_highlight)
 
 VETO_QUESTION = "Kapan Rusia memveto resolusi Dewan Keamanan PBB?"
 UNSURE_QUESTION = "Who is the mayor of Vladivostok?"  # the articles do not say; the reader answers anyway, unsure
@@ -121,10 +122,32 @@ def test_excerpt_cuts_at_a_word():
     assert cut.endswith("word…") and len(cut) <= 51
 
 
-def test_history_keeps_the_latest_questions_within_bounds():
-    assert recent(["a", "b"]) == ["a", "b"]
-    assert recent([str(i) for i in range(10)]) == [str(i) for i in range(10 - HISTORY_TURNS, 10)]
-    assert recent(["x" * 500] * 5) == ["x" * 500] * 3
+def test_a_chat_form_carries_the_latest_turns_and_those_they_were_asked_with_within_bounds():
+    turns = [EarlierTurn(str(i), f"answer {i}") for i in range(20)]
+    assert recent(turns[:2]) == turns[:2]
+    assert recent(turns) == turns[-2 * HISTORY_TURNS:]
+    long = [EarlierTurn("x" * 500, "y" * 300)] * 10
+    assert recent(long) == long[:5]  # 4,000 characters
+    assert sent_turns(["a", "b", "c"], ["A", ""], 300) == [EarlierTurn("a", "A"), EarlierTurn("b", None),
+                                                           EarlierTurn("c", None)]
+    assert sent_turns(["a"], ["z" * 400], 300) == [EarlierTurn("a", "z" * 300)]
+
+
+def test_without_javascript_an_earlier_turn_keeps_its_answer_as_the_conversation_grows():
+    class Echo:
+        """Answers a question with the answers it was asked after: an answer that depends on its history."""
+
+        def ask(self, question, history=None):
+            said = "+".join(turn.answer or "-" for turn in history or [])
+            return Answer(question, f"{question}[{said}]", False, 0.9, None, [])
+
+    service, earlier, seen = Echo(), [], {}
+    for n in range(9):
+        turns, earlier = converse(service, recent(earlier, 3), f"q{n}", 3)
+        for turn in turns:  # every turn drawn again reads as it did when it was first answered
+            assert seen.setdefault(turn.question, turn.answer.answer) == turn.answer.answer
+        assert [t.question for t in turns] == [f"q{i}" for i in range(max(0, n - 3), n + 1)]
+    assert seen["q3"] == "q3[q0[]+q1[q0[]]+q2[q0[]+q1[q0[]]]]"  # asked with the three turns before it
 
 
 def _citation(doc_id: str, passage: str, start: int, answer: str) -> Citation:
@@ -210,7 +233,8 @@ def test_form_post_keeps_the_earlier_questions(client):
     assert html.index(first) < html.index(VETO_QUESTION, html.index('id="conversation"'))
     assert 'id="turn-2"' in html
     hidden = re.findall(r'<input type="hidden" name="history" value="([^"]*)">', html)
-    assert hidden[-2:] == [first, VETO_QUESTION]
+    answers = re.findall(r'<input type="hidden" name="history_answer" value="([^"]*)">', html)
+    assert hidden[-2:] == [first, VETO_QUESTION] and answers[-1] == "28 Maret 2024"
 
 
 def test_the_examples_show_answers_in_both_languages_and_a_refusal(client, service):
