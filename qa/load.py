@@ -220,7 +220,9 @@ def html_to_text(html: str) -> tuple[dict, str]:
     body = trafilatura.extract(html, include_comments=False, include_tables=False, favor_precision=True)
     if not body or not body.strip():
         raise LoadError("no article text found in the HTML")
-    found = trafilatura.extract_metadata(html)
+    # Not extensive: a date is taken only from the page's markup (meta tags, <time>, the URL), never guessed from
+    # the first date in the text, which is usually the event's, not the article's.
+    found = trafilatura.extract_metadata(html, extensive=False)
     meta = {}
     if found is not None:
         for key, value in (("title", found.title), ("source_url", found.url),

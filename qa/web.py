@@ -307,8 +307,7 @@ def mount(app: FastAPI) -> None:
         carried = recent([earlier_turn(t.answer) for t in turns] if earlier is None else earlier, bound)
         return page(request, "chat.html", {"turns": turns, "error": error, "question": question, "history": carried,
                                            "next_turn": min(len(carried), bound) + 1, "history_turns": bound,
-                                           "examples": EXAMPLES,
-                                           "max_chars": request.app.state.service.settings.max_question_chars}, status)
+                                           "examples": EXAMPLES}, status)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def chat_page(request: Request) -> HTMLResponse:

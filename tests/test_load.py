@@ -108,6 +108,14 @@ def test_markdown_markup_is_removed_but_its_text_kept(make_corpus):
     assert "Lihat laporan resmi." in text and "https://" not in text
 
 
+def test_an_html_page_without_a_date_in_its_markup_has_no_published_date(make_corpus):
+    page = HTML_PAGE.replace('<meta name="date" content="2024-03-05">', "").replace(
+        "pada Selasa pagi", "pada 9 September 2025")
+    corpus, _ = make_corpus({"banjir.html": page})
+    doc = load(corpus, "banjir.html")
+    assert "9 September 2025" in doc.text and "published" not in doc.meta  # the event's date is no publication date
+
+
 def test_windows_line_endings_and_bom_are_normalised(make_corpus):
     corpus, _ = make_corpus({"a.txt": "\ufeffJudul\r\n\r\nKalimat pertama.\r\nKalimat kedua.\r\n".encode("utf-8")})
     text = load(corpus, "a.txt").text

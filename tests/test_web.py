@@ -254,6 +254,14 @@ def test_example_button_posts_its_question(client):
     assert response.status_code == 200 and "<mark>28 Maret 2024</mark>" in response.text
 
 
+def test_a_question_too_long_is_refused_with_its_length_not_cut_short(client):
+    question = "Kapan Putin tiba di Pyongyang? " * 30
+    assert "maxlength" not in client.get("/").text  # a browser would cut a pasted question without a word
+    response = client.post("/", data={"question": question})
+    assert response.status_code == 422
+    assert "Question is too long (930 characters; the limit is 500)." in response.text
+
+
 def test_empty_question_says_what_is_wrong(client):
     response = client.post("/", data={"question": "   "})
     assert response.status_code == 422
