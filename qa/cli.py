@@ -240,9 +240,9 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
     except Exception:  # a database that cannot be reached: the service says so in its log and on /health
         has_index = True
     if not has_index:
-        typer.secho(f"note: there is no index in {backend.where(settings)} yet: questions get 503 until "
-                    "`qa index` builds one" + (" (or --watch sees a change in the corpus)" if watch else ""),
-                    err=True, fg=typer.colors.YELLOW)
+        typer.secho(f"note: there is no index in {backend.where(settings)} yet: "
+                    + ("--watch is building one; questions get 503 until it is done" if watch else
+                       "questions get 503 until `qa index` builds one"), err=True, fg=typer.colors.YELLOW)
     config = uvicorn.Config("qa.server:app", host=host, port=port, workers=workers, log_level="info")
     if workers <= 1:
         uvicorn.Server(config).run(sockets=[sock])

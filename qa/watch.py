@@ -67,14 +67,16 @@ def rebuild(settings: Settings) -> None:
         log.exception("rebuild failed, still serving the previous index")
 
 
-def watch_and_rebuild(settings: Settings, stop: threading.Event) -> None:
-    """Rebuild after each burst of changes. The folder at the corpus path is watched anew when another takes its
-    place (moved there, or a link pointed elsewhere) or it comes back after being removed, and when watching fails;
-    it is rebuilt from then if it differs from what was last built (or first seen)."""
+def watch_and_rebuild(settings: Settings, stop: threading.Event, ready: threading.Event | None = None) -> None:
+    """Bring the index up to date with the corpus (a first build when there is none, or what changed while the
+    server was down), then rebuild after each burst of changes. The folder at the corpus path is watched anew when
+    another takes its place (moved there, or a link pointed elsewhere) or it comes back after being removed, and when
+    watching fails; it is rebuilt from then if it differs from what was last built. `ready` is set once changes
+    are being watched."""
     from watchfiles import watch
 
     folder = settings.corpus_dir
-    built_from = _fingerprint(folder)
+    built_from = None  # nothing built by this watcher yet: the first look at the folder brings the index up to date
     failures = 0
     gone_said = False
     while not stop.is_set():
@@ -87,7 +89,8 @@ def watch_and_rebuild(settings: Settings, stop: threading.Event) -> None:
             continue
         gone_said = False
         if _fingerprint(folder) != built_from:
-            log.info("the corpus folder %s changed while it was not watched; rebuilding the index", folder)
+            log.info("bringing the index up to date with %s" if built_from is None else
+                     "the corpus folder %s changed while it was not watched; rebuilding the index", folder)
             rebuild(settings)
             built_from = _fingerprint(folder)
         try:
@@ -95,13 +98,17 @@ def watch_and_rebuild(settings: Settings, stop: threading.Event) -> None:
                                  stop_event=stop, recursive=True, rust_timeout=IDENTITY_CHECK_MS,
                                  yield_on_timeout=True, ignore_permission_denied=True):
                 failures = 0
+                if ready is not None:
+                    ready.set()
+                now = _identity(folder)
+                if now != watching:  # gone (said above) or replaced: either way it is looked at anew
+                    if now is not None:
+                        log.info("another folder is at %s now; watching it instead", folder)
+                    break
                 if changes:
                     log.info("corpus changed (%d files); rebuilding the index", len(changes))
                     rebuild(settings)
                     built_from = _fingerprint(folder)
-                if _identity(folder) != watching:
-                    log.info("another folder is at %s now; watching it instead", folder)
-                    break
         except Exception as exc:  # noqa: BLE001 - the watcher must outlive whatever the file system does
             failures += 1
             wait = min(REARM_WAIT_S * 2 ** failures, MAX_REARM_WAIT_S)
@@ -109,7 +116,9 @@ def watch_and_rebuild(settings: Settings, stop: threading.Event) -> None:
             stop.wait(wait)
 
 
-def start_watcher(settings: Settings) -> threading.Event:
+def start_watcher(settings: Settings, ready: threading.Event | None = None) -> threading.Event:
+    """Watch in a thread of its own; the returned event stops it. `ready` is set once changes are being watched."""
     stop = threading.Event()
-    threading.Thread(target=watch_and_rebuild, args=(settings, stop), name="corpus-watcher", daemon=True).start()
+    threading.Thread(target=watch_and_rebuild, args=(settings, stop, ready), name="corpus-watcher",
+                     daemon=True).start()
     return stop

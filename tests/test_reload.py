@@ -405,6 +405,16 @@ def documents_become(settings: Settings, expected: set[str]) -> None:
         time.sleep(0.2)
 
 
+def watching(settings: Settings) -> threading.Event:
+    """A watcher started, once it has brought the index up to date and watches; its stop event."""
+    import qa.watch
+
+    ready = threading.Event()
+    stop = qa.watch.start_watcher(settings, ready)
+    assert ready.wait(120), "the watcher did not start watching"
+    return stop
+
+
 def test_watch_rebuilds_once_per_burst_of_changes(small_corpus, embedder, monkeypatch):
     import qa.watch
 
@@ -418,9 +428,10 @@ def test_watch_rebuilds_once_per_burst_of_changes(small_corpus, embedder, monkey
 
     monkeypatch.setattr(qa.watch, "build_index", counted_build)
     old = current_generation(settings.index_dir)
-    stop = qa.watch.start_watcher(settings)
+    stop = watching(settings)
     try:
-        time.sleep(1.0)  # the watcher is watching
+        assert calls == [old]  # brought up to date at start: nothing had changed, nothing new was written
+        calls.clear()
         (settings.corpus_dir / "jembatan.txt").write_text(JEMBATAN.rstrip() + PALA_FACT, encoding="utf-8")
         time.sleep(0.3)  # a burst: each change within the quiet period of the one before
         (settings.corpus_dir / "kopi.txt").unlink()
@@ -444,6 +455,23 @@ def test_watch_rebuilds_once_per_burst_of_changes(small_corpus, embedder, monkey
         stop.set()
 
 
+def test_watch_brings_the_index_up_to_date_at_start(small_corpus, embedder, monkeypatch, tmp_path):
+    import qa.watch
+
+    monkeypatch.setattr(qa.watch, "build_index",
+                        lambda build_settings, **kwargs: build_index(build_settings, embedder=embedder, **kwargs))
+    settings = small_corpus
+    (settings.corpus_dir / "kopi.txt").unlink()  # while no server was running
+    stop = watching(settings)
+    stop.set()
+    assert set(load_index(settings.index_dir).documents) == {"jembatan.txt", "kereta.txt"}
+
+    fresh = settings.model_copy(update={"index_dir": tmp_path / "no-index-yet"})
+    stop = watching(fresh)  # a first build, not a 503 until some file happens to change
+    stop.set()
+    assert set(load_index(fresh.index_dir).documents) == {"jembatan.txt", "kereta.txt"}
+
+
 def test_watch_follows_folders_moved_in_and_out_and_made_with_files_in_them(small_corpus, embedder, monkeypatch,
                                                                             tmp_path):
     import shutil
@@ -456,9 +484,8 @@ def test_watch_follows_folders_moved_in_and_out_and_made_with_files_in_them(smal
 
     outside = tmp_path / "outside" / "arsip.2031"  # a folder whose name looks like a file's once it is gone
     write_corpus(outside, {"paus.md": "# Paus Berkunjung\n\nPaus berkunjung ke Jakarta pada 3 September 2031.\n"})
-    stop = qa.watch.start_watcher(settings)
+    stop = watching(settings)
     try:
-        time.sleep(1.0)  # the watcher is watching
         before = {"jembatan.txt", "kopi.txt", "kereta.txt"}
         shutil.move(outside, settings.corpus_dir / "arsip.2031")
         documents_become(settings, before | {"arsip.2031/paus.md"})
@@ -473,7 +500,7 @@ def test_watch_follows_folders_moved_in_and_out_and_made_with_files_in_them(smal
 
 
 def test_watch_follows_a_corpus_folder_that_is_replaced_or_removed_and_made_again(small_corpus, embedder,
-                                                                                  monkeypatch, tmp_path):
+                                                                                  monkeypatch, tmp_path, caplog):
     import shutil
 
     import qa.watch
@@ -485,9 +512,8 @@ def test_watch_follows_a_corpus_folder_that_is_replaced_or_removed_and_made_agai
     festival = "# Festival\n\nFestival Layang-layang Pangandaran digelar pada 12 Juli 2031.\n"
     replacement = tmp_path / "new"
     write_corpus(replacement, {"kopi.txt": KOPI})
-    stop = qa.watch.start_watcher(settings)
+    stop = watching(settings)
     try:
-        time.sleep(1.0)  # the watcher is watching
         settings.corpus_dir.rename(tmp_path / "old")
         replacement.rename(settings.corpus_dir)
         documents_become(settings, {"kopi.txt"})
@@ -497,9 +523,12 @@ def test_watch_follows_a_corpus_folder_that_is_replaced_or_removed_and_made_agai
         time.sleep(qa.watch.QUIET_MS / 1000 + 2.0)
         assert set(load_index(settings.index_dir).documents) == {"kopi.txt", "festival.md"}
 
-        shutil.rmtree(settings.corpus_dir)
-        time.sleep(qa.watch.QUIET_MS / 1000 + 2.0)  # a rebuild without a folder fails; the index stays
+        caplog.clear()
+        with caplog.at_level("INFO", logger="qa.watch"):
+            shutil.rmtree(settings.corpus_dir)
+            time.sleep(qa.watch.QUIET_MS / 1000 + 2.0)  # no folder to build from: the index stays
         assert set(load_index(settings.index_dir).documents) == {"kopi.txt", "festival.md"}
+        assert "is gone or not a folder" in caplog.text and "another folder" not in caplog.text
         write_corpus(settings.corpus_dir, {"kereta.txt": KERETA})
         documents_become(settings, {"kereta.txt"})
         write_corpus(settings.corpus_dir, {"festival.md": festival})
@@ -518,9 +547,8 @@ def test_watch_follows_a_corpus_link_pointed_at_another_folder(small_corpus, emb
     settings.corpus_dir.rename(tmp_path / "release-1")
     settings.corpus_dir.symlink_to(tmp_path / "release-1")
     write_corpus(tmp_path / "release-2", {"kereta.txt": KERETA})
-    stop = qa.watch.start_watcher(settings)
+    stop = watching(settings)
     try:
-        time.sleep(1.0)  # the watcher is watching
         (tmp_path / "next").symlink_to(tmp_path / "release-2")
         os.replace(tmp_path / "next", settings.corpus_dir)
         documents_become(settings, {"kereta.txt"})
@@ -534,9 +562,8 @@ def test_watch_outlives_a_file_name_that_is_not_utf8(small_corpus, embedder, mon
     settings = small_corpus
     monkeypatch.setattr(qa.watch, "build_index",
                         lambda build_settings, **kwargs: build_index(build_settings, embedder=embedder, **kwargs))
-    stop = qa.watch.start_watcher(settings)
+    stop = watching(settings)
     try:
-        time.sleep(1.0)  # the watcher is watching
         with open(os.fsencode(settings.corpus_dir) + b"/caf\xe9.txt", "wb") as bad:  # a name from an old zip
             bad.write(b"Kafe\n\nKafe Tugu didirikan pada tahun 1960.\n")
         time.sleep(qa.watch.QUIET_MS / 1000 + 2.0)
