@@ -17,6 +17,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: rich's boxes cut long option values and print "<bool>" after flags that take no value.
+    rich_markup_mode=None,
 )
 
 CorpusOpt = Annotated[Optional[Path], typer.Option("--corpus", help="Folder of articles (env QA_CORPUS_DIR; default: corpus/)")]
@@ -138,10 +140,11 @@ def _print_answer(answer) -> None:
 @app.command("ask")
 def ask_command(question: Annotated[str, typer.Argument(help="The question, in English or Indonesian")],
                 index: IndexOpt = None, model: ModelOpt = None,
-                top_k: Annotated[Optional[int], typer.Option("--top-k", help="Retrieved passages to consider: the most promising of the first 3 is read, and at most this many are cited [default: QA_TOP_K_DEFAULT, 5]")] = None,
+                top_k: Annotated[Optional[int], typer.Option("--top-k", help="Retrieved passages to consider: the most promising of the first 3 is read, and at most this many are cited (default: QA_TOP_K_DEFAULT, 5)")] = None,
                 after: Annotated[Optional[list[str]], typer.Option(
                     "--after", metavar="QUESTION", help="An earlier question of the conversation, for a follow-up such as \"What did "
-                                    "he sign there?\"; repeat it for each, oldest first (they are answered first)")] = None,
+                                    "he sign there?\"; repeat it for each, oldest first (they are answered first; each question is read with at most the "
+                                    "QA_MAX_HISTORY_TURNS latest before it, 5 by default)")] = None,
                 as_json: JsonOpt = False) -> None:
     """Answer one question from the index (the same JSON as POST /ask with --json).
 
@@ -158,10 +161,11 @@ def ask_command(question: Annotated[str, typer.Argument(help="The question, in E
     service = QAService(make_settings(None, index, model, as_json))
     try:
         history: list[EarlierTurn] = []
+        keep = service.settings.max_history_turns  # each question is asked with the latest turns before it
         for earlier in after or []:
-            previous = service.ask(earlier, top_k, history)
+            previous = service.ask(earlier, top_k, history[-keep:] if keep else [])
             history.append(earlier_turn(previous))
-        answer = service.ask(question, top_k, history)
+        answer = service.ask(question, top_k, history[-keep:] if keep else [])
     except (InvalidQuestion, ServiceUnavailable) as exc:
         fail(str(exc), as_json=as_json)
     if as_json:
@@ -255,7 +259,7 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
 def eval_command(file: Annotated[Path, typer.Argument(help="A question JSONL, a SQuAD-format JSON or a JSONL of "
                                                             "conversations")],
                  index: IndexOpt = None, model: ModelOpt = None,
-                 top_k: Annotated[Optional[int], typer.Option("--top-k", help="Retrieved passages per question, as in qa ask [default: QA_TOP_K_DEFAULT, 5]")] = None,
+                 top_k: Annotated[Optional[int], typer.Option("--top-k", help="Retrieved passages per question, as in qa ask (default: QA_TOP_K_DEFAULT, 5)")] = None,
                  as_json: JsonOpt = False,
                  limit: Annotated[Optional[int], typer.Option(help="Only the first N questions (of a conversation "
                                                                    "file: conversations)")] = None) -> None:

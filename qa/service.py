@@ -84,7 +84,9 @@ def visible_pattern() -> str:
 
 
 def too_many_turns(turns: int, limit: int) -> str:
-    return f"history has {turns} turns; at most {limit} are accepted (send the latest ones)"
+    if limit == 0:
+        return f"history has {turns} turn{'s' * (turns != 1)}; none are accepted (QA_MAX_HISTORY_TURNS is 0)"
+    return f"history has {turns} turn{'s' * (turns != 1)}; at most {limit} are accepted (send the latest ones)"
 
 
 class InvalidQuestion(ValueError):

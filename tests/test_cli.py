@@ -98,6 +98,18 @@ def test_ask_with_earlier_questions_prints_what_the_api_answers(built_index, cli
     assert printed["answer"] == api["answer"] and "Vladimir Putin" in api["answer"]
     assert printed["context_used"] == api["context_used"] and "Alexander Matsegora" in printed["context_used"]
 
+    # More earlier questions than a question is read with (5): each is read with the latest ones before it.
+    earlier_questions = ["Kapan Perang Korea dimulai?"] * 5 + [ambassador, hope]
+    longer = CliRunner().invoke(app, ["ask", follow_up, *[a for q in earlier_questions for a in ("--after", q)],
+                                      "--json", "--index", str(settings.index_dir)])
+    assert longer.exit_code == 0, longer.output
+    history = []
+    for earlier in earlier_questions:
+        body = client.post("/ask", json={"question": earlier, "history": history[-5:]}).json()
+        history.append({"question": earlier, "answer": None if body["abstained"] else body["answer"]})
+    api = client.post("/ask", json={"question": follow_up, "history": history[-5:]}).json()
+    assert json.loads(longer.stdout)["answer"] == api["answer"]
+
 
 def test_the_defaults_the_readme_states():
     from qa.config import Settings
