@@ -78,6 +78,7 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
 
     from qa.embed import ModelLoadError
     from qa.indexer import BuildError, build_index, some_of
+    from qa.load import ARTICLE_SUFFIXES
 
     settings = make_settings(corpus, index, model, as_json, index_workers=workers)
     bar = None
@@ -103,7 +104,7 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
         for skipped in report.skipped:
             typer.secho(f"skipped {skipped.path}: {skipped.reason}", err=True, fg=typer.colors.YELLOW)
         if report.not_read:
-            typer.secho(f"not read (only .txt, .md and .html files are articles): "
+            typer.secho(f"not read (only {', '.join(ARTICLE_SUFFIXES)} files are articles): "
                         f"{some_of(report.not_read, NOT_READ_SHOWN)}", err=True, fg=typer.colors.YELLOW)
         if report.full_rebuild:
             typer.echo(f"full rebuild ({report.rebuild_reason})")

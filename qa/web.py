@@ -294,6 +294,12 @@ def mount(app: FastAPI) -> None:
         return templates.TemplateResponse(request, name, context, status_code=status,
                                           headers={"Content-Security-Policy": CSP})
 
+    def page_not_found(request: Request) -> HTMLResponse:
+        return page(request, "error.html", {"title": "No such page",
+                                            "message": f"There is no page at {request.url.path}."}, 404)
+
+    app.state.page_not_found = page_not_found  # for a browser that follows a wrong link (qa.api, http_error)
+
     def unavailable(request: Request, exc: Exception) -> HTMLResponse:
         return page(request, "error.html", {"title": "Not ready yet", "message": str(exc)}, 503)
 

@@ -121,7 +121,8 @@ def test_files_of_other_types_are_named_as_not_read_and_do_not_fail_the_build(ma
 
     again = qa_index(corpus, index)
     assert again.returncode == 0, again.stderr
-    assert "not read (only .txt, .md and .html files are articles): foto/kereta.jpg, laporan.pdf" in again.stderr
+    assert ("not read (only .txt, .md, .markdown, .html, .htm files are articles): foto/kereta.jpg, laporan.pdf"
+            in again.stderr)
     assert "3 unchanged / " in again.stdout and " / 2 not read in " in again.stdout
 
 

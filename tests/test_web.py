@@ -334,6 +334,15 @@ def test_a_file_name_with_a_direction_override_is_shown_as_it_is_spelt():
     assert shown_name("artikel baru (2).txt") == "artikel baru (2).txt"
 
 
+def test_a_wrong_link_gets_a_page_in_a_browser_and_json_elsewhere(client):
+    in_browser = client.get("/no-such-page", headers={"accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert in_browser.status_code == 404 and in_browser.headers["content-type"].startswith("text/html")
+    assert "There is no page at /no-such-page." in in_browser.text and 'href="/"' in in_browser.text
+    by_program = client.get("/no-such-page")
+    assert by_program.status_code == 404 and by_program.json() == {"detail": "Not Found"}
+    assert client.get("/api/sources/nope", headers={"accept": "text/html"}).json()["detail"].startswith("no article")
+
+
 def test_unknown_source_is_a_404_page(client):
     for path in ("/sources/no-such-article.txt", "/sources/..%2Fpyproject.toml", "/sources/%2e%2e/corpus/x"):
         response = client.get(path)
