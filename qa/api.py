@@ -31,6 +31,7 @@ from qa.embed import ModelLoadError
 from qa.indexer import BuildBusyError, BuildError
 from qa.records import Answer
 from qa.service import InvalidQuestion, QAService, ServiceUnavailable, too_many_turns, visible_pattern
+from qa.timeline import TimelineFilterError, UnknownArticle
 
 
 def _integral_number(value: object) -> object:
@@ -163,10 +164,6 @@ async def answer_within_timeout(service: QAService, question: str, top_k: int | 
                                         timeout=service.settings.request_timeout_s)
     except asyncio.TimeoutError:
         raise ApiError(504, f"no answer within {service.settings.request_timeout_s:g} s; try again") from None
-    except InvalidQuestion as exc:
-        raise ApiError(422, str(exc)) from None
-    except ServiceUnavailable as exc:
-        raise ApiError(503, str(exc)) from None
     return answer_out(answer)
 
 
@@ -222,20 +219,14 @@ def _summary(doc) -> dict:
 @router.get("/api/sources", response_model=list[SourceSummary], responses={503: ERRORS[503]}, tags=["sources"])
 def list_sources(service: ServiceDep) -> list[dict]:
     """Every indexed article."""
-    try:
-        return [_summary(d) for d in service.documents()]
-    except ServiceUnavailable as exc:
-        raise ApiError(503, str(exc)) from None
+    return [_summary(d) for d in service.documents()]
 
 
 @router.get("/api/sources/{doc_id:path}", response_model=SourceOut,
             responses={404: {"model": ErrorOut, "description": "No such article"}, 503: ERRORS[503]}, tags=["sources"])
 def get_source(doc_id: str, service: ServiceDep) -> dict:
     """One article's cleaned text (the text every offset points into) and metadata."""
-    try:
-        doc = service.document(doc_id)
-    except ServiceUnavailable as exc:
-        raise ApiError(503, str(exc)) from None
+    doc = service.document(doc_id)
     if doc is None:
         raise ApiError(404, f"no article with id {doc_id!r}")
     return {**_summary(doc), "text": doc.text}
@@ -262,17 +253,13 @@ def get_timeline(service: ServiceDep,
                                                       description="Events that start this year or earlier")] = None,
                  ) -> dict:
     """Every sentence of the articles that states a date, earliest first, with the date normalised."""
-    from qa.answer import event_url
-    from qa.timeline import TimelineFilterError, UnknownArticle
+    return timeline_out(service.select_timeline(article, from_year, to_year))
 
-    try:
-        selection = service.select_timeline(article, from_year, to_year)
-    except ServiceUnavailable as exc:
-        raise ApiError(503, str(exc)) from None
-    except UnknownArticle as exc:
-        raise ApiError(404, str(exc)) from None
-    except TimelineFilterError as exc:
-        raise ApiError(422, str(exc)) from None
+
+def timeline_out(selection) -> dict:
+    """The timeline as /api/timeline gives it."""
+    from qa.answer import event_url
+
     chosen = selection.chosen
     return {"generation": selection.generation, "total": selection.total, "count": len(selection.events),
             "filters": {"article": chosen.doc_id, "from": chosen.first_year, "to": chosen.last_year},
@@ -300,21 +287,21 @@ async def admin_reindex(service: ServiceDep, authorization: Annotated[str | None
     expected = service.settings.admin_token
     if not expected:
         raise ApiError(404, "reindexing over HTTP is off: set QA_ADMIN_TOKEN to turn it on")
+    if not admin_token_matches(expected, authorization, x_admin_token):
+        raise ApiError(401, "missing or wrong admin token")
+    return (await run_in_threadpool(service.reindex)).as_dict()
+
+
+def admin_token_matches(expected: str, authorization: str | None, x_admin_token: str | None) -> bool:
+    """Whether a request carries the admin token, as `Authorization: Bearer …` (any case) or `X-Admin-Token`."""
     scheme, _, credentials = (authorization or "").partition(" ")
     given = x_admin_token or (credentials.strip() if scheme.lower() == "bearer" else "")
     # Latin-1, as the server decoded the header: a token sent with other characters cannot match an ASCII one.
-    if not hmac.compare_digest(given.encode("latin-1"), expected.encode()):
-        raise ApiError(401, "missing or wrong admin token")
-    try:
-        report = await run_in_threadpool(service.reindex)
-    except BuildBusyError as exc:
-        raise ApiError(409, str(exc)) from None
-    except BuildError as exc:
-        raise ApiError(422, str(exc)) from None
-    except ModelLoadError as exc:
-        raise ApiError(503, str(exc)) from None
-    return report.as_dict()
+    return hmac.compare_digest(given.encode("latin-1"), expected.encode())
 
+
+STATUS_OF = {InvalidQuestion: 422, ServiceUnavailable: 503, TimelineFilterError: 422, UnknownArticle: 404,
+             BuildError: 422, BuildBusyError: 409, ModelLoadError: 503}
 
 JSON_BODY_HINT = 'send a JSON object such as {"question": "…"} with the header Content-Type: application/json'
 # FastAPI's words when a JSON body cannot be parsed at all (not UTF-8, or nested beyond the parser's depth): said
@@ -498,6 +485,15 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    def said_as(status: int):
+        async def handler(_: Request, exc: Exception) -> JSONResponse:
+            return JSONResponse({"detail": str(exc)}, status_code=status)
+        return handler
+
+    # What the service raises, as the API says it (the most specific class wins: UnknownArticle is a 404).
+    for raised, status in STATUS_OF.items():
+        app.add_exception_handler(raised, said_as(status))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
