@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # Loading limits: a larger file is reported and skipped, never half-read.
     max_file_bytes: int = Field(default=5_000_000, ge=1_000)
 
+    # Where `qa eval` keeps the index it builds of a SQuAD file's passages (unset: ~/.cache/qa-news/eval).
+    eval_cache_dir: Path | None = None
+
     # Answering.
     top_k_default: int = Field(default=5, ge=1, le=50)
     top_k_max: int = Field(default=50, ge=1, le=200)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import string
 import sys
@@ -356,11 +355,8 @@ def _metric(values: Sequence[float]) -> dict:
 # The corpus of a SQuAD file
 
 
-def default_cache_dir() -> Path:
-    explicit = os.environ.get("QA_EVAL_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    return user_cache_dir("eval")
+def default_cache_dir(settings: Settings) -> Path:
+    return settings.eval_cache_dir.expanduser() if settings.eval_cache_dir else user_cache_dir("eval")
 
 
 def squad_cache_key(data: bytes, settings: Settings) -> str:
@@ -578,7 +574,7 @@ def evaluate_file(file: Path, settings: Settings, top_k: int | None = None, limi
 
     corpus_info = None
     if eval_set.format == "squad":
-        corpus = prepare_squad_corpus(eval_set, data, settings, cache_dir or default_cache_dir(), progress)
+        corpus = prepare_squad_corpus(eval_set, data, settings, cache_dir or default_cache_dir(settings), progress)
         run_settings = corpus.settings
         corpus_info = {"cache_dir": str(corpus.cache_dir), "reused": corpus.reused, "documents": corpus.documents,
                        "paragraphs": len(eval_set.paragraphs), "skipped": corpus.skipped,

@@ -452,6 +452,7 @@ class QAService:
             "documents": len(index.documents),
             "passages": len(index.passages),
             "built_at": index.manifest.get("built_at"),
+            "corpus_sha256": index.manifest.get("corpus_sha256"),  # servers that agree here serve the same articles
         }
         if self.last_error:  # a newer index could not be loaded: still answering from this one
             health["reload_error"] = self.last_error
