@@ -104,7 +104,7 @@ def main() -> None:
 
     index = load_index(corpus.settings.index_dir)
     embedder = load_embedder()
-    reader = ReaderRuntime(args.card)
+    reader = ReaderRuntime(args.card, calibrated=False)
     questions = eval_set.questions
     if args.limit and args.limit < len(questions):
         questions = random.Random(0).sample(questions, args.limit)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -296,13 +297,15 @@ def train_reader_command(
                                                 "(docs/reader.md, \"Training data\")")] = SHARED_TRAIN,
         out: Annotated[Path, typer.Option(help="Checkpoints, log.jsonl and best.pt go here; a run found "
                                                "here is resumed (with its own settings; --epochs may grow)")] = RUN_DIR,
-        epochs: Annotated[float, typer.Option(help="Passes over the training mix")] = 3.0,
-        batch_size: Annotated[int, typer.Option(min=1)] = 32,
-        learning_rate: Annotated[float, typer.Option()] = 8e-5,
+        epochs: Annotated[float, typer.Option(help="Passes over the training mix (more than 0)")] = 3.0,
+        batch_size: Annotated[int, typer.Option(min=1, help="Windows per optimiser step")] = 32,
+        learning_rate: Annotated[float, typer.Option(help="AdamW's peak learning rate (more than 0), after a 6% "
+                                                          "warm-up, then decaying linearly to 0")] = 8e-5,
         max_tokens: Annotated[int, typer.Option(min=32, max=512, help="Window length in tokens")] = 192,
-        seed: Annotated[int, typer.Option()] = 13,
+        seed: Annotated[int, typer.Option(help="Seeds the order, the negatives and the head: the same seed and "
+                                               "settings train the same weights")] = 13,
         limit: Annotated[Optional[int], typer.Option(min=1, help="Examples per source (a smoke test)")] = None,
-        threads: Annotated[int, typer.Option(min=1)] = max(1, os.cpu_count() or 1),
+        threads: Annotated[int, typer.Option(min=1, help="CPU threads torch computes with")] = max(1, os.cpu_count() or 1),
         held_out_limit: Annotated[int, typer.Option(min=1, help="Held-out questions scored per set at each "
                                                               "evaluation")] = 800,
         init_from: Annotated[Optional[Path], typer.Option(help="Start from these weights (a best.pt, or the "
@@ -327,8 +330,11 @@ def train_reader_command(
     a held-out 10% of paragraphs. About an hour on 2 cores at the defaults (--init-from with fewer --epochs and
     a smaller --other-share: less). Stop it at any time; the same command resumes it. Then: qa export-reader."""
     from qa.reader.data import TrainingDataError
-    from qa.reader.train import RunMismatchError, TrainConfig, train
+    from qa.reader.train import Interrupted, RunMismatchError, TrainConfig, TrainingError, train
 
+    for name, value in (("--epochs", epochs), ("--learning-rate", learning_rate)):
+        if not (math.isfinite(value) and value > 0):
+            fail(f"{name} must be a number above 0, not {value}")
     config = TrainConfig(data_dir=data, out_dir=out, epochs=epochs, batch_size=batch_size,
                          learning_rate=learning_rate, max_tokens=max_tokens, stride=max_tokens * 2 // 3, seed=seed,
                          limit=limit, threads=threads, held_out_limit=held_out_limit, init_from=init_from,
@@ -344,10 +350,16 @@ def train_reader_command(
             load_state(init_from)
         except (ValueError, ReaderModelError) as exc:
             fail(f"cannot start from {init_from}: {exc}")
+    made = not out.exists()
     make_folder(out, "the run folder")
     try:
         best = train(config, progress=sys.stderr.isatty())
-    except (TrainingDataError, RunMismatchError) as exc:
+    except Interrupted as exc:
+        typer.secho(str(exc), err=True, fg=typer.colors.YELLOW)
+        raise typer.Exit(130) from None
+    except (TrainingDataError, RunMismatchError, TrainingError) as exc:
+        if made and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a run that never started leaves no empty folder behind
         fail(str(exc))
     typer.echo(f"best held-out checkpoint: {out / 'best.pt'}")
     typer.echo(json.dumps(best, indent=2))
@@ -371,7 +383,7 @@ def export_reader_command(
     Calibrate its confidence afterwards: benchmarks/calibrate.py --write."""
     from qa.reader.data import TrainingDataError
     from qa.reader.export import export_checkpoint
-    from qa.reader.runtime import MODEL_DIR, ReaderModelError
+    from qa.reader.runtime import CARD_NAME, MODEL_DIR, ReaderModelError
     from qa.reader.train import TrainConfig, score_state
 
     paths = checkpoints or [RUN_DIR / "best.pt"]
@@ -390,6 +402,9 @@ def export_reader_command(
     except (TrainingDataError, ReaderModelError, KeyError, ValueError) as exc:
         fail(f"cannot export {', '.join(map(str, paths))}: {exc}")
     typer.echo(f"wrote {folder / 'reader.npz'} ({card['bytes'] / 1e6:.1f} MB, sha256 {card['sha256'][:12]}…)")
+    if "calibration" not in card:
+        typer.echo(f"next: python benchmarks/calibrate.py --write{'' if out is None else f' --card {folder / CARD_NAME}'} "
+                   "(until then the service refuses this reader: its confidence is not calibrated)")
 
 
 if __name__ == "__main__":

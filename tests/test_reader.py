@@ -157,7 +157,7 @@ def test_export_keeps_the_torch_models_scores(tmp_path, reader):
     torch.nn.init.normal_(model.head.weight, std=0.5)
     torch.save({"model": model.state_dict(), "config": {"max_tokens": 192}}, tmp_path / "best.pt")
     card = export_checkpoint(tmp_path / "best.pt", tmp_path / "out" / "reader.npz", tmp_path / "out" / "reader.json")
-    exported = ReaderRuntime(tmp_path / "out" / "reader.json", e5=reader.e5)
+    exported = ReaderRuntime(tmp_path / "out" / "reader.json", e5=reader.e5, calibrated=False)
     assert card["sha256"] == exported.card["sha256"]
     window = exported.words.windows(exported.words.question_ids("Kapan?"), exported.words.context(CONTEXT), 192, 128)[0]
     with torch.no_grad():
@@ -265,9 +265,14 @@ def test_train_then_export_from_the_command_line_gives_a_reader_that_answers(tmp
                                         "--out", str(tmp_path / "model"), "--data", str(data)])
     assert exported.exit_code == 0, exported.output
     assert f"wrote {tmp_path / 'model' / 'reader.npz'}" in exported.output
+    assert f"next: python benchmarks/calibrate.py --write --card {tmp_path / 'model' / 'reader.json'}" in exported.output
     card = json.loads((tmp_path / "model" / "reader.json").read_text())
     assert card["training"]["data_dir"] == str(data) and card["held_out"]["step"] >= 1
-    spans = ReaderRuntime(tmp_path / "model" / "reader.json").read("Kapan Putin tiba di Pyongyang?", CONTEXT)
+    with pytest.raises(ReaderModelError, match=r"is not calibrated \(its card reader.json has no calibration\): run "
+                                               r"`python benchmarks/calibrate.py --write`"):
+        ReaderRuntime(tmp_path / "model" / "reader.json")  # its confidence would mean nothing
+    spans = ReaderRuntime(tmp_path / "model" / "reader.json", calibrated=False).read("Kapan Putin tiba di Pyongyang?",
+                                                                                     CONTEXT)
     assert spans[0] is not None and CONTEXT[spans[0].start:spans[0].end].strip()
 
 
@@ -316,9 +321,73 @@ def test_a_one_step_smoke_run_finishes_and_a_run_is_not_resumed_with_other_setti
     assert json.loads((tmp_path / "run" / "run.json").read_text())["total_steps"] == 1
     other = CliRunner().invoke(app, [*run, "--learning-rate", "0.001", "--batch-size", "4"])
     assert other.exit_code == 2 and "Traceback" not in other.output
-    assert (f"{tmp_path / 'run'} holds a run trained with other settings (--batch-size 512 there, 4 now; "
-            "--learning-rate 8e-05 there, 0.001 now): resume it with its own settings, or give another --out "
+    assert (f"{tmp_path / 'run'} holds a run trained with other settings (--batch-size 512 there, --batch-size 4 now; "
+            "--learning-rate 8e-05 there, --learning-rate 0.001 now): resume it with its own settings, or give another --out "
             "for a new run") in " ".join(other.output.split())
+
+
+def test_a_finished_run_is_never_overwritten_and_a_stopped_run_keeps_its_steps(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from typer.testing import CliRunner
+
+    import qa.reader.train
+    from qa.cli import app
+
+    data = write_tiny_training_set(tmp_path / "train")
+    run = ["train-reader", "--data", str(data), "--out", str(tmp_path / "run"), "--limit", "4", "--held-out-limit", "2",
+           "--epochs", "2", "--batch-size", "2"]
+    real, calls = qa.reader.train.tensors, []
+
+    def stopped_at_the_third_step(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # Ctrl-C
+        return real(*args)
+
+    monkeypatch.setattr(qa.reader.train, "tensors", stopped_at_the_third_step)
+    stopped = CliRunner().invoke(app, run)
+    assert stopped.exit_code == 130 and "Traceback" not in stopped.output
+    assert "stopped at step 2 of" in stopped.output and "the same command resumes it" in stopped.output
+    monkeypatch.setattr(qa.reader.train, "tensors", real)
+    resumed = CliRunner().invoke(app, run)
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming from" in resumed.output and "at step 2 of" in resumed.output  # no step lost
+
+    (tmp_path / "run" / "checkpoint.pt").unlink()  # the big file, removed once the run is done
+    best = (tmp_path / "run" / "best.pt").read_bytes()
+    again = CliRunner().invoke(app, run)
+    assert again.exit_code == 2 and "holds a finished run (best.pt) without the checkpoint.pt" in again.output
+    assert (tmp_path / "run" / "best.pt").read_bytes() == best
+
+
+@pytest.mark.parametrize("option, value", [("--epochs", "0"), ("--epochs", "nan"), ("--epochs", "-1"),
+                                           ("--learning-rate", "inf"), ("--learning-rate", "-0.1")])
+def test_train_reader_refuses_numbers_that_cannot_train_before_loading_anything(tmp_path, option, value):
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    result = CliRunner().invoke(app, ["train-reader", "--out", str(tmp_path / "run"), option, value])
+    assert result.exit_code == 2 and f"{option} must be a number above 0, not {float(value)}" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_training_data_of_the_wrong_shape_is_named_not_a_traceback(tmp_path):
+    from qa.reader.data import TrainingDataError, read_squad
+
+    (tmp_path / "bad.json").write_text(json.dumps({"data": [{"title": "x"}]}))
+    with pytest.raises(TrainingDataError, match=r"bad.json is not SQuAD-format JSON \(missing 'paragraphs'\)"):
+        read_squad(tmp_path / "bad.json", "idk_mrc")
+
+
+def test_export_leaves_the_old_reader_whole_when_the_card_beside_it_is_damaged(tmp_path):
+    from qa.reader.export import export_checkpoint
+
+    (tmp_path / "reader.json").write_text("{not json")
+    (tmp_path / "reader.npz").write_bytes(b"the old weights")
+    with pytest.raises(ValueError, match=r"the card .*reader.json cannot be read"):
+        export_checkpoint(MODEL_DIR / "reader.npz", tmp_path / "reader.npz", tmp_path / "reader.json")
+    assert (tmp_path / "reader.npz").read_bytes() == b"the old weights"
 
 
 def test_train_reader_help_explains_the_command():

@@ -126,9 +126,13 @@ def test_a_run_is_resumed_only_with_the_settings_that_trained_it(tmp_path):
     def again(**changes) -> None:
         check_same_run(tmp_path / "run", config_record(TrainConfig(**{**run.__dict__, **changes})))
 
-    again(threads=1, held_out_limit=50, epochs=5.0, data_dir=tmp_path / "moved")  # none of these changes training
+    again(threads=1, epochs=5.0, data_dir=tmp_path / "moved")  # none of these changes training (data: compared once read)
+    with pytest.raises(RunMismatchError, match=r"--held-out-limit 800 there, --held-out-limit 50 now"):
+        again(held_out_limit=50)
+    with pytest.raises(RunMismatchError, match=r"--no-respell there, --respell now"):
+        again(respell=True)
     again(init_from=tmp_path / "x" / ".." / "start.pt")  # the same file
     with pytest.raises(RunMismatchError, match=r"--epochs 3.0 there, 2.0 now \(it may only grow\)"):
         again(epochs=2.0)
-    with pytest.raises(RunMismatchError, match=r"--learning-rate 8e-05 there, 0.001 now"):
+    with pytest.raises(RunMismatchError, match=r"--learning-rate 8e-05 there, --learning-rate 0.001 now"):
         again(learning_rate=1e-3)

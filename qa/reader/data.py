@@ -57,19 +57,25 @@ def read_squad(path: Path, source: str) -> list[tuple[str, Example]]:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise TrainingDataError(f"{path} is not SQuAD-format JSON: {exc}") from exc
     examples = []
-    for article in data:
-        for paragraph in article["paragraphs"]:
-            context = paragraph["context"]
-            for qa in paragraph["qas"]:
-                answers = qa.get("answers") or []
-                if qa.get("is_impossible") or not answers:
-                    example = Example(qa["question"], context, None, None, source)
-                else:
-                    start, text = int(answers[0]["answer_start"]), answers[0]["text"]
-                    if context[start:start + len(text)] != text:
-                        continue
-                    example = Example(qa["question"], context, start, text, source)
-                examples.append((str(qa["id"]), example))
+    try:
+        for article in data:
+            for paragraph in article["paragraphs"]:
+                context = paragraph["context"]
+                for qa in paragraph["qas"]:
+                    answers = qa.get("answers") or []
+                    if qa.get("is_impossible") or not answers:
+                        example = Example(qa["question"], context, None, None, source)
+                    else:
+                        start, text = int(answers[0]["answer_start"]), answers[0]["text"]
+                        if context[start:start + len(text)] != text:
+                            continue
+                        example = Example(qa["question"], context, start, text, source)
+                    examples.append((str(qa["id"]), example))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise TrainingDataError(f"{path} is not SQuAD-format JSON ({detail}): each article needs paragraphs, each "
+                                "paragraph a context and qas, each question an id, a question and answers with "
+                                "text and answer_start") from exc
     return examples
 
 
@@ -279,9 +285,10 @@ def held_out_corpus(data_dir: Path):
     from qa.config import Settings
     from qa.evaluate import default_cache_dir, load_eval_set, prepare_squad_corpus
 
-    file = default_cache_dir() / "held-out.json"
+    settings = Settings()
+    file = default_cache_dir(settings) / "held-out.json"
     file.parent.mkdir(parents=True, exist_ok=True)
     file.write_text(json.dumps(held_out_squad(load_training_data(data_dir)), ensure_ascii=False), encoding="utf-8")
     eval_set, data = load_eval_set(file)
-    return eval_set, prepare_squad_corpus(eval_set, data, Settings(), default_cache_dir(), progress=True)
+    return eval_set, prepare_squad_corpus(eval_set, data, settings, default_cache_dir(settings), progress=True)
 

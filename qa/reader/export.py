@@ -107,23 +107,30 @@ def export_checkpoint(checkpoints: Path | list[Path], weights_file: Path, card_f
     (fine-tuned from one start) are averaged, and `score` gives the average's own held-out scores. Returns the
     card."""
     paths = [checkpoints] if isinstance(checkpoints, Path) else list(checkpoints)
+    try:  # the card beside the weights is read first: a bad one must not leave new weights under an old card
+        previous = json.loads(card_file.read_text(encoding="utf-8")) if card_file.exists() else {}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"the card {card_file} cannot be read ({exc}): restore it (`git checkout -- "
+                         f"{card_file}`) or remove it") from exc
     loaded = [load_state(path) for path in paths]
+    windows = {(int((meta["config"] or {}).get("max_tokens", 192)), int((meta["config"] or {}).get("stride", 128)))
+               for _, meta in loaded}
+    if len(windows) > 1:
+        raise ValueError(f"the checkpoints were trained with different windows (max_tokens, stride: "
+                         f"{sorted(windows)}): only readers trained alike can be averaged")
     state = average_states([s for s, _ in loaded]) if len(loaded) > 1 else loaded[0][0]
     held_out = score(state) if score and len(loaded) > 1 else loaded[0][1]["held_out"]
     layers = layer_count(state)
     arrays = shipped_arrays(state, layers)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    weights_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = weights_file.with_suffix(".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(weights_file)
-    previous = json.loads(card_file.read_text()) if card_file.exists() else {}
+    data = buffer.getvalue()
+    sha256 = hashlib.sha256(data).hexdigest()
     config = loaded[0][1]["config"] or {}
     result = previous | (card or {}) | {
         "weights_file": weights_file.name,
-        "sha256": sha256_of(weights_file),
-        "bytes": weights_file.stat().st_size,
+        "sha256": sha256,
+        "bytes": len(data),
         "layers": layers,
         "max_tokens": int(config.get("max_tokens", 192)),
         "stride": int(config.get("stride", 128)),
@@ -135,5 +142,23 @@ def export_checkpoint(checkpoints: Path | list[Path], weights_file: Path, card_f
                               for path, (_, meta) in zip(paths, loaded)]
     else:
         result.pop("averaged", None)
-    card_file.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    if previous.get("sha256") != sha256:  # another reader: the old one's calibration says nothing of it
+        result.pop("calibration", None)
+    _write_pair(weights_file, data, card_file, (json.dumps(result, indent=2, ensure_ascii=False) + "\n").encode())
     return result
+
+
+def _write_pair(weights_file: Path, weights: bytes, card_file: Path, card: bytes) -> None:
+    """Both files written in full beside their places, then renamed in: a full disk leaves the old pair whole."""
+    written = [(weights_file.with_suffix(".tmp"), weights_file, weights),
+               (card_file.with_suffix(".json.tmp"), card_file, card)]
+    try:
+        weights_file.parent.mkdir(parents=True, exist_ok=True)
+        for tmp, _, content in written:
+            tmp.write_bytes(content)
+        for tmp, final, _ in written:
+            tmp.replace(final)
+    except OSError as exc:
+        for tmp, _, _ in written:
+            tmp.unlink(missing_ok=True)
+        raise ValueError(f"cannot write {weights_file.parent}: {exc.strerror or exc}") from exc

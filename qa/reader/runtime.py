@@ -162,10 +162,15 @@ class ReaderRuntime:
     each says how many threads it computes with (one ONNX Runtime session per thread count)."""
 
     def __init__(self, card_file: Path = CARD_FILE, e5: E5Weights | None = None,
-                 tokenizer: E5Tokenizer | None = None):
+                 tokenizer: E5Tokenizer | None = None, calibrated: bool = True):
         """`e5` and `tokenizer`: the bundled model's, when the embedder has already loaded them (building the
-        tokenizer takes ~0.5 s)."""
+        tokenizer takes ~0.5 s). `calibrated`: refuse a reader whose card has no calibration (one exported and not
+        yet calibrated), whose confidences would mean nothing; only the calibration itself reads such a reader."""
         self.card, arrays = load_arrays(card_file)
+        if calibrated and not self.card.get("calibration"):
+            raise ReaderModelError(f"the reader in {card_file.parent} is not calibrated (its card {card_file.name} "
+                                   "has no calibration): run `python benchmarks/calibrate.py --write` after "
+                                   f"`qa export-reader`, or {RESTORE_HINT}")
         self.e5 = e5 or read_model_file(default_model_file())
         missing = [f"l{n}.{p}.q" for n in range(self.e5.layers) for p in LINEAR_PARTS if f"l{n}.{p}.q" not in arrays]
         if missing or "head.w" not in arrays:

@@ -244,14 +244,54 @@ def score_state(state: dict[str, np.ndarray], config: TrainConfig) -> dict:
     return evaluate_held_out(model, Featurizer(words, config.max_tokens, config.stride), data, config, weights.eos)
 
 
+class TrainingError(Exception):
+    """A run that cannot go on (a checkpoint that cannot be read or written): said in one line, not a traceback."""
+
+
+class Interrupted(TrainingError):
+    pass
+
+
+def write_atomically(path: Path, content: dict) -> None:
+    """torch.save to a temporary file renamed into place: a full disk or a stop mid-write leaves the last good file
+    and no partial one."""
+    import torch
+
+    tmp = path.with_suffix(".tmp")
+    try:
+        torch.save(content, tmp)
+        tmp.replace(path)
+    except (OSError, RuntimeError) as exc:  # torch reports a full disk as a RuntimeError from its zip writer
+        tmp.unlink(missing_ok=True)
+        raise TrainingError(f"cannot write {path}: {exc}".splitlines()[0]) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def check_same_data(out_dir: Path, meta: dict) -> None:
+    """Refuse to resume a run on training data other than its own (another --data folder may hold the same files,
+    and may not): the number of examples of each source and the steps an epoch takes must match run.json's."""
+    try:
+        earlier = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    differs = [key for key in ("train_examples", "held_out_examples", "steps_per_epoch")
+               if key in earlier and earlier[key] != meta[key]]
+    if differs:
+        raise RunMismatchError(f"{out_dir} holds a run trained on other data ({', '.join(differs)} differ from "
+                               f"{meta['config']['data_dir']}'s): resume it with its own training files, or give "
+                               "another --out for a new run")
+
+
 class RunMismatchError(ValueError):
     """The run folder holds a run trained with other settings: resuming it would mix the two."""
 
 
-# Settings a run may be resumed with changed: where the files are, the CPU threads, how much of the held-out split
-# is scored, the stride (it follows --max-tokens, which is compared), and a larger --epochs (to train a run further:
+# Settings a run may be resumed with changed: where the files are (what they hold is compared once read), the CPU
+# threads, the stride (it follows --max-tokens, which is compared), and a larger --epochs (to train a run further:
 # the schedule is then computed for the longer run, so the learning rate rises again from where it had decayed to).
-_MAY_CHANGE = ("data_dir", "out_dir", "threads", "held_out_limit", "stride", "epochs")
+_MAY_CHANGE = ("data_dir", "out_dir", "threads", "stride", "epochs")
 
 
 def config_record(config: TrainConfig) -> dict:
@@ -271,7 +311,13 @@ def check_same_run(out_dir: Path, settings: dict) -> None:
             return Path(before).resolve() == Path(value).resolve()
         return before == value
 
-    changed = [f"--{key.replace('_', '-')} {earlier.get(key)} there, {value} now" for key, value in settings.items()
+    def option(key: str, value) -> str:
+        name = key.replace("_", "-")
+        if isinstance(value, bool):
+            return f"--{name}" if value else f"--no-{name}"
+        return f"--{name} {'(none)' if value is None else value}"
+
+    changed = [f"{option(key, earlier.get(key))} there, {option(key, value)} now" for key, value in settings.items()
                if key not in _MAY_CHANGE and not same(key, value)]
     if settings.get("epochs", 0) < earlier.get("epochs", 0):
         changed.append(f"--epochs {earlier['epochs']} there, {settings['epochs']} now (it may only grow)")
@@ -295,6 +341,9 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
 
     if (config.out_dir / "checkpoint.pt").exists():
         check_same_run(config.out_dir, config_record(config))  # before the minutes spent loading the data
+    elif (config.out_dir / "best.pt").exists():
+        raise RunMismatchError(f"{config.out_dir} holds a finished run (best.pt) without the checkpoint.pt to resume "
+                               "it from: give another --out for a new run (this one would overwrite its best.pt)")
     torch.manual_seed(config.seed)
     weights, words = _bundled_encoder(config.threads)
     config.out_dir.mkdir(parents=True, exist_ok=True)
@@ -331,67 +380,76 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
             "train_examples": {k: len(v) for k, v in data.train.items()} | {"xquad-questions": len(data.xquad)},
             "held_out_examples": {k: len(v) for k, v in data.held_out.items()}}
     if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
+        check_same_data(config.out_dir, meta)
+        try:
+            state = torch.load(checkpoint, weights_only=False)
+        except Exception as exc:  # noqa: BLE001 - torch says a damaged file in many ways
+            raise TrainingError(f"{checkpoint} cannot be read ({type(exc).__name__}): it is damaged; delete it to "
+                                "start the run again, or give another --out") from exc
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         step, best = state["step"], state["best"]
         torch.set_rng_state(state["torch_rng"])
         print(f"resuming from {checkpoint} at step {step} of {total_steps}", flush=True)
+        _log(config.out_dir, {"resumed_at_step": step})  # the loss average starts again from here
     (config.out_dir / "run.json").write_text(json.dumps(meta, indent=2))
 
     def save(path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(), "step": step, "best": best,
-                    "torch_rng": torch.get_rng_state()}, tmp)
-        tmp.replace(path)
+        write_atomically(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                "schedule": schedule.state_dict(), "step": step, "best": best,
+                                "torch_rng": torch.get_rng_state()})
 
     def evaluate() -> None:
         nonlocal best
         report = evaluate_held_out(model, featurizer, data, config, pad)
         report |= {"step": step, "epoch": round(step / steps_per_epoch, 3)}
         _log(config.out_dir, {"eval": report})
-        print("held-out:", json.dumps(report), flush=True)
+        tqdm.write("held-out: " + json.dumps(report))
         if best is None or report["selection_score"] > best["selection_score"]:
             best = report
-            tmp = config.out_dir / "best.tmp"
-            torch.save({"model": model.state_dict(), "held_out": report, "config": meta["config"]}, tmp)
-            tmp.replace(config.out_dir / "best.pt")
+            write_atomically(config.out_dir / "best.pt",
+                             {"model": model.state_dict(), "held_out": report, "config": meta["config"]})
 
     eval_every = max(1, steps_per_epoch // max(1, config.evaluations_per_epoch))
     bar = tqdm(total=total_steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True)
     model.train()
     started, seen, loss_avg = time.perf_counter(), 0, None
-    while step < total_steps:
-        epoch, position = divmod(step, steps_per_epoch)
-        epoch_list = first_epoch if epoch == 0 else epoch_length(epoch_batches(epoch), steps_per_epoch)
-        for batch in epoch_list[position:]:
-            if step >= total_steps:
-                break
-            ids, valid, starts, ends = tensors(batch, pad)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
-                start_logits, end_logits = model(ids, valid)
-            loss = (torch.nn.functional.cross_entropy(start_logits, starts)
-                    + torch.nn.functional.cross_entropy(end_logits, ends)) / 2
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            step += 1
-            seen += len(batch)
-            loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
-            rate = seen / (time.perf_counter() - started)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_avg:.3f}", ex_s=f"{rate:.1f}", epoch=f"{step / steps_per_epoch:.2f}")
-            if step % 20 == 0:
-                _log(config.out_dir, {"step": step, "loss": round(loss_avg, 4), "examples_per_s": round(rate, 2),
-                                      "lr": schedule.get_last_lr()[0]})
-            if step % eval_every == 0 or step == total_steps:
-                evaluate()
-            if step % config.checkpoint_every == 0 or step == total_steps:
-                save(checkpoint)
+    try:
+        while step < total_steps:
+            epoch, position = divmod(step, steps_per_epoch)
+            epoch_list = first_epoch if epoch == 0 else epoch_length(epoch_batches(epoch), steps_per_epoch)
+            for batch in epoch_list[position:]:
+                if step >= total_steps:
+                    break
+                ids, valid, starts, ends = tensors(batch, pad)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                    start_logits, end_logits = model(ids, valid)
+                loss = (torch.nn.functional.cross_entropy(start_logits, starts)
+                        + torch.nn.functional.cross_entropy(end_logits, ends)) / 2
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                schedule.step()
+                step += 1
+                seen += len(batch)
+                loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
+                rate = seen / (time.perf_counter() - started)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_avg:.3f}", ex_s=f"{rate:.1f}", epoch=f"{step / steps_per_epoch:.2f}")
+                if step % 20 == 0:
+                    _log(config.out_dir, {"step": step, "loss": round(loss_avg, 4), "examples_per_s": round(rate, 2),
+                                          "lr": schedule.get_last_lr()[0]})
+                if step % eval_every == 0 or step == total_steps:
+                    evaluate()
+                if step % config.checkpoint_every == 0 or step == total_steps:
+                    save(checkpoint)
+    except KeyboardInterrupt:
+        bar.close()
+        save(checkpoint)  # the steps since the last checkpoint are kept, not lost
+        raise Interrupted(f"stopped at step {step} of {total_steps}; saved {checkpoint}: the same command resumes "
+                          "it") from None
     bar.close()
     if best is None:
         evaluate()
