@@ -28,7 +28,7 @@ from starlette.routing import Match
 from qa import __version__
 from qa.config import HISTORY_TURNS_CAP, Settings, load_settings, url_host
 from qa.embed import ModelLoadError
-from qa.indexer import BuildBusyError, BuildError
+from qa.indexer import BuildBusyError, BuildError, StoreUnavailableError
 from qa.records import Answer
 from qa.service import InvalidQuestion, QAService, ServiceUnavailable, too_many_turns, visible_pattern
 from qa.timeline import TimelineFilterError, UnknownArticle
@@ -280,7 +280,8 @@ def health(service: ServiceDep) -> JSONResponse:
 @router.post("/admin/reindex", tags=["service"],
              responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut},
                         422: {"model": ErrorOut},
-                        503: {"model": ErrorOut, "description": "The embedding model cannot be loaded"}})
+                        503: {"model": ErrorOut, "description": "The embedding model cannot be loaded, or the "
+                                                                "index database cannot be reached"}})
 async def admin_reindex(service: ServiceDep, authorization: Annotated[str | None, Header()] = None,
                         x_admin_token: Annotated[str | None, Header()] = None) -> dict:
     """Rebuild the index from the corpus folder and swap it in. Needs the admin token (QA_ADMIN_TOKEN)."""
@@ -301,7 +302,7 @@ def admin_token_matches(expected: str, authorization: str | None, x_admin_token:
 
 
 STATUS_OF = {InvalidQuestion: 422, ServiceUnavailable: 503, TimelineFilterError: 422, UnknownArticle: 404,
-             BuildError: 422, BuildBusyError: 409, ModelLoadError: 503}
+             BuildError: 422, BuildBusyError: 409, StoreUnavailableError: 503, ModelLoadError: 503}
 
 JSON_BODY_HINT = 'send a JSON object such as {"question": "…"} with the header Content-Type: application/json'
 # FastAPI's words when a JSON body cannot be parsed at all (not UTF-8, or nested beyond the parser's depth): said

@@ -45,6 +45,10 @@ class BuildBusyError(BuildError):
     pass
 
 
+class StoreUnavailableError(BuildError):
+    """The database the index is kept in cannot be reached or used: the build never started or was undone."""
+
+
 @dataclass
 class BuildReport:
     added: list[str] = field(default_factory=list)
@@ -257,7 +261,10 @@ def build_index(settings: Settings, progress: Progress | None = None, lock_timeo
         try:
             return _build(settings, _DatabaseStore(settings), progress, lock_timeout, embedder, rebuild)
         except DatabaseError as exc:
-            raise BuildError(f"{exc} (the index was left as it was)") from None
+            raise StoreUnavailableError(f"{exc} (the index was left as it was)") from None
+        except psycopg.OperationalError as exc:  # the connection was lost mid-build
+            raise StoreUnavailableError(f"lost the connection to {describe(settings.database_url)}: "
+                                        f"{str(exc).strip().splitlines()[0]} (the index was left as it was)") from None
         except psycopg.Error as exc:
             raise BuildError(f"writing the index into {describe(settings.database_url)} failed: "
                              f"{str(exc).strip().splitlines()[0]} (the index was left as it was)") from None

@@ -442,7 +442,7 @@ class QAService:
         except ServiceUnavailable as exc:
             return {"status": "unavailable", "detail": str(exc)}
         if self.store_error and backend.uses_database(self.settings):  # its answers need the database too
-            return {"status": "unavailable", "detail": f"the index database cannot be reached: {self.store_error}",
+            return {"status": "unavailable", "detail": f"the index database cannot be used: {self.store_error}",
                     "generation": index.generation}
         health = {
             "status": "ok",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -19,6 +19,10 @@ POOL_WAIT_S = 4
 # no connection opens one at once. Without the bound a database back after a two-minute outage waited for the
 # pool's next try, up to a minute away.
 RECONNECT_TIMEOUT_S = 10
+
+
+NOT_A_URL = ("QA_DATABASE_URL is not a valid PostgreSQL URL: write it as postgresql://user:password@host:port/database, "
+             "with special characters in the password percent-encoded (@ as %40, % as %25, / as %2F)")
 
 
 class DatabaseError(Exception):
@@ -38,11 +42,23 @@ def describe(url: str) -> str:
     return f"{user}{host}{port}/{info.get('dbname') or ''}"
 
 
+def without_secret(text: str, url: str) -> str:
+    """`text` with the URL's password blotted out, as written and as decoded: libpq echoes the part of a URL it
+    could not read, and a message may reach a log or an HTTP reply."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    for secret in {password, unquote(password or "")} - {None, ""}:
+        text = text.replace(secret, "***")
+    return text
+
+
 def explain(exc: Exception, url: str) -> str:
     """A one-line explanation of why connecting to `url` failed."""
     where = describe(url)
     state = getattr(exc, "sqlstate", None)
-    text = str(exc).strip()
+    text = without_secret(str(exc).strip(), url)
     first = text.splitlines()[0] if text else type(exc).__name__
     if state == "28P01" or "password authentication failed" in text:
         return (f"PostgreSQL at {where} refused the password: check the user and password in QA_DATABASE_URL")
@@ -53,10 +69,10 @@ def explain(exc: Exception, url: str) -> str:
     if state == "28000" or ("role" in text and "does not exist" in text):
         return f"PostgreSQL at {where} does not accept this user ({first}): fix the user in QA_DATABASE_URL"
     if "invalid" in text and ("value" in text or "option" in text or "URI" in text):
-        return (f"QA_DATABASE_URL is not a valid PostgreSQL URL ({first.removeprefix('connection is bad: ')}): "
-                "write it as postgresql://user:password@host:port/database")
-    return (f"cannot reach PostgreSQL at {where} ({first.removeprefix('connection failed: ')}): is the server "
-            "running, and are the host and port in QA_DATABASE_URL right?")
+        return NOT_A_URL
+    reason = first.removeprefix("connection failed: ").removeprefix("connection is bad: ")
+    return (f"cannot reach PostgreSQL at {where} ({reason}): is the server running, and are the host and port in "
+            "QA_DATABASE_URL right?")
 
 
 def connect(url: str, autocommit: bool = True) -> psycopg.Connection:
@@ -65,9 +81,8 @@ def connect(url: str, autocommit: bool = True) -> psycopg.Connection:
     extension existed reads vectors as well as any."""
     try:
         conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S)
-    except psycopg.ProgrammingError as exc:
-        raise DatabaseError(f"QA_DATABASE_URL is not a valid PostgreSQL URL ({exc}): "
-                            "write it as postgresql://user:password@host:port/database") from None
+    except psycopg.ProgrammingError:  # libpq's own words quote the URL, password and all: not repeated
+        raise DatabaseError(NOT_A_URL) from None
     except psycopg.OperationalError as exc:
         raise DatabaseError(explain(exc, url)) from None
     return conn

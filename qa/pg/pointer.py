@@ -18,6 +18,7 @@ from qa.store import KEEP_GENERATIONS
 
 CHANNEL = "qa_generation"  # a build NOTIFYs it with the new generation's name as it commits
 RELISTEN_S = 5.0
+PRUNE_LOCK_WAIT_MS = 2000  # how long a build waits to drop an old generation that someone is still reading
 
 
 class StoreBusyError(DatabaseError):
@@ -77,9 +78,15 @@ def prune(conn: psycopg.Connection) -> list[str]:
     for name, schema in rows:
         if name in keep:
             continue
-        with conn.transaction():
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-            conn.execute(f"DELETE FROM {META_SCHEMA}.generations WHERE name = %s", (name,))
+        try:
+            with conn.transaction():
+                # A generation someone still reads (a backup, an open transaction) is left for the next build:
+                # waiting for it would hang the build, holding the build lock, for as long as they read.
+                conn.execute(f"SET LOCAL lock_timeout = '{PRUNE_LOCK_WAIT_MS}ms'")
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+                conn.execute(f"DELETE FROM {META_SCHEMA}.generations WHERE name = %s", (name,))
+        except psycopg.errors.LockNotAvailable:
+            continue
         dropped.append(name)
     return dropped
 
@@ -93,7 +100,8 @@ def build_lock(url: str, timeout: float = 0.0):
         deadline = time.monotonic() + timeout
         while not conn.execute("SELECT pg_try_advisory_lock(%s)", (BUILD_LOCK_KEY,)).fetchone()[0]:
             if time.monotonic() >= deadline:
-                raise StoreBusyError(f"another build into {describe(url)} is running; try again when it has finished")
+                raise StoreBusyError(f"another build into {describe(url)} is running; try again when it has finished "
+                                     "(or wait for it with --wait SECONDS)")
             time.sleep(0.2)
         yield conn
     finally:
