@@ -276,10 +276,10 @@ def test_evaluate_tiny_squad_end_to_end(tmp_path, embedder):
     assert report["questions"]["evaluated"] == 3 and report["questions"]["answerable"] == 3
     for section, names in METRICS.items():
         assert set(report[section]) == names
-    assert report["retrieval"]["recall@5"] == {"value": 1.0, "n": 3, "ci95": [1.0, 1.0]}
+    assert report["retrieval"]["recall@5"] == {"value": 1.0, "n": 3, "ci95": [0.4385, 1.0]}
     assert report["retrieval"]["recall@1"]["n"] == 3
     # One paragraph per document here, so the passage that holds the answer is the gold document's.
-    assert report["retrieval"]["answer_passage_recall@5"] == {"value": 1.0, "n": 3, "ci95": [1.0, 1.0]}
+    assert report["retrieval"]["answer_passage_recall@5"] == {"value": 1.0, "n": 3, "ci95": [0.4385, 1.0]}
     assert all(row["answer_passage_rank"] == row["gold_rank"] for row in report["per_question"])
     for name in ("answer_hit_rate", "sentence_containment", "token_f1", "false_abstention_rate"):
         assert report["answers"][name]["n"] == 3
@@ -355,6 +355,27 @@ def test_jsonl_scores_are_broken_down_by_language_and_kind(built_index, tmp_path
     assert set(by_kind) == {"when", "who"}
     text = format_report(report)
     assert "by lang:" in text and "by kind:" in text and "  when " in text
+
+
+def test_a_line_the_service_refuses_is_named_and_left_out_and_a_gold_in_no_article_is_named(built_index, tmp_path):
+    settings, _ = built_index
+    lines = [
+        {"id": "ok", "question": "Kapan Rusia memveto resolusi Dewan Keamanan PBB?", "answers": ["28 Maret 2024"]},
+        {"id": "surrogate", "question": "Siapa \ud800 Duta Besar Rusia?", "answers": ["Alexander Matsegora"]},
+        {"id": "long", "question": "Kapan? " * 200, "answers": [], "answerable": False},
+        {"id": "nowhere", "question": "Siapa Budi Santoso?", "answers": ["Budi Santoso"]},
+    ]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines), encoding="utf-8")
+    report = evaluate_file(path, settings, top_k=5)
+    assert report["questions"]["evaluated"] == 2 and report["questions"]["not_asked"] == 2
+    assert [row["id"] for row in report["per_question"]] == ["ok", "nowhere"]
+    assert report["answers"]["abstention_accuracy"]["n"] == 0  # a refused line is no abstention
+    warned = " ".join(report["warnings"])
+    assert "surrogate: not asked, the service refuses it (question is not valid Unicode text" in warned
+    assert "long: not asked, the service refuses it (question is too long (1399 characters" in warned
+    assert "nowhere: no gold answer occurs in any article, so it cannot be answered right" in warned
+    assert "ok:" not in warned
 
 
 def test_a_cached_squad_index_of_another_index_format_is_not_reused(monkeypatch):
