@@ -426,6 +426,11 @@ def test_a_file_that_is_not_a_checkpoint_is_named_not_a_traceback(tmp_path):
                                      "--out", str(tmp_path / "run"), "--limit", "2"])
     assert train.exit_code == 2 and f"cannot start from {tmp_path / 'notes.pt'}" in train.output
     assert not (tmp_path / "run").exists()
+    (tmp_path / "mine.npz").write_text("not weights")  # someone's own file, not the shipped reader
+    train = CliRunner().invoke(app, ["train-reader", "--init-from", str(tmp_path / "mine.npz"),
+                                     "--out", str(tmp_path / "run"), "--limit", "2"])
+    assert train.exit_code == 2 and "mine.npz has no card beside it (mine.json)" in " ".join(train.output.split())
+    assert "git checkout" not in train.output  # the shipped reader's advice is not for this file
 
 
 def test_the_passage_read_is_the_one_whose_best_sentence_matches_the_question():

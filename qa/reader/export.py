@@ -74,6 +74,9 @@ def load_state(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     if path.suffix == ".npz":
         from qa.reader.runtime import load_arrays
 
+        if not path.with_suffix(".json").is_file():
+            raise ValueError(f"{path} has no card beside it ({path.with_suffix('.json').name}): a reader's weights "
+                             "are read with the card `qa export-reader` writes next to them")
         card, arrays = load_arrays(path.with_suffix(".json"))
         return checkpoint_state(arrays, card["layers"]), {"config": card.get("training"),
                                                           "held_out": card.get("held_out")}
