@@ -22,7 +22,8 @@ SUPPORT_DEPTH = 20  # passages searched for more support of the chosen answer
 SUPPORT_MARGIN = 0.06  # a supporting sentence may be this much less similar to the question than the answer's own
 
 
-def source_url(doc_id: str) -> str:
+def source_view_url(doc_id: str) -> str:
+    """The article's page in this service's source viewer (its original address, if any, is `original_link`)."""
     return "/sources/" + quote(doc_id, safe="/")
 
 
@@ -45,7 +46,7 @@ def citation_url(doc_id: str, start: int, end: int, answer: tuple[int, int] | No
     if answer:
         params |= {"astart": answer[0], "aend": answer[1]}
     params["check"] = passage_check(passage)
-    return f"{source_url(doc_id)}?{urlencode(params)}#cited"
+    return f"{source_view_url(doc_id)}?{urlencode(params)}#cited"
 
 
 def event_url(event) -> str:
@@ -117,8 +118,8 @@ class Evidence:
 
 def gather_evidence(index: LoadedIndex, embedder: Embedder, reader: ReaderRuntime, question: str, top_k: int,
                     threads: int = 1) -> Evidence:
-    """Embed, retrieve, rank the retrieved passages' sentences (for the answer's sentence and its supporting
-    citations) and read the best of the `top_k` passages."""
+    """Embed, retrieve `top_k` passages, rank their sentences (for the answer's sentence and its supporting
+    citations) and read the most promising of the first three (qa.reader.read.passages_to_read)."""
     started = time.perf_counter()
     query_vector = embedder.encode_queries([question], threads=threads)[0]
     embedded = time.perf_counter()

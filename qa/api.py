@@ -1,4 +1,5 @@
-"""HTTP interface: /ask, /api/sources, /health, /admin/reindex. Routers are thin; the work is in QAService."""
+"""HTTP interface: /ask, /api/sources, /api/timeline, /health, /admin/reindex. Routers are thin; the work is in
+QAService, and what it raises becomes a status in one place (STATUS_OF)."""
 
 from __future__ import annotations
 
@@ -210,9 +211,9 @@ def question_is_utf8(query_string: bytes) -> bool:
 
 
 def _summary(doc) -> dict:
-    from qa.answer import original_link, source_url
+    from qa.answer import original_link, source_view_url
 
-    return {"doc_id": doc.doc_id, "title": doc.title, "url": source_url(doc.doc_id),
+    return {"doc_id": doc.doc_id, "title": doc.title, "url": source_view_url(doc.doc_id),
             "source_url": original_link(doc.meta), "meta": doc.meta}
 
 

@@ -4,7 +4,7 @@ Two input formats:
 
 - the development set, JSONL: one object a line with `id`, `question`, `answers` (gold strings),
   `sources` (hex ids of the supporting articles) and `answerable` (absent/true/false). Questions run
-  against the normal index (settings.index_dir).
+  against the product's index (the index folder, or the database of QA_DATABASE_URL).
 - SQuAD v1.1 (or v2.0) JSON: `data[].paragraphs[].context / qas[]`. Its passages become a corpus of one
   document per distinct paragraph, indexed into a cache folder keyed by the file's sha256 and the index
   settings, so a second run on the same file embeds nothing.

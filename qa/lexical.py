@@ -85,7 +85,7 @@ class LexicalIndex:
         return np.asarray(self._retriever.get_scores(tokens), dtype=np.float32)
 
     def known_share(self, query: str) -> float:
-        """known_share of the query's words over this index's passages."""
+        """How much of the query this index's passages can match at all (the function below, on this index)."""
         tokens = tokenize(query)
         if self._retriever is None or not tokens:
             return 0.0

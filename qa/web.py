@@ -1,7 +1,7 @@
-"""Web pages (chat and source viewer), rendered with Jinja2 from web/.
+"""Web pages (the chat, the source viewer, the list of sources and the timeline), rendered with Jinja2 from web/.
 
-The pages only read through QAService (ask, documents, document): offsets from the answer and its
-citations are used to cut the document text, never a search for the answer string.
+The pages read only through QAService: offsets from the answer and its citations cut the texts, never a search
+for the answer string.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from qa.answer import event_url, original_link, passage_check, source_url
+from qa.answer import event_url, original_link, passage_check, source_view_url
 from qa.confidence import confidence_note, confidence_words
 from qa.followup import EarlierTurn, earlier_turn
 from qa.timeline import TimelineEvent, TimelineFilter, TimelineFilterError, UnknownArticle
@@ -287,6 +287,9 @@ def _templates() -> Jinja2Templates:
 
 def mount(app: FastAPI) -> None:
     """Add the page routes and static files to the app."""
+    if not (WEB_DIR / "templates").is_dir():  # the pages live in the checkout beside the package, not in a wheel
+        raise RuntimeError(f"the web pages are not at {WEB_DIR}: run the service from the project's checkout, "
+                           "installed with scripts/setup (pip install -e .), not from a wheel")
     templates = _templates()
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 
@@ -376,7 +379,7 @@ def mount(app: FastAPI) -> None:
             documents = request.app.state.service.documents()
         except ServiceUnavailable as exc:
             return unavailable(request, exc)
-        rows = [{"href": source_url(d.doc_id), "title": d.title, "meta": d.meta} for d in documents]
+        rows = [{"href": source_view_url(d.doc_id), "title": d.title, "meta": d.meta} for d in documents]
         return page(request, "sources.html", {"documents": rows})
 
     @app.get("/sources/{doc_id:path}", response_class=HTMLResponse, include_in_schema=False)
