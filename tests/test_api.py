@@ -619,10 +619,15 @@ def test_a_client_that_leaves_mid_upload_leaves_no_error_in_the_log(live_server,
     with socket.create_connection((host, int(port))) as sock:
         sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n"
                      "Content-Length: 100\r\n\r\n{".encode())
-    with caplog.at_level(logging.ERROR):
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline and not caplog.records:  # the server notices the going within moments
-            time.sleep(0.1)
+    uvicorn_log = logging.getLogger("uvicorn")  # uvicorn's loggers do not propagate: the root's capture sees nothing
+    uvicorn_log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.ERROR):
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline and not caplog.records:  # the server notices the going within moments
+                time.sleep(0.1)
+    finally:
+        uvicorn_log.removeHandler(caplog.handler)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
