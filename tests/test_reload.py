@@ -381,6 +381,7 @@ def test_a_second_build_is_refused_or_waits_never_interleaves(small_corpus, embe
              "--index", str(settings.index_dir)],
             cwd=PROJECT_DIR, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(3)
+        assert waiting.poll() is None, waiting.communicate()  # still waiting for the lock, not done or refused
     finally:
         release.set()
         builder.join(timeout=300)
