@@ -15,7 +15,9 @@ _DATE_COMPANIONS = frozenset(
     "sunday".split()) | frozenset(QUALIFIERS)
 _SCALES = {"ribu": 1e3, "thousand": 1e3, "juta": 1e6, "million": 1e6, "miliar": 1e9, "billion": 1e9,
            "triliun": 1e12, "trillion": 1e12}
+_CURRENCIES = {"rp": "IDR", "us$": "USD", "$": "USD", "€": "EUR", "£": "GBP"}
 _NUMBER = re.compile(r"(?:sekitar|hampir|lebih dari|about|around|nearly|more than|over)?\s*"
+                     r"(rp\.?|us\$|\$|€|£)?\s*"
                      r"(\d{1,3}(?:\.\d{3})+|\d+(?:,\d+)?|\d{1,3}(?:,\d{3})+(?:\.\d+)?)"
                      r"(?:\s+(ribu|thousand|juta|million|miliar|billion|triliun|trillion))?((?:\s*%|\s.*)?)$", re.I)
 _TYPES = {"day": "date", "month": "date", "year": "date", "decade": "decade", "range": "date_range"}
@@ -23,8 +25,9 @@ _TYPES = {"day": "date", "month": "date", "year": "date", "decade": "decade", "r
 
 def date_normalized(text: str) -> dict | None:
     """{'type': 'date', 'value': '2024-03-28' | '1950-06' | '1994'}, {'type': 'decade', 'value': '1990s'} or
-    {'type': 'date_range', 'value': '1950/1953'}, with 'qualifier' early / mid / late when the span says so, for a span that is one date with a year (and perhaps a weekday
-    or a preposition); None for anything else, a day and month without a year among them."""
+    {'type': 'date_range', 'value': '1950/1953'}, with 'qualifier' early / mid / late when the span says so, for
+    a span that is one date with a year (and perhaps a weekday or a preposition); None for anything else, a day and
+    month without a year among them."""
     dates = find_dates(text)
     if len(dates) != 1:
         return None
@@ -40,11 +43,12 @@ def date_normalized(text: str) -> dict | None:
 
 def number_normalized(text: str) -> dict | None:
     """{'type': 'number', 'value': 1000, 'unit': 'orang'} for a span that is a number (Indonesian "1.000" and
-    "3,5"; English "1,000" and "3.5"), with what it counts when a word follows; None otherwise."""
+    "3,5"; English "1,000" and "3.5"), with what it counts when a word follows and its currency when a sign leads
+    ("Rp75 juta": IDR, "$11 miliar": USD); None otherwise."""
     match = _NUMBER.fullmatch(text.strip().strip(".;()"))
     if not match:
         return None
-    digits, scale, rest = match.group(1), match.group(2), match.group(3).strip()
+    currency, digits, scale, rest = match.group(1), match.group(2), match.group(3), match.group(4).strip()
     if len(rest.split()) > 3 or rest.lower().startswith(tuple(MONTHS)):
         return None  # "19 Juni" is a day without its year, not a count
     if any(c.isdigit() for c in rest) or rest[:1].isupper():
@@ -57,6 +61,8 @@ def number_normalized(text: str) -> dict | None:
         value = float(digits.replace(",", "."))
     value *= _SCALES.get((scale or "").lower(), 1)
     result = {"type": "number", "value": int(value) if value.is_integer() else value}
+    if currency:
+        result["currency"] = _CURRENCIES[currency.lower().rstrip(".")]
     if rest:
         result["unit"] = rest
     return result

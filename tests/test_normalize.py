@@ -26,6 +26,9 @@ from qa.normalize import normalized
     ("50%", {"type": "number", "value": 50, "unit": "%"}),
     ("5,2 %", {"type": "number", "value": 5.2, "unit": "%"}),
     ("sekitar 2000", {"type": "number", "value": 2000}),  # a count, not a year
+    ("Rp75 juta", {"type": "number", "value": 75_000_000, "currency": "IDR"}),
+    ("$11 miliar", {"type": "number", "value": 11_000_000_000, "currency": "USD"}),
+    ("Rp 15.000 per kilogram", {"type": "number", "value": 15_000, "currency": "IDR", "unit": "per kilogram"}),
 ])
 def test_dates_and_numbers_get_a_value(span, value):
     assert normalized(span) == value
