@@ -134,7 +134,8 @@ def embed_documents(docs: list[Document], settings: Settings, embedder: Embedder
 
 def build_entry(doc: Document, settings: Settings, embedder: Embedder) -> DocumentEntry:
     sentences = sentence_spans(doc.text)
-    passages = split_passages(doc, settings.passage_sentences, settings.passage_overlap, settings.passage_max_chars)
+    passages = split_passages(doc, settings.passage_sentences, settings.passage_overlap, settings.passage_max_chars,
+                              sentences)
     passage_vectors = embedder.encode_documents([embedding_text(doc, p.text) for p in passages])
     sentence_vectors = embedder.encode_documents([embedding_text(doc, doc.text[s.start:s.end]) for s in sentences])
     return DocumentEntry(doc, sentences, sentence_vectors, passages, passage_vectors)

@@ -91,10 +91,12 @@ def paragraph_ends(text: str) -> set[int]:
     return {p.end for p in paragraph_spans(text)}
 
 
-def split_passages(doc: Document, max_sentences: int, overlap: int, max_chars: int) -> list[Passage]:
+def split_passages(doc: Document, max_sentences: int, overlap: int, max_chars: int,
+                   sentences: list[Span] | None = None) -> list[Passage]:
     """Windows of up to max_sentences sentences (and about max_chars), overlapping by `overlap` sentences
-    unless a window ends at a paragraph break, where the next one starts fresh."""
-    sentences = sentence_spans(doc.text)
+    unless a window ends at a paragraph break, where the next one starts fresh. `sentences`: the text's
+    sentence_spans, when the caller has them already (splitting is most of the cost)."""
+    sentences = sentence_spans(doc.text) if sentences is None else sentences
     breaks = paragraph_ends(doc.text)
     passages: list[Passage] = []
     i = 0
