@@ -313,8 +313,10 @@ def mount(app: FastAPI) -> None:
     def chat(request: Request, turns: list[Turn], error: str | None = None, question: str = "",
              status: int = 200, earlier: list[EarlierTurn] | None = None) -> HTMLResponse:
         bound = history_turns(request)
-        carried = recent([earlier_turn(t.answer) for t in turns] if earlier is None else earlier, bound)
+        earlier = [earlier_turn(t.answer) for t in turns] if earlier is None else earlier
+        carried = recent(earlier, bound)
         return page(request, "chat.html", {"turns": turns, "error": error, "question": question, "history": carried,
+                                           "not_shown": len(earlier) > len(turns),
                                            "next_turn": min(len(carried), bound) + 1, "history_turns": bound,
                                            "examples": EXAMPLES}, status)
 

@@ -237,6 +237,15 @@ def test_form_post_keeps_the_earlier_questions(client):
     assert hidden[-2:] == [first, VETO_QUESTION] and answers[-1] == "28 Maret 2024"
 
 
+def test_without_javascript_a_long_conversation_says_its_earlier_questions_are_not_shown(client):
+    questions = [f"Kapan Putin tiba di Pyongyang? ({n})" for n in range(HISTORY_TURNS + 1)]
+    html = client.post("/", data={"history": questions, "history_answer": ["19 Juni 2024"] * len(questions),
+                                  "question": VETO_QUESTION}).text
+    assert f"Earlier questions of this conversation are not shown; the latest {HISTORY_TURNS + 1} are." in html
+    assert questions[0] not in html.split('id="conversation"')[1].split("</section>")[0]
+    assert "Earlier questions" not in client.post("/", data={"question": VETO_QUESTION}).text
+
+
 def test_the_examples_show_answers_in_both_languages_and_a_refusal(client, service):
     from qa.web import EXAMPLES
 
