@@ -29,7 +29,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
 sys.path.insert(0, str(PROJECT_DIR / "benchmarks"))
-from common import SHARED_DIR, at_least_one, command_line, existing_file, stop  # noqa: E402
+from common import SHARED_DIR, at_least_one, command_line, existing_file, file_to_write, stop  # noqa: E402
 from qa.answer import gather_evidence  # noqa: E402
 from qa.evaluate import max_token_f1  # noqa: E402
 from qa.language import question_language  # noqa: E402
@@ -91,8 +91,11 @@ def main() -> None:
     parser.add_argument("--limit", type=at_least_one, default=None, help="questions asked at most (a quick look)")
     parser.add_argument("--top-k", type=at_least_one, default=5, help="retrieved passages per question, as qa ask")
     parser.add_argument("--write", action="store_true", help="store the calibration in the reader's card")
-    parser.add_argument("--json", type=Path, help="write every question's features and outcome here")
+    parser.add_argument("--json", type=file_to_write, help="write every question's features and outcome here")
     args = parser.parse_args()
+    if args.write and args.limit:
+        parser.error("a calibration written into the card must be fitted on the whole held-out split; drop --limit, "
+                     "or drop --write to look at a sample")
 
     try:
         eval_set, corpus = held_out_corpus(args.data)
@@ -162,13 +165,13 @@ def main() -> None:
     calibration = {"margin": round(float(w[0]), 5), "dense": round(float(w[1]), 5), "bias": round(float(w[2]), 5),
                    "threshold": float(threshold), "english_threshold": float(english_threshold),
                    "questions": len(rows), "answerable": int(answerable.sum()), "curve": table}
-    if args.json:
-        args.json.write_text(json.dumps({"calibration": calibration, "rows": rows}, ensure_ascii=False, indent=1))
-    if args.write:
+    if args.write:  # first: the card is what the run was for
         card = json.loads(args.card.read_text(encoding="utf-8"))
         card["calibration"] = calibration
         args.card.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"written to {args.card}")
+    if args.json:
+        args.json.write_text(json.dumps({"calibration": calibration, "rows": rows}, ensure_ascii=False, indent=1))
 
 
 if __name__ == "__main__":

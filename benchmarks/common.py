@@ -1,9 +1,11 @@
 """What the benchmark scripts share: a command line whose help is the script's whole docstring with every default
-shown, checked numbers and files, and one way to stop with a message instead of a traceback."""
+shown, checked numbers and files (to read and to write), and one way to stop with a message instead of a traceback."""
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -47,6 +49,44 @@ def existing_file(text: str) -> Path:
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"{text} is {'a folder' if path.is_dir() else 'not there'}: give a file")
     return path
+
+
+def file_to_write(text: str) -> Path:
+    """A file the script will write when it is done: checked now, so that a long run does not end in a traceback."""
+    path = Path(text)
+    folder = path.parent
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder: give the name of a file to write")
+    if folder.exists() and not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text}: {folder} is a file, not a folder")
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text}: the folder {folder} does not exist; create it first "
+                                         "or give another path")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: no permission; give a path you may write")
+    return path
+
+
+def _finite(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def positive_number(text: str) -> float:
+    value = _finite(text)
+    if value is None or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number above 0, not {text!r}")
+    return value
+
+
+def zero_or_more(text: str) -> float:
+    value = _finite(text)
+    if value is None or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of 0 or more, not {text!r}")
+    return value
 
 
 def shared_file(relative: str, what: str) -> Path:

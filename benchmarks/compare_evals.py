@@ -15,7 +15,9 @@ questions changed, go by the sign test: a bootstrap interval built from four cha
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -30,19 +32,51 @@ ANSWERABLE = (("answer hit rate", "hit"), ("exact match", "exact"), ("token F1",
 UNANSWERABLE = (("abstained (unanswerable)", "abstained"),)
 
 
-def compare(before: dict, after: dict) -> list[PairedChange]:
+def same_file(first: str, second: str) -> bool:
+    """Whether two reports' `file` fields name one question file: the same path, or (one run given a relative
+    path, the other an absolute one) paths to the same file here."""
+    if os.path.normpath(first) == os.path.normpath(second):
+        return True
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return False
+
+
+def rows_by_id(report: dict, name: str) -> dict[str, dict]:
+    rows = report.get("per_question") or []
+    if not all(isinstance(row, dict) and "id" in row for row in rows):
+        raise ValueError(f"{name}: a per-question row without an id: write it with `qa eval FILE --json`")
+    repeated = sorted(i for i, n in Counter(str(row["id"]) for row in rows).items() if n > 1)
+    if repeated:
+        raise ValueError(f"{name} scores several questions under one id ({shown(repeated)}): questions cannot be "
+                         "paired; give them distinct ids in the question file and run qa eval again")
+    return {str(row["id"]): row for row in rows}
+
+
+def shown(ids: list[str], most: int = 3) -> str:
+    return ", ".join(ids[:most]) + (f" and {len(ids) - most} more" if len(ids) > most else "")
+
+
+def compare(before: dict, after: dict, names: tuple[str, str] = ("the first report", "the second report")
+            ) -> list[PairedChange]:
     if not isinstance(before, dict) or not isinstance(after, dict):
         raise ValueError("not a `qa eval --json` report (a JSON object): write both with `qa eval FILE --json`")
     if "turns_detail" in before or "turns_detail" in after:
         raise ValueError("a report of conversations: compare_evals compares runs of a question file (their "
                          "per-question rows); conversation reports list turns, not questions")
-    old = {row["id"]: row for row in before.get("per_question") or []}
-    new = {row["id"]: row for row in after.get("per_question") or []}
+    files = before.get("file"), after.get("file")
+    if all(isinstance(f, str) for f in files) and not same_file(*files):
+        raise ValueError(f"{names[0]} is a run of {files[0]}, {names[1]} of {files[1]}: their questions cannot be "
+                         "paired; compare two runs of the same file")
+    old, new = rows_by_id(before, names[0]), rows_by_id(after, names[1])
     if not old or not new:
         raise ValueError("a report without per-question rows: write both with a `qa eval --json` of this version")
     if set(old) != set(new):
-        raise ValueError(f"the reports score different questions ({len(set(old) ^ set(new))} not in both): "
-                         "compare runs of the same file")
+        only_old, only_new = sorted(set(old) - set(new)), sorted(set(new) - set(old))
+        raise ValueError(f"the reports score different questions ({len(only_old) + len(only_new)} not in both; "
+                         f"only in {names[0]}: {shown(only_old) or '-'}; only in {names[1]}: {shown(only_new) or '-'}"
+                         "): compare runs of the same file")
     changes = []
     for answerable, metrics in ((True, ANSWERABLE), (False, UNANSWERABLE)):
         ids = [i for i in old if old[i]["answerable"] is answerable]
@@ -81,7 +115,7 @@ def main() -> int:
                 reports.append(json.loads(path.read_text(encoding="utf-8")))
             except json.JSONDecodeError:
                 raise ValueError(f"{path} is not a `qa eval --json` report (not JSON)") from None
-        changes = compare(*reports)
+        changes = compare(*reports, names=(str(args.before), str(args.after)))
     except (OSError, ValueError) as exc:
         print(f"compare_evals: {exc}", file=sys.stderr)
         return 2

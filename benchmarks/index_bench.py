@@ -26,9 +26,10 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
 sys.path.insert(0, str(PROJECT_DIR / "benchmarks"))
-from common import SHARED_DIR, at_least_one, command_line, existing_file  # noqa: E402
+from common import SHARED_DIR, at_least_one, command_line, existing_file, stop  # noqa: E402
 from qa.config import DEFAULT_MODEL, Settings  # noqa: E402
 from qa.embed import load_embedder  # noqa: E402
+from qa.evaluate import EvalError, Paragraph, parse_json, parse_squad  # noqa: E402
 from qa.indexer import build_index  # noqa: E402
 from qa.store import GENERATIONS_DIR, current_generation  # noqa: E402
 
@@ -43,22 +44,35 @@ def dir_size_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
 
 
-def write_tydi_corpus(source: Path, corpus: Path, limit: int | None) -> int:
+def squad_paragraphs(source: Path) -> list[Paragraph]:
+    """The paragraphs of a SQuAD-format file, or a stop that says what the file is instead."""
+    try:
+        whole = parse_json(source.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        whole = None
+    if not isinstance(whole, dict) or "data" not in whole:
+        stop(f"{source} is not SQuAD-format JSON (an object with a `data` list of articles): give a file like "
+             f"{DEFAULT_TYDI.name}")
+    try:
+        return parse_squad(whole, str(source)).paragraphs
+    except EvalError as exc:
+        stop(str(exc))
+
+
+def write_tydi_corpus(paragraphs: list[Paragraph], corpus: Path, limit: int | None) -> int:
     """One .txt file per distinct paragraph context, with the article title as front matter."""
-    data = json.loads(source.read_text(encoding="utf-8"))["data"]
     seen: set[str] = set()
     count = 0
-    for article in data:
-        for paragraph in article["paragraphs"]:
-            context = paragraph["context"].strip()
-            if not context or context in seen:
-                continue
-            seen.add(context)
-            front = yaml.safe_dump({"title": article["title"]}, allow_unicode=True).strip()
-            (corpus / f"tydi-{count:04d}.txt").write_text(f"---\n{front}\n---\n{context}\n", encoding="utf-8")
-            count += 1
-            if limit and count >= limit:
-                return count
+    for paragraph in paragraphs:
+        context = paragraph.context.strip()
+        if not context or context in seen:
+            continue
+        seen.add(context)
+        front = yaml.safe_dump({"title": paragraph.title}, allow_unicode=True).strip()
+        (corpus / f"tydi-{count:04d}.txt").write_text(f"---\n{front}\n---\n{context}\n", encoding="utf-8")
+        count += 1
+        if limit and count >= limit:
+            return count
     return count
 
 
@@ -101,6 +115,7 @@ def main() -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL, help="embedding model (default: the bundled one)")
     args = parser.parse_args()
     args.tydi = args.tydi or DEFAULT_TYDI
+    paragraphs = squad_paragraphs(args.tydi) if args.tydi.is_file() else None
 
     print(f"python {platform.python_version()} on {platform.machine()}, model {args.model}")
     started = time.perf_counter()
@@ -112,12 +127,12 @@ def main() -> None:
         shutil.copytree(PROJECT_DIR / "corpus", root / "bundled" / "corpus")
         bench("bundled corpus", root / "bundled" / "corpus", root / "bundled", embedder)
 
-        if not args.tydi.is_file():
+        if paragraphs is None:
             print(f"\n== TyDi: {args.tydi} not found; skipped")
             return
         corpus = root / "tydi" / "corpus"
         corpus.mkdir(parents=True)
-        count = write_tydi_corpus(args.tydi, corpus, args.limit)
+        count = write_tydi_corpus(paragraphs, corpus, args.limit)
         bench(f"TyDi QA id dev passages ({args.tydi.name}, {count} contexts)", corpus, root / "tydi", embedder)
 
 

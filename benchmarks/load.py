@@ -34,7 +34,8 @@ from urllib.parse import urlencode, urlsplit
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import at_least_one, command_line, counts, existing_file  # noqa: E402
+from common import (at_least_one, command_line, counts, existing_file, file_to_write, positive_number,  # noqa: E402
+                    zero_or_more)
 
 # Questions about the bundled corpus (Russia and North Korea), in English and Indonesian, some unanswerable.
 QUESTIONS = [
@@ -266,6 +267,7 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
             health = read_health("127.0.0.1", port, timeout=5)
             if health.get("status") == "ok":
                 return server, url
+            stop_server(server)
             raise SystemExit(f"the server has no index: {health.get('detail')} (run `qa index` first)")
         except (OSError, ValueError, http.client.HTTPException):
             time.sleep(0.5)
@@ -330,12 +332,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cache", action="store_true",
                         help="Start the server with its answer cache off, so every request embeds, searches and "
                              "reads (the cost of questions never asked before)")
-    parser.add_argument("--server-log", type=Path, help="Write the started server's output here")
+    parser.add_argument("--server-log", type=file_to_write, help="Write the started server's output here")
     parser.add_argument("--clients", type=counts, default="1,8",
                         help="Client counts to run one after the other (default 1,8)")
-    parser.add_argument("--duration", type=float, default=60.0, help="Measured seconds per run (default 60)")
-    parser.add_argument("--warmup", type=float, default=3.0, help="Unmeasured seconds before each run (default 3)")
-    parser.add_argument("--rate", type=float, default=0.0,
+    parser.add_argument("--duration", type=positive_number, default=60.0, help="Measured seconds per run (default 60)")
+    parser.add_argument("--warmup", type=zero_or_more, default=3.0,
+                        help="Unmeasured seconds before each run (default 3)")
+    parser.add_argument("--rate", type=zero_or_more, default=0.0,
                         help="Requests per second from all clients together; 0 = each client as fast as answered")
     parser.add_argument("--method", choices=["POST", "GET"], default="POST", help="how /ask is called")
     parser.add_argument("--top-k", type=int, default=5, help="top_k of every request")
@@ -347,11 +350,13 @@ def main(argv: list[str] | None = None) -> int:
     questions = QUESTIONS
     if args.questions:
         questions = [q.strip() for q in args.questions.read_text(encoding="utf-8").splitlines() if q.strip()]
-    if args.duration <= 0 or not questions:
-        parser.error("need a positive duration and some questions")
+    if not questions:
+        parser.error(f"{args.questions} holds no questions: give a file with one question a line")
 
     if args.url and args.no_cache:
         parser.error("--no-cache applies to a server started here; start yours with QA_ANSWER_CACHE_SIZE=0")
+    if args.url and args.server_log:
+        parser.error("--server-log applies to a server started here; yours writes its output where you started it")
     server = None
     url = args.url
     if url:

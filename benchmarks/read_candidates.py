@@ -25,7 +25,7 @@ sys.path.insert(0, str(PROJECT_DIR))
 from qa.answer import SUPPORT_DEPTH  # noqa: E402
 from qa.config import Settings  # noqa: E402
 sys.path.insert(0, str(PROJECT_DIR / "benchmarks"))
-from common import SHARED_DIR, at_least_one, command_line, existing_file, stop  # noqa: E402
+from common import SHARED_DIR, at_least_one, command_line, existing_file, file_to_write, stop  # noqa: E402
 from qa.evaluate import EvalError, contains_gold, load_eval_set  # noqa: E402
 from qa.reader.data import TrainingDataError, held_out_corpus  # noqa: E402
 from qa.reader.read import tidy_span  # noqa: E402
@@ -80,7 +80,7 @@ def main() -> None:
                         help="also the held-out split of the training data in --data")
     parser.add_argument("--data", type=Path, default=SHARED_DIR / "train", help="the training data folder")
     parser.add_argument("--depth", type=at_least_one, default=5, help="passages read per question")
-    parser.add_argument("--out", type=Path, required=True, help="the JSON file to write")
+    parser.add_argument("--out", type=file_to_write, required=True, help="the JSON file to write")
     args = parser.parse_args()
     if not args.files and not args.held_out:
         parser.error("give question files, --held-out, or both")

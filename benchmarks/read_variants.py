@@ -126,7 +126,8 @@ def main() -> None:
     parser = command_line(__doc__)
     parser.add_argument("candidates", type=existing_file, help="the JSON file benchmarks/read_candidates.py wrote")
     parser.add_argument("--diagnose", action="store_true", help="also sort the failures by cause")
-    parser.add_argument("--feature", default="score", help="retrieval score the weight applies to: score or dense")
+    parser.add_argument("--feature", default="score", choices=["score", "dense"],
+                        help="retrieval score the weight applies to: the fused score or the dense cosine")
     parser.add_argument("--order", default="promise", choices=["retrieval", "promise"],
                         help="which passages are read first: retrieval's ranking or the reader's choice")
     args = parser.parse_args()
