@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from qa.config import Settings, SettingsError, load_settings, url_host
+from qa.config import Settings, SettingsError, load_settings, url_host, web_pages_missing
 
 app = typer.Typer(
     help="Answer questions from a folder of news articles, quoting them verbatim.",
@@ -24,7 +24,7 @@ app = typer.Typer(
 
 CorpusOpt = Annotated[Optional[Path], typer.Option("--corpus", help="Folder of articles (env QA_CORPUS_DIR; default: corpus/)")]
 IndexOpt = Annotated[Optional[Path], typer.Option("--index", help="Index folder (env QA_INDEX_DIR; default: index/)")]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", help="sentence-transformers model name or folder (env QA_MODEL; default: the bundled multilingual-e5-small)")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", help="sentence-transformers model name or folder to build the index with (env QA_MODEL; default: the bundled multilingual-e5-small); an index is always searched with the model it was built with")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines")]
 
 EXIT_OK, EXIT_SKIPPED, EXIT_FAILED = 0, 1, 2
@@ -207,15 +207,18 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
     """
     import uvicorn
 
-    from qa.reader.runtime import CARD_NAME, ReaderModelError, load_arrays
+    from qa.reader.runtime import CARD_NAME, ReaderModelError, check_calibrated, load_arrays
 
     settings = make_settings(corpus, index, model)
     host = settings.host if host is None else host
     port = settings.port if port is None else port
-    try:
-        load_arrays(settings.reader_dir / CARD_NAME)  # a missing or damaged reader is named now, not at the first question
+    try:  # a missing, damaged or uncalibrated reader is named now, not at the first question
+        card, _ = load_arrays(settings.reader_dir / CARD_NAME)
+        check_calibrated(card, settings.reader_dir / CARD_NAME)
     except ReaderModelError as exc:
         fail(str(exc))
+    if web_pages_missing():
+        fail(web_pages_missing())
     # Workers are separate processes: they read the settings from the environment.
     os.environ.update({"QA_HOST": host, "QA_CORPUS_DIR": str(settings.corpus_dir), "QA_INDEX_DIR": str(settings.index_dir),
                        "QA_MODEL": settings.model, "QA_READER_DIR": str(settings.reader_dir)})

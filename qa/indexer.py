@@ -198,7 +198,7 @@ class _FileStore:
             lock.acquire(timeout=timeout)
         except Timeout:
             raise BuildBusyError(f"another build of {index_dir} is running; try again when it has finished "
-                                 "(or wait for it with --wait SECONDS)") from None
+                                 "(`qa index --wait SECONDS` waits for it)") from None
         except OSError as exc:
             raise BuildError(f"cannot lock the index folder {index_dir}: {exc.strerror or exc}") from None
         try:

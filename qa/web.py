@@ -10,7 +10,6 @@ import asyncio
 import re
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
 
 import jinja2
 from fastapi import FastAPI, Request
@@ -22,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from qa.answer import event_url, original_link, passage_check, source_view_url
+from qa.config import WEB_DIR, web_pages_missing
 from qa.confidence import confidence_note, confidence_words
 from qa.followup import EarlierTurn, earlier_turn
 from qa.timeline import TimelineEvent, TimelineFilter, TimelineFilterError, UnknownArticle
@@ -29,7 +29,6 @@ from qa.timeline_view import AxisLayout, date_in_words, date_label, layout_axis,
 from qa.records import Answer, Citation, Document
 from qa.service import InvalidQuestion, QAService, ServiceUnavailable
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 # A tour of what a reply can be: an English and an Indonesian question answered, an answer given with low
 # confidence, and a question the articles do not answer. (Two earlier examples were answered wrong, which is no
@@ -287,9 +286,8 @@ def _templates() -> Jinja2Templates:
 
 def mount(app: FastAPI) -> None:
     """Add the page routes and static files to the app."""
-    if not (WEB_DIR / "templates").is_dir():  # the pages live in the checkout beside the package, not in a wheel
-        raise RuntimeError(f"the web pages are not at {WEB_DIR}: run the service from the project's checkout, "
-                           "installed with scripts/setup (pip install -e .), not from a wheel")
+    if web_pages_missing():
+        raise RuntimeError(web_pages_missing())
     templates = _templates()
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 
@@ -314,7 +312,8 @@ def mount(app: FastAPI) -> None:
              status: int = 200, earlier: list[EarlierTurn] | None = None) -> HTMLResponse:
         bound = history_turns(request)
         earlier = [earlier_turn(t.answer) for t in turns] if earlier is None else earlier
-        carried = recent(earlier, bound)
+        cut = request.app.state.service.settings.max_history_answer_chars  # all of an answer a follow-up reads
+        carried = recent([EarlierTurn(t.question, t.answer[:cut] if t.answer else t.answer) for t in earlier], bound)
         return page(request, "chat.html", {"turns": turns, "error": error, "question": question, "history": carried,
                                            "not_shown": len(earlier) > len(turns),
                                            "next_turn": min(len(carried), bound) + 1, "history_turns": bound,

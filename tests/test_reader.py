@@ -269,7 +269,7 @@ def test_train_then_export_from_the_command_line_gives_a_reader_that_answers(tmp
     card = json.loads((tmp_path / "model" / "reader.json").read_text())
     assert card["training"]["data_dir"] == str(data) and card["held_out"]["step"] >= 1
     with pytest.raises(ReaderModelError, match=r"is not calibrated \(its card reader.json has no calibration\): run "
-                                               r"`python benchmarks/calibrate.py --write`"):
+                                               r"`python benchmarks/calibrate.py --write --card .*model/reader.json`"):
         ReaderRuntime(tmp_path / "model" / "reader.json")  # its confidence would mean nothing
     spans = ReaderRuntime(tmp_path / "model" / "reader.json", calibrated=False).read("Kapan Putin tiba di Pyongyang?",
                                                                                      CONTEXT)
@@ -305,6 +305,22 @@ def test_serve_refuses_to_start_without_the_reader_and_says_how_to_restore_it(re
     assert f"error: the reader's weights file {reader_copy / 'reader.npz'} is missing" in result.stderr
     assert "git checkout -- qa/reader/model/" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_to_start_with_a_reader_that_is_not_calibrated(reader_copy):
+    import os
+    import subprocess
+    import sys
+
+    card = json.loads((reader_copy / "reader.json").read_text())
+    card.pop("calibration")  # as `qa export-reader` leaves new weights
+    (reader_copy / "reader.json").write_text(json.dumps(card))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")} | {"QA_READER_DIR": str(reader_copy)}
+    result = subprocess.run([sys.executable, "-m", "qa.cli", "serve", "--port", "0"], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "serving on" not in result.stdout
+    assert (f"error: the reader in {reader_copy} is not calibrated (its card reader.json has no calibration): run "
+            f"`python benchmarks/calibrate.py --write --card {reader_copy / 'reader.json'}`") in result.stderr
 
 
 def test_a_one_step_smoke_run_finishes_and_a_run_is_not_resumed_with_other_settings(tmp_path):
@@ -358,6 +374,9 @@ def test_a_finished_run_is_never_overwritten_and_a_stopped_run_keeps_its_steps(t
     again = CliRunner().invoke(app, run)
     assert again.exit_code == 2 and "holds a finished run (best.pt) without the checkpoint.pt" in again.output
     assert (tmp_path / "run" / "best.pt").read_bytes() == best
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    (tmp_path / "run" / "run.json").write_text(json.dumps(record | {"finished": False}))  # killed before a checkpoint
+    assert CliRunner().invoke(app, run).exit_code == 0  # not finished: it starts again
 
 
 @pytest.mark.parametrize("option, value", [("--epochs", "0"), ("--epochs", "nan"), ("--epochs", "-1"),

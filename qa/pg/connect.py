@@ -29,8 +29,16 @@ class DatabaseError(Exception):
     """The PostgreSQL store cannot be used; the message names the problem and the fix."""
 
 
+def _password_unencoded(url: str) -> bool:
+    """A URL whose password holds an @ or / as it is: everything after it is misread (as the host, the path), and
+    whatever names the host would print part of the password."""
+    return url.partition("://")[2].count("@") > 1
+
+
 def describe(url: str) -> str:
     """The database a URL names, without its password: `user@host:port/db`."""
+    if _password_unencoded(url):
+        return "the database of QA_DATABASE_URL"
     try:
         info = psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError:
@@ -79,6 +87,8 @@ def connect(url: str, autocommit: bool = True) -> psycopg.Connection:
     """A new connection. Vectors travel as text ('[0.1,...]'::vector) one way and pgvector's binary format the other
     (qa.pg.reader.vector_from_binary), so no type registration is needed: a connection opened before the
     extension existed reads vectors as well as any."""
+    if _password_unencoded(url):
+        raise DatabaseError(NOT_A_URL)
     try:
         conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S)
     except psycopg.ProgrammingError:  # libpq's own words quote the URL, password and all: not repeated

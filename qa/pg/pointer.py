@@ -101,7 +101,7 @@ def build_lock(url: str, timeout: float = 0.0):
         while not conn.execute("SELECT pg_try_advisory_lock(%s)", (BUILD_LOCK_KEY,)).fetchone()[0]:
             if time.monotonic() >= deadline:
                 raise StoreBusyError(f"another build into {describe(url)} is running; try again when it has finished "
-                                     "(or wait for it with --wait SECONDS)")
+                                     "(`qa index --wait SECONDS` waits for it)")
             time.sleep(0.2)
         yield conn
     finally:

@@ -106,6 +106,17 @@ def load_arrays(card_file: Path = CARD_FILE) -> tuple[dict, dict[str, np.ndarray
     return card, arrays
 
 
+def check_calibrated(card: dict, card_file: Path) -> None:
+    """ReaderModelError for a card without calibration (a reader exported and not yet calibrated): its confidences
+    would mean nothing, and the product's abstention rests on them."""
+    if card.get("calibration"):
+        return
+    option = "" if card_file.resolve() == CARD_FILE.resolve() else f" --card {card_file}"
+    raise ReaderModelError(f"the reader in {card_file.parent} is not calibrated (its card {card_file.name} has no "
+                           f"calibration): run `python benchmarks/calibrate.py --write{option}` after "
+                           f"`qa export-reader`, or {RESTORE_HINT}")
+
+
 GRAPH_VERSION = 1  # bump when the graph built from the weights changes: cached graphs are then rebuilt
 
 
@@ -167,10 +178,8 @@ class ReaderRuntime:
         tokenizer takes ~0.5 s). `calibrated`: refuse a reader whose card has no calibration (one exported and not
         yet calibrated), whose confidences would mean nothing; only the calibration itself reads such a reader."""
         self.card, arrays = load_arrays(card_file)
-        if calibrated and not self.card.get("calibration"):
-            raise ReaderModelError(f"the reader in {card_file.parent} is not calibrated (its card {card_file.name} "
-                                   "has no calibration): run `python benchmarks/calibrate.py --write` after "
-                                   f"`qa export-reader`, or {RESTORE_HINT}")
+        if calibrated:
+            check_calibrated(self.card, card_file)
         self.e5 = e5 or read_model_file(default_model_file())
         missing = [f"l{n}.{p}.q" for n in range(self.e5.layers) for p in LINEAR_PARTS if f"l{n}.{p}.q" not in arrays]
         if missing or "head.w" not in arrays:

@@ -326,6 +326,15 @@ def check_same_run(out_dir: Path, settings: dict) -> None:
                                "resume it with its own settings, or give another --out for a new run")
 
 
+def _finished(out_dir: Path) -> bool:
+    """Whether the run in out_dir trained to its end (run.json says so; a run.json from before it said either way
+    counts as finished, so its best.pt is never overwritten)."""
+    try:
+        return bool(json.loads((out_dir / "run.json").read_text(encoding="utf-8")).get("finished", True))
+    except (OSError, ValueError, AttributeError):
+        return True
+
+
 def _log(out_dir: Path, record: dict) -> None:
     with open(out_dir / "log.jsonl", "a", encoding="utf-8") as file:
         file.write(json.dumps(record) + "\n")
@@ -341,7 +350,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
 
     if (config.out_dir / "checkpoint.pt").exists():
         check_same_run(config.out_dir, config_record(config))  # before the minutes spent loading the data
-    elif (config.out_dir / "best.pt").exists():
+    elif (config.out_dir / "best.pt").exists() and _finished(config.out_dir):
         raise RunMismatchError(f"{config.out_dir} holds a finished run (best.pt) without the checkpoint.pt to resume "
                                "it from: give another --out for a new run (this one would overwrite its best.pt)")
     torch.manual_seed(config.seed)
@@ -385,7 +394,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
             state = torch.load(checkpoint, weights_only=False)
         except Exception as exc:  # noqa: BLE001 - torch says a damaged file in many ways
             raise TrainingError(f"{checkpoint} cannot be read ({type(exc).__name__}): it is damaged; delete it to "
-                                "start the run again, or give another --out") from exc
+                                "start the run again from its first step, or give another --out") from exc
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
@@ -393,7 +402,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         torch.set_rng_state(state["torch_rng"])
         print(f"resuming from {checkpoint} at step {step} of {total_steps}", flush=True)
         _log(config.out_dir, {"resumed_at_step": step})  # the loss average starts again from here
-    (config.out_dir / "run.json").write_text(json.dumps(meta, indent=2))
+    (config.out_dir / "run.json").write_text(json.dumps(meta | {"finished": False}, indent=2))
 
     def save(path: Path) -> None:
         write_atomically(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -407,9 +416,9 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         _log(config.out_dir, {"eval": report})
         tqdm.write("held-out: " + json.dumps(report))
         if best is None or report["selection_score"] > best["selection_score"]:
-            best = report
             write_atomically(config.out_dir / "best.pt",
                              {"model": model.state_dict(), "held_out": report, "config": meta["config"]})
+            best = report  # only once best.pt holds it: a stop mid-write keeps the two in step
 
     eval_every = max(1, steps_per_epoch // max(1, config.evaluations_per_epoch))
     bar = tqdm(total=total_steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True)
@@ -453,4 +462,5 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     bar.close()
     if best is None:
         evaluate()
+    (config.out_dir / "run.json").write_text(json.dumps(meta | {"finished": True}, indent=2))
     return best
