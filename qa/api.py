@@ -270,8 +270,10 @@ def timeline_out(selection) -> dict:
                        for e in selection.events]}
 
 
-@router.get("/health", tags=["service"], responses={503: {"description": "No index is loaded: the same fields, "
-                                                                       "status 'unavailable' and why"}})
+@router.get("/health", tags=["service"], responses={503: {"description": "No index can be used: status "
+                                                                       "'unavailable' and `detail` (why); also "
+                                                                       "`generation` when the loaded index's "
+                                                                       "database cannot be used"}})
 def health(service: ServiceDep) -> JSONResponse:
     """Whether an index is loaded, and which. 503 while none is, so a load balancer sends no questions here."""
     report = service.health()

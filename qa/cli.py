@@ -24,7 +24,9 @@ app = typer.Typer(
 
 CorpusOpt = Annotated[Optional[Path], typer.Option("--corpus", help="Folder of articles (env QA_CORPUS_DIR; default: corpus/)")]
 IndexOpt = Annotated[Optional[Path], typer.Option("--index", help="Index folder (env QA_INDEX_DIR; default: index/)")]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", help="sentence-transformers model name or folder to build the index with (env QA_MODEL; default: the bundled multilingual-e5-small); an index is always searched with the model it was built with")]
+_MODEL = "sentence-transformers model name or folder (env QA_MODEL; default: the bundled multilingual-e5-small)"
+ModelOpt = Annotated[Optional[str], typer.Option("--model", help=f"Model that builds embed with: a {_MODEL}. Questions are searched with the model the loaded index was built with")]
+EvalModelOpt = Annotated[Optional[str], typer.Option("--model", help=f"Model to embed with: a {_MODEL}. A SQuAD file's passages are indexed with it; the index a question file runs on must have been built with it (else exit 2)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines")]
 
 EXIT_OK, EXIT_SKIPPED, EXIT_FAILED = 0, 1, 2
@@ -141,7 +143,7 @@ def _print_answer(answer) -> None:
 
 @app.command("ask")
 def ask_command(question: Annotated[str, typer.Argument(help="The question, in English or Indonesian")],
-                index: IndexOpt = None, model: ModelOpt = None,
+                index: IndexOpt = None,
                 top_k: Annotated[Optional[int], typer.Option("--top-k", help="Retrieved passages to consider: the most promising of the first 3 is read, and at most this many are cited (default: QA_TOP_K_DEFAULT, 5)")] = None,
                 after: Annotated[Optional[list[str]], typer.Option(
                     "--after", metavar="QUESTION", help="An earlier question of the conversation, for a follow-up such as \"What did "
@@ -160,7 +162,7 @@ def ask_command(question: Annotated[str, typer.Argument(help="The question, in E
     service_log = logging.getLogger("qa")
     if not service_log.handlers:  # a problem the service would log is the error said below: say it once
         service_log.addHandler(logging.NullHandler())
-    service = QAService(make_settings(None, index, model, as_json))
+    service = QAService(make_settings(None, index, None, as_json))  # the index says which model searches it
     try:
         history: list[EarlierTurn] = []
         keep = service.settings.max_history_turns  # each question is asked with the latest turns before it
@@ -200,10 +202,12 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
                   port: Annotated[Optional[int], typer.Option(
                       min=0, max=65_535, help="Port to listen on (env QA_PORT; default: 8000; 0: any free port)")] = None,
                   workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes sharing the index")] = 1,
-                  watch: Annotated[bool, typer.Option(help="Rebuild the index when corpus files change")] = False) -> None:
+                  watch: Annotated[bool, typer.Option(help="Bring the index up to date with the corpus at start, then "
+                                                           "rebuild it when corpus files change")] = False) -> None:
     """Serve the web chat, /ask, the source viewer and the timeline until stopped (Ctrl+C).
 
-    Exit code 2 when it cannot start: the port is in use, or the reader's model files are missing or damaged.
+    Exit code 2 when it cannot start: a setting does not fit, the port is in use, the reader's model files are
+    missing, damaged or not calibrated, or web/ is not beside the package.
     """
     import uvicorn
 
@@ -263,7 +267,7 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
 @app.command("eval")
 def eval_command(file: Annotated[Path, typer.Argument(help="A question JSONL, a SQuAD-format JSON or a JSONL of "
                                                             "conversations")],
-                 index: IndexOpt = None, model: ModelOpt = None,
+                 index: IndexOpt = None, model: EvalModelOpt = None,
                  top_k: Annotated[Optional[int], typer.Option("--top-k", help="Retrieved passages per question, as in qa ask (default: QA_TOP_K_DEFAULT, 5)")] = None,
                  as_json: JsonOpt = False,
                  limit: Annotated[Optional[int], typer.Option(help="Only the first N questions (of a conversation "
@@ -406,7 +410,7 @@ def export_reader_command(
         fail(f"cannot export {', '.join(map(str, paths))}: {exc}")
     typer.echo(f"wrote {folder / 'reader.npz'} ({card['bytes'] / 1e6:.1f} MB, sha256 {card['sha256'][:12]}…)")
     if "calibration" not in card:
-        typer.echo(f"next: python benchmarks/calibrate.py --write{'' if out is None else f' --card {folder / CARD_NAME}'} "
+        typer.echo(f"next: .venv/bin/python benchmarks/calibrate.py --write{'' if out is None else f' --card {folder / CARD_NAME}'} "
                    "(until then the service refuses this reader: its confidence is not calibrated)")
 
 

@@ -65,7 +65,7 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     # Answering.
-    top_k_default: int = Field(default=5, ge=1, le=50)
+    top_k_default: int = Field(default=5, ge=1, le=200)  # and at most top_k_max (checked below)
     top_k_max: int = Field(default=50, ge=1, le=200)
     max_question_chars: int = Field(default=500, ge=10)
     # A conversation's earlier turns that a question may come with (only the latest few are used).

@@ -265,11 +265,11 @@ def test_train_then_export_from_the_command_line_gives_a_reader_that_answers(tmp
                                         "--out", str(tmp_path / "model"), "--data", str(data)])
     assert exported.exit_code == 0, exported.output
     assert f"wrote {tmp_path / 'model' / 'reader.npz'}" in exported.output
-    assert f"next: python benchmarks/calibrate.py --write --card {tmp_path / 'model' / 'reader.json'}" in exported.output
+    assert f"next: .venv/bin/python benchmarks/calibrate.py --write --card {tmp_path / 'model' / 'reader.json'}" in exported.output
     card = json.loads((tmp_path / "model" / "reader.json").read_text())
     assert card["training"]["data_dir"] == str(data) and card["held_out"]["step"] >= 1
     with pytest.raises(ReaderModelError, match=r"is not calibrated \(its card reader.json has no calibration\): run "
-                                               r"`python benchmarks/calibrate.py --write --card .*model/reader.json`"):
+                                               r"`.venv/bin/python benchmarks/calibrate.py --write --card .*model/reader.json`"):
         ReaderRuntime(tmp_path / "model" / "reader.json")  # its confidence would mean nothing
     spans = ReaderRuntime(tmp_path / "model" / "reader.json", calibrated=False).read("Kapan Putin tiba di Pyongyang?",
                                                                                      CONTEXT)
@@ -320,7 +320,7 @@ def test_serve_refuses_to_start_with_a_reader_that_is_not_calibrated(reader_copy
                             env=env, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr and "serving on" not in result.stdout
     assert (f"error: the reader in {reader_copy} is not calibrated (its card reader.json has no calibration): run "
-            f"`python benchmarks/calibrate.py --write --card {reader_copy / 'reader.json'}`") in result.stderr
+            f"`.venv/bin/python benchmarks/calibrate.py --write --card {reader_copy / 'reader.json'}`") in result.stderr
 
 
 def test_a_one_step_smoke_run_finishes_and_a_run_is_not_resumed_with_other_settings(tmp_path):

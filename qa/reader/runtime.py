@@ -113,7 +113,7 @@ def check_calibrated(card: dict, card_file: Path) -> None:
         return
     option = "" if card_file.resolve() == CARD_FILE.resolve() else f" --card {card_file}"
     raise ReaderModelError(f"the reader in {card_file.parent} is not calibrated (its card {card_file.name} has no "
-                           f"calibration): run `python benchmarks/calibrate.py --write{option}` after "
+                           f"calibration): run `.venv/bin/python benchmarks/calibrate.py --write{option}` after "
                            f"`qa export-reader`, or {RESTORE_HINT}")
 
 
