@@ -501,9 +501,8 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        if exc.status_code == 404 and "text/html" in request.headers.get("accept", "") and hasattr(
-                request.app.state, "page_not_found"):  # a browser on a wrong link gets a page, a program JSON
-            return request.app.state.page_not_found(request)
+        if exc.status_code == 404 and "text/html" in request.headers.get("accept", ""):
+            return request.app.state.page_not_found(request)  # a browser on a wrong link gets a page (qa.web)
         if exc.status_code == 405:
             # Starlette names only the first route that matched the path; /ask has a GET and a POST route.
             methods = {method for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")

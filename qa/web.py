@@ -286,8 +286,8 @@ def _templates() -> Jinja2Templates:
 
 def mount(app: FastAPI) -> None:
     """Add the page routes and static files to the app."""
-    if web_pages_missing():
-        raise RuntimeError(web_pages_missing())
+    if missing := web_pages_missing():
+        raise RuntimeError(missing)
     templates = _templates()
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 

@@ -116,11 +116,11 @@ def export_checkpoint(checkpoints: Path | list[Path], weights_file: Path, card_f
         raise ValueError(f"the card {card_file} cannot be read ({exc}): restore it (`git checkout -- "
                          f"{card_file}`) or remove it") from exc
     loaded = [load_state(path) for path in paths]
-    windows = {(int((meta["config"] or {}).get("max_tokens", 192)), int((meta["config"] or {}).get("stride", 128)))
-               for _, meta in loaded}
+    windows = {_window(meta["config"]) for _, meta in loaded}
     if len(windows) > 1:
         raise ValueError(f"the checkpoints were trained with different windows (max_tokens, stride: "
                          f"{sorted(windows)}): only readers trained alike can be averaged")
+    (max_tokens, stride), = windows
     state = average_states([s for s, _ in loaded]) if len(loaded) > 1 else loaded[0][0]
     held_out = score(state) if score and len(loaded) > 1 else loaded[0][1]["held_out"]
     layers = layer_count(state)
@@ -135,8 +135,8 @@ def export_checkpoint(checkpoints: Path | list[Path], weights_file: Path, card_f
         "sha256": sha256,
         "bytes": len(data),
         "layers": layers,
-        "max_tokens": int(config.get("max_tokens", 192)),
-        "stride": int(config.get("stride", 128)),
+        "max_tokens": max_tokens,
+        "stride": stride,
         "held_out": held_out,
         "training": config if len(loaded) == 1 else None,
     }
@@ -149,6 +149,12 @@ def export_checkpoint(checkpoints: Path | list[Path], weights_file: Path, card_f
         result.pop("calibration", None)
     _write_pair(weights_file, data, card_file, (json.dumps(result, indent=2, ensure_ascii=False) + "\n").encode())
     return result
+
+
+def _window(config: dict | None) -> tuple[int, int]:
+    """(max_tokens, stride) a reader was trained with: its windows at question time."""
+    config = config or {}
+    return int(config.get("max_tokens", 192)), int(config.get("stride", 128))
 
 
 def _write_pair(weights_file: Path, weights: bytes, card_file: Path, card: bytes) -> None:

@@ -269,12 +269,20 @@ def write_atomically(path: Path, content: dict) -> None:
         raise
 
 
+def _run_record(out_dir: Path) -> dict | None:
+    """The run's run.json (its settings, data counts and whether it finished), or None when it has none that reads."""
+    try:
+        record = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def check_same_data(out_dir: Path, meta: dict) -> None:
     """Refuse to resume a run on training data other than its own (another --data folder may hold the same files,
     and may not): the number of examples of each source and the steps an epoch takes must match run.json's."""
-    try:
-        earlier = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    earlier = _run_record(out_dir)
+    if earlier is None:
         return
     differs = [key for key in ("train_examples", "held_out_examples", "steps_per_epoch")
                if key in earlier and earlier[key] != meta[key]]
@@ -300,9 +308,8 @@ def config_record(config: TrainConfig) -> dict:
 
 def check_same_run(out_dir: Path, settings: dict) -> None:
     """Refuse to resume the run in `out_dir` (its run.json) with settings other than its own."""
-    try:
-        earlier = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))["config"]
-    except (OSError, ValueError, KeyError, TypeError):
+    earlier = (_run_record(out_dir) or {}).get("config")
+    if not isinstance(earlier, dict):
         return  # a run from before run.json recorded its settings: nothing to compare with
 
     def same(key: str, value) -> bool:
@@ -329,10 +336,8 @@ def check_same_run(out_dir: Path, settings: dict) -> None:
 def _finished(out_dir: Path) -> bool:
     """Whether the run in out_dir trained to its end (run.json says so; a run.json from before it said either way
     counts as finished, so its best.pt is never overwritten)."""
-    try:
-        return bool(json.loads((out_dir / "run.json").read_text(encoding="utf-8")).get("finished", True))
-    except (OSError, ValueError, AttributeError):
-        return True
+    record = _run_record(out_dir)
+    return record is None or bool(record.get("finished", True))
 
 
 def _log(out_dir: Path, record: dict) -> None:
