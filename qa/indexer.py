@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import multiprocessing
 import os
+import threading
 import time
 from contextlib import contextmanager
 from collections.abc import Callable, Iterator
@@ -47,6 +48,28 @@ class BuildBusyError(BuildError):
 
 class StoreUnavailableError(BuildError):
     """The database the index is kept in cannot be reached or used: the build never started or was undone."""
+
+
+_builds_here = 0
+_builds_here_lock = threading.Lock()
+
+
+@contextmanager
+def _counted_as_running() -> Iterator[None]:
+    global _builds_here
+    with _builds_here_lock:
+        _builds_here += 1
+    try:
+        yield
+    finally:
+        with _builds_here_lock:
+            _builds_here -= 1
+
+
+def building_here() -> bool:
+    """Whether a build runs in this process now (`qa serve --watch`'s or the admin endpoint's), so that a service
+    with no index yet can say one is coming."""
+    return _builds_here > 0
 
 
 @dataclass
@@ -254,6 +277,12 @@ def build_index(settings: Settings, progress: Progress | None = None, lock_timeo
     """Bring the index (settings.index_dir, or the database at settings.database_url) up to date with
     settings.corpus_dir. `rebuild` embeds everything again (and, in a database, replaces a store of an older
     schema version)."""
+    with _counted_as_running():
+        return _build_into_store(settings, progress, lock_timeout, embedder, rebuild)
+
+
+def _build_into_store(settings: Settings, progress: Progress | None, lock_timeout: float,
+                      embedder: Embedder | None, rebuild: bool) -> BuildReport:
     if backend.uses_database(settings):
         import psycopg
 

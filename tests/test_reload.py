@@ -473,6 +473,41 @@ def test_watch_brings_the_index_up_to_date_at_start(small_corpus, embedder, monk
     assert set(load_index(fresh.index_dir).documents) == {"jembatan.txt", "kereta.txt"}
 
 
+def test_a_service_waiting_for_the_watchers_first_build_says_it_is_coming(small_corpus, embedder, monkeypatch,
+                                                                          tmp_path):
+    import qa.watch
+
+    embedding_may_go = threading.Event()
+
+    class HeldEmbedder:  # the first build holds on its embedding until the test has looked at /health
+        def __getattr__(self, name):
+            return getattr(embedder, name)
+
+        def encode_documents(self, *args, **kwargs):
+            embedding_may_go.wait(60)
+            return embedder.encode_documents(*args, **kwargs)
+
+    monkeypatch.setattr(qa.watch, "build_index",
+                        lambda build_settings, **kwargs: build_index(build_settings, embedder=HeldEmbedder(), **kwargs))
+    fresh = small_corpus.model_copy(update={"index_dir": tmp_path / "no-index-yet"})
+    service = QAService(fresh, embedder=embedder)
+    assert "run `qa index`" in service.health()["detail"]
+    ready = threading.Event()
+    stop = qa.watch.start_watcher(fresh, ready)
+    try:
+        deadline = time.monotonic() + 30
+        while "being built" not in service.health()["detail"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert service.health() == {"status": "unavailable", "detail": f"the index in {fresh.index_dir} is being "
+                                    "built; questions are answered as soon as it is done"}
+        embedding_may_go.set()
+        assert ready.wait(120)
+        assert service.health()["status"] == "ok"
+    finally:
+        embedding_may_go.set()
+        stop.set()
+
+
 def test_watch_follows_folders_moved_in_and_out_and_made_with_files_in_them(small_corpus, embedder, monkeypatch,
                                                                             tmp_path):
     import shutil
