@@ -362,17 +362,22 @@ def mount(app: FastAPI) -> None:
     @app.get("/timeline", response_class=HTMLResponse, include_in_schema=False)
     def timeline(request: Request) -> HTMLResponse:
         params = request.query_params
+        service = request.app.state.service
+        entered = {name: params.get(name, "") for name in ("article", "from", "to")}
         try:
-            view = timeline_page(request.app.state.service, params.get("article"), params.get("from"), params.get("to"))
+            view = timeline_page(service, entered["article"], entered["from"], entered["to"])
         except ServiceUnavailable as exc:
             return unavailable(request, exc)
         except TimelineFilterError as exc:
-            unknown = isinstance(exc, UnknownArticle)  # 404, as the API says it; any other bad filter is a 422
-            return page(request, "error.html", {"title": "No such article" if unknown else "That filter does not work",
-                                                "message": as_sentence(str(exc)),
-                                                "back": ("/timeline", "Show the whole timeline")},
-                        404 if unknown else 422)
-        return page(request, "timeline.html", {"view": view, "params": params})
+            # The whole timeline under the form as it was filled in, and what to change in it. 404 for an unknown
+            # article, as the API says it; any other bad filter is a 422.
+            try:
+                view = timeline_page(service, None, None, None)
+            except ServiceUnavailable as unavailable_now:
+                return unavailable(request, unavailable_now)
+            return page(request, "timeline.html", {"view": view, "entered": entered, "problem": as_sentence(str(exc))},
+                        404 if isinstance(exc, UnknownArticle) else 422)
+        return page(request, "timeline.html", {"view": view, "entered": entered, "problem": None})
 
     @app.get("/sources", response_class=HTMLResponse, include_in_schema=False)
     def sources_page(request: Request) -> HTMLResponse:

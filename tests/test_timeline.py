@@ -122,11 +122,16 @@ def test_the_page_filters_and_says_so(client):
     assert 'value="2000"' in html and 'value="2010"' in html and "selected" in html
 
 
-def test_the_page_explains_a_bad_filter(client):
+def test_the_page_explains_a_bad_filter_under_the_form_as_filled_in_and_shows_the_whole_timeline(client):
     response = client.get("/timeline", params={"from": "2024", "to": "1990"})
     assert response.status_code == 422
-    assert "From (2024) is after to (1990)." in response.text
-    assert 'href="/timeline"' in response.text
+    html = response.text
+    assert ('<p id="filter-problem" class="error" role="alert">From (2024) is after to (1990). '
+            "The whole timeline is shown.</p>") in html
+    assert 'value="2024" aria-describedby="filter-problem"' in html
+    assert 'value="1990" aria-describedby="filter-problem"' in html
+    assert html.count('<li class="event"') == client.get("/api/timeline").json()["total"]
+    assert '<a href="/timeline">Clear</a>' in html
 
 
 @pytest.mark.parametrize("params, status, message", [
@@ -137,7 +142,7 @@ def test_the_page_and_the_api_refuse_a_filter_alike(client, params, status, mess
     page = client.get("/timeline", params=params)
     api = client.get("/api/timeline", params=params)
     assert page.status_code == api.status_code == status
-    assert message in page.text and 'href="/timeline"' in page.text
+    assert message in page.text and '<form class="timeline-filter"' in page.text
     assert api.json()["detail"].lower() in message.lower().replace("&#39;", "'")
 
 
