@@ -404,9 +404,11 @@ def mount(app: FastAPI) -> None:
         check = asked.get("check")
         if parts is not None and check and passage_check(doc.text[start:end]) != check:
             parts = None  # the article changed since the link was made: those characters now hold other words
-        # A link that names characters this version of the article does not have (a rebuild changed it, or the
-        # link was cut): said, not silently dropped or highlighted in the wrong place.
-        lost = ("passage" if ("start" in asked or "end" in asked) and parts is None else
+        # A link that names characters this version of the article does not have (a rebuild changed it), or a range
+        # that is no range (the link was cut or edited): said, not silently dropped or highlighted in the wrong place.
+        asked_range = "start" in asked or "end" in asked
+        lost = ("malformed" if asked_range and (start is None or end is None or start >= end) else
+                "passage" if asked_range and parts is None else
                 "answer" if parts and not parts.answer and ("astart" in asked or "aend" in asked) else None)
         return page(request, "source.html", {"doc": doc, "parts": parts, "meta": meta, "lost": lost,
                                              "original": original_link(doc.meta),

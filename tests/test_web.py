@@ -302,17 +302,26 @@ def test_source_viewer_highlights_the_cited_passage_and_answer(client, service):
 
 
 LOST_PASSAGE = "The passage this link points to is not in this version of the article"
+NO_RANGE = "This link's passage range is not a valid one"
 
 
-def test_source_viewer_without_offsets_shows_the_plain_text(client, service):
+@pytest.mark.parametrize("query, notice", [
+    ("", None),
+    ("?start=5&end=99999999", LOST_PASSAGE),  # past the end of this version of the article
+    ("?start=abc&end=10", NO_RANGE),
+    ("?start=9&end=3", NO_RANGE),
+    ("?start=12", NO_RANGE),  # a link cut short
+    ("?start=%C2%B2&end=5", NO_RANGE),  # a superscript two is a digit to str.isdigit, not an offset
+    ("?start=0&end=" + "1" * 4301, NO_RANGE),  # more digits than Python converts by default
+])
+def test_source_viewer_without_usable_offsets_shows_the_plain_text_and_says_why(client, service, query, notice):
     doc = service.documents()[0]
-    for query in ("", "?start=abc&end=10", "?start=5&end=99999999", "?start=9&end=3", "?start=%C2%B2&end=5",
-                  "?start=0&end=" + "1" * 4301):  # more digits than Python converts by default
-        response = client.get(f"/sources/{doc.doc_id}{query}")
-        assert response.status_code == 200
-        assert "<mark" not in response.text
-        assert str(escape(doc.text)) in response.text
-        assert (LOST_PASSAGE in response.text) is bool(query)  # a link whose passage is gone says so
+    response = client.get(f"/sources/{doc.doc_id}{query}")
+    assert response.status_code == 200
+    assert "<mark" not in response.text
+    assert str(escape(doc.text)) in response.text
+    for text in (LOST_PASSAGE, NO_RANGE):
+        assert (text in response.text) is (text == notice)
 
 
 def test_a_link_whose_answer_is_outside_its_passage_highlights_the_passage_and_says_so(client, service):
