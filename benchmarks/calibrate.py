@@ -31,7 +31,7 @@ sys.path.insert(0, str(PROJECT_DIR))
 sys.path.insert(0, str(PROJECT_DIR / "benchmarks"))
 from common import SHARED_DIR, at_least_one, command_line, existing_file, file_to_write, stop  # noqa: E402
 from qa.answer import gather_evidence  # noqa: E402
-from qa.evaluate import max_token_f1  # noqa: E402
+from qa.evaluation.metrics import max_token_f1  # noqa: E402
 from qa.language import question_language  # noqa: E402
 from qa.reader.data import TrainingDataError, held_out_corpus  # noqa: E402
 from qa.reader.runtime import CARD_FILE, Calibration, ReaderRuntime  # noqa: E402

@@ -6,7 +6,7 @@
     .venv/bin/python benchmarks/compare_evals.py before.json after.json
 
 For each figure: before, after, the 95% paired bootstrap interval of the difference, and for right/wrong figures
-the questions gained and lost with an exact two-sided sign test on them (qa.significance). A difference whose
+the questions gained and lost with an exact two-sided sign test on them (qa.evaluation.significance). A difference whose
 interval holds 0, or whose p is large, is what another set of questions could undo. When only a handful of
 questions changed, go by the sign test: a bootstrap interval built from four changed questions is too narrow
 (four lost and none gained: the interval stays below 0, but p = 0.125).
@@ -25,7 +25,7 @@ sys.path.insert(0, str(PROJECT_DIR))
 
 sys.path.insert(0, str(PROJECT_DIR / "benchmarks"))
 from common import command_line  # noqa: E402
-from qa.significance import PairedChange, paired_changes  # noqa: E402
+from qa.evaluation.significance import PairedChange, paired_changes  # noqa: E402
 
 ANSWERABLE = (("answer hit rate", "hit"), ("exact match", "exact"), ("token F1", "f1"),
               ("false abstentions", "abstained"))

@@ -29,7 +29,8 @@ sys.path.insert(0, str(PROJECT_DIR / "benchmarks"))
 from common import SHARED_DIR, at_least_one, command_line, existing_file, stop  # noqa: E402
 from qa.config import DEFAULT_MODEL, Settings  # noqa: E402
 from qa.embed import load_embedder  # noqa: E402
-from qa.evaluate import EvalError, Paragraph, parse_json, parse_squad  # noqa: E402
+from qa.evaluation import EvalError  # noqa: E402
+from qa.evaluation.questions import Paragraph, parse_json, parse_squad  # noqa: E402
 from qa.indexer import build_index  # noqa: E402
 from qa.store import GENERATIONS_DIR, current_generation  # noqa: E402
 

@@ -26,7 +26,9 @@ from qa.answer import SUPPORT_DEPTH  # noqa: E402
 from qa.config import Settings  # noqa: E402
 sys.path.insert(0, str(PROJECT_DIR / "benchmarks"))
 from common import SHARED_DIR, at_least_one, command_line, existing_file, file_to_write, stop  # noqa: E402
-from qa.evaluate import EvalError, contains_gold, load_eval_set  # noqa: E402
+from qa.evaluation import EvalError  # noqa: E402
+from qa.evaluation.metrics import contains_gold  # noqa: E402
+from qa.evaluation.questions import load_eval_set  # noqa: E402
 from qa.reader.data import TrainingDataError, held_out_corpus  # noqa: E402
 from qa.reader.read import tidy_span  # noqa: E402
 from qa.reader.runtime import ReaderRuntime  # noqa: E402

@@ -17,7 +17,7 @@ sys.path.insert(0, str(PROJECT_DIR))
 
 sys.path.insert(0, str(PROJECT_DIR / "benchmarks"))
 from common import command_line, existing_file, stop  # noqa: E402
-from qa.evaluate import contains_gold, max_token_f1  # noqa: E402
+from qa.evaluation.metrics import contains_gold, max_token_f1  # noqa: E402
 from qa.reader.runtime import CARD_FILE, Calibration, read_card  # noqa: E402
 
 

@@ -281,8 +281,10 @@ def eval_command(file: Annotated[Path, typer.Argument(help="A question JSONL, a 
 
     Exit code 0: measured; 2: the file or the index cannot be used.
     """
-    from qa.eval_conversations import evaluate_conversations, format_conversation_report, is_conversation_file
-    from qa.evaluate import EvalError, evaluate_file, format_report
+    from qa.evaluation import EvalError
+    from qa.evaluation.conversations import evaluate_conversations, format_conversation_report, is_conversation_file
+    from qa.evaluation.report import format_report
+    from qa.evaluation.run import evaluate_file
 
     conversations = is_conversation_file(file)
     run, show = (evaluate_conversations, format_conversation_report) if conversations else (evaluate_file, format_report)

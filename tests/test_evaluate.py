@@ -8,9 +8,12 @@ import re
 import pytest
 
 from qa.confidence import confidence_words
-from qa.evaluate import (EvalError, contains_gold, evaluate_file, exact_match, first_gold_rank, format_report,
-                         load_eval_set, max_token_f1, normalize_answer, percentiles, ranked_documents, recall_at,
-                         reciprocal_rank, token_f1)
+from qa.evaluation import EvalError
+from qa.evaluation.metrics import (contains_gold, exact_match, first_gold_rank, max_token_f1, normalize_answer,
+                                   percentiles, ranked_documents, recall_at, reciprocal_rank, token_f1)
+from qa.evaluation.questions import load_eval_set
+from qa.evaluation.report import format_report
+from qa.evaluation.run import evaluate_file
 
 # --------------------------------------------------------------------------------------------------
 # Metrics
@@ -168,7 +171,7 @@ def test_invalid_json_on_a_later_jsonl_line(tmp_path):
 
 
 def test_json_nested_too_deeply_is_named_as_such(tmp_path):
-    from qa.eval_conversations import is_conversation_file
+    from qa.evaluation.conversations import is_conversation_file
 
     deep = "[" * 100_000 + "]" * 100_000
     with pytest.raises(EvalError, match="^.*deep.jsonl is not valid JSON or JSONL: line 1: nested too deeply"):
@@ -209,7 +212,7 @@ def test_jsonl_unanswerable_with_answers_is_refused_as_contradictory(tmp_path):
 
 
 def test_a_conversation_turn_whose_leans_is_not_true_or_false_is_refused(tmp_path):
-    from qa.eval_conversations import parse_conversations
+    from qa.evaluation.conversations import parse_conversations
 
     text = json.dumps({"turns": [{"question": "Siapa?", "answers": ["x"]},
                                  {"question": "Dia?", "answers": ["y"], "leans": "yes"}]})
@@ -382,7 +385,7 @@ def test_a_cached_squad_index_of_another_index_format_is_not_reused(monkeypatch)
     """The store's format is part of the cache key: an index this version cannot open is built again."""
     from qa import store
     from qa.config import Settings
-    from qa.evaluate import squad_cache_key
+    from qa.evaluation.squad_corpus import squad_cache_key
 
     settings = Settings()
     before = squad_cache_key(b'{"data": []}', settings)
@@ -391,7 +394,7 @@ def test_a_cached_squad_index_of_another_index_format_is_not_reused(monkeypatch)
 
 
 def test_a_conversation_file_gets_the_same_option_checks_and_a_bad_turn_is_named(tmp_path, built_index):
-    from qa.eval_conversations import evaluate_conversations
+    from qa.evaluation.conversations import evaluate_conversations
 
     settings, _ = built_index
     file = tmp_path / "talk.jsonl"
@@ -408,7 +411,7 @@ def test_a_conversation_file_gets_the_same_option_checks_and_a_bad_turn_is_named
 
 
 def test_a_conversation_file_is_scored_turn_by_turn_with_and_without_history(tmp_path, built_index):
-    from qa.eval_conversations import evaluate_conversations
+    from qa.evaluation.conversations import evaluate_conversations
 
     settings, _ = built_index
     file = tmp_path / "talk.jsonl"

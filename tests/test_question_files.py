@@ -10,8 +10,8 @@ import pytest
 
 from qa.clean import clean_document
 from qa.config import Settings
-from qa.eval_conversations import parse_conversations
-from qa.evaluate import load_eval_set
+from qa.evaluation.conversations import parse_conversations
+from qa.evaluation.questions import load_eval_set
 from qa.load import load_document, scan_corpus
 
 ROOT = Path(__file__).resolve().parent.parent

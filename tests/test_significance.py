@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.significance import interval, paired_changes, sign_test
+from qa.evaluation.significance import interval, paired_changes, sign_test
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 

@@ -283,7 +283,8 @@ def held_out_corpus(data_dir: Path):
     """The held-out split (held_out_squad) indexed as a corpus of its paragraphs, as `qa eval` indexes a SQuAD
     file (cached): (its questions as an eval set, the prepared corpus)."""
     from qa.config import Settings
-    from qa.evaluate import default_cache_dir, load_eval_set, prepare_squad_corpus
+    from qa.evaluation.questions import load_eval_set
+    from qa.evaluation.squad_corpus import default_cache_dir, prepare_squad_corpus
 
     settings = Settings()
     file = default_cache_dir(settings) / "held-out.json"

@@ -165,7 +165,7 @@ def read_examples(model, featurizer: Featurizer, examples: list[Example], pad: i
 def held_out_scores(predictions: list[tuple[str, float]], examples: list[Example]) -> dict:
     """F1 of the best span on answerable questions (ignoring "no answer"), and the best overall F1 when
     "no answer" is chosen below a margin threshold (SQuAD 2.0's best_f1)."""
-    from qa.evaluate import exact_match, max_token_f1
+    from qa.evaluation.metrics import exact_match, max_token_f1
 
     f1 = [max_token_f1(text, [e.answer_text]) if e.answer_start is not None else None
           for (text, _), e in zip(predictions, examples)]

@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from qa.config import Settings
-from qa.evaluate import (EvalError, check_run_options, contains_gold, jsonl_objects, open_service, parse_json,
-                         percentiles, read_eval_text)
+from qa.evaluation import EvalError
+from qa.evaluation.metrics import contains_gold, percentiles
+from qa.evaluation.questions import jsonl_objects, parse_json, read_eval_text
+from qa.evaluation.run import check_run_options, open_service
 from qa.followup import EarlierTurn, earlier_turn
 from qa.service import InvalidQuestion
 
