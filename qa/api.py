@@ -29,7 +29,7 @@ from starlette.routing import Match
 from qa import __version__
 from qa.config import HISTORY_TURNS_CAP, Settings, load_settings, url_host
 from qa.embed import ModelLoadError
-from qa.indexer import BuildBusyError, BuildError, StoreUnavailableError
+from qa.indexer import BuildBusyError, BuildError, IndexWriteError, StoreUnavailableError
 from qa.records import Answer
 from qa.service import InvalidQuestion, QAService, ServiceUnavailable, too_many_turns, visible_pattern
 from qa.timeline import TimelineFilterError, UnknownArticle
@@ -41,6 +41,17 @@ def _integral_number(value: object) -> object:
 
 
 JsonInt = Annotated[StrictInt, BeforeValidator(_integral_number)]
+
+
+def _digits_only(value: object) -> object:
+    """A query string's number as written in a link, digits only ("5", or "5.0", which the schema's integer
+    allows): Python would read "1_2" as 12, " 5" and "+5" as 5, "٥" as 5."""
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]+(\.0+)?", value):
+        raise ValueError("must be a whole number written in digits, such as 5")
+    return value
+
+
+QueryInt = Annotated[int, BeforeValidator(_digits_only)]
 
 
 class EarlierTurnIn(BaseModel):
@@ -184,7 +195,7 @@ async def ask_post(body: AskRequest, service: ServiceDep) -> AskResponse:
 
 @router.get("/ask", response_model=AskResponse, responses=ERRORS, tags=["answers"])
 async def ask_get(request: Request, service: ServiceDep, q: Annotated[str, Query(description="The question")],
-                  top_k: Annotated[int | None, Query(description="Retrieved passages to consider: the most promising of the first 3 is read; at most this many are cited (unset: QA_TOP_K_DEFAULT)")] = None) -> AskResponse:
+                  top_k: Annotated[QueryInt | None, Query(description="Retrieved passages to consider: the most promising of the first 3 is read; at most this many are cited (unset: QA_TOP_K_DEFAULT)")] = None) -> AskResponse:
     """The same as POST /ask, for links and quick tries."""
     if not question_is_utf8(request.scope.get("query_string", b"")):
         # Starlette would put U+FFFD in place of the bytes, and the question asked would not be the one sent.
@@ -194,12 +205,18 @@ async def ask_get(request: Request, service: ServiceDep, q: Annotated[str, Query
 
 
 def question_is_utf8(query_string: bytes) -> bool:
-    """Whether the `q` of a raw query string is UTF-8 once percent-decoded (and sent percent-encoded, as a URL's
-    query must be: a raw byte over 0x7F would be read as Latin-1). Other parameters are not the question's
-    business: a link's tracking parameter with odd bytes does not stop an answer."""
-    for pair in query_string.split(b"&"):
+    """Whether the `q` of a raw query string is UTF-8 once percent-decoded. Other parameters are not the
+    question's business: a link's tracking parameter with odd bytes does not stop an answer."""
+    return fields_are_utf8(query_string, only=b"q")
+
+
+def fields_are_utf8(encoded: bytes, only: bytes | None = None) -> bool:
+    """Whether the values of a query string or urlencoded form (those named `only`, or all) are UTF-8 once
+    percent-decoded, and were sent percent-encoded, as they must be: a raw byte over 0x7F would be read as
+    Latin-1. Starlette puts U+FFFD in place of bytes that are not, and what is asked would not be what was sent."""
+    for pair in encoded.split(b"&"):
         name, _, value = pair.partition(b"=")
-        if unquote_to_bytes(name.replace(b"+", b" ")) != b"q":
+        if only is not None and unquote_to_bytes(name.replace(b"+", b" ")) != only:
             continue
         if any(byte > 0x7F for byte in value):
             return False
@@ -305,7 +322,8 @@ def admin_token_matches(expected: str, authorization: str | None, x_admin_token:
 
 
 STATUS_OF = {InvalidQuestion: 422, ServiceUnavailable: 503, TimelineFilterError: 422, UnknownArticle: 404,
-             BuildError: 422, BuildBusyError: 409, StoreUnavailableError: 503, ModelLoadError: 503}
+             BuildError: 422, BuildBusyError: 409, IndexWriteError: 500, StoreUnavailableError: 503,
+             ModelLoadError: 503}
 
 JSON_BODY_HINT = 'send a JSON object such as {"question": "…"} with the header Content-Type: application/json'
 # FastAPI's words when a JSON body cannot be parsed at all (not UTF-8, or nested beyond the parser's depth): said
@@ -316,15 +334,19 @@ UNPARSABLE_BODY = "There was an error parsing the body"
 MESSAGES_SHOWN = 10  # of the things wrong with one body, the first this many are named
 
 
-def _validation_message(exc: RequestValidationError, history_limit: int) -> tuple[int, str]:
+def _validation_message(exc: RequestValidationError, history_limit: int, content_type: str = "") -> tuple[int, str]:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return 400, "request body is not valid JSON"
     whole_body = [e for e in errors if tuple(e.get("loc", ())) == ("body",)]
     if whole_body and whole_body[0].get("type") == "missing":
         return 422, f"request body is empty: {JSON_BODY_HINT}"
-    if whole_body:
-        # A list or a string, or not sent as JSON at all (curl -d without a Content-Type header sends a form).
+    sent_as = content_type.split(";")[0].strip().lower()
+    if whole_body and sent_as and sent_as != "application/json" and not sent_as.endswith("+json"):
+        # curl -d without a Content-Type header sends a form, whatever the body holds.
+        return 422, (f"request body was sent as {sent_as[:100]}, which is not read as JSON: send the header "
+                     "Content-Type: application/json")
+    if whole_body:  # a list or a string
         return 422, f"request body is not a JSON object: {JSON_BODY_HINT}"
     too_many = [e for e in errors if tuple(e.get("loc", ())) == ("body", "history") and e.get("type") == "too_long"]
     if too_many:
@@ -332,7 +354,8 @@ def _validation_message(exc: RequestValidationError, history_limit: int) -> tupl
     parts = []
     for error in errors[:MESSAGES_SHOWN]:
         where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
-        parts.append(f"{where or 'body'}: {error.get('msg', 'invalid value')}")
+        message = error.get("msg", "invalid value").removeprefix("Value error, ")  # a validator's own words
+        parts.append(f"{where or 'body'}: {message}")
     if len(errors) > MESSAGES_SHOWN:
         parts.append(f"and {len(errors) - MESSAGES_SHOWN} more")
     return 422, "; ".join(parts)
@@ -400,13 +423,14 @@ class BodyLimit:
 
     def __init__(self, app, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
+        self.max_bytes_in_words = f"{max_bytes // 1024} kB" if max_bytes >= 1024 else f"{max_bytes} bytes"
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await self._refuse(send)
+            return await self._refuse(scope, receive, send)
         chunks, received, more = [], 0, True
         while more:
             message = await receive()
@@ -415,15 +439,20 @@ class BodyLimit:
             chunk = message.get("body", b"")
             received += len(chunk)
             if received > self.max_bytes:
-                return await self._refuse(send)
+                return await self._refuse(scope, receive, send)
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
         await self.app(scope, _replay([body], receive), send)
 
-    async def _refuse(self, send) -> None:
-        response = JSONResponse({"detail": f"request body is larger than {self.max_bytes} bytes"}, status_code=413)
-        await response({"type": "http"}, None, send)
+    async def _refuse(self, scope, receive, send) -> None:
+        app = scope.get("app")
+        if scope["method"] == "POST" and scope["path"] == "/" and app is not None:
+            # The no-JavaScript chat's form: a page that says so, not JSON in the browser (qa.web).
+            response = app.state.form_too_large(Request(scope, receive), self.max_bytes_in_words)
+        else:
+            response = JSONResponse({"detail": f"request body is larger than {self.max_bytes} bytes"}, status_code=413)
+        await response(scope, receive, send)
 
 
 def _replay(messages: list[dict], receive):
@@ -508,6 +537,8 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
             methods = {method for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
                        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
                               for route in request.app.router.routes)}
+            if "GET" in methods:
+                methods.add("HEAD")  # answered as GET without its body (HeadAsGet)
             headers = {**(exc.headers or {}), "Allow": ", ".join(sorted(methods))} if methods else exc.headers
             exc = StarletteHTTPException(405, exc.detail, headers)
         if exc.status_code == 400 and exc.detail == UNPARSABLE_BODY:
@@ -520,8 +551,8 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        status, message = _validation_message(exc, settings.max_history_turns)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        status, message = _validation_message(exc, settings.max_history_turns, request.headers.get("content-type", ""))
         return JSONResponse({"detail": message}, status_code=status)
 
     app.include_router(router)

@@ -22,8 +22,8 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-CorpusOpt = Annotated[Optional[Path], typer.Option("--corpus", help="Folder of articles (env QA_CORPUS_DIR; default: corpus/)")]
-IndexOpt = Annotated[Optional[Path], typer.Option("--index", help="Index folder (env QA_INDEX_DIR; default: index/)")]
+CorpusOpt = Annotated[Optional[Path], typer.Option("--corpus", help="Folder of articles (env QA_CORPUS_DIR; default: the checkout's corpus/)")]
+IndexOpt = Annotated[Optional[Path], typer.Option("--index", help="Index folder (env QA_INDEX_DIR; default: the checkout's index/)")]
 _MODEL = "sentence-transformers model name or folder (env QA_MODEL; default: the bundled multilingual-e5-small)"
 ModelOpt = Annotated[Optional[str], typer.Option("--model", help=f"Model that builds embed with: a {_MODEL}. Questions are searched with the model the loaded index was built with")]
 EvalModelOpt = Annotated[Optional[str], typer.Option("--model", help=f"Model to embed with: a {_MODEL}. A SQuAD file's passages are indexed with it; the index a question file runs on must have been built with it (else exit 2)")]
@@ -64,7 +64,8 @@ def fail(message: str, code: int = EXIT_FAILED, as_json: bool = False) -> None:
 
 @app.command("index")
 def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: ModelOpt = None, as_json: JsonOpt = False,
-                  wait: Annotated[float, typer.Option(help="Seconds to wait for another running build")] = 0.0,
+                  wait: Annotated[float, typer.Option(help="Seconds to wait for another running build (default: "
+                                                           "0, fail at once)")] = 0.0,
                   workers: Annotated[Optional[int], typer.Option(
                       min=1, max=64, help="Processes that embed, one thread each (env QA_INDEX_WORKERS; default: "
                                           "one per core from 100 documents to embed)")] = None,
@@ -81,8 +82,10 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
 
     from qa.embed import ModelLoadError
     from qa.indexer import BuildError, build_index, some_of
-    from qa.load import ARTICLE_SUFFIXES
+    from qa.load import ARTICLE_SUFFIXES, shown_path
 
+    if not (math.isfinite(wait) and wait >= 0):
+        fail(f"--wait must be a number of seconds, 0 or more, not {wait}", as_json=as_json)
     settings = make_settings(corpus, index, model, as_json, index_workers=workers)
     bar = None
 
@@ -105,7 +108,7 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
         typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
         for skipped in report.skipped:
-            typer.secho(f"skipped {skipped.path}: {skipped.reason}", err=True, fg=typer.colors.YELLOW)
+            typer.secho(f"skipped {shown_path(skipped.path)}: {skipped.reason}", err=True, fg=typer.colors.YELLOW)
         if report.not_read:
             typer.secho(f"not read (only {', '.join(ARTICLE_SUFFIXES)} files are articles): "
                         f"{some_of(report.not_read, NOT_READ_SHOWN)}", err=True, fg=typer.colors.YELLOW)

@@ -19,6 +19,7 @@ from qa.language import QUESTION_WORDS
 
 TURNS_USED = 3  # earlier turns whose names a reference may point at
 NAMES_CARRIED = 4
+NAME_CHARS_CARRIED = 80
 ANSWER_WORDS_CARRIED = 8  # a longer earlier answer is a description, not a name to carry
 
 # Words that point back at something named before. English "that/this" and Indonesian "-nya" are left out:
@@ -119,6 +120,8 @@ def _carried_names(question: str, earlier: list[Resolved], answers: list[str | N
             if (wants_time if numeric else bool(names(answer))):
                 candidates.insert(0, answer)  # "he" after "Who led ...?" is most often the answer
         for name in candidates:
+            if len(name) > NAME_CHARS_CARRIED:  # a run of capitalised words this long is no name ("AAAA…")
+                continue
             if name.lower() not in asked and all(name.lower() != c.lower() for c in carried):
                 carried.append(name)
     return carried[:NAMES_CARRIED]

@@ -10,6 +10,9 @@ import dataclasses
 import hashlib
 import multiprocessing
 import os
+import signal
+import sqlite3
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -23,7 +26,7 @@ from filelock import FileLock, Timeout
 from qa.clean import clean_document
 from qa.config import Settings
 from qa.embed import Embedder, load_embedder
-from qa.load import LoadError, load_document, scan_corpus
+from qa.load import FileGone, LoadError, load_document, scan_corpus
 from qa.records import Document, SkippedFile
 from qa.split import sentence_spans, split_passages
 from qa.store import (GENERATIONS_DIR, DocumentEntry, IndexCorruptError, NoIndexError, prune_generations, write_all,
@@ -44,6 +47,10 @@ class BuildError(Exception):
 
 class BuildBusyError(BuildError):
     pass
+
+
+class IndexWriteError(BuildError):
+    """Writing the new generation failed (a full disk): the previous one stays current."""
 
 
 class StoreUnavailableError(BuildError):
@@ -131,9 +138,24 @@ def embedding_text(doc: Document, text: str) -> str:
 _worker_embedder: Embedder | None = None
 
 
-def _start_worker(model: str) -> None:
+def _start_worker(model: str, parent: int) -> None:
     global _worker_embedder
+    # Ctrl-C reaches every process of the terminal's group: the build stops its workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent)
     _worker_embedder = load_embedder(model, threads=1)
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel end this process when its parent ends: after a kill -9 of `qa index`, worker processes
+    holding ~270 MB each were otherwise left running for good. (Linux; elsewhere the pool's own shutdown only.)"""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent ended before the line above took effect
+        os._exit(1)
 
 
 def _embed_in_worker(doc: Document, settings: Settings) -> DocumentEntry:
@@ -151,7 +173,7 @@ def embed_documents(docs: list[Document], settings: Settings, embedder: Embedder
         return
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited threads or ORT sessions
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
-                             initargs=(settings.model,)) as pool:
+                             initargs=(settings.model, os.getpid())) as pool:
         yield from pool.map(_embed_in_worker, docs, [settings] * len(docs), chunksize=4)
 
 
@@ -183,11 +205,14 @@ def _previous_entries(settings: Settings, wanted: dict) -> tuple[dict[str, Docum
 Progress = Callable[[int, int, str], None]
 
 
-def _read_article(path: Path, corpus_dir: Path, max_bytes: int) -> Document | SkippedFile:
-    """The cleaned article, or why the file is skipped."""
+def _read_article(path: Path, corpus_dir: Path, max_bytes: int) -> Document | SkippedFile | None:
+    """The cleaned article, or why the file is skipped; None for a file deleted since the corpus was listed (it
+    leaves the index like any deleted file)."""
     rel = path.relative_to(corpus_dir).as_posix()
     try:
         doc = clean_document(load_document(path, corpus_dir, max_bytes))
+    except FileGone:
+        return None
     except LoadError as exc:
         return SkippedFile(rel, str(exc))
     except Exception as exc:  # noqa: BLE001 - YAML and trafilatura parse untrusted files: one bad file is skipped, never the build
@@ -230,10 +255,19 @@ class _FileStore:
             lock.release()
 
     def prune(self) -> None:
-        prune_generations(self.settings.index_dir)
+        try:
+            prune_generations(self.settings.index_dir)
+        except NoIndexError as exc:  # CURRENT is a folder, or not text: no build can replace it
+            raise BuildError(f"{exc}: remove it, and the next build starts the index anew") from None
 
     def write(self, entries: list[DocumentEntry], manifest: dict, rebuild: bool) -> str:
-        return write_generation(self.settings.index_dir, entries, manifest)
+        index_dir = self.settings.index_dir
+        try:
+            return write_generation(index_dir, entries, manifest)
+        except (OSError, sqlite3.Error, RuntimeError) as exc:  # RuntimeError: FAISS's, as when the disk is full
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip().splitlines()[0]
+            raise IndexWriteError(f"writing the index into {index_dir} failed ({why[:300]}); the previous index "
+                                  "is still the one in use") from None
 
 
 class _DatabaseStore:
@@ -313,16 +347,9 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
         os.listdir(corpus_dir)
     except OSError as exc:
         raise BuildError(f"cannot read the corpus folder {corpus_dir}: {exc.strerror or exc}") from None
-    # Checked before the model is loaded, so that an empty folder fails at once.
-    scan = scan_corpus(corpus_dir)
-    files, not_read = scan.articles, [path.relative_to(corpus_dir).as_posix() for path in scan.others]
-    unreadable = [SkippedFile(path, reason) for path, reason in scan.unreadable]
-    if not files:
-        others = f" (not read: {some_of(not_read, 3)})" if not_read else ""
-        cannot = "; ".join(f"{s.path}: {s.reason}" for s in unreadable)
-        raise BuildError(f"corpus folder {corpus_dir} holds no .txt, .md or .html files{others}"
-                         f"{f' ({cannot})' if cannot else ''}; the index was left as it was")
+    _articles_of(corpus_dir)  # an empty folder fails at once, before waiting for the lock or loading the model
     with store.locked(lock_timeout):
+        files, not_read, unreadable = _articles_of(corpus_dir)  # again: what changed while the build waited
         store.prune()
         embedder = embedder or load_embedder(settings.model, settings.embed_threads)
         wanted = index_settings(settings, embedder)
@@ -339,7 +366,9 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
         done = 0
         for path in files:
             read = _read_article(path, corpus_dir, settings.max_file_bytes)
-            if isinstance(read, SkippedFile):
+            if read is None:
+                pass
+            elif isinstance(read, SkippedFile):
                 report.skipped.append(read)
             else:
                 old = previous.get(read.doc_id)
@@ -396,6 +425,20 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
             store.prune()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _articles_of(corpus_dir: Path) -> tuple[list[Path], list[str], list[SkippedFile]]:
+    """The corpus's article files, its files of other types and what cannot be read; BuildError when it holds no
+    article."""
+    scan = scan_corpus(corpus_dir)
+    not_read = [path.relative_to(corpus_dir).as_posix() for path in scan.others]
+    unreadable = [SkippedFile(path, reason) for path, reason in scan.unreadable]
+    if not scan.articles:
+        others = f" (not read: {some_of(not_read, 3)})" if not_read else ""
+        cannot = "; ".join(f"{s.path}: {s.reason}" for s in unreadable)
+        raise BuildError(f"corpus folder {corpus_dir} holds no .txt, .md or .html files{others}"
+                         f"{f' ({cannot})' if cannot else ''}; the index was left as it was")
+    return scan.articles, not_read, unreadable
 
 
 def _moved_from(entry: DocumentEntry | None, doc: Document) -> DocumentEntry | None:

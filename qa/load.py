@@ -15,9 +15,12 @@ HTML goes through trafilatura's main-text extractor, which also supplies title, 
 from __future__ import annotations
 
 import codecs
+import datetime
 import hashlib
 import os
 import re
+import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +42,10 @@ class LoadError(Exception):
     """A file that cannot become a document; the message says why, for the user."""
 
 
+class FileGone(LoadError):
+    """The file was there when the corpus was listed and is not now: deleted or moved away meanwhile."""
+
+
 @dataclass
 class CorpusFiles:
     articles: list[Path]  # read as articles
@@ -48,9 +55,41 @@ class CorpusFiles:
     unreadable: list[tuple[str, str]] = field(default_factory=list)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def shown_path(relative: str) -> str:
-    """A relative path as a user can read it: bytes of a file name that is not UTF-8 written as \\xNN."""
-    return os.fsencode(relative).decode("utf-8", "backslashreplace")
+    """A relative path as a user can read it: bytes of a file name that is not UTF-8, and control characters (a
+    line break or a terminal's escape in a name), written as \\xNN."""
+    readable = os.fsencode(relative).decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", readable)
+
+
+def walk(top: Path, onerror: Callable[[OSError], None] | None = None) -> Iterator[tuple[str, list[str], list[str]]]:
+    """os.walk's top-down walk (links to folders named among the folders, not followed), without its recursion:
+    Python 3.11's os.walk calls itself once per level, so a tree a thousand folders deep was a RecursionError.
+    The caller may remove names from the folder list to leave them out."""
+    pending = [os.fspath(top)]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError as exc:
+            if onerror is not None:
+                onerror(exc)
+            continue
+        subfolders, names, links = [], [], set()
+        for entry in entries:
+            try:
+                is_folder = entry.is_dir()
+            except OSError:
+                is_folder = False
+            (subfolders if is_folder else names).append(entry.name)
+            if is_folder and entry.is_symlink():
+                links.add(entry.name)
+        yield folder, subfolders, names
+        pending.extend(os.path.join(folder, name) for name in reversed(subfolders) if name not in links)
 
 
 def is_utf8(name: str) -> bool:
@@ -73,7 +112,7 @@ def scan_corpus(corpus_dir: Path) -> CorpusFiles:
         relative = Path(error.filename).relative_to(corpus_dir).as_posix()
         files.unreadable.append((shown_path(relative) + "/", f"cannot list the folder: {error.strerror or error}"))
 
-    for folder, subfolders, names in os.walk(corpus_dir, onerror=cannot_list):
+    for folder, subfolders, names in walk(corpus_dir, onerror=cannot_list):
         here = Path(folder)
         for name in sorted(subfolders):
             relative = (here / name).relative_to(corpus_dir).as_posix()
@@ -82,7 +121,7 @@ def scan_corpus(corpus_dir: Path) -> CorpusFiles:
             elif not is_utf8(name):
                 subfolders.remove(name)
                 files.unreadable.append((shown_path(relative) + "/", "folder name is not UTF-8: rename it"))
-            elif _is_link(here / name):  # os.walk does not follow it
+            elif _is_link(here / name):  # the walk does not follow it
                 files.unreadable.append((relative + "/", "a link to a folder, not followed: copy the folder in, "
                                                          "or link its files one by one"))
         for name in names:
@@ -97,8 +136,11 @@ def scan_corpus(corpus_dir: Path) -> CorpusFiles:
     for path in sorted(found):
         if path.suffix.lower() not in ARTICLE_SUFFIXES:
             files.others.append(path)
-        elif _may_be_a_file(path):
+        elif (kind := _not_a_file(path)) is None:
             files.articles.append(path)
+        else:
+            files.unreadable.append((shown_path(path.relative_to(corpus_dir).as_posix()),
+                                     f"not a file but {kind}: it is not read"))
     files.unreadable.sort()
     return files
 
@@ -106,17 +148,27 @@ def scan_corpus(corpus_dir: Path) -> CorpusFiles:
 def _is_link(path: Path) -> bool:
     try:
         return path.is_symlink()
-    except OSError:  # in a folder that can be listed but not searched: os.walk names the folder it cannot open
+    except OSError:  # in a folder that can be listed but not searched: the walk names the folder it cannot open
         return False
 
 
-def _may_be_a_file(path: Path) -> bool:
-    """Not a pipe or a device (reading one could wait forever). A link that leads nowhere and a file in a folder
-    that cannot be searched count: reading them says what is wrong."""
+def _not_a_file(path: Path) -> str | None:
+    """What a path that is no regular file is, itself or at the end of its link ("a pipe", "a device"): reading one
+    could wait forever or never end. None for a file, and for a link that leads nowhere or a file in a folder that
+    cannot be searched: reading those says what is wrong."""
     try:
-        return path.is_file() or path.is_symlink()
+        mode = path.stat().st_mode
     except OSError:
-        return True
+        return None
+    return _kind_of(mode)
+
+
+def _kind_of(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    return ("a pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else
+            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a folder" if stat.S_ISDIR(mode) else
+            "something else")
 
 
 def doc_id_for(path: Path, corpus_dir: Path) -> str:
@@ -124,17 +176,39 @@ def doc_id_for(path: Path, corpus_dir: Path) -> str:
 
 
 def read_bytes(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes, at most max_bytes of them. Opened without waiting (a pipe put where the file was would
+    otherwise block until something writes to it) and checked to be a regular file once open, so that what is
+    read is what was checked."""
     try:
-        size = path.stat().st_size
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError as exc:
+        if not os.path.lexists(path):
+            raise FileGone("the file is gone") from exc
+        raise LoadError(f"cannot read file: {exc.strerror or exc}") from exc  # a link that leads nowhere
     except OSError as exc:
         raise LoadError(f"cannot read file: {exc.strerror or exc}") from exc
-    if size > max_bytes:
-        raise LoadError(f"file too large ({size / 1e6:.2f} MB; the limit is {max_bytes / 1e6:.2f} MB, set by "
-                        "QA_MAX_FILE_BYTES)")
     try:
-        return path.read_bytes()
+        status = os.fstat(descriptor)
+        if (kind := _kind_of(status.st_mode)) is not None:
+            raise LoadError(f"not a file but {kind}: it is not read")
+        if status.st_size > max_bytes:
+            raise LoadError(_too_large(status.st_size, max_bytes))
+        with open(descriptor, "rb", closefd=False) as handle:
+            data = handle.read(max_bytes + 1)
     except OSError as exc:
         raise LoadError(f"cannot read file: {exc.strerror or exc}") from exc
+    finally:
+        os.close(descriptor)
+    if len(data) > max_bytes:  # it grew while being read
+        raise LoadError(_too_large(len(data), max_bytes))
+    return data
+
+
+def _too_large(size: int, max_bytes: int) -> str:
+    mb, limit = f"{size / 1e6:.2f} MB", f"{max_bytes / 1e6:.2f} MB"
+    if mb == limit:  # just over: in bytes, so that the two differ
+        mb, limit = f"{size:,} bytes", f"{max_bytes:,} bytes"
+    return f"file too large ({mb}; the limit is {limit}, set by QA_MAX_FILE_BYTES)"
 
 
 def sha256_of(data: bytes) -> str:
@@ -207,7 +281,7 @@ def split_front_matter(text: str) -> tuple[dict | None, str]:
         raise LoadError("front matter is nested too deeply: keep each value on one level ('key: value')") from exc
     if not isinstance(meta, dict):
         raise LoadError("front matter must be a mapping of 'key: value' lines")
-    return {str(k): v for k, v in meta.items()}, text[match.end():]
+    return {k: v for k, v in meta.items() if isinstance(k, str)}, text[match.end():]
 
 
 def markdown_to_text(text: str) -> str:
@@ -234,9 +308,27 @@ def html_to_text(html: str) -> tuple[dict, str]:
     return meta, body
 
 
+_SCALARS = (str, int, float, bool, datetime.date)
+MAX_META_ITEMS = 20  # of a list value ("author: [A, B]")
+
+
 def clean_meta(meta: dict) -> dict:
-    """Keep the known keys as plain strings."""
-    return {key: str(meta[key]).strip() for key in META_KEYS if meta.get(key) not in (None, "")}
+    """Keep the known keys as plain strings: a value, or a short list of values joined with commas. Anything
+    else is refused by name: turned into text, a nested value can be huge (YAML aliases of aliases: 14 lines
+    that spell out to gigabytes)."""
+    cleaned = {}
+    for key in META_KEYS:
+        value = meta.get(key)
+        if value in (None, ""):
+            continue
+        if isinstance(value, list) and len(value) <= MAX_META_ITEMS and all(isinstance(v, _SCALARS) for v in value):
+            value = ", ".join(str(v).strip() for v in value)
+        elif not isinstance(value, _SCALARS):
+            raise LoadError(f"front matter's {key!r} must be a value or a list of at most {MAX_META_ITEMS} values, "
+                            f"not a {'mapping' if isinstance(value, dict) else 'longer or nested list'}: put it on "
+                            f"one line ('{key}: …')")
+        cleaned[key] = str(value).strip()
+    return {key: value for key, value in cleaned.items() if value}
 
 
 def load_document(path: Path, corpus_dir: Path, max_bytes: int) -> Document:

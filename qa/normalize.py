@@ -4,6 +4,7 @@ recogniser, qa/timeline.py: Indonesian and English forms), or a number ("1.000" 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from qa.timeline import MONTHS, QUALIFIERS, find_dates
 
@@ -69,4 +70,5 @@ def number_normalized(text: str) -> dict | None:
 
 
 def normalized(text: str) -> dict | None:
+    text = unicodedata.normalize("NFKC", text)  # fullwidth "２０１０" is the year 2010, as the timeline reads it
     return date_normalized(text) or number_normalized(text)

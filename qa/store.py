@@ -22,6 +22,7 @@ caches). A process serving a million passages holds the pages it touches, not th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -408,10 +409,15 @@ class GenerationWriter:
         self.name = time.strftime("%Y%m%dT%H%M%S") + f"-{uuid.uuid4().hex[:8]}"
         self.tmp = generations / f"{TMP_PREFIX}{self.name}"
         self.tmp.mkdir()
-        self._con = sqlite3.connect(self.tmp / "store.sqlite")
-        self._con.executescript(_SCHEMA)
-        self._passage_file = open(self.tmp / "passages.f32", "wb")
-        self._sentence_file = open(self.tmp / "sentences.f32", "wb")
+        self._con = self._passage_file = self._sentence_file = None
+        try:
+            self._con = sqlite3.connect(self.tmp / "store.sqlite")
+            self._con.executescript(_SCHEMA)
+            self._passage_file = open(self.tmp / "passages.f32", "wb")
+            self._sentence_file = open(self.tmp / "sentences.f32", "wb")
+        except BaseException:
+            self.abort()
+            raise
         self.documents = self.passages = self.sentences = 0
 
     def add(self, entry: DocumentEntry) -> None:
@@ -483,12 +489,11 @@ class GenerationWriter:
         return self.name
 
     def abort(self) -> None:
-        for handle in (self._passage_file, self._sentence_file):
-            handle.close()
-        try:
-            self._con.close()
-        except sqlite3.Error:
-            pass
+        for handle in (self._passage_file, self._sentence_file, self._con):
+            # Closing flushes what is buffered, which fails again on a full disk: the folder goes anyway.
+            with contextlib.suppress(OSError, sqlite3.Error):
+                if handle is not None:
+                    handle.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -523,7 +528,10 @@ def prune_generations(index_dir: Path) -> None:
         elif path.is_dir():
             complete.append(path)
     complete.sort(key=lambda p: p.name, reverse=True)
-    keep = {current, *[p.name for p in complete[:KEEP_GENERATIONS]]}
+    # One newer than CURRENT was never made current (its build was killed in between): it goes, and does not push
+    # out the previous generation, which a server may still be reading.
+    made_current = [p.name for p in complete if current is None or p.name <= current]
+    keep = {current, *made_current[:KEEP_GENERATIONS]}
     for path in complete:
         if path.name not in keep:
             shutil.rmtree(path, ignore_errors=True)

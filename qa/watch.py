@@ -10,7 +10,7 @@ from pathlib import Path
 
 from qa.config import Settings
 from qa.indexer import BuildError, build_index
-from qa.load import ARTICLE_SUFFIXES
+from qa.load import ARTICLE_SUFFIXES, shown_path, walk
 
 log = logging.getLogger(__name__)
 # A burst of changes (an editor saving, a copy, a git checkout) becomes one rebuild: it starts once the
@@ -46,7 +46,7 @@ def _fingerprint(folder: Path) -> int:
     """A cheap summary of what the folder holds (names, sizes, modification times), to tell whether it changed
     while nobody was watching."""
     found = []
-    for where, subfolders, names in os.walk(folder):
+    for where, subfolders, names in walk(folder):
         subfolders[:] = [name for name in subfolders if not name.startswith(".")]
         for name in names:
             with contextlib.suppress(OSError):
@@ -59,7 +59,7 @@ def rebuild(settings: Settings) -> None:
     try:
         report = build_index(settings, lock_timeout=600)
         for skipped in report.skipped:
-            log.warning("skipped %s: %s", skipped.path, skipped.reason)
+            log.warning("skipped %s: %s", shown_path(skipped.path), skipped.reason)
         log.info("rebuilt: %s", report.summary())
     except BuildError as exc:
         log.warning("rebuild failed, still serving the previous index: %s", exc)
@@ -88,14 +88,14 @@ def watch_and_rebuild(settings: Settings, stop: threading.Event, ready: threadin
             stop.wait(REARM_WAIT_S)
             continue
         gone_said = False
-        # Taken before a rebuild: a change made while it runs then differs from it, and is built at the next look.
-        now_holds = _fingerprint(folder)
-        if now_holds != built_from:
-            log.info("bringing the index up to date with %s" if built_from is None else
-                     "the corpus folder %s changed while it was not watched; rebuilding the index", folder)
-            rebuild(settings)
-            built_from = now_holds
         try:
+            # Taken before a rebuild: a change made while it runs then differs from it, and is built at the next look.
+            now_holds = _fingerprint(folder)
+            if now_holds != built_from:
+                log.info("bringing the index up to date with %s" if built_from is None else
+                         "the corpus folder %s changed while it was not watched; rebuilding the index", folder)
+                rebuild(settings)
+                built_from = now_holds
             for changes in watch(folder, watch_filter=_may_hold_articles, debounce=DEBOUNCE_MS, step=QUIET_MS,
                                  stop_event=stop, recursive=True, rust_timeout=IDENTITY_CHECK_MS,
                                  yield_on_timeout=True, ignore_permission_denied=True):

@@ -42,6 +42,7 @@ EXAMPLES = (
 # A no-JS conversation carries its earlier questions in hidden fields and asks them again: keep that bounded,
 # and well inside the request body limit even for questions that grow sixfold when form-encoded.
 HISTORY_TURNS = 5
+FORM = "application/x-www-form-urlencoded"
 HISTORY_CHARS = 4000  # questions and answers a chat form carries: at most ~36 kB URL-encoded
 EXCERPT_CHARS = 240
 CONTEXT_CHARS = 110
@@ -323,11 +324,27 @@ def mount(app: FastAPI) -> None:
     def chat_page(request: Request) -> HTMLResponse:
         return chat(request, [])
 
+    def form_too_large(request: Request, limit: str) -> HTMLResponse:
+        most = request.app.state.service.settings.max_question_chars
+        return chat(request, [], f"The question is too long to send (the form is over {limit}); a question has at "
+                                 f"most {most} characters.", "", 413)
+
+    app.state.form_too_large = form_too_large  # for qa.api's BodyLimit, which refuses the body before any route
+
     @app.post("/", response_class=HTMLResponse, include_in_schema=False)
     async def chat_post(request: Request) -> HTMLResponse:
         """The no-JavaScript path: the earlier questions ride along as hidden fields and are answered again."""
+        from qa.api import fields_are_utf8
+
         service: QAService = request.app.state.service
+        sent_as = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if sent_as not in ("", FORM, "multipart/form-data"):
+            return chat(request, [], f"The chat page reads its own form's fields, not {sent_as[:100]}: to ask with "
+                                     "JSON, send it to /ask.", "", 415)
         try:
+            if sent_as == FORM and not fields_are_utf8(await request.body()):
+                return chat(request, [], "The form is not UTF-8 text: the browser or program that sent it must "
+                                         "percent-encode UTF-8 bytes.", "", 400)
             form = await request.form()
         except ClientDisconnect:  # nobody is left to show a page to
             return HTMLResponse(status_code=400)

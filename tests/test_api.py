@@ -117,10 +117,18 @@ def test_a_default_top_k_above_the_maximum_is_refused_at_start():
 
 # --- invalid input: 4xx with a message that says what is wrong ------------------------------------------
 
+@pytest.mark.parametrize("top_k", ["1_2", " 5", "+5", "5.5", "\u0665", "lima"])
+def test_a_link_whose_top_k_is_not_written_in_digits_is_refused(api, top_k):
+    response = api.get("/ask", params={"q": "Kapan Putin tiba?", "top_k": top_k})
+    assert response.status_code == 422
+    assert detail(response) == "top_k: must be a whole number written in digits, such as 5"
+
+
 @pytest.mark.parametrize("content, content_type, status, message", [
-    ('{"question": "Kapan?"}', "application/x-www-form-urlencoded", 422, "request body is not a JSON object: send a "
-     'JSON object such as {"question": "…"} with the header Content-Type: application/json'),
-    ('{"question": "Kapan?"}', "text/plain", 422, "request body is not a JSON object: send a JSON object"),
+    ('{"question": "Kapan?"}', "application/x-www-form-urlencoded", 422, "request body was sent as "
+     "application/x-www-form-urlencoded, which is not read as JSON: send the header Content-Type: application/json"),
+    ('{"question": "Kapan?"}', "text/plain; charset=utf-8", 422, "request body was sent as text/plain, which is not "
+     "read as JSON: send the header Content-Type: application/json"),
     ("", "application/json", 422, "request body is empty: send a JSON object"),
     ("", None, 422, "request body is empty: send a JSON object"),
     ("[1, 2]", "application/json", 422, "request body is not a JSON object"),
@@ -472,6 +480,20 @@ def test_reindex_when_the_embedding_model_cannot_load_is_503_that_says_so(admin,
     assert detail(response) == "cannot load the embedding model 'gone/model': no such folder"
 
 
+def test_reindex_that_cannot_write_its_index_is_a_500_that_says_why(admin, monkeypatch):
+    from qa.indexer import IndexWriteError
+
+    def disk_full():
+        raise IndexWriteError("writing the index into /srv/index failed (No space left on device); the previous "
+                              "index is still the one in use")
+
+    monkeypatch.setattr(admin.app.state.service, "reindex", disk_full)
+    response = admin.post("/admin/reindex", headers={"x-admin-token": TOKEN})
+    assert response.status_code == 500
+    assert detail(response) == ("writing the index into /srv/index failed (No space left on device); the previous "
+                                "index is still the one in use")
+
+
 def test_reindex_of_a_missing_corpus_is_422_and_keeps_serving(small_index, embedder, tmp_path):
     with make_client(small_index, embedder, admin_token=TOKEN, corpus_dir=tmp_path / "gone") as client:
         response = client.post("/admin/reindex", headers={"x-admin-token": TOKEN})
@@ -484,6 +506,8 @@ def test_reindex_of_a_missing_corpus_is_422_and_keeps_serving(small_index, embed
 
 def test_wrong_methods_and_paths(api):
     assert api.delete("/ask").status_code == 405
+    assert api.delete("/ask").headers["allow"] == "GET, HEAD, POST"  # HEAD is answered as GET
+    assert api.get("/admin/reindex").headers["allow"] == "POST"
     assert api.put("/api/sources/kopi.txt").status_code == 405
     assert api.get("/admin/reindex").status_code == 405
     assert api.get("/nope").status_code == 404

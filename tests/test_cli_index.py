@@ -135,6 +135,20 @@ def test_missing_corpus_path_exits_2_with_a_clear_message(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("wait", ["nan", "-1", "inf"])
+def test_a_wait_that_is_no_number_of_seconds_is_refused(tmp_path, wait):
+    result = qa_index(tmp_path, tmp_path / "index", f"--wait={wait}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"error: --wait must be a number of seconds, 0 or more, not {float(wait)}" in result.stderr
+
+
+def test_a_skipped_file_whose_name_holds_a_line_break_is_named_on_one_line(make_corpus):
+    corpus, index = make_corpus({**ARTICLES, "rusak\nbaris.txt": b"\x00\x01 bukan teks"})
+    result = qa_index(corpus, index)
+    assert result.returncode == 1
+    assert "skipped rusak\\x0abaris.txt: binary file, not text\n" in result.stderr
+
+
 def test_index_option_and_a_database_url_together_are_refused_not_one_silently_ignored(tmp_path):
     result = qa_index(tmp_path, tmp_path / "index", QA_DATABASE_URL="postgresql://qa@127.0.0.1:1/qa")
     assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -84,6 +84,16 @@ def test_a_text_longer_than_the_model_window_is_embedded_whole(runtime, engine):
     assert float(vector @ shorter) < 0.9999
 
 
+def test_a_question_longer_than_the_model_window_is_cut_at_it(runtime):
+    """As sentence-transformers cuts any text: a question of characters that each normalise to many letters
+    ("\ufdfa" is 18) would otherwise be embedded window after window, seconds of work for one request."""
+    sentence = "Delegasi Rusia dan Korea Utara membahas kerja sama energi, pelabuhan, dan jalur kereta api. "
+    head = sentence * 30
+    assert len(runtime.tokenizer.content_ids("query: " + head)) > 510
+    one, other = runtime.encode([head + "Kapan jembatan dibangun?", head + "Siapa presiden Rusia?"], is_query=True)
+    assert float(one @ other) > 0.99999
+
+
 def test_one_thread_and_two_give_the_same_vectors(runtime):
     one = runtime.encode(TEXTS, is_query=True, threads=1)
     two = runtime.encode(TEXTS, is_query=True, threads=2)

@@ -68,3 +68,8 @@ def test_a_question_in_a_script_without_spaces_is_not_taken_for_a_fragment():
     resolved = resolve("普京什么时候访问平壤？", [ARRIVAL])
     assert (resolved.query, resolved.context_used) == ("普京什么时候访问平壤？", [])
     assert resolve("Lavrov?", [ARRIVAL]).context_used  # a short follow-up still is one
+
+
+def test_a_run_of_capitalised_words_too_long_for_a_name_is_not_carried():
+    earlier = [EarlierTurn("Apa kata " + "Sangat " * 30 + "Panjang dan Putin?", None)]
+    assert resolve("Apa yang dia katakan?", earlier).context_used == ["Putin"]

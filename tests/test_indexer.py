@@ -7,6 +7,10 @@ import gc
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import faiss
@@ -16,7 +20,7 @@ from filelock import FileLock
 
 from qa import store
 from qa.config import Settings
-from qa.indexer import LOCK_FILE, BuildBusyError, BuildError, build_index
+from qa.indexer import LOCK_FILE, BuildBusyError, BuildError, IndexWriteError, build_index
 from qa.lexical import LexicalIndex
 from qa.store import CURRENT_FILE, GENERATIONS_DIR, TMP_PREFIX, IndexCorruptError, current_generation, load_index
 
@@ -532,3 +536,150 @@ def test_an_index_let_go_closes_its_database_without_waiting_for_the_garbage_col
         assert open_databases() == before
     finally:
         gc.enable()
+
+
+def _build_in_a_thread(settings: Settings, embedder, **kwargs):
+    """build_index's report (or what it raised), from a thread: a build that waits forever fails the test."""
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["report"] = build_index(settings, embedder=embedder, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    return worker, outcome
+
+
+def test_an_article_replaced_by_a_pipe_keeps_its_last_good_version_and_a_device_is_never_read(built, embedder):
+    settings, _ = built
+    (settings.corpus_dir / "c.txt").unlink()
+    os.mkfifo(settings.corpus_dir / "c.txt")  # reading it would wait for a writer, holding the build lock
+    os.symlink("/dev/zero", settings.corpus_dir / "nol.txt")  # reading it would never end
+    worker, outcome = _build_in_a_thread(settings, embedder)
+    worker.join(120)
+    assert not worker.is_alive(), "the build is stuck on a pipe or a device"
+    report = outcome["report"]
+    assert {s.path: s.reason for s in report.skipped} == {
+        "c.txt": "not a file but a pipe: it is not read (its last good version stays in the index)",
+        "nol.txt": "not a file but a device: it is not read"}
+    assert report.removed == [] and set(load_index(settings.index_dir).documents) == set(ARTICLES)
+
+
+def test_a_file_deleted_while_the_build_waits_for_the_lock_leaves_the_index_without_a_word(built, embedder):
+    settings, _ = built
+    with FileLock(str(settings.index_dir / LOCK_FILE)):
+        worker, outcome = _build_in_a_thread(settings, embedder, lock_timeout=60)
+        time.sleep(0.5)  # the build has listed the corpus and waits
+        (settings.corpus_dir / "c.txt").unlink()
+    worker.join(120)
+    report = outcome["report"]
+    assert report.removed == ["c.txt"] and report.skipped == []
+
+
+def _disk_full_in_faiss(monkeypatch):
+    def write_index(index, path):
+        raise RuntimeError("Error in void faiss::write_index(const faiss::Index*, const char*) at "
+                           "impl/io.cpp:123: Error: 'ret == (size)' failed: write error (No space left on device)")
+
+    monkeypatch.setattr(store.faiss, "write_index", write_index)
+
+
+def _disk_full_in_sqlite(monkeypatch):
+    def add(self, entry):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store.GenerationWriter, "add", add)
+
+
+def _disk_full_at_the_start(monkeypatch):
+    real = sqlite3.connect
+
+    def connect(path, *args, **kwargs):
+        if Path(path).parent.name.startswith(TMP_PREFIX):
+            raise OSError(28, "No space left on device")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(store.sqlite3, "connect", connect)
+
+
+@pytest.mark.parametrize("disk_full, why", [
+    (_disk_full_in_faiss, "Error in void faiss::write_index(const faiss::Index*, const char*) at impl/io.cpp:123: "
+                          "Error: 'ret == (size)' failed: write error (No space left on device)"),
+    (_disk_full_in_sqlite, "database or disk is full"),
+    (_disk_full_at_the_start, "No space left on device"),
+])
+def test_a_full_disk_fails_the_build_in_one_line_and_keeps_the_previous_index(built, embedder, monkeypatch,
+                                                                               disk_full, why):
+    settings, first = built
+    path = settings.corpus_dir / "c.txt"
+    path.write_text(path.read_text() + " Jadwal baru berlaku mulai bulan depan.")
+    with monkeypatch.context() as patch:
+        disk_full(patch)
+        with pytest.raises(IndexWriteError) as raised:
+            build_index(settings, embedder=embedder)
+    assert str(raised.value) == (f"writing the index into {settings.index_dir} failed ({why}); the previous index "
+                                 "is still the one in use")
+    assert load_index(settings.index_dir).generation == first.generation
+    assert not [p for p in (settings.index_dir / GENERATIONS_DIR).iterdir() if p.name.startswith(TMP_PREFIX)]
+    assert build_index(settings, embedder=embedder).updated == ["c.txt"]
+
+
+def test_a_current_pointer_that_cannot_be_read_fails_the_build_with_how_to_mend_it(built, embedder):
+    settings, _ = built
+    (settings.index_dir / CURRENT_FILE).unlink()
+    (settings.index_dir / CURRENT_FILE).mkdir()
+    with pytest.raises(BuildError, match=f"^cannot read {settings.index_dir / CURRENT_FILE}: Is a directory: remove "
+                                         "it, and the next build starts the index anew$"):
+        build_index(settings, embedder=embedder)
+
+
+def test_a_generation_never_made_current_is_pruned_and_does_not_push_out_the_previous_one(built, embedder):
+    settings, first = built
+    path = settings.corpus_dir / "c.txt"
+    path.write_text(path.read_text() + " Jadwal baru berlaku mulai bulan depan.")
+    second = build_index(settings, embedder=embedder).generation
+    generations = settings.index_dir / GENERATIONS_DIR
+    orphan = generations / "99991231T235959-deadbeef"  # written in full, its build killed before CURRENT moved
+    shutil.copytree(generations / second, orphan)
+    store.prune_generations(settings.index_dir)
+    assert sorted(p.name for p in generations.iterdir()) == sorted([first.generation, second])
+
+
+def test_a_worker_process_ends_with_the_build_that_started_it(tmp_path):
+    """`qa index --workers N` killed with kill -9: its workers (~270 MB each) used to run on for good."""
+    script = tmp_path / "build.py"
+    script.write_text(
+        "import multiprocessing, os, sys, time\n"
+        "from qa.indexer import die_with_parent\n"
+        "def work(parent):\n"
+        "    die_with_parent(parent)\n"
+        "    print('working', flush=True)\n"
+        "    time.sleep(120)\n"
+        "if __name__ == '__main__':\n"
+        "    worker = multiprocessing.get_context('spawn').Process(target=work, args=(os.getpid(),))\n"
+        "    worker.start()\n"
+        "    print(worker.pid, flush=True)\n"
+        "    time.sleep(120)\n")
+    build = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        worker_pid = int(build.stdout.readline())
+        assert build.stdout.readline().strip() == "working"
+        build.kill()
+        build.wait(30)
+        deadline = time.monotonic() + 30
+        while _is_running(worker_pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _is_running(worker_pid), "the worker outlived the build"
+    finally:
+        build.kill()
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")  # a zombie has ended; only its parent's wait is missing

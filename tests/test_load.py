@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from qa.clean import clean_document
-from qa.load import LoadError, load_document, scan_corpus
+from qa.load import LoadError, load_document, scan_corpus, shown_path, walk
 
 BODY = "Harga beras di Jakarta naik menjadi Rp 15.000 per kilogram pada pekan ini.\n"
 MAX_BYTES = 1_000_000
@@ -180,6 +180,13 @@ def test_huge_file_is_refused_without_reading_it(make_corpus):
         load_document(corpus / "huge.txt", corpus, max_bytes=10_000)
 
 
+def test_a_file_just_over_the_limit_says_so_in_bytes(make_corpus):
+    corpus, _ = make_corpus({"pas.txt": "Judul\n\n" + "x" * 9_994})
+    with pytest.raises(LoadError, match=r"^file too large \(10,001 bytes; the limit is 10,000 bytes, set by "
+                                        r"QA_MAX_FILE_BYTES\)$"):
+        load_document(corpus / "pas.txt", corpus, max_bytes=10_000)
+
+
 def test_html_without_article_text_is_refused(make_corpus):
     corpus, _ = make_corpus({"empty.html": (
         "<html><head><title>Beranda</title></head><body><nav><ul><li><a href='/'>Beranda</a></li>"
@@ -201,7 +208,7 @@ def test_unreadable_file_gives_load_error_not_oserror(make_corpus):
     assert [path for path, _ in scan.unreadable] == ["folder-link.txt/"]  # a link to a folder, named as such
     with pytest.raises(LoadError, match="cannot read file: No such file or directory"):
         load(corpus, "dangling.txt")
-    with pytest.raises(LoadError, match="cannot read file: Is a directory"):
+    with pytest.raises(LoadError, match="not a file but a folder: it is not read"):
         load(corpus, "folder-link.txt")
 
 
@@ -236,3 +243,58 @@ def test_front_matter_closed_with_dots_is_front_matter(make_corpus):
     corpus, _ = make_corpus({"a.md": "---\ntitle: Judul Pandoc\n...\nIsi berita.\n"})
     doc = load(corpus, "a.md")
     assert (doc.title, doc.text) == ("Judul Pandoc", "Isi berita.\n")
+
+
+def test_pipes_and_devices_and_links_to_them_are_named_and_never_read(make_corpus):
+    corpus, _ = make_corpus({"good.txt": "Judul\n\n" + BODY})
+    os.mkfifo(corpus / "pipa.txt")
+    os.symlink(corpus / "pipa.txt", corpus / "ke-pipa.txt")
+    os.symlink("/dev/zero", corpus / "nol.txt")  # endless: read whole, it would fill the memory
+    scan = scan_corpus(corpus)
+    assert [p.name for p in scan.articles] == ["good.txt"]
+    assert scan.unreadable == [("ke-pipa.txt", "not a file but a pipe: it is not read"),
+                               ("nol.txt", "not a file but a device: it is not read"),
+                               ("pipa.txt", "not a file but a pipe: it is not read")]
+    # One put in a file's place after the corpus was listed: refused once open, without waiting for a writer.
+    with pytest.raises(LoadError, match="^not a file but a pipe: it is not read$"):
+        load(corpus, "pipa.txt")
+    with pytest.raises(LoadError, match="^not a file but a device: it is not read$"):
+        load(corpus, "nol.txt")
+
+
+def test_front_matter_that_spells_out_to_gigabytes_is_refused_by_name(make_corpus):
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"] + [
+        f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]" for n in range(1, 9)]
+    bomb = "---\n" + "\n".join(levels) + "\ntitle: [*a8, *a8, *a8, *a8, *a8, *a8, *a8, *a8, *a8]\n---\nIsi berita.\n"
+    corpus, _ = make_corpus({"bom.md": bomb})
+    with pytest.raises(LoadError, match=r"^front matter's 'title' must be a value or a list of at most 20 values, "
+                                        r"not a longer or nested list: put it on one line \('title: …'\)$"):
+        load(corpus, "bom.md")
+
+
+def test_a_short_list_in_front_matter_is_joined(make_corpus):
+    corpus, _ = make_corpus({"a.md": "---\nauthor: [Ani, Budi]\ntitle: Judul\n---\nIsi berita.\n"})
+    assert load(corpus, "a.md").meta["author"] == "Ani, Budi"
+
+
+def test_a_tree_deeper_than_python_recurses_is_scanned(make_corpus):
+    corpus, _ = make_corpus({"good.txt": "Judul\n\n" + BODY})
+    deep = corpus  # Python 3.11's os.walk (and Path.mkdir(parents=True)) recurse once per level: RecursionError
+    for _ in range(1100):
+        deep = deep / "d"
+        deep.mkdir()
+    (deep / "dalam.txt").write_text("Judul\n\n" + BODY, encoding="utf-8")
+    try:
+        assert [p.relative_to(corpus).as_posix() for p in scan_corpus(corpus).articles] == \
+            ["/".join(["d"] * 1100) + "/dalam.txt", "good.txt"]
+        assert sum(1 for _ in walk(corpus)) == 1101
+    finally:  # taken down level by level: pytest's own clean-up of old temporary folders recurses too
+        (deep / "dalam.txt").unlink()
+        while deep != corpus:
+            deep.rmdir()
+            deep = deep.parent
+
+
+def test_control_characters_of_a_file_name_are_spelt_out():
+    assert shown_path("berita\nbaru\x1b[31m.txt") == "berita\\x0abaru\\x1b[31m.txt"
+    assert shown_path("kopi \u00e9.txt") == "kopi \u00e9.txt"

@@ -29,6 +29,7 @@ from qa.normalize import normalized
     ("Rp75 juta", {"type": "number", "value": 75_000_000, "currency": "IDR"}),
     ("$11 miliar", {"type": "number", "value": 11_000_000_000, "currency": "USD"}),
     ("Rp 15.000 per kilogram", {"type": "number", "value": 15_000, "currency": "IDR", "unit": "per kilogram"}),
+    ("\uff12\uff10\uff11\uff10", {"type": "date", "value": "2010"}),  # fullwidth digits, as some sources type a year
 ])
 def test_dates_and_numbers_get_a_value(span, value):
     assert normalized(span) == value

@@ -18,7 +18,7 @@ from qa.config import Settings
 from qa.records import Answer, Citation, Document
 from qa.service import QAService, ServiceUnavailable
 from qa.followup import EarlierTurn
-from qa.web import (HISTORY_TURNS, around_answer, build_turn, confidence_words, converse, date_words, excerpt,
+from qa.web import (FORM, HISTORY_TURNS, around_answer, build_turn, confidence_words, converse, date_words, excerpt,
                     group_by_article, recent, sent_turns, shown_name, split_highlight)
 
 VETO_QUESTION = "Kapan Rusia memveto resolusi Dewan Keamanan PBB?"
@@ -329,6 +329,25 @@ def test_a_link_whose_answer_is_outside_its_passage_highlights_the_passage_and_s
     html = client.get(f"/sources/{doc.doc_id}?start=10&end=40&astart=500&aend=510").text
     assert '<mark class="passage" id="cited"' in html and "answer-span" not in html
     assert "The answer this link points to is not inside the cited passage" in html
+
+
+def test_a_form_too_large_to_read_gets_the_chat_page_saying_so(client):
+    response = client.post("/", data={"question": "\u91d1" * 8000}, headers={"accept": "text/html"})
+    assert response.status_code == 413 and response.headers["content-type"].startswith("text/html")
+    assert ("The question is too long to send (the form is over 64 kB); a question has at most 500 characters."
+            in response.text)
+
+
+def test_a_form_that_is_not_utf8_is_refused_not_answered_with_replacement_characters(client):
+    response = client.post("/", content=b"question=%FF%FE+rusak", headers={"content-type": FORM})
+    assert response.status_code == 400 and response.headers["content-type"].startswith("text/html")
+    assert "The form is not UTF-8 text" in response.text and "\ufffd" not in response.text
+
+
+def test_json_sent_to_the_chat_page_says_where_json_goes(client):
+    response = client.post("/", json={"question": "Kapan Putin tiba?"})
+    assert response.status_code == 415 and response.headers["content-type"].startswith("text/html")
+    assert "not application/json: to ask with JSON, send it to /ask." in response.text
 
 
 def test_a_form_the_server_will_not_parse_gets_the_chat_page_saying_so(client):
