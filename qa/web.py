@@ -329,7 +329,7 @@ def mount(app: FastAPI) -> None:
         return chat(request, [], f"The question is too long to send (the form is over {limit}); a question has at "
                                  f"most {most} characters.", "", 413)
 
-    app.state.form_too_large = form_too_large  # for qa.api's BodyLimit, which refuses the body before any route
+    app.state.form_too_large = form_too_large  # for qa.middleware.BodyLimit, which refuses a body before any route
 
     @app.post("/", response_class=HTMLResponse, include_in_schema=False)
     async def chat_post(request: Request) -> HTMLResponse:
