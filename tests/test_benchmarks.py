@@ -61,6 +61,8 @@ def test_the_load_benchmark_stops_with_the_servers_reason_when_it_refuses_the_re
     ("load.py", ["--duration", "nan"], "--duration: must be a number above 0, not 'nan'"),
     ("timeline.py", ["--requests", "0"], "must be a whole number of at least 1, not '0'"),
     ("soak.py", ["--minutes", "0"], "must be a whole number of at least 1, not '0'"),
+    ("worst_case.py", [], "no index"),
+    ("worst_case.py", ["--repeat", "0"], "must be a whole number of at least 1, not '0'"),
 ])
 def test_a_benchmark_says_what_is_missing_or_wrong_instead_of_a_traceback(tmp_path, script, args, words):
     (tmp_path / "empty.json").write_text("[]")
