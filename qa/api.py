@@ -12,7 +12,6 @@ import sys
 import threading
 from contextlib import asynccontextmanager
 from typing import Annotated
-from urllib.parse import unquote_to_bytes
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -32,6 +31,7 @@ from qa.embed import ModelLoadError
 from qa.indexer import BuildBusyError, BuildError, IndexWriteError, StoreUnavailableError
 from qa.middleware import BodyLimit, HeadAsGet, SafetyHeaders
 from qa.records import Answer
+from qa.request_body import fields_are_utf8, media_type
 from qa.service import InvalidQuestion, QAService, ServiceUnavailable, too_many_turns, visible_pattern
 from qa.timeline import TimelineFilterError, UnknownArticle
 
@@ -211,22 +211,6 @@ def question_is_utf8(query_string: bytes) -> bool:
     return fields_are_utf8(query_string, only=b"q")
 
 
-def fields_are_utf8(encoded: bytes, only: bytes | None = None) -> bool:
-    """Whether the values of a query string or urlencoded form (those named `only`, or all) are UTF-8 once
-    percent-decoded, and were sent percent-encoded, as they must be: a raw byte over 0x7F would be read as
-    Latin-1. Starlette puts U+FFFD in place of bytes that are not, and what is asked would not be what was sent."""
-    for pair in encoded.split(b"&"):
-        name, _, value = pair.partition(b"=")
-        if only is not None and unquote_to_bytes(name.replace(b"+", b" ")) != only:
-            continue
-        if any(byte > 0x7F for byte in value):
-            return False
-        try:
-            unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
-        except UnicodeDecodeError:
-            return False
-    return True
-
 
 def _summary(doc) -> dict:
     from qa.answer import original_link, source_view_url
@@ -342,7 +326,7 @@ def _validation_message(exc: RequestValidationError, history_limit: int, content
     whole_body = [e for e in errors if tuple(e.get("loc", ())) == ("body",)]
     if whole_body and whole_body[0].get("type") == "missing":
         return 422, f"request body is empty: {JSON_BODY_HINT}"
-    sent_as = content_type.split(";")[0].strip().lower()
+    sent_as = media_type(content_type)
     if whole_body and sent_as and sent_as != "application/json" and not sent_as.endswith("+json"):
         # curl -d without a Content-Type header sends a form, whatever the body holds.
         return 422, (f"request body was sent as {sent_as[:100]}, which is not read as JSON: send the header "

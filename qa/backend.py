@@ -4,6 +4,7 @@ settings.database_url is set. The pipeline reads either through the same fields 
 from __future__ import annotations
 
 from qa.config import Settings
+from qa.store import build_running as files_build_running
 from qa.store import current_generation as files_generation
 from qa.store import load_index
 
@@ -27,6 +28,12 @@ def current_generation(settings: Settings) -> str | None:
 
         return pg_generation(settings.database_url)
     return files_generation(settings.index_dir)
+
+
+def build_running(settings: Settings) -> bool:
+    """Whether a build of the index runs now (said to users while there is no index yet). The database store
+    does not say: False."""
+    return not uses_database(settings) and files_build_running(settings.index_dir)
 
 
 def open_index(settings: Settings, generation: str | None = None):

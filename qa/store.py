@@ -45,6 +45,8 @@ from qa.records import Document, Passage, Span
 
 INDEX_FORMAT = 2
 CURRENT_FILE = "CURRENT"
+BUILDING_FILE = "build.pid"  # the process id of the build that holds the lock, while it runs
+PREVIOUS_FILE = "PREVIOUS"  # the generation CURRENT named before the last build: kept for readers not yet swapped
 GENERATIONS_DIR = "generations"
 TMP_PREFIX = ".tmp-"
 KEEP_GENERATIONS = 2  # the current one and the one before, for readers that have not swapped yet
@@ -359,16 +361,40 @@ def _fsync_tree(path: Path) -> None:
         _fsync_dir(folder)
 
 
-def current_generation(index_dir: Path) -> str | None:
+def current_generation(index_dir: Path, pointer: str = CURRENT_FILE) -> str | None:
+    """The generation CURRENT names (or another pointer file: PREVIOUS), None when there is none."""
     try:
-        name = (index_dir / CURRENT_FILE).read_text(encoding="utf-8").strip()
+        name = (index_dir / pointer).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
     except NotADirectoryError:
         raise NoIndexError(f"the index folder {index_dir} is a file, not a folder") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise NoIndexError(f"cannot read {index_dir / CURRENT_FILE}: {getattr(exc, 'strerror', None) or exc}") from None
+        raise NoIndexError(f"cannot read {index_dir / pointer}: {getattr(exc, 'strerror', None) or exc}") from None
     return name or None
+
+
+def build_running(index_dir: Path) -> bool:
+    """Whether a build of this folder runs now, in any process of this machine: the lock's holder writes its
+    process id beside the lock (a build killed with kill -9 leaves the file, and its process is gone)."""
+    try:
+        pid = int((index_dir / BUILDING_FILE).read_text(encoding="ascii"))
+        os.kill(pid, 0)
+    except PermissionError:  # a process of another user: it exists
+        return True
+    except (OSError, ValueError, OverflowError):
+        return False
+    return True
+
+
+def _point(index_dir: Path, pointer: str, name: str) -> None:
+    """Make a pointer file name a generation, atomically: written aside, flushed to disk, then renamed over."""
+    written = index_dir / f"{pointer}.{name}.tmp"
+    with open(written, "w", encoding="utf-8") as handle:
+        handle.write(name + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(written, index_dir / pointer)
 
 
 def build_vector_index(vectors: np.ndarray, probes: int = IVF_PROBES) -> faiss.Index:
@@ -479,13 +505,13 @@ class GenerationWriter:
         generations = self.index_dir / GENERATIONS_DIR
         os.rename(self.tmp, generations / self.name)
         _fsync_dir(generations)
-        pointer = self.index_dir / f"{CURRENT_FILE}.{self.name}.tmp"
-        with open(pointer, "w", encoding="utf-8") as handle:
-            handle.write(self.name + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(pointer, self.index_dir / CURRENT_FILE)
-        _fsync_dir(self.index_dir)
+        previous = current_generation(self.index_dir)
+        if previous:
+            _point(self.index_dir, PREVIOUS_FILE, previous)
+        _point(self.index_dir, CURRENT_FILE, self.name)
+        # The new generation is current from here: a failure to flush the folder's entry no longer undoes that.
+        with contextlib.suppress(OSError):
+            _fsync_dir(self.index_dir)
         return self.name
 
     def abort(self) -> None:
@@ -514,27 +540,33 @@ def write_generation(index_dir: Path, entries: Iterable[DocumentEntry], manifest
 
 
 def prune_generations(index_dir: Path) -> None:
-    """Remove unfinished temporary generations and all but the newest complete ones. Call under the build lock."""
+    """Remove unfinished temporary generations and every complete one but the current and the previous (the one
+    CURRENT named before, which a server may still be reading; a generation whose build died before it was made
+    current is neither). Names are not compared: two builds in one second, or a clock set back, would order them
+    wrongly. Call under the build lock."""
     generations = index_dir / GENERATIONS_DIR
     if not generations.is_dir():
         return
     current = current_generation(index_dir)
-    for leftover in index_dir.glob(f"{CURRENT_FILE}.*.tmp"):
-        leftover.unlink(missing_ok=True)
+    for pointer in (CURRENT_FILE, PREVIOUS_FILE):
+        for leftover in index_dir.glob(f"{pointer}.*.tmp"):
+            leftover.unlink(missing_ok=True)
     complete = []
     for path in generations.iterdir():
         if path.name.startswith(TMP_PREFIX):
             shutil.rmtree(path, ignore_errors=True)
         elif path.is_dir():
-            complete.append(path)
-    complete.sort(key=lambda p: p.name, reverse=True)
-    # One newer than CURRENT was never made current (its build was killed in between): it goes, and does not push
-    # out the previous generation, which a server may still be reading.
-    made_current = [p.name for p in complete if current is None or p.name <= current]
-    keep = {current, *made_current[:KEEP_GENERATIONS]}
-    for path in complete:
-        if path.name not in keep:
-            shutil.rmtree(path, ignore_errors=True)
+            complete.append(path.name)
+    try:
+        previous = current_generation(index_dir, PREVIOUS_FILE)
+    except NoIndexError:  # unreadable: keep what the rule of an index without the file keeps
+        previous = None
+    if previous is None:  # an index written before PREVIOUS was kept: the newest other generation by name
+        previous = max((name for name in complete if name != current), default=None)
+    keep = {current, previous}
+    for name in complete:
+        if name not in keep:
+            shutil.rmtree(generations / name, ignore_errors=True)
 
 
 def load_index(index_dir: Path, generation: str | None = None) -> LoadedIndex:

@@ -27,6 +27,7 @@ from qa.followup import EarlierTurn, earlier_turn
 from qa.timeline import TimelineEvent, TimelineFilter, TimelineFilterError, UnknownArticle
 from qa.timeline_view import AxisLayout, date_in_words, date_label, layout_axis, machine_date
 from qa.records import Answer, Citation, Document
+from qa.request_body import FORM, fields_are_utf8, media_type
 from qa.service import InvalidQuestion, QAService, ServiceUnavailable
 
 
@@ -42,7 +43,6 @@ EXAMPLES = (
 # A no-JS conversation carries its earlier questions in hidden fields and asks them again: keep that bounded,
 # and well inside the request body limit even for questions that grow sixfold when form-encoded.
 HISTORY_TURNS = 5
-FORM = "application/x-www-form-urlencoded"
 HISTORY_CHARS = 4000  # questions and answers a chat form carries: at most ~36 kB URL-encoded
 EXCERPT_CHARS = 240
 CONTEXT_CHARS = 110
@@ -334,25 +334,20 @@ def mount(app: FastAPI) -> None:
     @app.post("/", response_class=HTMLResponse, include_in_schema=False)
     async def chat_post(request: Request) -> HTMLResponse:
         """The no-JavaScript path: the earlier questions ride along as hidden fields and are answered again."""
-        from qa.api import fields_are_utf8
-
         service: QAService = request.app.state.service
-        sent_as = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if sent_as not in ("", FORM, "multipart/form-data"):
-            return chat(request, [], f"The chat page reads its own form's fields, not {sent_as[:100]}: to ask with "
-                                     "JSON, send it to /ask.", "", 415)
+        sent_as = media_type(request.headers.get("content-type"))
+        if sent_as not in ("", FORM):  # a program's JSON, or a multipart form (whose odd bytes become Latin-1)
+            return chat(request, [], f"The chat page reads its own form ({FORM}), not {sent_as[:100]}: to ask from "
+                                     "a program, send JSON to /ask.", "", 415)
         try:
-            if sent_as == FORM and not fields_are_utf8(await request.body()):
+            if not fields_are_utf8(await request.body()):
                 return chat(request, [], "The form is not UTF-8 text: the browser or program that sent it must "
                                          "percent-encode UTF-8 bytes.", "", 400)
             form = await request.form()
         except ClientDisconnect:  # nobody is left to show a page to
             return HTMLResponse(status_code=400)
-        except StarletteHTTPException as exc:  # a form Starlette will not parse (over 1,000 fields, bad multipart)
+        except StarletteHTTPException as exc:  # a form Starlette will not parse (over 1,000 fields)
             return chat(request, [], as_sentence(f"the form could not be read ({exc.detail.rstrip('.')})"), "", 400)
-        sent = [form.get("example"), form.get("question"), *form.getlist("history"), *form.getlist("history_answer")]
-        if any(value is not None and not isinstance(value, str) for value in sent):  # a file in a multipart form
-            return chat(request, [], "A question must be typed text, not a file.", "", 422)
         question = form.get("example") or form.get("question") or ""
         bound = history_turns(request)
         earlier = recent([turn for turn in sent_turns(form.getlist("history"), form.getlist("history_answer"),

@@ -568,11 +568,24 @@ def test_an_article_replaced_by_a_pipe_keeps_its_last_good_version_and_a_device_
     assert report.removed == [] and set(load_index(settings.index_dir).documents) == set(ARTICLES)
 
 
-def test_a_file_deleted_while_the_build_waits_for_the_lock_leaves_the_index_without_a_word(built, embedder):
+def test_a_file_deleted_while_the_build_waits_for_the_lock_leaves_the_index_without_a_word(built, embedder,
+                                                                                          monkeypatch):
+    import qa.indexer
+
     settings, _ = built
+    listed = threading.Event()
+    real = qa.indexer._articles_of
+
+    def articles_of(corpus_dir):
+        found = real(corpus_dir)
+        listed.set()
+        return found
+
+    monkeypatch.setattr(qa.indexer, "_articles_of", articles_of)
     with FileLock(str(settings.index_dir / LOCK_FILE)):
         worker, outcome = _build_in_a_thread(settings, embedder, lock_timeout=60)
-        time.sleep(0.5)  # the build has listed the corpus and waits
+        assert listed.wait(60)  # the build has listed the corpus, and waits for the lock
+        time.sleep(0.2)
         (settings.corpus_dir / "c.txt").unlink()
     worker.join(120)
     report = outcome["report"]
@@ -648,6 +661,23 @@ def test_a_generation_never_made_current_is_pruned_and_does_not_push_out_the_pre
     assert sorted(p.name for p in generations.iterdir()) == sorted([first.generation, second])
 
 
+def test_the_previous_generation_is_kept_however_the_names_sort(built, embedder):
+    """Two builds in one second (names differ by a random suffix), or a clock set back: the previous generation
+    is the one CURRENT named before, not the one whose name sorts next."""
+    settings, first = built
+    generations = settings.index_dir / GENERATIONS_DIR
+    names = {"current": "20000101T000000-aaaaaaaa", "previous": "20990101T000000-bbbbbbbb",
+             "never made current": "20500101T000000-cccccccc", "older": "19990101T000000-dddddddd"}
+    for name in names.values():
+        shutil.copytree(generations / first.generation, generations / name)
+    (settings.index_dir / store.CURRENT_FILE).write_text(names["current"] + "\n")
+    (settings.index_dir / store.PREVIOUS_FILE).write_text(names["previous"] + "\n")
+    store.prune_generations(settings.index_dir)
+    assert sorted(p.name for p in generations.iterdir()) == sorted([names["current"], names["previous"]])
+    assert load_index(settings.index_dir).generation == names["current"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 def test_a_worker_process_ends_with_the_build_that_started_it(tmp_path):
     """`qa index --workers N` killed with kill -9: its workers (~270 MB each) used to run on for good."""
     script = tmp_path / "build.py"
@@ -683,3 +713,39 @@ def _is_running(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return state not in ("Z", "X")  # a zombie has ended; only its parent's wait is missing
+
+
+def test_a_build_says_it_runs_while_it_holds_the_lock_and_a_dead_builds_word_does_not_count(corpus, embedder):
+    seen = []
+
+    class Watching:  # looks at the folder while the build embeds
+        def __getattr__(self, name):
+            return getattr(embedder, name)
+
+        def encode_documents(self, *args, **kwargs):
+            seen.append(store.build_running(corpus.index_dir))
+            return embedder.encode_documents(*args, **kwargs)
+
+    build_index(corpus, embedder=Watching())
+    assert seen and all(seen) and not store.build_running(corpus.index_dir)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (corpus.index_dir / store.BUILDING_FILE).write_text(dead.stdout)  # left by a build killed with kill -9
+    assert not store.build_running(corpus.index_dir)
+
+
+def test_a_folder_with_a_tab_in_its_name_that_cannot_be_listed_keeps_its_articles(corpus, embedder, monkeypatch):
+    odd = corpus.corpus_dir / "arsip\tlama"
+    odd.mkdir()
+    (odd / "d.txt").write_text(ARTICLES["c.txt"], encoding="utf-8")
+    build_index(corpus, embedder=embedder)
+    listing = os.scandir
+
+    def refuse_it(path="."):
+        if Path(path).name == "arsip\tlama":
+            raise PermissionError(13, "Permission denied", str(path))
+        return listing(path)
+
+    monkeypatch.setattr(os, "scandir", refuse_it)
+    report = build_index(corpus, embedder=embedder)
+    assert [s.path for s in report.skipped] == ["arsip\tlama/"] and report.removed == []
+    assert "arsip\tlama/d.txt" in load_index(corpus.index_dir).documents

@@ -35,7 +35,7 @@ def test_dates_and_numbers_get_a_value(span, value):
     assert normalized(span) == value
 
 
-@pytest.mark.parametrize("span", ["19 Juni", "Vladivostok", "dua jam", "Kim Jong Un", "perjanjian kemitraan strategis",
+@pytest.mark.parametrize("span", ["10\u00b2", "2\u2075", "19 Juni", "Vladivostok", "dua jam", "Kim Jong Un", "perjanjian kemitraan strategis",
                                   "Perang Korea 1950-1953", "19 Juni 2024 dan 20 Juni 2024", "31/2/2024",
                                   "1953-1950", "20.000 hingga 50.000", "38 North"])
 def test_other_spans_and_dates_without_a_year_get_none(span):

@@ -16,9 +16,10 @@ from conftest import LOCAL
 from qa.api import create_app
 from qa.config import Settings
 from qa.records import Answer, Citation, Document
+from qa.request_body import FORM
 from qa.service import QAService, ServiceUnavailable
 from qa.followup import EarlierTurn
-from qa.web import (FORM, HISTORY_TURNS, around_answer, build_turn, confidence_words, converse, date_words, excerpt,
+from qa.web import (HISTORY_TURNS, around_answer, build_turn, confidence_words, converse, date_words, excerpt,
                     group_by_article, recent, sent_turns, shown_name, split_highlight)
 
 VETO_QUESTION = "Kapan Rusia memveto resolusi Dewan Keamanan PBB?"
@@ -347,7 +348,7 @@ def test_a_form_that_is_not_utf8_is_refused_not_answered_with_replacement_charac
 def test_json_sent_to_the_chat_page_says_where_json_goes(client):
     response = client.post("/", json={"question": "Kapan Putin tiba?"})
     assert response.status_code == 415 and response.headers["content-type"].startswith("text/html")
-    assert "not application/json: to ask with JSON, send it to /ask." in response.text
+    assert "not application/json: to ask from a program, send JSON to /ask." in response.text
 
 
 def test_a_form_the_server_will_not_parse_gets_the_chat_page_saying_so(client):
@@ -358,11 +359,14 @@ def test_a_form_the_server_will_not_parse_gets_the_chat_page_saying_so(client):
 
 
 @pytest.mark.parametrize("field", ["question", "history"])
-def test_a_file_sent_as_a_question_is_refused_on_the_chat_page(client, field):
+def test_a_multipart_form_or_a_file_sent_as_a_question_is_refused_on_the_chat_page(client, field):
+    """The page's own form is urlencoded; a multipart one could carry files, and bytes that are not UTF-8 would
+    be read as Latin-1."""
     data = {"question": "Kapan Putin tiba?"} if field == "history" else {}
     response = client.post("/", data=data, files={field: ("q.txt", b"Kapan Putin tiba?", "text/plain")})
-    assert response.status_code == 422 and response.headers["content-type"].startswith("text/html")
-    assert "A question must be typed text, not a file." in response.text
+    assert response.status_code == 415 and response.headers["content-type"].startswith("text/html")
+    assert (f"The chat page reads its own form ({FORM}), not multipart/form-data: to ask from a program, send "
+            "JSON to /ask.") in response.text
     assert "UploadFile" not in response.text
 
 
