@@ -6,10 +6,12 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
+from qa import backend
 from qa.config import Settings
-from qa.indexer import BuildError, build_index
+from qa.indexer import BuildError, build_index, some_of
 from qa.load import ARTICLE_SUFFIXES, shown_path, walk
 
 log = logging.getLogger(__name__)
@@ -20,16 +22,26 @@ DEBOUNCE_MS = 10_000
 REARM_WAIT_S = 1.0  # between looks for a corpus folder that is gone; doubled after each failure to watch
 MAX_REARM_WAIT_S = 60.0
 IDENTITY_CHECK_MS = 2000  # how often, without changes, whether another folder has taken the corpus path
+NAMES_SHOWN = 5  # changed files named in the log line of a rebuild
 
 
-def _may_hold_articles(_change, path: str) -> bool:
-    """An article file, or a folder (moved in or out, renamed, made with files already in it): a folder's
-    change comes as one event for the folder, not one for each file in it. A path that is gone may have been a
-    folder whatever its name ("arsip.2023"); rebuilding for a file that was not an article costs only a check."""
-    where = Path(path)
-    if where.name.startswith("."):
-        return False
-    return path.lower().endswith(ARTICLE_SUFFIXES) or where.is_dir() or not where.exists()
+def _wakes_us(folder: Path):
+    """The changes worth a look: an article file, or a folder (moved in or out, renamed, made with files already in
+    it: a folder's change comes as one event for the folder, not one for each file in it), or a path that is gone
+    (it may have been a folder, whatever its name: "arsip.2023"); never below a hidden name (.git, an index kept in
+    the corpus). Whether to rebuild is then the fingerprint's to say: a path gone that was no article changes
+    nothing."""
+    def wakes(_change, path: str) -> bool:
+        where = Path(path)
+        try:
+            parts = where.relative_to(folder).parts
+        except ValueError:
+            parts = (where.name,)
+        if any(part.startswith(".") for part in parts):
+            return False
+        return path.lower().endswith(ARTICLE_SUFFIXES) or where.is_dir() or not where.exists()
+
+    return wakes
 
 
 def _identity(folder: Path) -> tuple[int, int] | None:
@@ -42,40 +54,81 @@ def _identity(folder: Path) -> tuple[int, int] | None:
     return (info.st_dev, info.st_ino) if folder.is_dir() else None
 
 
+def _is_the_folder(path: str, folder: Path) -> bool:
+    """Whether a change is to the watched folder itself: removed and made again, it can get its old inode number
+    back, and only this event says that what is watched is gone."""
+    return os.path.abspath(path) in {os.path.abspath(folder), os.path.realpath(folder)}
+
+
 def _fingerprint(folder: Path) -> int:
-    """A cheap summary of what the folder holds (names, sizes, modification times), to tell whether it changed
-    while nobody was watching."""
+    """A cheap summary of the article files the folder holds (names, sizes and modification times, of a link's
+    target for a link), to tell whether anything that a build reads has changed."""
     found = []
     for where, subfolders, names in walk(folder):
         subfolders[:] = [name for name in subfolders if not name.startswith(".")]
         for name in names:
+            if name.startswith(".") or not name.lower().endswith(ARTICLE_SUFFIXES):
+                continue
             with contextlib.suppress(OSError):
                 info = os.stat(os.path.join(where, name))
                 found.append((where, name, info.st_size, info.st_mtime_ns))
     return hash(tuple(sorted(found)))
 
 
-def rebuild(settings: Settings) -> None:
-    try:
-        report = build_index(settings, lock_timeout=600)
-        for skipped in report.skipped:
-            log.warning("skipped %s: %s", shown_path(skipped.path), skipped.reason)
-        log.info("rebuilt: %s", report.summary())
-    except BuildError as exc:
-        log.warning("rebuild failed, still serving the previous index: %s", exc)
-    except Exception:  # whatever happens, the watcher keeps watching and the server keeps serving
-        log.exception("rebuild failed, still serving the previous index")
+def _settled(folder: Path, stop: threading.Event) -> int:
+    """The folder's fingerprint once it has stayed the same for QUIET_MS (at most DEBOUNCE_MS from now): a file
+    rewritten again and again, or a copy still running, is built once it is done, not at every pause."""
+    deadline = time.monotonic() + DEBOUNCE_MS / 1000
+    last = _fingerprint(folder)
+    while time.monotonic() < deadline and not stop.wait(QUIET_MS / 1000):
+        now = _fingerprint(folder)
+        if now == last:
+            break
+        last = now
+    return last
+
+
+class _Rebuilder:
+    """Builds for the watcher and says what each did; a skipped file is named again only when its reason changes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.skips_said: set[tuple[str, str]] = set()
+
+    def __call__(self) -> None:
+        settings = self.settings
+        try:
+            report = build_index(settings, lock_timeout=600)
+        except Exception as exc:  # noqa: BLE001 - whatever happens, the watcher keeps watching and the server serving
+            try:
+                serving = backend.current_generation(settings) is not None
+            except Exception:  # noqa: BLE001 - the store cannot say: nothing is claimed
+                serving = False
+            outcome = "still serving the previous index" if serving else "there is no index yet"
+            if isinstance(exc, BuildError):
+                log.warning("rebuild failed, %s: %s", outcome, exc)
+            else:
+                log.exception("rebuild failed, %s", outcome)
+            return
+        skips = {(skipped.path, skipped.reason) for skipped in report.skipped}
+        for path, reason in sorted(skips - self.skips_said):
+            log.warning("skipped %s: %s", shown_path(path), reason)
+        self.skips_said = skips
+        changed = [*report.added, *report.updated, *report.removed]
+        named = f"; changed: {some_of([shown_path(name) for name in changed], NAMES_SHOWN)}" if changed else ""
+        log.info("rebuilt: %s%s", report.summary(), named)
 
 
 def watch_and_rebuild(settings: Settings, stop: threading.Event, ready: threading.Event | None = None) -> None:
     """Bring the index up to date with the corpus (a first build when there is none, or what changed while the
-    server was down), then rebuild after each burst of changes. The folder at the corpus path is watched anew when
-    another takes its place (moved there, or a link pointed elsewhere) or it comes back after being removed, and when
-    watching fails; it is rebuilt from then if it differs from what was last built. `ready` is set once changes
-    are being watched."""
+    server was down), then rebuild after each burst of changes, once the folder is quiet. The folder at the corpus
+    path is watched anew when another takes its place (moved there, or a link pointed elsewhere), when it is
+    removed (and made again) and when watching fails; it is rebuilt then if it differs from what was last built.
+    `ready` is set once the index is up to date and changes are being watched."""
     from watchfiles import watch
 
     folder = settings.corpus_dir
+    rebuild = _Rebuilder(settings)
     built_from = None  # nothing built by this watcher yet: the first look at the folder brings the index up to date
     failures = 0
     gone_said = False
@@ -83,34 +136,43 @@ def watch_and_rebuild(settings: Settings, stop: threading.Event, ready: threadin
         watching = _identity(folder)
         if watching is None:
             if not gone_said:
-                log.warning("the corpus folder %s is gone or not a folder; watching for it to come back", folder)
+                log.warning("the corpus folder %s is gone or not a folder; watching for it to come back"
+                            if built_from is not None else
+                            "the corpus folder %s does not exist or is not a folder; watching for it to appear",
+                            folder)
                 gone_said = True
             stop.wait(REARM_WAIT_S)
             continue
         gone_said = False
         try:
-            # Taken before a rebuild: a change made while it runs then differs from it, and is built at the next look.
-            now_holds = _fingerprint(folder)
-            if now_holds != built_from:
+            # Catch up until a look finds nothing new: a change made during a build is seen by the next look.
+            while (now_holds := _fingerprint(folder)) != built_from and not stop.is_set():
                 log.info("bringing the index up to date with %s" if built_from is None else
                          "the corpus folder %s changed while it was not watched; rebuilding the index", folder)
-                rebuild(settings)
                 built_from = now_holds
-            for changes in watch(folder, watch_filter=_may_hold_articles, debounce=DEBOUNCE_MS, step=QUIET_MS,
+                rebuild()
+            first = True
+            for changes in watch(folder, watch_filter=_wakes_us(folder), debounce=DEBOUNCE_MS, step=QUIET_MS,
                                  stop_event=stop, recursive=True, rust_timeout=IDENTITY_CHECK_MS,
                                  yield_on_timeout=True, ignore_permission_denied=True):
                 failures = 0
-                if ready is not None:
-                    ready.set()
                 now = _identity(folder)
-                if now != watching:  # gone (said above) or replaced: either way it is looked at anew
-                    if now is not None:
+                if now != watching or any(_is_the_folder(path, folder) for _, path in changes):
+                    if now is not None:  # gone is said above; replaced, or removed and made again:
                         log.info("another folder is at %s now; watching it instead", folder)
                     break
-                if changes:
-                    log.info("corpus changed (%d files); rebuilding the index", len(changes))
-                    built_from = _fingerprint(folder)
-                    rebuild(settings)
+                # The first look also covers what changed between the last catch-up look and the start of watching.
+                if (changes or first) and _fingerprint(folder) != built_from:
+                    paths = {os.path.relpath(path, folder) for _, path in changes}
+                    names = sorted(shown_path(p) for p in paths if p.lower().endswith(ARTICLE_SUFFIXES)) or \
+                        sorted(shown_path(p) for p in paths)  # a folder moved in or out
+                    built_from = _settled(folder, stop)
+                    log.info("corpus changed%s; rebuilding the index", f" ({some_of(names, NAMES_SHOWN)})"
+                             if names else " as watching began")
+                    rebuild()
+                first = False
+                if ready is not None:
+                    ready.set()
         except Exception as exc:  # noqa: BLE001 - the watcher must outlive whatever the file system does
             failures += 1
             wait = min(REARM_WAIT_S * 2 ** failures, MAX_REARM_WAIT_S)

@@ -456,6 +456,72 @@ def test_watch_rebuilds_once_per_burst_of_changes(small_corpus, embedder, monkey
         stop.set()
 
 
+def test_an_article_written_while_the_watcher_catches_up_is_built_too(small_corpus, embedder, monkeypatch, tmp_path):
+    import qa.watch
+
+    settings = small_corpus.model_copy(update={"index_dir": tmp_path / "no-index-yet"})
+    builds: list[set[str]] = []
+
+    def build_while_a_user_writes(build_settings, **kwargs):
+        report = build_index(build_settings, embedder=embedder, **kwargs)
+        if not builds:  # the first build, at start, has read the folder: someone saves an article before it ends
+            write_corpus(settings.corpus_dir, {"susulan.md": "# Susulan\n\nFestival digelar pada 12 Juli 2031.\n"})
+        builds.append(set(load_index(build_settings.index_dir).documents))
+        return report
+
+    monkeypatch.setattr(qa.watch, "build_index", build_while_a_user_writes)
+    stop = watching(settings)
+    try:
+        documents_become(settings, {"jembatan.txt", "kopi.txt", "kereta.txt", "susulan.md"})
+    finally:
+        stop.set()
+
+
+def test_watch_waits_for_a_file_to_stop_changing_and_ignores_what_is_no_article(small_corpus, embedder,
+                                                                               monkeypatch, caplog):
+    import qa.watch
+
+    settings = small_corpus
+    calls: list[str] = []
+
+    def counted_build(build_settings, **kwargs):
+        report = build_index(build_settings, embedder=embedder, **kwargs)
+        calls.append(report.generation)
+        return report
+
+    monkeypatch.setattr(qa.watch, "build_index", counted_build)
+    (settings.corpus_dir / "rusak.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    with caplog.at_level("INFO", logger="qa.watch"):
+        stop = watching(settings)
+        try:
+            calls.clear()
+            ticker = settings.corpus_dir / "kopi.txt"
+            for n in range(8):  # a file saved every 0.4 s: built once it is done, not at every pause
+                ticker.write_text(KOPI + f"\nPembaruan ke-{n}.\n", encoding="utf-8")
+                time.sleep(0.4)
+            deadline = time.monotonic() + 120
+            while not calls and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(qa.watch.QUIET_MS / 1000 + 2.5)
+            assert len(calls) == 1, calls
+            assert "Pembaruan ke-7" in load_index(settings.index_dir).documents["kopi.txt"].text
+
+            (settings.corpus_dir / ".git").mkdir()  # what git status, vim's write test and a tidy-up leave
+            (settings.corpus_dir / ".git" / "index").write_bytes(b"DIRC")
+            (settings.corpus_dir / "4913").write_text("")
+            (settings.corpus_dir / "4913").unlink()
+            (settings.corpus_dir / "draf").mkdir()
+            (settings.corpus_dir / "draf").rmdir()
+            (settings.corpus_dir / "laporan.pdf").write_bytes(b"%PDF-1.4")
+            (settings.corpus_dir / "laporan.pdf").unlink()
+            time.sleep(qa.watch.QUIET_MS / 1000 + 3.0)
+            assert len(calls) == 1, calls
+        finally:
+            stop.set()
+    assert caplog.text.count("skipped rusak.txt: binary file, not text") == 1  # said once, not at every rebuild
+    assert "changed: kopi.txt" in caplog.text
+
+
 def test_watch_brings_the_index_up_to_date_at_start(small_corpus, embedder, monkeypatch, tmp_path):
     import qa.watch
 
