@@ -257,9 +257,14 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
     except Exception:  # a database that cannot be reached: the service says so in its log and on /health
         has_index = True
     if not has_index:
-        typer.secho(f"note: there is no index in {backend.where(settings)} yet: "
-                    + ("--watch is building one; questions get 503 until it is done" if watch else
-                       "questions get 503 until `qa index` builds one"), err=True, fg=typer.colors.YELLOW)
+        if not watch:
+            coming = "questions get 503 until `qa index` builds one"
+        elif settings.corpus_dir.is_dir():
+            coming = "--watch is building one; questions get 503 until it is done"
+        else:
+            coming = f"--watch builds one once {settings.corpus_dir} holds articles; questions get 503 until then"
+        typer.secho(f"note: there is no index in {backend.where(settings)} yet: {coming}", err=True,
+                    fg=typer.colors.YELLOW)
     config = uvicorn.Config("qa.server:app", host=host, port=port, workers=workers, log_level="info")
     if workers <= 1:
         uvicorn.Server(config).run(sockets=[sock])

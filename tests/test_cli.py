@@ -48,20 +48,25 @@ def test_an_output_folder_that_is_a_file_is_said_before_any_work(tmp_path, comma
     assert f"folder {blocker / 'sub'}: " in output and "(it or a folder above it is a file)" in output
 
 
-def test_serve_without_an_index_says_so_at_once(tmp_path):
+@pytest.mark.parametrize("options, coming", [
+    ([], "questions get 503 until `qa index` builds one"),
+    (["--watch", "--corpus", "{tmp}/no-articles-yet"],
+     "--watch builds one once {tmp}/no-articles-yet holds articles; questions get 503 until then"),
+])
+def test_serve_without_an_index_says_so_at_once(tmp_path, options, coming):
     import subprocess
     import sys
     import time
 
     process = subprocess.Popen([sys.executable, "-m", "qa.cli", "serve", "--index", str(tmp_path / "none"),
-                                "--port", "0"], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                "--port", "0", *(o.format(tmp=tmp_path) for o in options)],
+                               stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                cwd=Path(__file__).resolve().parent.parent)
     try:
         deadline, seen = time.monotonic() + 60, ""
         while "no index" not in seen and time.monotonic() < deadline:
             seen += process.stderr.readline()
-        assert (f"note: there is no index in {tmp_path / 'none'} yet: questions get 503 until `qa index` builds "
-                "one") in seen
+        assert f"note: there is no index in {tmp_path / 'none'} yet: {coming.format(tmp=tmp_path)}" in seen
     finally:
         process.terminate()
         process.wait(timeout=30)
