@@ -288,16 +288,21 @@ def test_a_file_that_turns_bad_keeps_its_previous_passages(built, embedder):
     assert on_disk_counts(corpus, "a.txt")["passages"] == before["passages"]
 
 
-def test_a_folder_that_cannot_be_listed_keeps_its_articles_and_says_so(built, embedder, monkeypatch):
-    settings, _ = built
+def cannot_list(monkeypatch, name: str) -> None:
+    """Folders of this name cannot be listed from now on, as one without read permission (tests run as root)."""
     listing = os.scandir
 
-    def refuse_ekonomi(path="."):
-        if Path(path).name == "ekonomi":
+    def refusing(path="."):
+        if Path(path).name == name:
             raise PermissionError(13, "Permission denied", str(path))
         return listing(path)
 
-    monkeypatch.setattr(os, "scandir", refuse_ekonomi)
+    monkeypatch.setattr(os, "scandir", refusing)
+
+
+def test_a_folder_that_cannot_be_listed_keeps_its_articles_and_says_so(built, embedder, monkeypatch):
+    settings, _ = built
+    cannot_list(monkeypatch, "ekonomi")
     report = build_index(settings, embedder=embedder)
     assert [(s.path, s.reason) for s in report.skipped] == [
         ("ekonomi/", "cannot list the folder: Permission denied (the article indexed from it before stays in the "
@@ -738,14 +743,7 @@ def test_a_folder_with_a_tab_in_its_name_that_cannot_be_listed_keeps_its_article
     odd.mkdir()
     (odd / "d.txt").write_text(ARTICLES["c.txt"], encoding="utf-8")
     build_index(corpus, embedder=embedder)
-    listing = os.scandir
-
-    def refuse_it(path="."):
-        if Path(path).name == "arsip\tlama":
-            raise PermissionError(13, "Permission denied", str(path))
-        return listing(path)
-
-    monkeypatch.setattr(os, "scandir", refuse_it)
+    cannot_list(monkeypatch, "arsip\tlama")
     report = build_index(corpus, embedder=embedder)
     assert [s.path for s in report.skipped] == ["arsip\tlama/"] and report.removed == []
     assert "arsip\tlama/d.txt" in load_index(corpus.index_dir).documents

@@ -416,10 +416,10 @@ def watching(settings: Settings) -> threading.Event:
     return stop
 
 
-def test_watch_rebuilds_once_per_burst_of_changes(small_corpus, embedder, monkeypatch):
+def counted_watch_builds(monkeypatch, embedder) -> list[str]:
+    """The generation of each build the watcher runs from now on, in order (built with the tests' embedder)."""
     import qa.watch
 
-    settings = small_corpus
     calls: list[str] = []
 
     def counted_build(build_settings, **kwargs):
@@ -428,6 +428,14 @@ def test_watch_rebuilds_once_per_burst_of_changes(small_corpus, embedder, monkey
         return report
 
     monkeypatch.setattr(qa.watch, "build_index", counted_build)
+    return calls
+
+
+def test_watch_rebuilds_once_per_burst_of_changes(small_corpus, embedder, monkeypatch):
+    import qa.watch
+
+    settings = small_corpus
+    calls = counted_watch_builds(monkeypatch, embedder)
     old = current_generation(settings.index_dir)
     stop = watching(settings)
     try:
@@ -482,14 +490,7 @@ def test_watch_waits_for_a_file_to_stop_changing_and_ignores_what_is_no_article(
     import qa.watch
 
     settings = small_corpus
-    calls: list[str] = []
-
-    def counted_build(build_settings, **kwargs):
-        report = build_index(build_settings, embedder=embedder, **kwargs)
-        calls.append(report.generation)
-        return report
-
-    monkeypatch.setattr(qa.watch, "build_index", counted_build)
+    calls = counted_watch_builds(monkeypatch, embedder)
     (settings.corpus_dir / "rusak.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
     with caplog.at_level("INFO", logger="qa.watch"):
         stop = watching(settings)
