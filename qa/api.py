@@ -198,18 +198,12 @@ async def ask_post(body: AskRequest, service: ServiceDep) -> AskResponse:
 async def ask_get(request: Request, service: ServiceDep, q: Annotated[str, Query(description="The question")],
                   top_k: Annotated[QueryInt | None, Query(description="Retrieved passages to consider: the most promising of the first 3 is read; at most this many are cited (unset: QA_TOP_K_DEFAULT)")] = None) -> AskResponse:
     """The same as POST /ask, for links and quick tries."""
-    if not question_is_utf8(request.scope.get("query_string", b"")):
-        # Starlette would put U+FFFD in place of the bytes, and the question asked would not be the one sent.
+    # Only the question's bytes: a link's tracking parameter with odd bytes does not stop an answer. Starlette would
+    # put U+FFFD in place of them, and the question asked would not be the one sent.
+    if not fields_are_utf8(request.scope.get("query_string", b""), only=b"q"):
         raise ApiError(422, "the query string is not UTF-8 text once percent-decoded: percent-encode the "
                             "question's UTF-8 bytes (é is %C3%A9)")
     return await answer_within_timeout(service, q, top_k)
-
-
-def question_is_utf8(query_string: bytes) -> bool:
-    """Whether the `q` of a raw query string is UTF-8 once percent-decoded. Other parameters are not the
-    question's business: a link's tracking parameter with odd bytes does not stop an answer."""
-    return fields_are_utf8(query_string, only=b"q")
-
 
 
 def _summary(doc) -> dict:

@@ -371,7 +371,8 @@ class E5Runtime:
         threads = max(1, threads)
         prefix = QUERY_PREFIX if is_query else PASSAGE_PREFIX
         # A query is cut at one window, as sentence-transformers cuts every text: a 500-character question of
-        # characters that normalise to many letters each ("\ufdfa" is 18) was ten windows, ~5 s of embedding.
+        # characters that normalise to many letters each ("\ufdfa" is 18) was four windows, and a follow-up
+        # carrying five such turns ~2.4 s of embedding (docs/benchmarks.md, "The costliest requests").
         # A passage longer than a window is the mean of its windows.
         last = 1 if is_query else None
         if len(texts) == 1 or threads == 1:

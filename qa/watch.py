@@ -12,7 +12,7 @@ from pathlib import Path
 from qa import backend
 from qa.config import Settings
 from qa.indexer import BuildError, build_index, some_of
-from qa.load import ARTICLE_SUFFIXES, shown_path, walk
+from qa.load import ARTICLE_SUFFIXES, scan_corpus, shown_path
 
 log = logging.getLogger(__name__)
 # A burst of changes (an editor saving, a copy, a git checkout) becomes one rebuild: it starts once the
@@ -61,18 +61,14 @@ def _is_the_folder(path: str, folder: Path) -> bool:
 
 
 def _fingerprint(folder: Path) -> int:
-    """A cheap summary of the article files the folder holds (names, sizes and modification times, of a link's
-    target for a link), to tell whether anything that a build reads has changed."""
+    """A cheap summary of the article files a build would read (scan_corpus's: names, sizes and modification
+    times, of a link's target for a link), to tell whether anything a build reads has changed."""
     found = []
-    for where, subfolders, names in walk(folder):
-        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
-        for name in names:
-            if name.startswith(".") or not name.lower().endswith(ARTICLE_SUFFIXES):
-                continue
-            with contextlib.suppress(OSError):
-                info = os.stat(os.path.join(where, name))
-                found.append((where, name, info.st_size, info.st_mtime_ns))
-    return hash(tuple(sorted(found)))
+    for path in scan_corpus(folder).articles:
+        with contextlib.suppress(OSError):
+            info = path.stat()
+            found.append((str(path), info.st_size, info.st_mtime_ns))
+    return hash(tuple(found))
 
 
 def _settled(folder: Path, stop: threading.Event) -> int:
