@@ -376,15 +376,30 @@ def current_generation(index_dir: Path, pointer: str = CURRENT_FILE) -> str | No
 
 def build_running(index_dir: Path) -> bool:
     """Whether a build of this folder runs now, in any process of this machine: the lock's holder writes its
-    process id beside the lock (a build killed with kill -9 leaves the file, and its process is gone)."""
+    process id beside the lock. A build killed with kill -9 leaves the file; its process is gone, or its number
+    has since gone to a process that started after the file was written."""
+    marker = index_dir / BUILDING_FILE
     try:
-        pid = int((index_dir / BUILDING_FILE).read_text(encoding="ascii"))
+        pid = int(marker.read_text(encoding="ascii"))
+        written = marker.stat().st_mtime
         os.kill(pid, 0)
     except PermissionError:  # a process of another user: it exists
         return True
     except (OSError, ValueError, OverflowError):
         return False
-    return True
+    started = _process_start(pid)
+    return started is None or started <= written + 1.0  # a second's slack for the clock-tick rounding
+
+
+def _process_start(pid: int) -> float | None:
+    """When a process started, in seconds since the epoch (Linux's /proc), or None where that cannot be read."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def _point(index_dir: Path, pointer: str, name: str) -> None:

@@ -736,6 +736,13 @@ def test_a_build_says_it_runs_while_it_holds_the_lock_and_a_dead_builds_word_doe
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (corpus.index_dir / store.BUILDING_FILE).write_text(dead.stdout)  # left by a build killed with kill -9
     assert not store.build_running(corpus.index_dir)
+    # The dead build's number taken by a process that started after the file was written: not a build.
+    marker = corpus.index_dir / store.BUILDING_FILE
+    marker.write_text(f"{os.getpid()}\n")
+    assert store.build_running(corpus.index_dir)  # this process started before the file: it could be the build
+    started = store._process_start(os.getpid())
+    os.utime(marker, (started - 60, started - 60))
+    assert not store.build_running(corpus.index_dir)
 
 
 def test_a_folder_with_a_tab_in_its_name_that_cannot_be_listed_keeps_its_articles(corpus, embedder, monkeypatch):
