@@ -272,6 +272,17 @@ def test_a_question_too_long_is_refused_with_its_length_not_cut_short(client):
     assert "Question is too long (930 characters; the limit is 500)." in response.text
 
 
+def test_a_refused_question_lands_on_the_question_box_not_on_a_turn_that_was_not_drawn(client):
+    # The form posts to /#turn-2 after one turn; refused, the page draws no turn 2, so the browser would stay at
+    # the top. The anchor is on the question box instead.
+    page = client.post("/", data={"history": "Kapan Putin tiba di Pyongyang?", "history_answer": "19 Juni 2024",
+                                  "question": "x" * 501})
+    assert page.status_code == 422 and 'action="/#turn-2"' in page.text
+    assert 'id="turn-2"' in page.text and page.text.index('id="turn-2"') < page.text.index('id="ask"')
+    answered = client.post("/", data={"question": "Kapan Putin tiba di Pyongyang?"})
+    assert answered.text.count('id="turn-1"') == 1 and 'id="turn-2"' not in answered.text
+
+
 def test_empty_question_says_what_is_wrong(client):
     response = client.post("/", data={"question": "   "})
     assert response.status_code == 422
