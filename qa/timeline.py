@@ -150,6 +150,10 @@ class TimelineEvent:
     date: DateMention  # the first date the sentence states (document offsets)
     other_dates: tuple[DateMention, ...] = field(default_factory=tuple)
 
+    def document_text(self, start: int, end: int) -> str:
+        """The sentence's text between two document offsets."""
+        return self.sentence[start - self.sentence_start:end - self.sentence_start]
+
 
 def event_id(doc_id: str, sentence_start: int) -> str:
     return f"e{zlib.crc32(doc_id.encode()):08x}-{sentence_start}"

@@ -187,19 +187,25 @@ def build_turn(service: QAService, question: str, history: list[EarlierTurn] | N
 @dataclass
 class EventView:
     id: str
-    label: str  # the date in words
+    label: str  # the dates in words, the one the event is placed by first
     datetime: str | None
-    before: str  # the sentence cut around its date
-    date: str
-    after: str
+    parts: list[tuple[str, bool]]  # the sentence in pieces, True for a date it states: every date is marked
     title: str
-    href: str  # the sentence in the source viewer, its date highlighted
+    href: str  # the sentence in the source viewer, its first date highlighted
 
 
 def event_view(event: TimelineEvent) -> EventView:
-    a, b = event.date.start - event.sentence_start, event.date.end - event.sentence_start
-    return EventView(event.id, date_label(event.date), machine_date(event.date), event.sentence[:a],
-                     event.sentence[a:b], event.sentence[b:], event.title, event_url(event))
+    dates = sorted((event.date, *event.other_dates), key=lambda d: d.start)
+    parts, at = [], event.sentence_start
+    for date in dates:
+        if date.start < at:
+            continue  # overlapping mentions: the first one read is marked
+        parts += [(event.document_text(at, date.start), False), (event.document_text(date.start, date.end), True)]
+        at = date.end
+    parts.append((event.document_text(at, event.sentence_end), False))
+    label = " · ".join(dict.fromkeys(date_label(d) for d in (event.date, *event.other_dates)))
+    return EventView(event.id, label, machine_date(event.date), [p for p in parts if p[0]], event.title,
+                     event_url(event))
 
 
 @dataclass

@@ -114,6 +114,18 @@ def test_the_page_draws_the_axis_and_lists_the_events(client):
     assert '<time datetime="2024-03-28">28 March 2024</time>' in html
 
 
+def test_the_page_marks_every_date_a_sentence_states_so_an_answer_lands_on_its_own_date(client):
+    # "2011-2012 — … pada Agustus 2011, Kim Jong Il meninggal …": an answer "Agustus 2011" links to this event.
+    events = client.get("/api/timeline").json()["events"]
+    event = next(e for e in events if e["sentence"].startswith("2011-2012 —"))
+    assert [d["text"] for d in event["other_dates"]][:1] == ["Agustus 2011"]
+    html = client.get("/timeline").text
+    item = html[html.index(f'id="{event["id"]}"'):]
+    item = item[:item.index("</li>")]
+    assert "<mark>2011-2012</mark>" in item and "<mark>Agustus 2011</mark>" in item
+    assert "2011–2012 · August 2011" in item
+
+
 def test_the_page_filters_and_says_so(client):
     html = client.get("/timeline", params={"article": TIMELINE_ARTICLE, "from": "2000", "to": "2010"}).text
     api = client.get("/api/timeline", params={"article": TIMELINE_ARTICLE, "from": "2000", "to": "2010"}).json()
