@@ -222,6 +222,9 @@ def test_phone_width_has_no_horizontal_scroll(open_page, live_server):
     page.get_by_label("Your question").press("Enter")
     expect(page.locator("#turn-2 .reply:not(.pending)")).to_be_visible()
     assert_fits(page, "the chat with answers")
+    # Titles cut short would read alike ("Rusia dan Korea Utara…"), and a phone shows no tooltip: shown whole.
+    for title in page.locator(".chip-title").all():
+        assert title.evaluate("t => t.scrollWidth <= t.clientWidth"), title.inner_text()
     page.locator("#turn-1 .source-group").first.locator("summary").click()
     assert_fits(page, "the chat with an article's passages open")
     follow_first_source(page, "#turn-1")
