@@ -218,6 +218,8 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
     from qa.reader.runtime import CARD_NAME, ReaderModelError, check_calibrated, load_arrays
 
     settings = make_settings(corpus, index, model)
+    if host is not None and not host.strip():
+        fail("--host is empty: give an address (127.0.0.1 for this machine only, 0.0.0.0 for every interface)")
     host = settings.host if host is None else host
     port = settings.port if port is None else port
     try:  # a missing, damaged or uncalibrated reader is named now, not at the first question

@@ -94,6 +94,16 @@ class Settings(BaseSettings):
                              "every question asked without top_k would be refused")
         return self
 
+    @field_validator("host")
+    @classmethod
+    def _host_named(cls, host: str) -> str:
+        # An empty address binds every interface: a script whose $HOST is unset would open the service to the
+        # network without saying so. Every interface is asked for by name (0.0.0.0 or ::).
+        if not host.strip():
+            raise ValueError("is empty: give an address (127.0.0.1 for this machine only, 0.0.0.0 for every "
+                             "interface)")
+        return host
+
     @field_validator("admin_token")
     @classmethod
     def _header_safe(cls, token: str | None) -> str | None:
@@ -106,6 +116,9 @@ class Settings(BaseSettings):
 def url_host(host: str) -> str:
     """The host as a URL (and a Host header) writes it: an IPv6 address in brackets."""
     return f"[{host}]" if ":" in host else host
+
+
+SECRET_SETTINGS = {"admin_token"}  # never repeated in an error message (it ends up in logs)
 
 
 class SettingsError(ValueError):
@@ -124,5 +137,7 @@ def load_settings(**values) -> Settings:
             if not error["loc"]:  # a rule between settings: its message names them
                 problems.append(message)
                 continue
-            problems.append(f"QA_{str(error['loc'][0]).upper()}={error.get('input')!r}: {message}")
+            name = str(error["loc"][0])
+            value = "(hidden)" if name in SECRET_SETTINGS else repr(error.get("input"))
+            problems.append(f"QA_{name.upper()}={value}: {message}")
         raise SettingsError("invalid setting " + "; ".join(problems)) from None

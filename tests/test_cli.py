@@ -26,6 +26,21 @@ def test_a_setting_that_does_not_fit_is_named_with_its_value(command):
             "as an integer; QA_PORT='99999': Input should be less than or equal to 65535") in output
 
 
+def test_an_admin_token_that_does_not_fit_is_named_but_never_printed():
+    code, output = run("serve", QA_ADMIN_TOKEN="s3cret tøken")
+    assert code == 2 and "QA_ADMIN_TOKEN=(hidden): must be printable ASCII" in output and "s3cret" not in output
+
+
+@pytest.mark.parametrize("args, env, words", [
+    (["serve", "--host", ""], {}, "error: --host is empty: give an address (127.0.0.1 for this machine only, "
+                                  "0.0.0.0 for every interface)"),
+    (["serve"], {"QA_HOST": " "}, "error: invalid setting QA_HOST=' ': is empty: give an address"),
+])
+def test_an_empty_host_is_refused_not_read_as_every_interface(args, env, words):
+    code, output = run(*args, **env)
+    assert code == 2 and words in output
+
+
 @pytest.mark.parametrize("option, words", [
     (["--port", "99999"], "Invalid value for '--port': Input should be less than or equal to 65535"),
     (["--port", "-1"], "Invalid value for '--port': Input should be greater than or equal to 0"),
