@@ -170,8 +170,11 @@ def ask_command(question: Annotated[str, typer.Argument(help="The question, in E
     try:
         history: list[EarlierTurn] = []
         keep = service.settings.max_history_turns  # each question is asked with the latest turns before it
-        for earlier in after or []:
-            previous = service.ask(earlier, top_k, history[-keep:] if keep else [])
+        for number, earlier in enumerate(after or [], 1):
+            try:
+                previous = service.ask(earlier, top_k, history[-keep:] if keep else [])
+            except InvalidQuestion as exc:  # said of the --after question, not of the one asked
+                fail(f"--after #{number}: {exc}", as_json=as_json)
             history.append(earlier_turn(previous))
         answer = service.ask(question, top_k, history[-keep:] if keep else [])
     except (InvalidQuestion, ServiceUnavailable) as exc:

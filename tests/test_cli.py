@@ -131,6 +131,15 @@ def test_ask_with_earlier_questions_prints_what_the_api_answers(built_index, cli
     assert json.loads(longer.stdout)["answer"] == api["answer"]
 
 
+def test_an_earlier_question_that_cannot_be_asked_is_named_as_the_after_it_is(built_index):
+    settings, _ = built_index
+    result = CliRunner().invoke(app, ["ask", "Siapa dia?", "--after", "Kapan Putin tiba di Pyongyang?",
+                                      "--after", "x" * 501, "--json", "--index", str(settings.index_dir)])
+    assert result.exit_code == 2
+    assert json.loads(result.stdout.splitlines()[0]) == {
+        "error": "--after #2: question is too long (501 characters; the limit is 500)"}
+
+
 def test_the_defaults_the_readme_states():
     from qa.config import Settings
 
