@@ -30,6 +30,7 @@ EvalModelOpt = Annotated[Optional[str], typer.Option("--model", help=f"Model to 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines")]
 
 EXIT_OK, EXIT_SKIPPED, EXIT_FAILED = 0, 1, 2
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report it
 NOT_READ_SHOWN = 10  # files of other types named by `qa index`; --json lists them all
 
 
@@ -101,6 +102,11 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
         report = build_index(settings, progress=progress, lock_timeout=wait, rebuild=rebuild)
     except (BuildError, ModelLoadError) as exc:
         fail(str(exc), as_json=as_json)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        fail("interrupted: the index was not changed (a build either finishes or leaves the last one in use)",
+             EXIT_INTERRUPTED, as_json=as_json)
     finally:
         if bar is not None:
             bar.close()
@@ -303,9 +309,12 @@ def eval_command(file: Annotated[Path, typer.Argument(help="A question JSONL, a 
     conversations = is_conversation_file(file)
     run, show = (evaluate_conversations, format_conversation_report) if conversations else (evaluate_file, format_report)
     try:
-        report = run(file, make_settings(None, index, model, as_json), top_k=top_k, limit=limit, progress=not as_json)
+        report = run(file, make_settings(None, index, model, as_json), top_k=top_k, limit=limit,
+                     progress=not as_json and sys.stderr.isatty())
     except EvalError as exc:
         fail(str(exc), as_json=as_json)
+    except KeyboardInterrupt:
+        fail("interrupted: nothing was measured", EXIT_INTERRUPTED, as_json=as_json)
     typer.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else show(report))
 
 

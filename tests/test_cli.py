@@ -140,6 +140,15 @@ def test_an_earlier_question_that_cannot_be_asked_is_named_as_the_after_it_is(bu
         "error": "--after #2: question is too long (501 characters; the limit is 500)"}
 
 
+def test_eval_writes_no_progress_bar_where_no_one_watches_it(built_index, tmp_path):
+    settings, _ = built_index
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"question": "Kapan Putin tiba di Pyongyang?", "answers": ["19 Juni 2024"]}) + "\n")
+    result = CliRunner().invoke(app, ["eval", str(questions), "--index", str(settings.index_dir)])
+    assert result.exit_code == 0, result.output
+    assert "answer hit rate" in result.stdout and "asking" not in result.stderr and "\r" not in result.stderr
+
+
 def test_the_defaults_the_readme_states():
     from qa.config import Settings
 

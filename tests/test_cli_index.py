@@ -330,6 +330,22 @@ def test_kill_9_at_any_point_keeps_the_previous_index_and_the_next_run_repairs(m
     assert not leftovers[0].exists(), "the second run should have cleared the first run's leftover"
     still_the_previous_index()
 
+    # 2b. Stopped with Ctrl-C in the middle of embedding: one line that says so, exit 130, the index as it was.
+    with open(progress, "w") as err:
+        build = subprocess.Popen([sys.executable, "-m", "qa.cli", "index", "--corpus", str(corpus),
+                                  "--index", str(index)],
+                                 stdout=subprocess.DEVNULL, stderr=err, env=clean_env(), cwd=PROJECT_DIR,
+                                 # a shell running this in the background may ignore SIGINT; a terminal does not
+                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        _wait_for(some_files_done, build, 600, "indexing progress")
+        os.kill(build.pid, signal.SIGINT)
+        build.wait(timeout=120)
+    assert build.returncode == 130
+    said = progress.read_text(errors="replace")
+    assert said.rstrip().endswith("error: interrupted: the index was not changed (a build either finishes or "
+                                  "leaves the last one in use)") and "Traceback" not in said
+    still_the_previous_index()
+
     # 3. The next run succeeds, indexes everything and clears what the killed runs left behind.
     report = build_index(settings, embedder=embedder)
     assert sorted(report.added) == sorted(f"d-{n:03}.txt" for n in range(1, 50))
