@@ -149,6 +149,18 @@ def test_eval_writes_no_progress_bar_where_no_one_watches_it(built_index, tmp_pa
     assert "answer hit rate" in result.stdout and "asking" not in result.stderr and "\r" not in result.stderr
 
 
+def test_eval_with_another_model_than_the_index_was_built_with_says_so_before_loading_it(built_index, tmp_path):
+    settings, _ = built_index
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"question": "Kapan?", "answers": ["2024"]}) + "\n")
+    result = CliRunner().invoke(app, ["eval", str(questions), "--index", str(settings.index_dir),
+                                      "--model", "no-such-org/no-such-model", "--json"])
+    assert result.exit_code == 2
+    assert json.loads(result.stdout) == {"error": f"the index in {settings.index_dir} was built with model "
+                                                  f"{settings.model!r}, not 'no-such-org/no-such-model': run "
+                                                  "`qa index` with the same model first"}
+
+
 def test_the_defaults_the_readme_states():
     from qa.config import Settings
 

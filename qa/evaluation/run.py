@@ -60,6 +60,13 @@ def open_service(settings: Settings):
         raise EvalError(str(exc)) from None
     if not generation:
         raise EvalError(f"no index in {backend.where(settings)}: run `qa index` first")
+    try:  # said before a model is loaded (or, for another model, looked for on the network)
+        built_with = backend.open_index(settings, generation).manifest.get("model")
+    except Exception as exc:  # noqa: BLE001 - a damaged index says why in many ways
+        raise EvalError(f"cannot load the index in {backend.where(settings)}: {exc}") from None
+    if built_with and built_with != settings.model:
+        raise EvalError(f"the index in {backend.where(settings)} was built with model {built_with!r}, not "
+                        f"{settings.model!r}: run `qa index` with the same model first")
     try:
         embedder = load_embedder(settings.model, settings.embed_threads)
     except ModelLoadError as exc:
@@ -68,17 +75,13 @@ def open_service(settings: Settings):
     pinned = settings.model_copy(update={"reload_check_interval_s": float("inf")})
     service = QAService(pinned, embedder=RecordingEmbedder(embedder))
     try:
-        state = service.state
+        service.state  # loaded now: a problem is said before the first question
     except ServiceUnavailable as exc:
         raise EvalError(f"cannot load the index in {backend.where(settings)}: {exc}") from exc
     try:
         service.reader
     except ServiceUnavailable as exc:
         raise EvalError(str(exc)) from exc
-    built_with = state.index.manifest.get("model")
-    if built_with and built_with != settings.model:
-        raise EvalError(f"the index in {settings.index_dir} was built with model {built_with!r}, not "
-                        f"{settings.model!r}: run `qa index` with the same model first")
     return service
 
 
