@@ -22,10 +22,24 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from qa import __version__
+
+        typer.echo(f"qa {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                               help="Print the version and exit")] = False) -> None:
+    """Answer questions from a folder of news articles, quoting them verbatim."""
+
+
 CorpusOpt = Annotated[Optional[Path], typer.Option("--corpus", help="Folder of articles (env QA_CORPUS_DIR; default: the checkout's corpus/)")]
 IndexOpt = Annotated[Optional[Path], typer.Option("--index", help="Index folder (env QA_INDEX_DIR; default: the checkout's index/)")]
 _MODEL = "sentence-transformers model name or folder (env QA_MODEL; default: the bundled multilingual-e5-small)"
-ModelOpt = Annotated[Optional[str], typer.Option("--model", help=f"Model that builds embed with: a {_MODEL}. Questions are searched with the model the loaded index was built with")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", help=f"Model that index builds embed with: a {_MODEL}. Questions are searched with the model the loaded index was built with")]
 EvalModelOpt = Annotated[Optional[str], typer.Option("--model", help=f"Model to embed with: a {_MODEL}. A SQuAD file's passages are indexed with it; the index a question file runs on must have been built with it (else exit 2)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines")]
 
@@ -152,7 +166,8 @@ def _print_answer(answer) -> None:
 
 
 @app.command("ask")
-def ask_command(question: Annotated[str, typer.Argument(help="The question, in English or Indonesian")],
+def ask_command(question: Annotated[str, typer.Argument(metavar="QUESTION",
+                                                        help="The question, in English or Indonesian")],
                 index: IndexOpt = None,
                 top_k: Annotated[Optional[int], typer.Option("--top-k", help="Retrieved passages to consider: the most promising of the first 3 is read, and at most this many are cited (default: QA_TOP_K_DEFAULT, 5)")] = None,
                 after: Annotated[Optional[list[str]], typer.Option(
@@ -161,6 +176,9 @@ def ask_command(question: Annotated[str, typer.Argument(help="The question, in E
                                     "QA_MAX_HISTORY_TURNS latest before it, 5 by default)")] = None,
                 as_json: JsonOpt = False) -> None:
     """Answer one question from the index (the same JSON as POST /ask with --json).
+
+    Example: qa ask "When did Russia veto the UN sanctions panel?". A question that begins with "-" goes
+    after "--": qa ask -- "-5 derajat?".
 
     Exit code 0: answered, or "the sources don't say"; 2: the question or the index cannot be used (said why).
     """

@@ -161,6 +161,13 @@ def test_eval_with_another_model_than_the_index_was_built_with_says_so_before_lo
                                                   "`qa index` with the same model first"}
 
 
+def test_version_and_the_ask_usage_name_what_they_are():
+    code, output = run("--version")
+    assert code == 0 and output == "qa 0.1.0"
+    code, output = run("ask", "--help")
+    assert code == 0 and "ask [OPTIONS] {QUESTION}" in output and 'goes after "--"' in output
+
+
 def test_the_defaults_the_readme_states():
     from qa.config import Settings
 
