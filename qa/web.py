@@ -45,6 +45,7 @@ EXAMPLES = (
 HISTORY_TURNS = 5
 HISTORY_CHARS = 4000  # questions and answers a chat form carries: at most ~36 kB URL-encoded
 EXCERPT_CHARS = 240
+NO_WORDS = "A question needs words: this one has no letter or digit."  # app.js says the same
 CONTEXT_CHARS = 110
 
 # No inline script or style anywhere, so the pages can forbid both; nothing is loaded from elsewhere.
@@ -364,6 +365,9 @@ def mount(app: FastAPI) -> None:
             service.validate(question, 1)
         except InvalidQuestion as exc:
             error = as_sentence(str(exc)) if question.strip() else "Please type a question first."
+        else:
+            if not any(c.isalnum() for c in question):  # "?!" or "🙂": the API abstains; a person is told why
+                error = NO_WORDS
         asked = min(len(earlier), bound) + (0 if error else 1)
         try:
             turns, said = await asyncio.wait_for(

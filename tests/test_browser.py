@@ -404,3 +404,14 @@ def test_a_double_click_on_ask_asks_once_and_raises_no_browser_warning(open_page
     expect(page.locator("#ask-error")).to_have_text("")
     # The browser's own "Please fill out this field." is off: the script checks for an empty question itself.
     assert page.locator("#ask").evaluate("form => form.noValidate") is True
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+def test_a_question_of_only_punctuation_is_told_why_not_answered_alike_with_and_without_javascript(
+        open_page, live_server, javascript):
+    page = open_page(javascript=javascript)
+    page.goto(live_server + "/")
+    page.get_by_label("Your question").fill("?!?!...")
+    page.get_by_label("Your question").press("Enter")
+    expect(page.locator("#ask-error")).to_have_text("A question needs words: this one has no letter or digit.")
+    expect(page.locator(".turn")).to_have_count(0)

@@ -283,6 +283,14 @@ def test_a_refused_question_lands_on_the_question_box_not_on_a_turn_that_was_not
     assert answered.text.count('id="turn-1"') == 1 and 'id="turn-2"' not in answered.text
 
 
+@pytest.mark.parametrize("question", ["?!?!...", "🇷🇺🤝🇰🇵❓"])
+def test_a_question_without_a_letter_or_digit_is_told_why_not_answered(client, question):
+    response = client.post("/", data={"question": question})
+    assert response.status_code == 422
+    assert "A question needs words: this one has no letter or digit." in response.text
+    assert "The sources don" not in response.text and 'id="turn-1"' not in response.text
+
+
 def test_empty_question_says_what_is_wrong(client):
     response = client.post("/", data={"question": "   "})
     assert response.status_code == 422

@@ -237,6 +237,10 @@
         showError("Please type a question first.");
         return;
       }
+      if (!/[\p{L}\p{N}]/u.test(text)) { // as the page without JavaScript says (qa/web.py, NO_WORDS)
+        showError("A question needs words: this one has no letter or digit.");
+        return;
+      }
       showError("");
       busy = true;
       button.setAttribute("aria-disabled", "true");
