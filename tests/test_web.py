@@ -288,7 +288,7 @@ def test_a_question_without_a_letter_or_digit_is_told_why_not_answered(client, q
     response = client.post("/", data={"question": question})
     assert response.status_code == 422
     assert "A question needs words: this one has no letter or digit." in response.text
-    assert "The sources don" not in response.text and 'id="turn-1"' not in response.text
+    assert "The sources don" not in response.text and '<article class="turn"' not in response.text
 
 
 def test_empty_question_says_what_is_wrong(client):
