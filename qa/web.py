@@ -45,6 +45,9 @@ EXAMPLES = (
 HISTORY_TURNS = 5
 HISTORY_CHARS = 4000  # questions and answers a chat form carries: at most ~36 kB URL-encoded
 EXCERPT_CHARS = 240
+# Front-matter keys a reader of the article has no use for: the address is shown as a link of its own, and the
+# source id is the corpus's key for matching question files to articles.
+HIDDEN_META = {"source_url", "source_id"}
 NO_WORDS = "A question needs words: this one has no letter or digit."  # app.js says the same
 CONTEXT_CHARS = 110
 
@@ -421,7 +424,7 @@ def mount(app: FastAPI) -> None:
                                                 "message": f"There is no article with the id “{doc_id}”."}, 404)
         start, end = _int_param(request, "start"), _int_param(request, "end")
         parts = split_highlight(doc.text, start, end, _int_param(request, "astart"), _int_param(request, "aend"))
-        meta = [(k.replace("_", " ").capitalize(), v) for k, v in doc.meta.items() if k != "source_url"]
+        meta = [(k.replace("_", " ").capitalize(), v) for k, v in doc.meta.items() if k not in HIDDEN_META]
         asked = request.query_params
         check = asked.get("check")
         if parts is not None and check and passage_check(doc.text[start:end]) != check:

@@ -319,6 +319,8 @@ def test_source_viewer_highlights_the_cited_passage_and_answer(client, service):
     assert expected in html
     assert text[citation.answer_start:citation.answer_end] == answer.answer == "28 Maret 2024"
     assert f"<h1 lang=\"id\">{escape(citation.title)}</h1>" in html
+    assert "The cited passage is highlighted and the answer is in bold." in html
+    assert "Source id" not in html  # the corpus's key for question files, nothing a reader can use
 
 
 LOST_PASSAGE = "The passage this link points to is not in this version of the article"
@@ -551,7 +553,11 @@ def test_a_refusal_says_the_sources_do_not_say_and_lists_the_closest_passages(cl
     assert "The sources don’t say." in reply
     assert "No passage answers this clearly enough to quote. These come closest:" in reply
     related = reply[reply.index('<ol class="related">'):reply.index("</ol>")]
-    assert len(re.findall(r'<a href="/sources/[^"]+">', related)) >= 1
+    links = re.findall(r'<a href="(/sources/[^"]+)">', related)
+    assert len(links) >= 1
+    # Opened, a related passage is not called cited: it was not an answer.
+    opened = client.get(links[0].replace("&amp;", "&")).text
+    assert "The passage is highlighted." in opened and "cited passage" not in opened
 
 
 
