@@ -66,7 +66,7 @@ class AskRequest(BaseModel):
     question: StrictStr = Field(description="The question, in English or Indonesian", examples=["When did Russia veto the sanctions panel?"])
     # Left out: the service's QA_TOP_K_DEFAULT (the schema says which); an explicit null is refused like any non-integer.
     top_k: JsonInt = Field(default=None, description="Retrieved passages to consider: the reader reads the most promising of the first 3, and the answer cites at most this many (unset: QA_TOP_K_DEFAULT)")
-    history: list[EarlierTurnIn] = Field(
+    history: list[EarlierTurnIn] | None = Field(  # null: no earlier turns, as an empty list
         default_factory=list, max_length=HISTORY_TURNS_CAP, description="The conversation's earlier turns, oldest first, for a follow-up question "
                                           "(\"What did he sign there?\"); the server keeps no conversation")
 
@@ -334,6 +334,8 @@ def _validation_message(exc: RequestValidationError, history_limit: int, content
     for error in errors[:MESSAGES_SHOWN]:
         where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
         message = error.get("msg", "invalid value").removeprefix("Value error, ")  # a validator's own words
+        if tuple(error.get("loc", ())) == ("query", "q") and error.get("type") == "missing":
+            message += " (the question goes in q: /ask?q=Kapan+Putin+tiba+di+Pyongyang%3F)"
         parts.append(f"{where or 'body'}: {message}")
     if len(errors) > MESSAGES_SHOWN:
         parts.append(f"and {len(errors) - MESSAGES_SHOWN} more")

@@ -537,6 +537,15 @@ def test_a_follow_up_is_read_with_the_names_of_earlier_turns(client):
     assert alone["context_used"] == []
 
 
+def test_a_null_history_is_no_history_and_a_get_without_q_says_where_the_question_goes(client):
+    with_null = client.post("/ask", json={"question": AMBASSADOR, "history": None})
+    assert with_null.status_code == 200 and with_null.json()["answer"] == "Alexander Matsegora"
+    response = client.get("/ask", params={"question": "Siapa?"})
+    assert response.status_code == 422
+    assert response.json()["detail"] == ("q: Field required (the question goes in q: "
+                                         "/ask?q=Kapan+Putin+tiba+di+Pyongyang%3F)")
+
+
 def test_a_self_contained_question_ignores_its_history(client):
     history = [{"question": "When did Putin arrive in Pyongyang in 2024?", "answer": None}]
     with_history = client.post("/ask", json={"question": AMBASSADOR, "history": history}).json()
@@ -607,7 +616,7 @@ def test_head_is_answered_as_get_without_a_body(api, path):
 
 
 def test_an_admin_token_that_a_header_cannot_carry_is_refused_at_start():
-    with pytest.raises(SettingsError, match=r"QA_ADMIN_TOKEN='pässwörd': must be printable ASCII without spaces"):
+    with pytest.raises(SettingsError, match=r"QA_ADMIN_TOKEN=\(hidden\): must be printable ASCII without spaces"):
         load_settings(admin_token="pässwörd")
 
 
