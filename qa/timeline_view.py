@@ -59,6 +59,7 @@ class Dot:
 class Tick:
     x: float
     label: str
+    anchor: str = "middle"  # the first and last labels lean inward, or the edges of the drawing would cut them
 
 
 @dataclass(frozen=True)
@@ -101,5 +102,7 @@ def layout_axis(events: list[TimelineEvent]) -> AxisLayout | None:
         dots.append(Dot(event.id, x_of(year + 0.5), round(axis_y - DOT_STEP * (level + 0.5) - 2, 1),
                         f"{date_label(event.date)}: {event.sentence[:120]}", x_of(end) if spans else None))
     step = 10 if last_year - first_year <= 100 else 50
-    ticks = [Tick(x_of(year), str(year)) for year in range(first_year, last_year + 1, step)]
+    years = range(first_year, last_year + 1, step)
+    ticks = [Tick(x_of(year), str(year), "start" if year == years[0] else "end" if year == years[-1] else "middle")
+             for year in years]
     return AxisLayout(WIDTH, int(axis_y + AXIS_ROOM), axis_y, first_year, last_year, ticks, dots)

@@ -378,7 +378,7 @@ def test_timeline_filter_then_follow_an_event_to_its_sentence(open_page, live_se
         assert 1990 <= year <= 2009
     assert_fits(page, "the filtered timeline on a 360px screen")
 
-    date = events.first.locator(".event-text mark").inner_text()
+    date = events.first.locator(".event-text mark").first.inner_text()  # the date it is placed by; the link marks it
     events.first.locator(".event-source a").click()
     assert_lands_on_highlighted_passage(page, date)
 
