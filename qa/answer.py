@@ -134,6 +134,14 @@ def gather_evidence(index: LoadedIndex, embedder: Embedder, reader: ReaderRuntim
                                             "read": round((done - searched) * 1000, 2)})
 
 
+NO_WORDS = "A question needs words: this one has no letter or digit."  # what a person is told (web/static/app.js too)
+
+
+def has_words(question: str) -> bool:
+    """Whether a question has anything to look for: a letter or a digit of any script."""
+    return any(c.isalnum() for c in question)
+
+
 def unshouted(question: str) -> str:
     """A question typed in capitals, read in lower case: the models are case-sensitive, and "KAPAN RUSIA
     MEMVETO …" reads as a run of acronyms (on eval/fresh_qa.jsonl in capitals, 16 of 47 right against 29 as
@@ -145,7 +153,7 @@ def answer_question(index: LoadedIndex, embedder: Embedder, reader: ReaderRuntim
                     abstain_below: float | None = None, threads: int = 1) -> Answer:
     """The full pipeline for one question. `abstain_below` overrides the reader's calibrated threshold."""
     started = time.perf_counter()
-    if not any(c.isalnum() for c in question):  # "?" or "...": nothing to look for, and nothing to cite
+    if not has_words(question):  # "?" or "...": nothing to look for, and nothing to cite
         return Answer(question=question, answer=None, abstained=True, confidence=0.0, normalized=None, citations=[],
                       timings_ms={"embed": 0.0, "search": 0.0, "read": 0.0, "total": 0.0})
     evidence = gather_evidence(index, embedder, reader, unshouted(question), top_k, threads)

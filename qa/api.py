@@ -372,7 +372,10 @@ def _document_limits(app: FastAPI, settings: Settings) -> None:
             body = schemas.get("AskRequest", {}).get("properties", {})
             body.get("question", {}).update(question)
             body.get("top_k", {}).update(top_k)
-            body.get("history", {}).update({"maxItems": settings.max_history_turns})
+            history = body.get("history", {})  # a list or null: the limit belongs to the list
+            for branch in history.get("anyOf", [history]):
+                if branch.get("type") == "array":
+                    branch["maxItems"] = settings.max_history_turns
             turn = schemas.get("EarlierTurnIn", {}).get("properties", {})
             turn.get("question", {}).update(question)
             for parameter in schema.get("paths", {}).get("/ask", {}).get("get", {}).get("parameters", []):

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from qa.config import Settings, SettingsError, load_settings, url_host, web_pages_missing
+from qa.config import EMPTY_HOST, Settings, SettingsError, load_settings, url_host, web_pages_missing
 
 app = typer.Typer(
     help="Answer questions from a folder of news articles, quoting them verbatim.",
@@ -117,13 +117,10 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
     except (BuildError, ModelLoadError) as exc:
         fail(str(exc), as_json=as_json)
     except KeyboardInterrupt:
-        if bar is not None:
-            bar.close()
-        fail("interrupted: the index was not changed (a build either finishes or leaves the last one in use)",
-             EXIT_INTERRUPTED, as_json=as_json)
+        bar_close(bar)  # before the message, which would land inside the bar's line
+        fail("interrupted: the index in use is the last build that finished", EXIT_INTERRUPTED, as_json=as_json)
     finally:
-        if bar is not None:
-            bar.close()
+        bar_close(bar)
     if as_json:
         typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
@@ -140,6 +137,11 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
 
         typer.echo(f"index: {where(settings)} (generation {report.generation})")
     raise typer.Exit(EXIT_SKIPPED if report.skipped else EXIT_OK)
+
+
+def bar_close(bar) -> None:
+    if bar is not None:
+        bar.close()  # a second close does nothing
 
 
 def _print_answer(answer) -> None:
@@ -187,6 +189,10 @@ def ask_command(question: Annotated[str, typer.Argument(metavar="QUESTION",
     from qa.followup import EarlierTurn, earlier_turn
     from qa.service import InvalidQuestion, QAService, ServiceUnavailable
 
+    from qa.answer import NO_WORDS, has_words
+
+    if not as_json and not has_words(question):  # the API (and --json) abstains; a person is told why
+        fail(NO_WORDS)
     service_log = logging.getLogger("qa")
     if not service_log.handlers:  # a problem the service would log is the error said below: say it once
         service_log.addHandler(logging.NullHandler())
@@ -246,7 +252,7 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
 
     settings = make_settings(corpus, index, model)
     if host is not None and not host.strip():
-        fail("--host is empty: give an address (127.0.0.1 for this machine only, 0.0.0.0 for every interface)")
+        fail(f"--host {EMPTY_HOST}")
     host = settings.host if host is None else host
     port = settings.port if port is None else port
     try:  # a missing, damaged or uncalibrated reader is named now, not at the first question
@@ -441,6 +447,7 @@ def export_reader_command(
         if not path.is_file():
             fail(f"no checkpoint at {path}: train one with `qa train-reader`")
     folder = out or MODEL_DIR
+    made = not folder.exists()
     make_folder(folder, "the reader folder")
     # near_share only makes the held-out scoring include the near-topic set; nothing is trained here.
     config = TrainConfig(data_dir=data, out_dir=folder, held_out_limit=held_out_limit, near_share=1.0)
@@ -450,6 +457,8 @@ def export_reader_command(
         card = export_checkpoint(paths, folder / "reader.npz", folder / "reader.json",
                                  score=lambda state: score_state(state, config))
     except (TrainingDataError, ReaderModelError, KeyError, ValueError) as exc:
+        if made and not any(folder.iterdir()):
+            folder.rmdir()  # an export that wrote nothing leaves no empty folder behind
         fail(f"cannot export {', '.join(map(str, paths))}: {exc}")
     typer.echo(f"wrote {folder / 'reader.npz'} ({card['bytes'] / 1e6:.1f} MB, sha256 {card['sha256'][:12]}…)")
     if "calibration" not in card:

@@ -29,6 +29,9 @@ def user_cache_dir(name: str) -> Path:
     return Path(base).expanduser() / "qa-news" / name
 
 
+EMPTY_HOST = "is empty: give an address (127.0.0.1 for this machine only, 0.0.0.0 for every interface)"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
 
@@ -100,8 +103,7 @@ class Settings(BaseSettings):
         # An empty address binds every interface: a script whose $HOST is unset would open the service to the
         # network without saying so. Every interface is asked for by name (0.0.0.0 or ::).
         if not host.strip():
-            raise ValueError("is empty: give an address (127.0.0.1 for this machine only, 0.0.0.0 for every "
-                             "interface)")
+            raise ValueError(EMPTY_HOST)
         return host
 
     @field_validator("admin_token")

@@ -14,7 +14,7 @@ from qa.timeline import DateMention, TimelineEvent
 MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
                "November", "December")
 WIDTH = 640  # viewBox units; the SVG scales to the page's width
-MARGIN = 24
+MARGIN = 32  # half a year label at a phone's type size, so the edges do not cut the first and last
 DOT_RADIUS = 5
 DOT_STEP = 12  # vertical distance between stacked dots
 AXIS_ROOM = 34  # below the axis: tick labels
@@ -59,7 +59,6 @@ class Dot:
 class Tick:
     x: float
     label: str
-    anchor: str = "middle"  # the first and last labels lean inward, or the edges of the drawing would cut them
 
 
 @dataclass(frozen=True)
@@ -102,7 +101,5 @@ def layout_axis(events: list[TimelineEvent]) -> AxisLayout | None:
         dots.append(Dot(event.id, x_of(year + 0.5), round(axis_y - DOT_STEP * (level + 0.5) - 2, 1),
                         f"{date_label(event.date)}: {event.sentence[:120]}", x_of(end) if spans else None))
     step = 10 if last_year - first_year <= 100 else 50
-    years = range(first_year, last_year + 1, step)
-    ticks = [Tick(x_of(year), str(year), "start" if year == years[0] else "end" if year == years[-1] else "middle")
-             for year in years]
+    ticks = [Tick(x_of(year), str(year)) for year in range(first_year, last_year + 1, step)]
     return AxisLayout(WIDTH, int(axis_y + AXIS_ROOM), axis_y, first_year, last_year, ticks, dots)

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from qa.answer import event_url, original_link, passage_check, source_view_url
+from qa.answer import NO_WORDS, event_url, has_words, original_link, passage_check, source_view_url
 from qa.config import WEB_DIR, web_pages_missing
 from qa.confidence import confidence_note, confidence_words
 from qa.followup import EarlierTurn, earlier_turn
@@ -48,7 +48,6 @@ EXCERPT_CHARS = 240
 # Front-matter keys a reader of the article has no use for: the address is shown as a link of its own, and the
 # source id is the corpus's key for matching question files to articles.
 HIDDEN_META = {"source_url", "source_id"}
-NO_WORDS = "A question needs words: this one has no letter or digit."  # app.js says the same
 CONTEXT_CHARS = 110
 
 # No inline script or style anywhere, so the pages can forbid both; nothing is loaded from elsewhere.
@@ -191,24 +190,23 @@ def build_turn(service: QAService, question: str, history: list[EarlierTurn] | N
 @dataclass
 class EventView:
     id: str
-    label: str  # the dates in words, the one the event is placed by first
+    label: str  # the date the event is placed by, in words
     datetime: str | None
+    also: str  # the other dates the sentence states, in words ("" for none)
     parts: list[tuple[str, bool]]  # the sentence in pieces, True for a date it states: every date is marked
     title: str
     href: str  # the sentence in the source viewer, its first date highlighted
 
 
 def event_view(event: TimelineEvent) -> EventView:
-    dates = sorted((event.date, *event.other_dates), key=lambda d: d.start)
     parts, at = [], event.sentence_start
-    for date in dates:
-        if date.start < at:
-            continue  # overlapping mentions: the first one read is marked
+    for date in (event.date, *event.other_dates):  # in reading order, none overlapping (qa.timeline.find_dates)
         parts += [(event.document_text(at, date.start), False), (event.document_text(date.start, date.end), True)]
         at = date.end
     parts.append((event.document_text(at, event.sentence_end), False))
-    label = " · ".join(dict.fromkeys(date_label(d) for d in (event.date, *event.other_dates)))
-    return EventView(event.id, label, machine_date(event.date), [p for p in parts if p[0]], event.title,
+    label = date_label(event.date)
+    also = " · ".join(dict.fromkeys(w for w in map(date_label, event.other_dates) if w != label))
+    return EventView(event.id, label, machine_date(event.date), also, [p for p in parts if p[0]], event.title,
                      event_url(event))
 
 
@@ -369,7 +367,7 @@ def mount(app: FastAPI) -> None:
         except InvalidQuestion as exc:
             error = as_sentence(str(exc)) if question.strip() else "Please type a question first."
         else:
-            if not any(c.isalnum() for c in question):  # "?!" or "🙂": the API abstains; a person is told why
+            if not has_words(question):  # "?!" or "🙂": the API abstains; a person is told why
                 error = NO_WORDS
         asked = min(len(earlier), bound) + (0 if error else 1)
         try:

@@ -540,6 +540,9 @@ def test_a_follow_up_is_read_with_the_names_of_earlier_turns(client):
 def test_a_null_history_is_no_history_and_a_get_without_q_says_where_the_question_goes(client):
     with_null = client.post("/ask", json={"question": AMBASSADOR, "history": None})
     assert with_null.status_code == 200 and with_null.json()["answer"] == "Alexander Matsegora"
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["AskRequest"]["properties"]["history"]
+    branches = {branch.get("type"): branch for branch in schema["anyOf"]}
+    assert set(branches) == {"array", "null"} and branches["array"]["maxItems"] == 5 and "maxItems" not in schema
     response = client.get("/ask", params={"question": "Siapa?"})
     assert response.status_code == 422
     assert response.json()["detail"] == ("q: Field required (the question goes in q: "

@@ -363,6 +363,14 @@ def test_timeline_filter_then_follow_an_event_to_its_sentence(open_page, live_se
     everything = page.locator("ol.events > li.event").count()
     assert everything > 40
     assert_fits(page, "the timeline on a 360px screen")
+    # Every year label of the axis whole and apart at a phone's type size (the SVG's box cuts what leaves it).
+    boxes = page.evaluate("""() => { const svg = document.querySelector('.axis svg');
+        const view = svg.viewBox.baseVal;
+        return [...svg.querySelectorAll('.tick-label')].map(t => { const b = t.getBBox(); return [b.x, b.x + b.width]; })
+            .concat([[view.x, view.x + view.width]]); }""")
+    *labels, (left, right) = boxes
+    assert len(labels) >= 3 and all(left <= a and b <= right for a, b in labels), labels
+    assert all(b1 < a2 for (_, b1), (a2, _) in zip(labels, labels[1:])), labels
 
     page.get_by_label("Article").select_option(
         label="Rusia dan Korea Utara Memiliki Hubungan yang Rumit Selama Beberapa Dekade")

@@ -161,9 +161,16 @@ def test_eval_with_another_model_than_the_index_was_built_with_says_so_before_lo
                                                   "`qa index` with the same model first"}
 
 
+def test_ask_tells_a_person_that_a_question_without_words_has_nothing_to_look_for():
+    code, output = run("ask", "?!")
+    assert code == 2 and output == "error: A question needs words: this one has no letter or digit."
+
+
 def test_version_and_the_ask_usage_name_what_they_are():
+    from qa import __version__
+
     code, output = run("--version")
-    assert code == 0 and output == "qa 0.1.0"
+    assert code == 0 and output == f"qa {__version__}"
     code, output = run("ask", "--help")
     assert code == 0 and "ask [OPTIONS] {QUESTION}" in output and 'goes after "--"' in output
 

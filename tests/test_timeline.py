@@ -126,13 +126,6 @@ def test_the_page_marks_every_date_a_sentence_states_so_an_answer_lands_on_its_o
     assert "2011–2012 · August 2011" in item
 
 
-def test_the_axis_labels_at_the_edges_lean_inward_so_none_is_cut(client):
-    html = client.get("/timeline").text
-    anchors = re.findall(r'<text class="tick-label" x="[\d.]+" y="[\d.]+" text-anchor="(\w+)">', html)
-    assert len(anchors) >= 3
-    assert anchors[0] == "start" and anchors[-1] == "end" and set(anchors[1:-1]) == {"middle"}
-
-
 def test_the_page_filters_and_says_so(client):
     html = client.get("/timeline", params={"article": TIMELINE_ARTICLE, "from": "2000", "to": "2010"}).text
     api = client.get("/api/timeline", params={"article": TIMELINE_ARTICLE, "from": "2000", "to": "2010"}).json()

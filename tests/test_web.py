@@ -319,7 +319,7 @@ def test_source_viewer_highlights_the_cited_passage_and_answer(client, service):
     assert expected in html
     assert text[citation.answer_start:citation.answer_end] == answer.answer == "28 Maret 2024"
     assert f"<h1 lang=\"id\">{escape(citation.title)}</h1>" in html
-    assert "The cited passage is highlighted and the answer is in bold." in html
+    assert "The linked passage is highlighted and the words quoted from it are in bold." in html
     assert "Source id" not in html  # the corpus's key for question files, nothing a reader can use
 
 
@@ -557,7 +557,7 @@ def test_a_refusal_says_the_sources_do_not_say_and_lists_the_closest_passages(cl
     assert len(links) >= 1
     # Opened, a related passage is not called cited: it was not an answer.
     opened = client.get(links[0].replace("&amp;", "&")).text
-    assert "The passage is highlighted." in opened and "cited passage" not in opened
+    assert "The linked passage is highlighted." in opened and "quoted from it" not in opened
 
 
 

@@ -60,24 +60,22 @@ def open_service(settings: Settings):
         raise EvalError(str(exc)) from None
     if not generation:
         raise EvalError(f"no index in {backend.where(settings)}: run `qa index` first")
-    try:  # said before a model is loaded (or, for another model, looked for on the network)
-        built_with = backend.open_index(settings, generation).manifest.get("model")
-    except Exception as exc:  # noqa: BLE001 - a damaged index says why in many ways
-        raise EvalError(f"cannot load the index in {backend.where(settings)}: {exc}") from None
-    if built_with and built_with != settings.model:
+    # Pinned to the generation loaded now: a build finishing mid-run must not change the index under the eval.
+    pinned = settings.model_copy(update={"reload_check_interval_s": float("inf")})
+    recorder = RecordingEmbedder(None)  # the model is loaded once the index says it is the right one
+    service = QAService(pinned, embedder=recorder)
+    try:
+        state = service.state
+    except ServiceUnavailable as exc:
+        raise EvalError(f"cannot load the index in {backend.where(settings)}: {exc}") from exc
+    built_with = state.index.manifest.get("model")
+    if built_with and built_with != settings.model:  # said before another model is loaded, or looked for online
         raise EvalError(f"the index in {backend.where(settings)} was built with model {built_with!r}, not "
                         f"{settings.model!r}: run `qa index` with the same model first")
     try:
-        embedder = load_embedder(settings.model, settings.embed_threads)
+        recorder.inner = load_embedder(settings.model, settings.embed_threads)
     except ModelLoadError as exc:
         raise EvalError(str(exc)) from exc
-    # Pinned to the generation loaded now: a build finishing mid-run must not change the index under the eval.
-    pinned = settings.model_copy(update={"reload_check_interval_s": float("inf")})
-    service = QAService(pinned, embedder=RecordingEmbedder(embedder))
-    try:
-        service.state  # loaded now: a problem is said before the first question
-    except ServiceUnavailable as exc:
-        raise EvalError(f"cannot load the index in {backend.where(settings)}: {exc}") from exc
     try:
         service.reader
     except ServiceUnavailable as exc:

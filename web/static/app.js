@@ -237,7 +237,7 @@
         showError("Please type a question first.");
         return;
       }
-      if (!/[\p{L}\p{N}]/u.test(text)) { // as the page without JavaScript says (qa/web.py, NO_WORDS)
+      if (!/[\p{L}\p{N}]/u.test(text)) { // as the page without JavaScript says (qa/answer.py, NO_WORDS)
         showError("A question needs words: this one has no letter or digit.");
         return;
       }
@@ -247,6 +247,7 @@
       input.value = "";
 
       const n = log.querySelectorAll(".turn").length + 1;
+      document.getElementById(`turn-${n}`)?.remove(); // a refused form's landing spot (chat.html) would share the id
       const pending = el("div", { class: "reply pending", "aria-busy": "true" },
         el("p", { class: "working" }, el("span", { class: "spinner", "aria-hidden": "true" }),
           "Looking through the articles…"));
