@@ -172,9 +172,13 @@ def test_keyboard_only(open_page, live_server):
     expect(page.get_by_role("link", name="Ask", exact=True)).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.get_by_label("Your question")).to_be_focused()
+    # Focused, the question box shows the same 3px ring as every other control.
+    assert page.locator(".ask-row").evaluate("e => getComputedStyle(e).outlineWidth") == "3px"
     page.keyboard.type(VETO_QUESTION)
     page.keyboard.press("Enter")
     expect(page.locator("#turn-1 .reply:not(.pending) .chip").first).to_be_visible()
+    # Each turn begins with its question as a heading, so headings lead from turn to turn.
+    expect(page.get_by_role("heading", level=2, name="You asked: " + VETO_QUESTION)).to_be_visible()
     page.keyboard.press("Shift+Tab")  # the last article chip of the last answer comes just before the question box
     chip = page.locator("#turn-1 .chip").last
     expect(chip).to_be_focused()

@@ -91,7 +91,7 @@
   }
 
   function question(data, n) {
-    const nodes = [el("p", { class: "question", id: `turn-${n}-q` },
+    const nodes = [el("h2", { class: "question", id: `turn-${n}-q` },
       el("span", { class: "sr-only" }, "You asked: "), data.question)];
     if (data.context_used && data.context_used.length) {
       nodes.push(el("p", { class: "context-used" }, `Read with earlier words: ${data.context_used.join(", ")}`));
