@@ -63,7 +63,7 @@ class DateMention:
     value: str  # 2024-03-28, 2024-03, 2024, 1990s, 1950/1953
     earliest: str  # ISO dates bounding what it covers
     latest: str
-    qualifier: str | None = None  # early, mid or late (a decade or year)
+    qualifier: str | None = None  # early, mid or late (a decade or year); mid-to-late and such (parts of a decade)
 
     @property
     def position(self) -> float:
@@ -101,7 +101,10 @@ def _mention(kind: str, match: re.Match, offset: int) -> DateMention | None:
         first, last = _decade_years(first_part, first_decade)[0], _decade_years(last_part, last_decade)[1]
         if last <= first:
             return None
-        return DateMention(start, end, text, "range", f"{first}/{last}", f"{first}-01-01", f"{last}-12-31")
+        # Parts of one decade ("pertengahan hingga akhir tahun 2000an"): the years are an estimate, so the words
+        # say which parts ("mid-to-late"); a range of decades is worded by its years.
+        parts = f"{QUALIFIERS[first_part.lower()]}-to-{QUALIFIERS[last_part.lower()]}" if kind == "decade-parts" else None
+        return DateMention(start, end, text, "range", f"{first}/{last}", f"{first}-01-01", f"{last}-12-31", parts)
     if kind in ("day", "month-day", "numeric", "iso"):
         if kind == "iso":
             year, month, day = int(groups[0]), int(groups[1]), int(groups[2])

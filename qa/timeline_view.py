@@ -22,7 +22,7 @@ TOP_ROOM = 10
 
 
 def date_in_words(precision: str, value: str, qualifier: str | None = None) -> str:
-    """'28 March 2024', 'March 2024', 'early 2000s', 'the 1990s', '1950–1953', 'late 1990' for a value such as
+    """'28 March 2024', 'March 2024', 'early 2000s', 'the 1990s', '1950–1953', 'mid-to-late 2000s', 'late 1990' for a value such as
     2024-03-28, 2024-03, 2000s, 1950/1953 or 1990; ValueError or IndexError for a day or month that is not one."""
     if precision == "day":
         year, month, day = value.split("-")
@@ -32,8 +32,8 @@ def date_in_words(precision: str, value: str, qualifier: str | None = None) -> s
         return f"{MONTH_NAMES[int(month) - 1]} {year}"
     if precision == "decade":
         return f"{qualifier} {value}" if qualifier else f"the {value}"
-    if precision == "range":
-        return value.replace("/", "–")
+    if precision == "range":  # a qualified range is parts of one decade: "mid-to-late 2000s"
+        return f"{qualifier} {int(value[:4]) // 10 * 10}s" if qualifier else value.replace("/", "–")
     return f"{qualifier} {value}" if qualifier else value
 
 

@@ -263,7 +263,8 @@ def test_javascript_draws_a_turn_as_the_server_does(open_page, live_server, ques
 @pytest.mark.parametrize("normalized", [
     {"type": "date", "value": "2024-03-28"}, {"type": "date", "value": "1950-06"},
     {"type": "date", "value": "1990", "qualifier": "late"}, {"type": "decade", "value": "2000s", "qualifier": "early"},
-    {"type": "decade", "value": "1990s"}, {"type": "date_range", "value": "1950/1953"}])
+    {"type": "decade", "value": "1990s"}, {"type": "date_range", "value": "1950/1953"},
+    {"type": "date_range", "value": "2003/2009", "qualifier": "mid-to-late"}])
 def test_javascript_words_a_date_as_the_server_does(open_page, live_server, service, normalized):
     answered = service.ask(VETO_QUESTION)
     page = open_page()

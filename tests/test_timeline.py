@@ -39,6 +39,17 @@ def test_a_qualified_decade_says_which_part():
     assert date.qualifier == "early"
 
 
+def test_parts_of_a_decade_are_worded_as_parts_not_as_exact_years(client):
+    from qa.timeline_view import date_label
+
+    (date,) = find_dates("Pertengahan hingga akhir tahun 2000an")
+    assert (date.value, date.qualifier, date_label(date)) == ("2003/2009", "mid-to-late", "mid-to-late 2000s")
+    (date,) = find_dates("Pertengahan tahun 1950-an hingga 1960-an")  # decades apart: worded by the years
+    assert (date.qualifier, date_label(date)) == (None, "1953–1969")
+    html = client.get("/timeline").text
+    assert "mid-to-late 2000s" in html and "2003–2009" not in html
+
+
 @pytest.mark.parametrize("text", ["Rabu (19/6) pagi", "sekitar 1.950 orang", "nomor 12345 dan 20245", "pukul 19.30",
                                   "kode 13/13/2024", "tanggal 31/2/2024", "versi 1.2.3/4/2024",
                                   "20.000 hingga 50.000 pekerja"])

@@ -36,7 +36,10 @@
       if (month) return [value, null];
       return [normalized.qualifier ? `${normalized.qualifier} ${value}` : value, value];
     }
-    if (normalized.type === "date_range") return [value.replace("/", "–"), null];
+    if (normalized.type === "date_range") { // a qualified range is parts of one decade (qa/timeline_view.py)
+      const decade = `${Math.floor(Number(value.slice(0, 4)) / 10) * 10}s`;
+      return [normalized.qualifier ? `${normalized.qualifier} ${decade}` : value.replace("/", "–"), null];
+    }
     if (normalized.type === "decade") return [`${normalized.qualifier || "the"} ${value}`, null];
     return null; // a number: the answer already says it
   }
