@@ -122,6 +122,11 @@ def test_ask_with_javascript_then_follow_the_citation(open_page, live_server, se
     page.get_by_role("link", name="Back to the chat").click()  # goes back in history, to the conversation as it was
     expect(page.locator("#conversation .turn")).to_have_count(2)
     assert page.url == live_server + "/" and errors == []
+    # This browser draws the page anew (no back/forward cache): the reader is back at the link followed, in the
+    # first turn, with its article's passages open, not at the last turn.
+    followed = page.locator("#turn-1 .source-group").first.locator(".group-passages a").first
+    expect(followed).to_be_focused()
+    expect(followed).to_be_in_viewport()
     page.goto(live_server + "/")  # a fresh load of the chat in the same tab draws the conversation again
     expect(page.locator("#turn-2 .answer")).to_contain_text("Alexander Matsegora")
     page.get_by_role("link", name="Start over").click()

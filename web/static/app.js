@@ -5,6 +5,7 @@
 
 (() => {
   const STORE = "newsqa.conversation";
+  const FOLLOWED = "newsqa.followed"; // the conversation's link a reader followed to a source page
   const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
     "October", "November", "December"];
 
@@ -195,6 +196,26 @@
     }
   }
 
+  // Where the reader left the conversation for a source page, for a browser that draws the page anew on Back
+  // (one that keeps it in its back/forward cache restores all of this by itself).
+  function rememberFollowedLink(link) {
+    try {
+      sessionStorage.setItem(FOLLOWED, JSON.stringify({ link, y: window.scrollY }));
+    } catch {
+      // storage full or refused: Back lands on the last turn
+    }
+  }
+
+  function takeFollowedLink() {
+    try {
+      const followed = JSON.parse(sessionStorage.getItem(FOLLOWED));
+      sessionStorage.removeItem(FOLLOWED);
+      return followed && Number.isInteger(followed.link) && followed.link >= 0 ? followed : null;
+    } catch {
+      return null;
+    }
+  }
+
   function chat(form) {
     form.noValidate = true; // the script says "Please type a question first." itself, and a second click on Ask
     // while the first question is on its way must not raise the browser's "Please fill out this field."
@@ -208,13 +229,26 @@
     let turns = loadConversation();
     let busy = false;
 
-    // Coming back from a source page: draw this tab's conversation again.
+    // Coming back from a source page: draw this tab's conversation again, at the link that was followed.
     if (!log.querySelector(".turn") && turns.length) {
       turns.forEach((data, i) => log.append(drawTurn(data, i + 1)));
       reset.hidden = false;
-      log.lastElementChild.scrollIntoView({ block: "start" });
+      const followed = takeFollowedLink();
+      const link = followed && log.querySelectorAll("a")[followed.link];
+      if (link) {
+        const group = link.closest("details");
+        if (group) group.open = true;
+        window.scrollTo(0, followed.y);
+        link.focus({ preventScroll: true });
+      } else {
+        log.lastElementChild.scrollIntoView({ block: "start" });
+      }
     }
     reset.addEventListener("click", () => sessionStorage.removeItem(STORE));
+    log.addEventListener("click", (event) => {
+      const link = event.target.closest("a");
+      if (link) rememberFollowedLink([...log.querySelectorAll("a")].indexOf(link));
+    });
 
     const showError = (message) => {
       error.textContent = message;
