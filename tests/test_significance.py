@@ -50,6 +50,14 @@ def test_paired_changes_name_the_questions_gained_and_lost():
         paired_changes("hit", ["a"], [1, 0], [1, 0])
 
 
+def test_two_runs_that_agree_on_every_question_differ_by_nothing_not_by_a_rate_interval():
+    # A difference of 0 on every question is no change; read as a rate of 0 of 48 it would be 0 to 0.074.
+    same = paired_changes("hit", [str(i) for i in range(48)], [1.0] * 15 + [0.0] * 33, [1.0] * 15 + [0.0] * 33)
+    assert same.difference_interval == [0.0, 0.0] and same.gained == same.lost == []
+    one_gained = paired_changes("hit", [str(i) for i in range(48)], [0.0] * 48, [1.0] + [0.0] * 47)
+    assert one_gained.difference_interval[0] == 0.0 and one_gained.difference_interval[1] < 0.074
+
+
 def _report(hits: dict[str, bool], abstained: dict[str, bool]) -> dict:
     rows = [{"id": i, "answerable": True, "hit": h, "exact": h, "f1": float(h), "abstained": False}
             for i, h in hits.items()]

@@ -31,6 +31,14 @@ def interval(values: Sequence[float], samples: int = BOOTSTRAP_SAMPLES, seed: in
 
         found = binomtest(int(array.sum()), len(array)).proportion_ci(confidence_level=0.95, method="wilson")
         return [round(float(found.low), 4), round(float(found.high), 4)]
+    return bootstrap_interval(array, samples, seed)
+
+
+def bootstrap_interval(values: Sequence[float], samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> list[float] | None:
+    """The percentile bootstrap's 95% interval of the mean of `values` (None for fewer than two)."""
+    if len(values) < 2:
+        return None
+    array = np.asarray(values, dtype=float)
     means = array[np.random.default_rng(seed).integers(0, len(array), (samples, len(array)))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     return [round(float(low), 4), round(float(high), 4)]
@@ -72,5 +80,6 @@ def paired_changes(metric: str, ids: Sequence[str], before: Sequence[float], aft
     gained = [i for i, a, b in zip(ids, old, new) if b > a] if binary else []
     lost = [i for i, a, b in zip(ids, old, new) if b < a] if binary else []
     return PairedChange(metric, len(ids), round(float(old.mean()), 4) if len(ids) else 0.0,
-                        round(float(new.mean()), 4) if len(ids) else 0.0, interval(new - old, samples, seed),
+                        # Differences are -1, 0 or 1, not a rate: Wilson's interval would read "no change" as 0-0.07.
+                        round(float(new.mean()), 4) if len(ids) else 0.0, bootstrap_interval(new - old, samples, seed),
                         gained, lost, sign_test(len(gained), len(lost)) if binary else None)
