@@ -171,10 +171,21 @@ class Turn:
     caution: str | None = None  # a warning under an unsure answer
 
 
+def apart(citations: list[Citation]) -> list[Citation]:
+    """Citations without one that overlaps an earlier one of its article: passages overlap by a sentence or two,
+    and two excerpts of nearly the same text say nothing more (app.js lists them alike)."""
+    kept: list[Citation] = []
+    for citation in citations:
+        if not any(k.doc_id == citation.doc_id and k.start < citation.end and citation.start < k.end for k in kept):
+            kept.append(citation)
+    return kept
+
+
 def build_turn(service: QAService, question: str, history: list[EarlierTurn] | None = None) -> Turn:
     answer = service.ask(question, history=history)
     turn = Turn(answer.question, answer, confidence_words(answer.confidence), date_words(answer.normalized),
-                [Source(i, c.title, c.url, excerpt(c.passage)) for i, c in enumerate(answer.citations, 1)],
+                [Source(i, c.title, c.url, excerpt(c.passage))
+                 for i, c in enumerate(apart(answer.citations), 1)] if answer.abstained else [],
                 [] if answer.abstained else group_by_article(answer.citations))
     if not answer.abstained:
         turn.caution = confidence_note(answer.confidence)

@@ -561,6 +561,30 @@ def test_a_refusal_says_the_sources_do_not_say_and_lists_the_closest_passages(cl
 
 
 
+def test_overlapping_passages_of_one_article_are_listed_once():
+    from qa.records import Citation
+    from qa.web import apart
+
+    def cited(doc: str, start: int, end: int) -> Citation:
+        return Citation(doc, doc, f"/sources/{doc}?start={start}", None, "x", start, end, None, None, 0.5)
+
+    citations = [cited("a", 100, 500), cited("b", 100, 500), cited("a", 400, 900), cited("a", 500, 700)]
+    assert [(c.doc_id, c.start) for c in apart(citations)] == [("a", 100), ("b", 100), ("a", 500)]
+
+
+def test_a_refusal_lists_the_closest_passages_without_overlaps(client, service):
+    from qa.web import apart
+
+    question = "Who is Kim Jong Un's wife?"
+    answer = service.ask(question)
+    assert answer.abstained
+    html = client.post("/", data={"question": question}).text
+    related = html[html.index('<ol class="related">'):]
+    related = related[:related.index("</ol>")]
+    links = [link.replace("&amp;", "&") for link in re.findall(r'<a href="(/sources/[^"]+)">', related)]
+    assert links == [c.url for c in apart(answer.citations)] and links
+
+
 def test_a_citation_link_made_before_its_article_changed_highlights_nothing_and_says_so(client, service):
     citation = service.ask("Kapan Rusia memveto resolusi Dewan Keamanan PBB?").citations[0]
     url = path_of(citation.url)

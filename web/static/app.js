@@ -142,13 +142,23 @@
     return reply;
   }
 
+  // Citations without one that overlaps an earlier one of its article (as qa/web.py's apart()).
+  function apart(citations) {
+    const kept = [];
+    for (const c of citations) {
+      if (!kept.some((k) => k.doc_id === c.doc_id && k.start < c.end && c.start < k.end)) kept.push(c);
+    }
+    return kept;
+  }
+
   function abstentionReply(data) {
     const reply = el("div", { class: "reply abstained" },
       el("p", { class: "answer" }, el("span", { class: "sr-only" }, "Answer: "), "The sources don’t say."),
       el("p", { class: "note" }, "No passage answers this clearly enough to quote.",
         data.citations.length ? " These come closest:" : ""));
-    if (data.citations.length) {
-      const items = data.citations.map((citation, i) => el("li", {},
+    const related = apart(data.citations);
+    if (related.length) {
+      const items = related.map((citation, i) => el("li", {},
         el("a", { href: citation.url },
           el("span", { class: "sr-only" }, "Passage "), el("span", { class: "chip-n" }, String(i + 1)), " ",
           el("span", { class: "related-name" }, citation.title)),
