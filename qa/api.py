@@ -121,7 +121,8 @@ class DateOut(BaseModel):
     value: str = Field(description="2024-03-28, 2024-03, 2024, 1990s or 1950/1953")
     earliest: str = Field(description="First day it covers (ISO)")
     latest: str = Field(description="Last day it covers (ISO)")
-    qualifier: str | None = Field(description="early, mid or late, where the article says so")
+    qualifier: str | None = Field(description="early, mid or late, where the article says so; for a range over "
+                                              "parts of one decade, mid-to-late or early-to-mid")
     label: str = Field(description="The date in English words")
 
 

@@ -191,12 +191,16 @@ def ask_command(question: Annotated[str, typer.Argument(metavar="QUESTION",
 
     from qa.answer import NO_WORDS, has_words
 
-    if not as_json and not has_words(question):  # the API (and --json) abstains; a person is told why
-        fail(NO_WORDS)
     service_log = logging.getLogger("qa")
     if not service_log.handlers:  # a problem the service would log is the error said below: say it once
         service_log.addHandler(logging.NullHandler())
     service = QAService(make_settings(None, index, None, as_json))  # the index says which model searches it
+    try:
+        service.validate(question, service.settings.top_k_default)  # empty, too long: said as the API says it
+    except InvalidQuestion as exc:
+        fail(str(exc), as_json=as_json)
+    if not as_json and not has_words(question):  # the API (and --json) abstains; a person is told why
+        fail(NO_WORDS)
     try:
         history: list[EarlierTurn] = []
         keep = service.settings.max_history_turns  # each question is asked with the latest turns before it

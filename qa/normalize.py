@@ -26,7 +26,8 @@ _TYPES = {"day": "date", "month": "date", "year": "date", "decade": "decade", "r
 
 def date_normalized(text: str) -> dict | None:
     """{'type': 'date', 'value': '2024-03-28' | '1950-06' | '1994'}, {'type': 'decade', 'value': '1990s'} or
-    {'type': 'date_range', 'value': '1950/1953'}, with 'qualifier' early / mid / late when the span says so, for
+    {'type': 'date_range', 'value': '1950/1953'}, with 'qualifier' early / mid / late when the span says so (a
+    range over parts of one decade: mid-to-late, early-to-mid), for
     a span that is one date with a year (and perhaps a weekday or a preposition); None for anything else, a day and
     month without a year among them."""
     dates = find_dates(text)

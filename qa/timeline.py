@@ -101,9 +101,16 @@ def _mention(kind: str, match: re.Match, offset: int) -> DateMention | None:
         first, last = _decade_years(first_part, first_decade)[0], _decade_years(last_part, last_decade)[1]
         if last <= first:
             return None
-        # Parts of one decade ("pertengahan hingga akhir tahun 2000an"): the years are an estimate, so the words
-        # say which parts ("mid-to-late"); a range of decades is worded by its years.
-        parts = f"{QUALIFIERS[first_part.lower()]}-to-{QUALIFIERS[last_part.lower()]}" if kind == "decade-parts" else None
+        if kind == "decade-parts":
+            # Parts of one decade ("pertengahan hingga akhir tahun 2000an"): the years are an estimate, so the
+            # words say which parts ("mid-to-late"); from its start to its end it is the decade itself.
+            from_part, to_part = QUALIFIERS[first_part.lower()], QUALIFIERS[last_part.lower()]
+            if (from_part, to_part) == ("early", "late") or from_part == to_part:  # the decade, or one part of it
+                return DateMention(start, end, text, "decade", f"{int(first_decade)}s", f"{first}-01-01",
+                                   f"{last}-12-31", None if from_part != to_part else from_part)
+            parts = f"{from_part}-to-{to_part}"
+        else:  # a range of decades is worded by its years
+            parts = None
         return DateMention(start, end, text, "range", f"{first}/{last}", f"{first}-01-01", f"{last}-12-31", parts)
     if kind in ("day", "month-day", "numeric", "iso"):
         if kind == "iso":

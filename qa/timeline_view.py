@@ -7,6 +7,7 @@ that spans years (a range or a decade). The page draws it from this layout with 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from qa.timeline import DateMention, TimelineEvent
@@ -33,7 +34,9 @@ def date_in_words(precision: str, value: str, qualifier: str | None = None) -> s
     if precision == "decade":
         return f"{qualifier} {value}" if qualifier else f"the {value}"
     if precision == "range":  # a qualified range is parts of one decade: "mid-to-late 2000s"
-        return f"{qualifier} {int(value[:4]) // 10 * 10}s" if qualifier else value.replace("/", "–")
+        if qualifier and re.match(r"\d{4}/", value):
+            return f"{qualifier} {int(value[:4]) // 10 * 10}s"
+        return value.replace("/", "–")
     return f"{qualifier} {value}" if qualifier else value
 
 

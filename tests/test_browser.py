@@ -433,3 +433,26 @@ def test_a_question_of_only_punctuation_is_told_why_not_answered_alike_with_and_
     page.get_by_label("Your question").press("Enter")
     expect(page.locator("#ask-error")).to_have_text("A question needs words: this one has no letter or digit.")
     expect(page.locator(".turn")).to_have_count(0)
+
+
+def test_a_followed_link_is_kept_only_for_the_return_it_serves(open_page, live_server):
+    page = open_page()
+    page.goto(live_server + "/")
+    ask(page, VETO_QUESTION, 1)
+    kept = "() => sessionStorage.getItem('newsqa.followed')"
+    group = page.locator("#turn-1 .source-group").first
+    group.locator("summary").click()
+    link = group.locator(".group-passages a").first
+    with page.context.expect_page() as other_tab:
+        link.click(modifiers=["Control"])  # the source in another tab: this page stays where it is
+    other_tab.value.close()
+    assert page.evaluate(kept) is None
+    link.click()
+    expect(page).to_have_url(re.compile(r"/sources/"))
+    assert page.evaluate(kept) is not None
+    page.go_back()
+    expect(page.locator("#turn-1 .source-group").first.locator(".group-passages a").first).to_be_focused()
+    assert page.evaluate(kept) is None  # used once: a later visit to the chat starts at the last turn
+    page.evaluate("sessionStorage.setItem('newsqa.followed', JSON.stringify({href: '/x', fromEnd: 0, y: 0}))")
+    page.get_by_role("link", name="Start over").click()
+    assert page.evaluate(kept) is None

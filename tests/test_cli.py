@@ -164,6 +164,8 @@ def test_eval_with_another_model_than_the_index_was_built_with_says_so_before_lo
 def test_ask_tells_a_person_that_a_question_without_words_has_nothing_to_look_for():
     code, output = run("ask", "?!")
     assert code == 2 and output == "error: A question needs words: this one has no letter or digit."
+    assert run("ask", "   ") == (2, "error: question is empty")
+    assert run("ask", "?" * 501) == (2, "error: question is too long (501 characters; the limit is 500)")
 
 
 def test_version_and_the_ask_usage_name_what_they_are():

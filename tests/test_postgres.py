@@ -346,12 +346,16 @@ def password_user(pg_server, new_database):
     import psycopg
 
     deadline = time.monotonic() + 60  # a loaded machine takes its time
+    signalled = time.monotonic()
     while True:
         try:
             sql(url.format(password="wrong-password"), "SELECT 1")
         except psycopg.OperationalError:
             return url
         assert time.monotonic() < deadline, "the server did not take up the password rule in pg_hba.conf"
+        if time.monotonic() - signalled > 5:  # seen once under load: the reload never came; ask again
+            pg_server.psql("SELECT pg_reload_conf();")
+            signalled = time.monotonic()
         time.sleep(0.1)
 
 

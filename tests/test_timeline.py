@@ -46,6 +46,10 @@ def test_parts_of_a_decade_are_worded_as_parts_not_as_exact_years(client):
     assert (date.value, date.qualifier, date_label(date)) == ("2003/2009", "mid-to-late", "mid-to-late 2000s")
     (date,) = find_dates("Pertengahan tahun 1950-an hingga 1960-an")  # decades apart: worded by the years
     assert (date.qualifier, date_label(date)) == (None, "1953–1969")
+    (date,) = find_dates("awal hingga akhir tahun 1990-an")  # from its start to its end: the decade itself
+    assert (date.precision, date.value, date_label(date)) == ("decade", "1990s", "the 1990s")
+    (date,) = find_dates("pertengahan hingga pertengahan tahun 2000an")  # one part, said twice
+    assert (date.precision, date.latest, date_label(date)) == ("decade", "2006-12-31", "mid 2000s")
     html = client.get("/timeline").text
     assert "mid-to-late 2000s" in html and "2003–2009" not in html
 

@@ -38,8 +38,9 @@
       return [normalized.qualifier ? `${normalized.qualifier} ${value}` : value, value];
     }
     if (normalized.type === "date_range") { // a qualified range is parts of one decade (qa/timeline_view.py)
-      const decade = `${Math.floor(Number(value.slice(0, 4)) / 10) * 10}s`;
-      return [normalized.qualifier ? `${normalized.qualifier} ${decade}` : value.replace("/", "–"), null];
+      const year = Number(value.slice(0, 4));
+      const parts = normalized.qualifier && Number.isInteger(year) && /^\d{4}\//.test(value);
+      return [parts ? `${normalized.qualifier} ${Math.floor(year / 10) * 10}s` : value.replace("/", "–"), null];
     }
     if (normalized.type === "decade") return [`${normalized.qualifier || "the"} ${value}`, null];
     return null; // a number: the answer already says it
@@ -207,10 +208,11 @@
   }
 
   // Where the reader left the conversation for a source page, for a browser that draws the page anew on Back
-  // (one that keeps it in its back/forward cache restores all of this by itself).
-  function rememberFollowedLink(link) {
+  // (one that keeps it in its back/forward cache restores all of this by itself): the link, by its address and
+  // its turn counted from the last (only the latest turns are kept), and how far the page was scrolled.
+  function rememberFollowedLink(link, fromEnd) {
     try {
-      sessionStorage.setItem(FOLLOWED, JSON.stringify({ link, y: window.scrollY }));
+      sessionStorage.setItem(FOLLOWED, JSON.stringify({ href: link.getAttribute("href"), fromEnd, y: window.scrollY }));
     } catch {
       // storage full or refused: Back lands on the last turn
     }
@@ -220,9 +222,17 @@
     try {
       const followed = JSON.parse(sessionStorage.getItem(FOLLOWED));
       sessionStorage.removeItem(FOLLOWED);
-      return followed && Number.isInteger(followed.link) && followed.link >= 0 ? followed : null;
+      return followed && typeof followed.href === "string" && Number.isInteger(followed.fromEnd) ? followed : null;
     } catch {
       return null;
+    }
+  }
+
+  function forgetFollowedLink() {
+    try {
+      sessionStorage.removeItem(FOLLOWED);
+    } catch {
+      // nothing was kept
     }
   }
 
@@ -244,7 +254,9 @@
       turns.forEach((data, i) => log.append(drawTurn(data, i + 1)));
       reset.hidden = false;
       const followed = takeFollowedLink();
-      const link = followed && log.querySelectorAll("a")[followed.link];
+      const drawn = log.querySelectorAll(".turn");
+      const turn = followed && drawn[drawn.length - 1 - followed.fromEnd];
+      const link = turn && [...turn.querySelectorAll("a")].find((a) => a.getAttribute("href") === followed.href);
       if (link) {
         const group = link.closest("details");
         if (group) group.open = true;
@@ -254,10 +266,22 @@
         log.lastElementChild.scrollIntoView({ block: "start" });
       }
     }
-    reset.addEventListener("click", () => sessionStorage.removeItem(STORE));
+    reset.addEventListener("click", () => {
+      sessionStorage.removeItem(STORE);
+      forgetFollowedLink();
+    });
     log.addEventListener("click", (event) => {
       const link = event.target.closest("a");
-      if (link) rememberFollowedLink([...log.querySelectorAll("a")].indexOf(link));
+      const turn = link && link.closest(".turn");
+      if (!turn || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) {
+        return; // a source opened in another tab or window leaves this page where it is
+      }
+      const drawn = [...log.querySelectorAll(".turn")];
+      rememberFollowedLink(link, drawn.length - 1 - drawn.indexOf(turn));
+    });
+    // Back from the cache: the page is as it was, and what was kept for a page drawn anew must not outlive it.
+    window.addEventListener("pageshow", (event) => {
+      if (event.persisted) forgetFollowedLink();
     });
 
     const showError = (message) => {
