@@ -71,11 +71,11 @@ def _fingerprint(folder: Path) -> int:
     return hash(tuple(found))
 
 
-def _settled(folder: Path, stop: threading.Event) -> int:
-    """The folder's fingerprint once it has stayed the same for QUIET_MS (at most DEBOUNCE_MS from now): a file
-    rewritten again and again, or a copy still running, is built once it is done, not at every pause."""
+def _settled(folder: Path, stop: threading.Event, last: int) -> int:
+    """The folder's fingerprint once it has stayed the same for QUIET_MS (at most DEBOUNCE_MS from now), starting
+    from `last`, the one just taken: a file rewritten again and again, or a copy still running, is built once it
+    is done, not at every pause."""
     deadline = time.monotonic() + DEBOUNCE_MS / 1000
-    last = _fingerprint(folder)
     while time.monotonic() < deadline and not stop.wait(QUIET_MS / 1000):
         now = _fingerprint(folder)
         if now == last:
@@ -158,11 +158,11 @@ def watch_and_rebuild(settings: Settings, stop: threading.Event, ready: threadin
                         log.info("another folder is at %s now; watching it instead", folder)
                     break
                 # The first look also covers what changed between the last catch-up look and the start of watching.
-                if (changes or first) and _fingerprint(folder) != built_from:
+                if (changes or first) and (holds := _fingerprint(folder)) != built_from:
                     paths = {os.path.relpath(path, folder) for _, path in changes}
                     names = sorted(shown_path(p) for p in paths if p.lower().endswith(ARTICLE_SUFFIXES)) or \
                         sorted(shown_path(p) for p in paths)  # a folder moved in or out
-                    built_from = _settled(folder, stop)
+                    built_from = _settled(folder, stop, holds)
                     log.info("corpus changed%s; rebuilding the index", f" ({some_of(names, NAMES_SHOWN)})"
                              if names else " as watching began")
                     rebuild()
