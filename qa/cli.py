@@ -186,10 +186,9 @@ def ask_command(question: Annotated[str, typer.Argument(metavar="QUESTION",
     """
     import logging
 
+    from qa.answer import NO_WORDS, has_words
     from qa.followup import EarlierTurn, earlier_turn
     from qa.service import InvalidQuestion, QAService, ServiceUnavailable
-
-    from qa.answer import NO_WORDS, has_words
 
     service_log = logging.getLogger("qa")
     if not service_log.handlers:  # a problem the service would log is the error said below: say it once
