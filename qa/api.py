@@ -65,7 +65,7 @@ class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     question: StrictStr = Field(description="The question, in English or Indonesian", examples=["When did Russia veto the sanctions panel?"])
     # Left out: the service's QA_TOP_K_DEFAULT (the schema says which); an explicit null is refused like any non-integer.
-    top_k: JsonInt = Field(default=None, description="Retrieved passages to consider: the reader reads the most promising of the first 3, and the answer cites at most this many (unset: QA_TOP_K_DEFAULT)")
+    top_k: JsonInt = Field(default=None, description="Passages cited at most: the reader reads the most promising of the first 3 retrieved; the answer cites those of the first 20 (or top_k, if more) that quote its words near the question, a refusal the first top_k retrieved (unset: QA_TOP_K_DEFAULT)")
     history: list[EarlierTurnIn] | None = Field(  # null: no earlier turns, as an empty list
         default_factory=list, max_length=HISTORY_TURNS_CAP, description="The conversation's earlier turns, oldest first, for a follow-up question "
                                           "(\"What did he sign there?\"); the server keeps no conversation")
@@ -197,7 +197,7 @@ async def ask_post(body: AskRequest, service: ServiceDep) -> AskResponse:
 
 @router.get("/ask", response_model=AskResponse, responses=ERRORS, tags=["answers"])
 async def ask_get(request: Request, service: ServiceDep, q: Annotated[str, Query(description="The question")],
-                  top_k: Annotated[QueryInt | None, Query(description="Retrieved passages to consider: the most promising of the first 3 is read; at most this many are cited (unset: QA_TOP_K_DEFAULT)")] = None) -> AskResponse:
+                  top_k: Annotated[QueryInt | None, Query(description="Passages cited at most, as in the POST body (unset: QA_TOP_K_DEFAULT)")] = None) -> AskResponse:
     """The same as POST /ask, for links and quick tries."""
     # Only the question's bytes: a link's tracking parameter with odd bytes does not stop an answer. Starlette would
     # put U+FFFD in place of them, and the question asked would not be the one sent.

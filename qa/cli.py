@@ -171,7 +171,7 @@ def _print_answer(answer) -> None:
 def ask_command(question: Annotated[str, typer.Argument(metavar="QUESTION",
                                                         help="The question, in English or Indonesian")],
                 index: IndexOpt = None,
-                top_k: Annotated[Optional[int], typer.Option("--top-k", help="Retrieved passages to consider: the most promising of the first 3 is read, and at most this many are cited (default: QA_TOP_K_DEFAULT, 5)")] = None,
+                top_k: Annotated[Optional[int], typer.Option("--top-k", help="Passages cited at most: the most promising of the first 3 retrieved is read, and the answer cites those of the first 20 (or --top-k, if more) that quote its words near the question (default: QA_TOP_K_DEFAULT, 5)")] = None,
                 after: Annotated[Optional[list[str]], typer.Option(
                     "--after", metavar="QUESTION", help="An earlier question of the conversation, for a follow-up such as \"What did "
                                     "he sign there?\"; repeat it for each, oldest first (they are answered first; each question is read with at most the "
@@ -187,7 +187,7 @@ def ask_command(question: Annotated[str, typer.Argument(metavar="QUESTION",
     import logging
 
     from qa.answer import NO_WORDS, has_words
-    from qa.followup import EarlierTurn, earlier_turn
+    from qa.followup import EarlierTurn, earlier_turn, latest
     from qa.service import InvalidQuestion, QAService, ServiceUnavailable
 
     service_log = logging.getLogger("qa")
@@ -205,11 +205,11 @@ def ask_command(question: Annotated[str, typer.Argument(metavar="QUESTION",
         keep = service.settings.max_history_turns  # each question is asked with the latest turns before it
         for number, earlier in enumerate(after or [], 1):
             try:
-                previous = service.ask(earlier, top_k, history[-keep:] if keep else [])
+                previous = service.ask(earlier, top_k, latest(history, keep))
             except InvalidQuestion as exc:  # said of the --after question, not of the one asked
                 fail(f"--after #{number}: {exc}", as_json=as_json)
             history.append(earlier_turn(previous))
-        answer = service.ask(question, top_k, history[-keep:] if keep else [])
+        answer = service.ask(question, top_k, latest(history, keep))
     except (InvalidQuestion, ServiceUnavailable) as exc:
         fail(str(exc), as_json=as_json)
     if as_json:

@@ -73,7 +73,8 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(default=500, ge=10)
     # A conversation's earlier turns that a question may come with (only the latest few are used).
     max_history_turns: int = Field(default=5, ge=0, le=HISTORY_TURNS_CAP)
-    # An earlier answer is read up to this many characters (only its names are used); a longer one is cut.
+    # An earlier answer is read up to this many characters (it is carried only when it is short: a name, or a date
+    # for "then"; qa/followup.py); a longer one is cut.
     max_history_answer_chars: int = Field(default=300, ge=10)
     # Abstain below this confidence; unset: the reader's own threshold, calibrated on held-out training data
     # (qa/reader/model/reader.json, docs/reader.md).

@@ -304,10 +304,10 @@ def graph_key(weights: E5Weights) -> str:
     return digest.hexdigest()[:32]
 
 
-def cached_graph(weights: E5Weights, cache_dir: Path | None = None) -> bytes:
+def cached_graph(weights: E5Weights) -> bytes:
     """The encoder's graph, from the disk cache when it was built before for these weights: building it means
     importing onnx (~0.9 s), most of a warm start's embedder load."""
-    cached = (cache_dir or user_cache_dir("embedder")) / f"e5-{graph_key(weights)}.onnx"
+    cached = user_cache_dir("embedder") / f"e5-{graph_key(weights)}.onnx"
     return cached_bytes(cached, lambda: build_graph(weights).SerializeToString())
 
 

@@ -34,11 +34,12 @@ TIME_REFERENCES = (" then ", " that time ", " that year ", " saat itu ", " waktu
 CONNECTIVES = ("what about", "how about", "and", "also", "bagaimana dengan", "kalau", "lalu", "terus", "dan")
 FRAGMENT_WORDS = 3  # a question this short with no question word of its own is a fragment
 LATIN_END = 0x250  # ... and written in the Latin script (Basic Latin to Latin Extended-B)
-# Question and auxiliary words: capitalised at the start of a question, never a name.
-OPENING_WORDS = QUESTION_WORDS | frozenset("""
-did does do is are was were can could will would should has have had in on at and but also then tell list name give
-di yang sejak sampai dan lalu terus kalau sebutkan jelaskan
+# Words that open a question of its own ("And who did he meet?" is a question, "And in 2023?" a fragment).
+QUESTION_OPENERS = QUESTION_WORDS | frozenset("""
+did does do is are was were can could will would should has have had tell list name give sebutkan jelaskan
 """.split())
+# ... and words capitalised at the start of a question that are never a name.
+OPENING_WORDS = QUESTION_OPENERS | frozenset("in on at and but also then di yang sejak sampai dan lalu terus kalau".split())
 _WORD = re.compile(r"[^\W_][\w'’\-.]*", re.UNICODE)
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)(an)?\b")
 
@@ -91,18 +92,29 @@ def _has_reference(question: str) -> bool:
     return any(m.group().lower().strip(".") in REFERENCES for m in _words(lowered)) or "di sana" in lowered
 
 
+def _after_connectives(text: str) -> tuple[str, bool]:
+    """The question without the connectives that open it ("what about 2023" → "2023"), and whether it had any."""
+    stripped, found = text, True
+    while found:
+        lowered = stripped.lower()
+        found = next((c for c in CONNECTIVES if lowered.startswith(c + " ") or lowered == c), None)
+        if found:
+            stripped = stripped[len(found):].strip(" ,")
+    return stripped, stripped != text
+
+
 def _fragment(question: str) -> str | None:
-    """The new part of an elliptical follow-up ("in 2023" from "And in 2023?"), or None."""
-    text = question.strip().rstrip("?!. ").strip()
-    lowered = text.lower()
-    for connective in CONNECTIVES:
-        if lowered.startswith(connective + " ") or lowered == connective:
-            return text[len(connective):].strip(" ,") or None
+    """The new part of an elliptical follow-up ("in 2023" from "And in 2023?"), or None. A question word or an
+    auxiliary makes it a question of its own, with or without a connective before it ("And who did he meet?")."""
+    text, opened = _after_connectives(question.strip().rstrip("?!. ").strip())
     words = [m.group().lower() for m in _words(text)]
+    if not words or any(w in QUESTION_OPENERS for w in words):
+        return None
+    if opened:
+        return text
     # In the Latin script of the articles: a question in another ("普京什么时候访问平壤？", one "word" without
     # spaces, or three Arabic words) is a question of its own, not a fragment of the last one.
-    if (0 < len(words) <= FRAGMENT_WORDS and not any(w in OPENING_WORDS for w in words)
-            and all(ord(c) < LATIN_END for w in words for c in w)):
+    if len(words) <= FRAGMENT_WORDS and all(ord(c) < LATIN_END for w in words for c in w):
         return text
     return None
 
@@ -132,7 +144,7 @@ def _ellipsis(fragment: str, previous: Resolved) -> tuple[str, list[str]]:
     base = previous.question
     year = _YEAR.search(fragment)
     new_names, old_names = names(fragment), names(base)
-    if year and _YEAR.search(base):
+    if year and len(_YEAR.findall(base)) == 1:  # of two years ("between 2019 and 2023") neither is "the" year
         query = _YEAR.sub(year.group(), base)
     elif new_names and old_names:
         query = base.replace(old_names[0], new_names[0], 1)
@@ -143,6 +155,12 @@ def _ellipsis(fragment: str, previous: Resolved) -> tuple[str, list[str]]:
     kept = [n for n in old_names + previous.context_used if n.lower() in query.lower()
             and n.lower() not in fragment.lower()]
     return query, list(dict.fromkeys(kept)) or [base]
+
+
+def latest(history: list[EarlierTurn], turns: int) -> list[EarlierTurn]:
+    """The turns a question is asked with: the latest `turns` of its conversation (none for 0), as every client
+    sends them."""
+    return history[-turns:] if turns > 0 else []
 
 
 def resolve(question: str, history: list[EarlierTurn]) -> Resolved:

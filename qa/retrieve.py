@@ -19,8 +19,7 @@ LEXICAL_WEIGHT = 0.05
 CANDIDATES_PER_RETRIEVER = 50
 
 
-def retrieve(index, query_vector: np.ndarray, question: str, k: int,
-             lexical_weight: float = LEXICAL_WEIGHT) -> list[Hit]:
+def retrieve(index, query_vector: np.ndarray, question: str, k: int) -> list[Hit]:
     n = len(index.passages)
     if n == 0:
         return []
@@ -32,7 +31,7 @@ def retrieve(index, query_vector: np.ndarray, question: str, k: int,
     rows = np.fromiter(candidates, dtype=np.int64)
     dense = index.passage_vectors[rows] @ query_vector.reshape(-1)
     lexical_norm = np.array([lexical.scores.get(int(r), 0.0) for r in rows], dtype=np.float32)
-    fused = dense + lexical_weight * lexical_norm
+    fused = dense + LEXICAL_WEIGHT * lexical_norm
     order = np.argsort(-fused)[:k]
     index.passages.prefetch([int(rows[i]) for i in order])  # the pipeline reads the hits' passages next
     return [Hit(int(rows[i]), float(fused[i]), float(dense[i]), float(lexical_norm[i])) for i in order]

@@ -11,11 +11,6 @@ import numpy as np
 from qa.records import Hit
 from qa.store import LoadedIndex
 
-# A sentence's score is its own similarity to the question plus how far its passage's retrieval score is from
-# the best one. The weights were measured on TyDi QA when this ranking chose the sentence to answer from (the span
-# rules before the reader: docs/evaluation.md, "History"); now it only orders citations that all state the answer.
-WEIGHT_DENSE, WEIGHT_PASSAGE = 1.0, 1.0
-
 
 @dataclass
 class ScoredSentence:
@@ -26,7 +21,7 @@ class ScoredSentence:
     text: str
     passage_row: int
     dense: float  # cosine of the sentence's vector with the question's
-    score: float
+    score: float  # the cosine less how far its passage's retrieval score is below the best hit's
 
 
 def rank_sentences(index: LoadedIndex, hits: list[Hit], query_vector: np.ndarray) -> list[ScoredSentence]:
@@ -46,7 +41,7 @@ def rank_sentences(index: LoadedIndex, hits: list[Hit], query_vector: np.ndarray
         doc_id, span = index.sentence_spans[row]
         text = index.documents[doc_id].text[span.start:span.end]
         passage_row, passage_score = best_passage[row]
-        score = WEIGHT_DENSE * sim + WEIGHT_PASSAGE * (passage_score - top_passage)
+        score = sim + passage_score - top_passage
         ranked.append(ScoredSentence(row, doc_id, span.start, span.end, text, passage_row, sim, score))
     ranked.sort(key=lambda s: s.score, reverse=True)
     return ranked

@@ -117,8 +117,9 @@ class IndexState:
     answers_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def load(cls, settings: Settings) -> IndexState:
-        index = backend.open_index(settings)
+    def load(cls, settings: Settings, generation: str | None = None) -> IndexState:
+        """The named generation (None: the one CURRENT names when read)."""
+        index = backend.open_index(settings, generation)
         return cls(index, LRUCache(settings.answer_cache_size) if settings.answer_cache_size else None)
 
     @cached_property
@@ -257,7 +258,7 @@ class QAService:
         if name is not None and name == failed_name and time.monotonic() - failed_at < RETRY_FAILED_LOAD_S:
             return  # do not re-read a damaged generation on every check
         try:
-            state = IndexState.load(self.settings)
+            state = IndexState.load(self.settings, name)  # the generation just checked, not a newer one
         except NoIndexError as exc:
             self.last_error = str(exc)
             return
@@ -354,8 +355,9 @@ class QAService:
             if answer is not None:
                 if not is_utf8(answer):
                     raise InvalidQuestion(f"{where}.answer is not valid Unicode text (it holds a lone surrogate)")
-                # Only an answer's names are used; a long one (the reader's own answers can be) is cut, never
-                # refused, so that a client that sends back what it was told always gets an answer.
+                # Only a short answer is carried (a name, or a date for "then": qa/followup.py); a long one (the
+                # reader's own answers can be) is cut, never refused, so that a client that sends back what it
+                # was told always gets an answer.
                 answer = " ".join(answer[:self.settings.max_history_answer_chars].split()) or None
             turns.append(EarlierTurn(question, answer))
         return turns

@@ -29,6 +29,8 @@ _PREFIX_ABBREVIATIONS = frozenset(
     "Jend Letjen Mayjen Brigjen Kol Letkol Kapt Lettu Kompol AKBP AKP Ipda Iptu Aiptu Brigpol".split()
 )
 _LIST_ABBREVIATIONS = frozenset("dll dsb dst dkk tsb Tbk etc No".split())
+# Every word a full stop may belong to rather than end a sentence with: the above and English titles.
+ABBREVIATIONS = _PREFIX_ABBREVIATIONS | _LIST_ABBREVIATIONS | frozenset("Mr Mrs Ms Jr Sr St Inc Co Ltd Corp Gen Lt".split())
 _LAST_WORD = re.compile(r"(?:^|[\s(\[\"'“‘])([^\W\d_]+)\.$")
 
 

@@ -81,8 +81,9 @@ def layout_axis(events: list[TimelineEvent]) -> AxisLayout | None:
         return None
     first = min(math.floor(e.date.position) for e in events)
     last = max(int(e.date.latest[:4]) for e in events)
-    first_year = first // 10 * 10
-    last_year = max(first_year + 10, (last // 10 + 1) * 10)
+    step = 10 if (last // 10 + 1) * 10 - first // 10 * 10 <= 100 else 50  # years between ticks
+    first_year = first // step * step
+    last_year = max(first_year + step, (last // step + 1) * step)  # a tick at each end: the axis ends on one
     scale = (WIDTH - 2 * MARGIN) / (last_year - first_year)
 
     def x_of(year: float) -> float:
@@ -103,6 +104,5 @@ def layout_axis(events: list[TimelineEvent]) -> AxisLayout | None:
         end = int(event.date.latest[:4]) + 1
         dots.append(Dot(event.id, x_of(year + 0.5), round(axis_y - DOT_STEP * (level + 0.5) - 2, 1),
                         f"{date_label(event.date)}: {event.sentence[:120]}", x_of(end) if spans else None))
-    step = 10 if last_year - first_year <= 100 else 50
     ticks = [Tick(x_of(year), str(year)) for year in range(first_year, last_year + 1, step)]
     return AxisLayout(WIDTH, int(axis_y + AXIS_ROOM), axis_y, first_year, last_year, ticks, dots)

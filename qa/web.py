@@ -23,7 +23,7 @@ from starlette.requests import ClientDisconnect
 from qa.answer import NO_WORDS, event_url, has_words, original_link, passage_check, source_view_url
 from qa.config import WEB_DIR, web_pages_missing
 from qa.confidence import confidence_note, confidence_words
-from qa.followup import EarlierTurn, earlier_turn
+from qa.followup import EarlierTurn, earlier_turn, latest
 from qa.timeline import TimelineEvent, TimelineFilter, TimelineFilterError, UnknownArticle
 from qa.timeline_view import AxisLayout, date_in_words, date_label, layout_axis, machine_date
 from qa.records import Answer, Citation, Document
@@ -247,7 +247,7 @@ def converse(service: QAService, earlier: list[EarlierTurn], question: str | Non
     said = list(earlier[:start])
     turns = []
     for asked in [turn.question for turn in earlier[start:]] + ([question] if question is not None else []):
-        turn = build_turn(service, asked, said[-shown:] if shown > 0 else [])
+        turn = build_turn(service, asked, latest(said, shown))
         turns.append(turn)
         said.append(earlier_turn(turn.answer))
     return turns, said

@@ -456,3 +456,31 @@ def test_a_followed_link_is_kept_only_for_the_return_it_serves(open_page, live_s
     page.evaluate("sessionStorage.setItem('newsqa.followed', JSON.stringify({href: '/x', fromEnd: 0, y: 0}))")
     page.get_by_role("link", name="Start over").click()
     assert page.evaluate(kept) is None
+
+
+def test_javascript_cuts_a_passage_with_emoji_where_the_server_does(open_page, live_server, service):
+    """Both count code points: an emoji is one character to Python and two UTF-16 units to JavaScript."""
+    from qa.records import Citation
+    from qa.web import around_answer
+
+    padding = "😀 " * 150
+
+    def with_emoji(route):  # the real answer, its first passage behind 300 characters of emoji and spaces
+        body = route.fetch().json()
+        first = body["citations"][0]
+        first |= {"passage": padding + first["passage"], "answer_start": first["answer_start"] + len(padding),
+                  "answer_end": first["answer_end"] + len(padding)}
+        body["citations"] = [first]
+        route.fulfill(json=body)
+        shown.update(first)
+
+    shown: dict = {}
+    page = open_page()
+    page.route("**/ask", with_emoji)
+    page.goto(live_server + "/")
+    ask(page, VETO_QUESTION, 1)
+    page.locator("#turn-1 .source-group summary").first.click()
+    link = page.locator("#turn-1 .group-passages a").first
+    expected = around_answer(Citation(**{name: shown[name] for name in Citation.__dataclass_fields__}))
+    assert link.inner_text() == expected.before + expected.answer + expected.after
+    assert expected.before.startswith("…😀")

@@ -178,11 +178,21 @@ def test_version_and_the_ask_usage_name_what_they_are():
 
 
 def test_the_defaults_the_readme_states():
+    import re
+
     from qa.config import Settings
 
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8").split())
     defaults = Settings()
-    assert (defaults.top_k_default, defaults.top_k_max) == (5, 50)  # "top_k (1–50, default 5)"
-    assert defaults.max_body_bytes == 65_536  # "413 for a body over 64 kB"
-    assert defaults.request_timeout_s == 10.0  # "504 after 10 s"
-    assert defaults.max_file_bytes == 5_000_000  # "an ... over-5 MB ... file is reported"
-    assert defaults.max_history_turns == 5 and (defaults.host, defaults.port) == ("127.0.0.1", 8000)
+
+    def stated(pattern: str) -> tuple[str, ...]:
+        found = re.search(pattern, readme)
+        assert found, pattern
+        return found.groups()
+
+    assert stated(r"`top_k` \(1–(\d+), default (\d+);") == (str(defaults.top_k_max), str(defaults.top_k_default))
+    assert int(stated(r"413 for a body over (\d+) kB")[0]) * 1024 == defaults.max_body_bytes
+    assert float(stated(r"504 after (\d+) s")[0]) == defaults.request_timeout_s
+    assert int(stated(r"over-(\d+) MB")[0]) * 1_000_000 == defaults.max_file_bytes
+    assert int(stated(r"\| `QA_MAX_HISTORY_TURNS` \| (\d+) \|")[0]) == defaults.max_history_turns
+    assert stated(r"\| `QA_HOST`, `QA_PORT` \| `([\d.]+)`, (\d+) \|") == (defaults.host, str(defaults.port))

@@ -427,3 +427,17 @@ def test_a_conversation_file_is_scored_turn_by_turn_with_and_without_history(tmp
     assert report["hit_rate"]["leaning turns"]["with_history"] == {"value": 1.0, "n": 1}
     assert report["hit_rate"]["leaning turns"]["without_history"]["n"] == 1
     assert report["context_used_on_leaning_turns"] == {"value": 1.0, "n": 1}
+
+
+def test_a_conversation_longer_than_the_history_limit_is_asked_as_clients_ask_it(tmp_path, built_index):
+    """Each turn goes with the latest `max_history_turns` before it, as the chat and `qa ask --after` send them;
+    a long conversation used to be refused at its turn past the limit."""
+    from qa.evaluation.conversations import evaluate_conversations
+
+    settings, _ = built_index
+    file = tmp_path / "talk.jsonl"
+    turns = [{"question": "Siapa Duta Besar Rusia untuk Korea Utara?", "answers": ["Alexander Matsegora"]}] * 3
+    file.write_text(json.dumps({"id": "c1", "turns": turns}) + "\n", encoding="utf-8")
+    report = evaluate_conversations(file, settings.model_copy(update={"max_history_turns": 1}))
+    assert report["turns"] == 3
+    assert [t["answer"] for t in report["turns_detail"]] == ["Alexander Matsegora"] * 3

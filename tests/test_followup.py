@@ -73,3 +73,24 @@ def test_a_question_in_a_script_without_spaces_is_not_taken_for_a_fragment():
 def test_a_run_of_capitalised_words_too_long_for_a_name_is_not_carried():
     earlier = [EarlierTurn("Apa kata " + "Sangat " * 30 + "Panjang dan Putin?", None)]
     assert resolve("Apa yang dia katakan?", earlier).context_used == ["Putin"]
+
+
+def test_a_connective_before_a_question_of_its_own_does_not_make_it_a_fragment():
+    resolved = resolve("And who did he meet there?", [ARRIVAL])
+    assert resolved.query == "And who did he meet there? Putin Pyongyang"  # its references still lean
+    resolved = resolve("Lalu apa yang ditandatangani?", [ARRIVAL])
+    assert (resolved.query, resolved.context_used) == ("Lalu apa yang ditandatangani?", [])
+
+
+def test_connectives_in_a_row_are_all_set_aside():
+    assert resolve("And what about 2019?", [ARRIVAL]).query == "When did Putin arrive in Pyongyang in 2019?"
+
+
+def test_a_fragment_opening_with_a_preposition_is_a_follow_up():
+    assert resolve("In 2000?", [ARRIVAL]).query == "When did Putin arrive in Pyongyang in 2000?"
+    assert resolve("Di tahun 2000?", [ARRIVAL]).query == "When did Putin arrive in Pyongyang in 2000?"
+
+
+def test_a_new_year_replaces_the_year_only_when_the_previous_question_has_one():
+    resolved = resolve("And in 2024?", [EarlierTurn("What happened between 2019 and 2023?", None)])
+    assert resolved.query == "What happened between 2019 and 2023? in 2024"

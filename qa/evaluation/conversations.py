@@ -23,7 +23,7 @@ from qa.evaluation import EvalError
 from qa.evaluation.metrics import contains_gold, percentiles
 from qa.evaluation.questions import jsonl_objects, parse_json, read_eval_text
 from qa.evaluation.run import check_run_options, open_service
-from qa.followup import EarlierTurn, earlier_turn
+from qa.followup import EarlierTurn, earlier_turn, latest
 from qa.service import InvalidQuestion
 
 
@@ -90,7 +90,7 @@ def evaluate_conversations(file: Path, settings: Settings, top_k: int | None = N
         history: list[EarlierTurn] = []
         for position, turn in enumerate(conversation.turns, 1):
             try:
-                with_history = service.ask(turn.question, top_k, history)
+                with_history = service.ask(turn.question, top_k, latest(history, settings.max_history_turns))
                 alone = service.ask(turn.question, top_k) if history else with_history
             except InvalidQuestion as exc:
                 raise EvalError(f"{file}, conversation {conversation.id}, turn {position}: {exc}") from None

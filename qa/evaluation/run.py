@@ -142,6 +142,7 @@ def evaluate_file(file: Path, settings: Settings, top_k: int | None = None, limi
     embedder = service.embedder
     squad_gold = _gold_documents_squad(eval_set, corpus.doc_ids) if corpus else {}
 
+    from qa.answer import unshouted
     from qa.retrieve import retrieve
 
     warnings: list[str] = []
@@ -184,7 +185,7 @@ def evaluate_file(file: Path, settings: Settings, top_k: int | None = None, limi
         row.update(answer=answer.answer, abstained=answer.abstained, confidence=answer.confidence,
                    sentence=answer.sentence, cited_doc=answer.citations[0].doc_id if answer.citations else None)
         # Retrieval alone: the document ranking from retrieve() for the same question vector, before reading.
-        asked = answer.question
+        asked = unshouted(answer.question)  # what the pipeline searched with
         hits = retrieve(index, embedder.query_vector(asked), asked, max(RETRIEVAL_DEPTH, top_k))
         docs = ranked_documents(index.passages[h.passage_id].doc_id for h in hits)
         row["retrieved_docs"] = docs[:MRR_CUTOFF]

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from qa.reader.runtime import ReaderRuntime
 from qa.records import Hit
 from qa.sentences import ScoredSentence
+from qa.split import ABBREVIATIONS
 from qa.store import LoadedIndex
 
 PASSAGES_CONSIDERED = 3  # of the retrieved passages, the best this many are candidates for reading
@@ -46,7 +47,7 @@ def _full_stop(span: str) -> bool:
     if not span.endswith("."):
         return False
     word = span[:-1].rsplit(None, 1)[-1] if span[:-1].strip() else ""
-    return word.isdigit() or (len(word) >= 4 and "." not in word)
+    return bool(word) and "." not in word and word not in ABBREVIATIONS
 
 
 def tidy_span(text: str, start: int, end: int) -> tuple[int, int]:

@@ -142,7 +142,7 @@ def build_reader_graph(arrays: dict[str, np.ndarray], e5: E5Weights):
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, "tokens", 2])])
 
 
-def quantized_graph(arrays: dict[str, np.ndarray], e5: E5Weights, sha256: str, cache_dir: Path | None = None) -> bytes:
+def quantized_graph(arrays: dict[str, np.ndarray], e5: E5Weights, sha256: str) -> bytes:
     """The reader's graph with 8-bit integer matrix products (dynamic quantization, per output channel): ~2.5x
     faster than the block layout the weights ship in. Quantizing takes ~3 s, so the result is cached on disk,
     keyed by the weights' sha256 and checked against its own; a cache that is missing, damaged or cannot be
@@ -164,7 +164,7 @@ def quantized_graph(arrays: dict[str, np.ndarray], e5: E5Weights, sha256: str, c
                 root.setLevel(level)
             return quantized.read_bytes()
 
-    cached = (cache_dir or user_cache_dir("reader")) / f"reader-{sha256[:32]}-v{GRAPH_VERSION}.onnx"
+    cached = user_cache_dir("reader") / f"reader-{sha256[:32]}-v{GRAPH_VERSION}.onnx"
     return cached_bytes(cached, build)
 
 

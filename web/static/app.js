@@ -46,14 +46,15 @@
     return null; // a number: the answer already says it
   }
 
+  // Lengths and offsets count code points, as Python's do: Array.from splits a text into them, where
+  // String.length and String.slice count UTF-16 units (an emoji is two).
   function excerpt(text, limit = 240) {
-    text = text.split(/\s+/).filter(Boolean).join(" ");
-    if (text.length <= limit) return text;
-    const cut = text.lastIndexOf(" ", limit - 1);
-    return text.slice(0, cut > limit / 2 ? cut : limit).replace(/[,;:]+$/, "") + "…";
+    const chars = Array.from(text.split(/\s+/).filter(Boolean).join(" "));
+    if (chars.length <= limit) return chars.join("");
+    const cut = chars.lastIndexOf(" ", limit - 1);
+    return chars.slice(0, cut > limit / 2 ? cut : limit).join("").replace(/[,;:]+$/, "") + "…";
   }
 
-  // Offsets count code points (Python); Array.from splits the same way, where String.slice would not.
   function sentenceParts(data) {
     const first = data.citations[0];
     if (!data.sentence || !first || first.answer_start == null) return null;
@@ -72,17 +73,17 @@
     if (citation.answer_start == null || !(a >= 0 && a < b && b <= text.length)) {
       return [excerpt(citation.passage), "", ""];
     }
-    let before = text.slice(0, a).join("");
-    let after = text.slice(b).join("");
+    let before = text.slice(0, a);
+    let after = text.slice(b);
     if (before.length > context) {
       const cut = before.indexOf(" ", before.length - context);
-      before = "…" + before.slice(cut >= 0 ? cut + 1 : before.length - context);
+      before = ["…", ...before.slice(cut >= 0 ? cut + 1 : before.length - context)];
     }
     if (after.length > context) {
       const cut = after.lastIndexOf(" ", context - 1);
-      after = after.slice(0, cut > 0 ? cut : context) + "…";
+      after = [...after.slice(0, cut > 0 ? cut : context), "…"];
     }
-    return [before, text.slice(a, b).join(""), after].map((part) => part.replace(/\s+/g, " "));
+    return [before, text.slice(a, b), after].map((part) => part.join("").replace(/\s+/g, " "));
   }
 
   // Mirrors group_by_article in qa/web.py: articles in the order of their best passage.
