@@ -63,7 +63,7 @@ class EarlierTurnIn(BaseModel):
 
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    question: StrictStr = Field(description="The question, in English or Indonesian", examples=["When did Russia veto the sanctions panel?"])
+    question: StrictStr = Field(description="The question, in English or Indonesian", examples=["When did Putin arrive in Pyongyang?"])
     # Left out: the service's QA_TOP_K_DEFAULT (the schema says which); an explicit null is refused like any non-integer.
     top_k: JsonInt = Field(default=None, description="Passages cited at most: the reader reads the most promising of the first 3 retrieved; the answer cites those of the first 20 (or top_k, if more) that quote its words near the question, a refusal the first top_k retrieved (unset: QA_TOP_K_DEFAULT)")
     history: list[EarlierTurnIn] | None = Field(  # null: no earlier turns, as an empty list
@@ -71,30 +71,45 @@ class AskRequest(BaseModel):
                                           "(\"What did he sign there?\"); the server keeps no conversation")
 
 
+OFFSETS = "into the article's cleaned text, as GET /api/sources/{doc_id} gives it (text[start:end])"
+
+
 class CitationOut(BaseModel):
-    doc_id: str
+    doc_id: str = Field(description="The article: its path in the corpus folder")
     title: str
-    url: str
-    source_url: str | None
-    passage: str
-    start: int
+    url: str = Field(description="The passage in the source viewer, highlighted; it carries a fingerprint of the "
+                                 "passage, so a link opened after a rebuild changed the article says so")
+    source_url: str | None = Field(description="Where the article was published, when its file says")
+    passage: str = Field(description="The passage's text")
+    start: int = Field(description=f"Offsets of the passage {OFFSETS}")
     end: int
-    answer_start: int | None
+    answer_start: int | None = Field(description=f"Offsets of the answer's words in this passage {OFFSETS}; null "
+                                                 "in a refusal's citations")
     answer_end: int | None
-    score: float
+    score: float = Field(description="Retrieval's score of the passage (higher is closer to the question)")
 
 
 class AskResponse(BaseModel):
-    question: str
-    answer: str | None
-    abstained: bool
-    confidence: float
-    normalized: dict | None
+    question: str = Field(description="The question as asked")
+    answer: str | None = Field(description="A span quoted verbatim from the first citation's article; null when "
+                                           "the service abstains")
+    abstained: bool = Field(description="True when the articles do not hold an answer the reader is confident of")
+    confidence: float = Field(description="The reader's estimate, 0-1, that the answer is right, calibrated on "
+                                          "held-out Wikipedia-style questions (on news it runs low); the "
+                                          "service abstains below its threshold")
+    normalized: dict | None = Field(description="A date or number answer read as a value: {\"type\": \"date\", "
+                                                "\"value\": \"2024-03-28\"}, \"decade\", \"date_range\" (with "
+                                                "\"qualifier\" where the article says early, mid or late) or "
+                                                "{\"type\": \"number\", \"value\": 1000, \"unit\": "
+                                                "\"orang\"} (with \"currency\" for money); else null")
     sentence: str | None = Field(description="The sentence around the answer")
-    sentence_start: int | None
+    sentence_start: int | None = Field(description=f"Offsets of the sentence {OFFSETS}")
     sentence_end: int | None
-    citations: list[CitationOut]
-    timings_ms: dict[str, float]
+    citations: list[CitationOut] = Field(description="The answer's own passage first (answer_start/answer_end mark "
+                                                     "the answer in it), then other retrieved passages that quote "
+                                                     "its words near the question; for a refusal, the closest "
+                                                     "passages")
+    timings_ms: dict[str, float] = Field(description="Time spent per stage (embed, search, read, total), in ms")
     cached: bool = Field(default=False, description="Answered before from the same index; timings_ms is this lookup's")
     context_used: list[str] = Field(default_factory=list,
                                     description="Words from earlier turns that the question was read with")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -179,7 +180,7 @@ def ask_command(question: Annotated[str, typer.Argument(metavar="QUESTION",
                 as_json: JsonOpt = False) -> None:
     """Answer one question from the index (the same JSON as POST /ask with --json).
 
-    Example: qa ask "When did Russia veto the UN sanctions panel?". A question that begins with "-" goes
+    Example: qa ask "When did Putin arrive in Pyongyang?". A question that begins with "-" goes
     after "--": qa ask -- "-5 derajat?".
 
     Exit code 0: answered, or "the sources don't say"; 2: the question or the index cannot be used (said why).
@@ -296,7 +297,8 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
         has_index = True
     if not has_index:
         if not watch:
-            coming = "questions get 503 until `qa index` builds one"
+            command = "qa index" if backend.uses_database(settings) else f"qa index --index {shlex.quote(str(settings.index_dir))}"
+            coming = f"questions get 503 until `{command}` builds one"
         elif settings.corpus_dir.is_dir():
             coming = "--watch is building one; questions get 503 until it is done"
         else:

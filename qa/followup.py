@@ -112,9 +112,11 @@ def _fragment(question: str) -> str | None:
         return None
     if opened:
         return text
-    # In the Latin script of the articles: a question in another ("普京什么时候访问平壤？", one "word" without
-    # spaces, or three Arabic words) is a question of its own, not a fragment of the last one.
-    if len(words) <= FRAGMENT_WORDS and all(ord(c) < LATIN_END for w in words for c in w):
+    # Without a connective, a fragment brings a year or a name to ask the last question about ("In 2000?",
+    # "Lavrov?"): "ok thanks" or "asdfghjkl" is not one. And it is in the Latin script of the articles: a
+    # question in another ("普京什么时候访问平壤？", one "word" without spaces) is a question of its own.
+    if (len(words) <= FRAGMENT_WORDS and (_YEAR.search(text) or names(text))
+            and all(ord(c) < LATIN_END for w in words for c in w)):
         return text
     return None
 

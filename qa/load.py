@@ -33,9 +33,7 @@ META_KEYS = ("title", "source_url", "publisher", "published", "author", "source_
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(?:(.*?)\r?\n)?(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
 _OPENS_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?:%s)[ \t]*:" % "|".join(META_KEYS))
-_MD_HEADING = re.compile(r"^#{1,6}[ \t]+", re.M)
-_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
-_MD_EMPHASIS = re.compile(r"(\*\*|__)(.+?)\1")
+_HTML_TAG = re.compile(r"<[^>]*>")
 
 
 class LoadError(Exception):
@@ -271,7 +269,9 @@ def split_front_matter(text: str) -> tuple[dict | None, str]:
     try:
         meta = yaml.safe_load(match.group(1) or "") or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        # Where the faulty value starts ("[broken" opens a list that the next line is found not to close), else
+        # where YAML noticed the problem.
+        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 2} of the file, " if mark is not None else ""  # + the '---' line, from 1
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise LoadError(f"front matter is not valid YAML ({where}{problem}): put a value that holds ': ' or "
@@ -287,9 +287,42 @@ def split_front_matter(text: str) -> tuple[dict | None, str]:
 
 
 def markdown_to_text(text: str) -> str:
-    text = _MD_HEADING.sub("", text)
-    text = _MD_LINK.sub(r"\1", text)
-    return _MD_EMPHASIS.sub(r"\2", text)
+    """The words of a Markdown article (CommonMark with tables, by markdown-it-py), one block a paragraph:
+    headings, paragraphs, list items and quotes as their text, a table row as its cells joined by " | " with
+    no separator rows, an image as its alt text; emphasis, link targets, list bullets and HTML tags dropped."""
+    from markdown_it import MarkdownIt
+
+    blocks: list[str] = []
+    row: list[str] | None = None
+    for token in MarkdownIt("commonmark").enable("table").parse(text):
+        if token.type == "tr_open":
+            row = []
+        elif token.type == "tr_close" and row is not None:
+            blocks.append(" | ".join(cell for cell in row if cell))
+            row = None
+        elif token.type == "inline":
+            words = _inline_text(token.children or [])
+            if row is not None:
+                row.append(words.strip())
+            else:
+                blocks.append(words)
+        elif token.type in ("fence", "code_block"):
+            blocks.append(token.content)
+        elif token.type == "html_block":
+            blocks.append(_HTML_TAG.sub("", token.content))
+    return "\n\n".join(block.strip() for block in blocks if block.strip()) + "\n"
+
+
+def _inline_text(children) -> str:
+    parts = []
+    for child in children:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append("\n")
+        elif child.type == "image":
+            parts.append(_inline_text(child.children or []))
+    return "".join(parts)
 
 
 def html_to_text(html: str) -> tuple[dict, str]:

@@ -112,7 +112,10 @@ class _Rebuilder:
         self.skips_said = skips
         changed = [*report.added, *report.updated, *report.removed]
         named = f"; changed: {some_of([shown_path(name) for name in changed], NAMES_SHOWN)}" if changed else ""
-        log.info("rebuilt: %s%s", report.summary(), named)
+        if changed or report.full_rebuild:
+            log.info("rebuilt: %s%s", report.summary(), named)
+        else:  # most often the first look after `qa index` (scripts/start --watch): nothing to do
+            log.info("the index is up to date with the corpus (%s)", report.summary())
 
 
 def watch_and_rebuild(settings: Settings, stop: threading.Event, ready: threading.Event | None = None) -> None:

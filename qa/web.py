@@ -430,7 +430,9 @@ def mount(app: FastAPI) -> None:
             return unavailable(request, exc)
         if doc is None:
             return page(request, "error.html", {"title": "No such article",
-                                                "message": f"There is no article with the id “{doc_id}”."}, 404)
+                                                "message": f"There is no article with the id “{doc_id}”: it may have been "
+                                                           "removed or renamed since the link was made. Every "
+                                                           "article served now is listed under All sources."}, 404)
         start, end = _int_param(request, "start"), _int_param(request, "end")
         parts = split_highlight(doc.text, start, end, _int_param(request, "astart"), _int_param(request, "aend"))
         meta = [(k.replace("_", " ").capitalize(), v) for k, v in doc.meta.items() if k not in HIDDEN_META]

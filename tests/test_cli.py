@@ -64,7 +64,7 @@ def test_an_output_folder_that_is_a_file_is_said_before_any_work(tmp_path, comma
 
 
 @pytest.mark.parametrize("options, coming", [
-    ([], "questions get 503 until `qa index` builds one"),
+    ([], "questions get 503 until `qa index --index {tmp}/none` builds one"),
     (["--watch", "--corpus", "{tmp}/no-articles-yet"],
      "--watch builds one once {tmp}/no-articles-yet holds articles; questions get 503 until then"),
 ])

@@ -21,7 +21,7 @@ from qa.indexer import build_index
 from qa.store import GENERATIONS_DIR, TMP_PREFIX, current_generation, load_index
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-REPORT_FIELDS = {"added", "updated", "removed", "unchanged", "skipped", "not_read", "passages", "sentences",
+REPORT_FIELDS = {"added", "updated", "removed", "unchanged", "kept", "skipped", "not_read", "passages", "sentences",
                  "embedded_passages",
                  "embed_seconds", "workers",
                  "full_rebuild", "rebuild_reason", "generation", "seconds"}

@@ -232,7 +232,7 @@ def test_dev_set_without_an_index_says_run_qa_index(tmp_path):
 
     path = _write(tmp_path, "dev.jsonl", json.dumps({"question": "When?", "answers": ["1994"]}))
     settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "no-index")
-    with pytest.raises(EvalError, match=r"run `qa index` first"):
+    with pytest.raises(EvalError, match=r"build it with `qa index --index .+`$"):
         evaluate_file(path, settings, top_k=5, limit=None, progress=False, cache_dir=tmp_path / "cache")
 
 

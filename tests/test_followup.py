@@ -94,3 +94,10 @@ def test_a_fragment_opening_with_a_preposition_is_a_follow_up():
 def test_a_new_year_replaces_the_year_only_when_the_previous_question_has_one():
     resolved = resolve("And in 2024?", [EarlierTurn("What happened between 2019 and 2023?", None)])
     assert resolved.query == "What happened between 2019 and 2023? in 2024"
+
+
+def test_a_short_reply_without_a_year_or_a_name_is_not_a_follow_up():
+    for said in ["ok thanks", "hello", "asdfghjkl"]:
+        resolved = resolve(said, [ARRIVAL])
+        assert (resolved.query, resolved.context_used) == (said, [])
+    assert resolve("And the treaty?", [ARRIVAL]).query.startswith(ARRIVAL.question)  # a connective says it is one

@@ -218,6 +218,7 @@ def test_an_indexed_file_saved_empty_keeps_its_last_good_version_and_says_so(bui
     assert [(s.path, s.reason) for s in report.skipped] == [
         ("a.txt", "empty file (its last good version stays in the index)")]
     assert "a.txt" in load_index(corpus.index_dir).documents and report.removed == []
+    assert report.kept == ["a.txt"] and " / 1 kept as last built / " in report.summary()  # the counts add up
 
 
 @pytest.mark.parametrize(("change", "reason"), [

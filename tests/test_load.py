@@ -108,6 +108,19 @@ def test_markdown_markup_is_removed_but_its_text_kept(make_corpus):
     assert "Lihat laporan resmi." in text and "https://" not in text
 
 
+def test_markdown_lists_tables_emphasis_and_images_are_read_as_their_words(make_corpus):
+    corpus, _ = make_corpus({"a.md": (
+        "# Kapal *Angara*\n\n- Kapal _Angara_ berlayar dari Rajin.\n* Muatannya ![peti kemas](p.png) amunisi.\n\n"
+        "| Kolom | Nilai |\n|---|---|\n| Tonase | 5.000 ton |\n\n> Kutipan `pejabat` itu.\n"
+    )})
+    doc = clean_document(load(corpus, "a.md"))
+    assert doc.title == "Kapal Angara"
+    for words in ["Kapal Angara berlayar dari Rajin.", "Muatannya peti kemas amunisi.", "Tonase | 5.000 ton",
+                  "Kutipan pejabat itu."]:
+        assert words in doc.text
+    assert not any(mark in doc.text for mark in ("*", "_", "- ", "|---", "| Tonase", "![", ">"))
+
+
 def test_an_html_page_without_a_date_in_its_markup_has_no_published_date(make_corpus):
     page = HTML_PAGE.replace('<meta name="date" content="2024-03-05">', "").replace(
         "pada Selasa pagi", "pada 9 September 2025")
@@ -146,7 +159,8 @@ def test_html_goes_through_the_main_text_extractor(make_corpus):
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00", "binary file"),
     ("Judul\n\nHarga naik 10 persen.\n".encode("latin-1") + b"Caf\xe9 tutup.\n", "not valid UTF-8"),
     ("Judul\n\nHarga naik.\n".encode("utf-16"), r"UTF-16 text, not UTF-8: save the file as UTF-8"),
-    (b"---\ntitle: [tidak ditutup\n---\nIsi berita.\n", "front matter is not valid YAML"),
+    (b"---\ntitle: [tidak ditutup\npublished: 2024-01-02\n---\nIsi berita.\n",
+     r"front matter is not valid YAML \(line 2 of the file, "),  # the line the list opens on, not the next
     (b"---\n- satu\n- dua\n---\nIsi berita.\n", "front matter must be a mapping"),
     (b"---\npublished: 2024-02-30\n---\nIsi berita.\n", r"front matter has a value YAML cannot read \(day is out "
                                                        r"of range for month\): put it in quotes"),

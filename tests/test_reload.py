@@ -431,15 +431,21 @@ def counted_watch_builds(monkeypatch, embedder) -> list[str]:
     return calls
 
 
-def test_watch_rebuilds_once_per_burst_of_changes(small_corpus, embedder, monkeypatch):
+def test_watch_rebuilds_once_per_burst_of_changes(small_corpus, embedder, monkeypatch, caplog):
+    import logging
+
     import qa.watch
 
     settings = small_corpus
     calls = counted_watch_builds(monkeypatch, embedder)
     old = current_generation(settings.index_dir)
-    stop = watching(settings)
+    with caplog.at_level(logging.INFO, logger="qa.watch"):
+        stop = watching(settings)
     try:
         assert calls == [old]  # brought up to date at start: nothing had changed, nothing new was written
+        said = [r.getMessage() for r in caplog.records if r.name == "qa.watch"]
+        assert any(m.startswith("the index is up to date with the corpus (0 added / ") for m in said), said
+        assert not any(m.startswith("rebuilt:") for m in said), said  # not "rebuilt" when nothing was
         calls.clear()
         (settings.corpus_dir / "jembatan.txt").write_text(JEMBATAN.rstrip() + PALA_FACT, encoding="utf-8")
         time.sleep(0.3)  # a burst: each change within the quiet period of the one before

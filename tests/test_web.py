@@ -593,3 +593,10 @@ def test_a_citation_link_made_before_its_article_changed_highlights_nothing_and_
     stale = re.sub(r"check=[0-9a-f]+", "check=0000000000", url)
     html = client.get(stale).text
     assert "<mark" not in html and LOST_PASSAGE in html
+
+
+def test_a_link_to_an_article_no_longer_served_says_why_and_where_the_articles_are(client):
+    response = client.get("/sources/dihapus.txt?start=0&end=10")
+    assert response.status_code == 404
+    assert "There is no article with the id “dihapus.txt”: it may have been removed or renamed" in response.text
+    assert 'href="/sources"' in response.text

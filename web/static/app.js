@@ -346,7 +346,9 @@
       } catch (err) {
         turn.remove();
         if (!input.value) input.value = text;
-        const message = err instanceof TypeError ? "the server could not be reached" : err.message;
+        const message = err instanceof TypeError
+          ? "the server could not be reached: check the connection, or that the service is still running, then ask again"
+          : err.message;
         showError(`${message.charAt(0).toUpperCase()}${message.slice(1)}.`);
         status.textContent = "";
       } finally {
