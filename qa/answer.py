@@ -3,13 +3,12 @@ abstain."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 from dataclasses import dataclass
-from urllib.parse import quote, urlencode
 
 from qa.embed import Embedder
+from qa.links import citation_url, original_link
 from qa.normalize import normalized
 from qa.reader.read import Reading, read_answer
 from qa.reader.runtime import ReaderRuntime
@@ -20,39 +19,6 @@ from qa.store import LoadedIndex
 
 SUPPORT_DEPTH = 20  # passages searched for more support of the chosen answer
 SUPPORT_MARGIN = 0.06  # a supporting sentence may be this much less similar to the question than the answer's own
-
-
-def source_view_url(doc_id: str) -> str:
-    """The article's page in this service's source viewer (its original address, if any, is `original_link`)."""
-    return "/sources/" + quote(doc_id, safe="/")
-
-
-def original_link(meta: dict) -> str | None:
-    """The article's own address from its metadata, when it is one a client may link to: only http(s) (a
-    javascript: URL in a front matter would run on click)."""
-    url = meta.get("source_url")
-    return url if isinstance(url, str) and url.lower().startswith(("http://", "https://")) else None
-
-
-def passage_check(text: str) -> str:
-    """A short fingerprint of a cited passage's text: a link made before an article changed can tell."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
-
-
-def citation_url(doc_id: str, start: int, end: int, answer: tuple[int, int] | None, passage: str) -> str:
-    """The source view scrolled to the cited passage (`passage`, the text from start to end), with the passage and
-    the answer highlighted."""
-    params = {"start": start, "end": end}
-    if answer:
-        params |= {"astart": answer[0], "aend": answer[1]}
-    params["check"] = passage_check(passage)
-    return f"{source_view_url(doc_id)}?{urlencode(params)}#cited"
-
-
-def event_url(event) -> str:
-    """The source view at a timeline event (qa.timeline.TimelineEvent): its sentence, with the date highlighted."""
-    return citation_url(event.doc_id, event.sentence_start, event.sentence_end, (event.date.start, event.date.end),
-                        event.sentence)
 
 
 def _citation(index: LoadedIndex, passage_row: int, score: float, answer: tuple[int, int] | None) -> Citation:

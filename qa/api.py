@@ -29,6 +29,7 @@ from qa import __version__
 from qa.config import HISTORY_TURNS_CAP, Settings, load_settings, url_host
 from qa.embed import ModelLoadError
 from qa.indexer import BuildBusyError, BuildError, IndexWriteError, StoreUnavailableError
+from qa.links import event_url, original_link, source_view_url
 from qa.middleware import BodyLimit, HeadAsGet, SafetyHeaders
 from qa.records import Answer
 from qa.request_body import fields_are_utf8, media_type
@@ -223,7 +224,6 @@ async def ask_get(request: Request, service: ServiceDep, q: Annotated[str, Query
 
 
 def _summary(doc) -> dict:
-    from qa.answer import original_link, source_view_url
 
     return {"doc_id": doc.doc_id, "title": doc.title, "url": source_view_url(doc.doc_id),
             "source_url": original_link(doc.meta), "meta": doc.meta}
@@ -271,7 +271,6 @@ def get_timeline(service: ServiceDep,
 
 def timeline_out(selection) -> dict:
     """The timeline as /api/timeline gives it."""
-    from qa.answer import event_url
 
     chosen = selection.chosen
     return {"generation": selection.generation, "total": selection.total, "count": len(selection.events),

@@ -20,7 +20,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from qa.answer import NO_WORDS, event_url, has_words, original_link, passage_check, source_view_url
+from qa.answer import NO_WORDS, has_words
+from qa.links import event_url, original_link, passage_check, source_view_url
 from qa.config import WEB_DIR, web_pages_missing
 from qa.confidence import confidence_note, confidence_words
 from qa.followup import EarlierTurn, earlier_turn, latest

@@ -107,7 +107,7 @@ def test_confidence_is_a_probability_and_timings_add_up(client):
 def test_citation_links_point_at_the_source_view(client):
     body = client.post("/ask", json={"question": "Kapan Rusia memveto resolusi Dewan Keamanan PBB?"}).json()
     first = body["citations"][0]
-    from qa.answer import passage_check
+    from qa.links import passage_check
 
     assert first["url"] == (f"/sources/{first['doc_id']}?start={first['start']}&end={first['end']}"
                             f"&astart={first['answer_start']}&aend={first['answer_end']}"
