@@ -47,8 +47,8 @@ def collect(index, embedder, reader, questions, depth: int, gold_docs=None) -> l
         by_row = {s.row: s for s in ranked}
         passages = []
         for hit in hits[:depth]:
-            passage = index.passages[hit.passage_id]
-            sentences = [by_row[r] for r in index.passage_sentence_rows[hit.passage_id] if r in by_row]
+            passage = index.passages[hit.passage_row]
+            sentences = [by_row[r] for r in index.passage_sentence_rows[hit.passage_row] if r in by_row]
             parts = [(s.start - passage.start, s.end - passage.start) for s in sentences]
             spans = reader.read(question, passage.text, 2, parts)
             cands = []
@@ -61,7 +61,7 @@ def collect(index, embedder, reader, questions, depth: int, gold_docs=None) -> l
                 text = sentence.text[start:end] if start < end else ""
                 cands.append({"text": text, "score": span.score, "null": span.null, "dense": sentence.dense,
                               "sentence_gold": contains_gold(sentence.text, q.answers) if q.answerable else False})
-            passages.append({"passage": hit.passage_id, "doc": passage.doc_id, "score": hit.score,
+            passages.append({"passage": hit.passage_row, "doc": passage.doc_id, "score": hit.score,
                              "dense": hit.dense, "lexical": hit.lexical,
                              "gold_doc": bool(gold_docs and passage.doc_id in gold_docs(q)),
                              "has_gold": contains_gold(passage.text, q.answers) if q.answerable else False,

@@ -48,7 +48,7 @@ def supporting_citations(index: LoadedIndex, reading: Reading, ranked: list[Scor
     """The answer's own passage first, then every other retrieved passage whose sentence states the same answer."""
     doc_text = index.documents[reading.sentence.doc_id].text
     answer_text = doc_text[reading.start:reading.end]
-    scores = {h.passage_id: h.score for h in hits}
+    scores = {h.passage_row: h.score for h in hits}
     first = reading.passage_row
     citations = [_citation(index, first, scores.get(first, 0.0), (reading.start, reading.end))]
     cited_sentences = {(reading.sentence.doc_id, reading.sentence.start)}
@@ -129,7 +129,7 @@ def answer_question(index: LoadedIndex, embedder: Embedder, reader: ReaderRuntim
     abstained = reading is None or confidence < threshold
 
     if abstained:
-        citations = [_citation(index, h.passage_id, h.score, None) for h in hits[:top_k]]
+        citations = [_citation(index, h.passage_row, h.score, None) for h in hits[:top_k]]
         answer = value = sentence = None
         sentence_span = (None, None)
     else:

@@ -40,7 +40,7 @@ class SkippedFile:
 class Hit:
     """One retrieved passage with its fused and per-retriever scores."""
 
-    passage_id: int
+    passage_row: int  # the passage's row in this index generation (rows change from one build to the next)
     score: float
     dense: float = 0.0
     lexical: float = 0.0

@@ -28,9 +28,9 @@ def rank_sentences(index: LoadedIndex, hits: list[Hit], query_vector: np.ndarray
     """Every sentence of the retrieved passages, best first."""
     best_passage: dict[int, tuple[int, float]] = {}
     for hit in hits:
-        for row in index.passage_sentence_rows[hit.passage_id]:
+        for row in index.passage_sentence_rows[hit.passage_row]:
             if row not in best_passage or hit.score > best_passage[row][1]:
-                best_passage[row] = (hit.passage_id, hit.score)
+                best_passage[row] = (hit.passage_row, hit.score)
     if not best_passage:
         return []
     rows = np.fromiter(best_passage.keys(), dtype=np.int64)

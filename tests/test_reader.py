@@ -469,10 +469,10 @@ def test_the_passage_read_is_the_one_whose_best_sentence_matches_the_question():
     ranked = [ScoredSentence(row, "d", 0, 1, "x", row // 2, d, d) for row, d in enumerate(dense)]
     hits = [Hit(0, 0.850), Hit(1, 0.845), Hit(2, 0.700), Hit(3, 0.840)]
     order = passages_to_read(index, hits, ranked)
-    assert [h.passage_id for h in order] == [1, 0, 2][:PASSAGES_CONSIDERED]  # passage 3 is beyond the ones considered
-    assert passages_to_read(index, hits, ranked, considered=4)[0].passage_id == 3
+    assert [h.passage_row for h in order] == [1, 0, 2][:PASSAGES_CONSIDERED]  # passage 3 is beyond the ones considered
+    assert passages_to_read(index, hits, ranked, considered=4)[0].passage_row == 3
     far_behind = [Hit(0, 0.850), Hit(1, 0.600)]
-    assert passages_to_read(index, far_behind, ranked)[0].passage_id == 0
+    assert passages_to_read(index, far_behind, ranked)[0].passage_row == 0
     assert passages_to_read(index, [], ranked) == []
 
 

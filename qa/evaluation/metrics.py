@@ -94,7 +94,7 @@ def answer_passage_rank(index, hits, golds: Sequence[str], gold_docs: set[str]) 
     """1-based rank of the first retrieved passage that holds a gold answer string (in a gold document, when the
     question names its documents), or None. Finer than the document rank where a document has many passages."""
     for rank, hit in enumerate(hits, 1):
-        passage = index.passages[hit.passage_id]
+        passage = index.passages[hit.passage_row]
         if (not gold_docs or passage.doc_id in gold_docs) and contains_gold(passage.text, golds):
             return rank
     return None

@@ -189,7 +189,7 @@ def evaluate_file(file: Path, settings: Settings, top_k: int | None = None, limi
         # Retrieval alone: the document ranking from retrieve() for the same question vector, before reading.
         asked = unshouted(answer.question)  # what the pipeline searched with
         hits = retrieve(index, embedder.query_vector(asked), asked, max(RETRIEVAL_DEPTH, top_k))
-        docs = ranked_documents(index.passages[h.passage_id].doc_id for h in hits)
+        docs = ranked_documents(index.passages[h.passage_row].doc_id for h in hits)
         row["retrieved_docs"] = docs[:MRR_CUTOFF]
         row["gold_rank"] = first_gold_rank(docs, gold_docs) if gold_docs else None
         row["answer_passage_rank"] = answer_passage_rank(index, hits, q.answers, gold_docs) if q.answerable else None

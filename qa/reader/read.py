@@ -78,7 +78,7 @@ def passages_to_read(index: LoadedIndex, hits: list[Hit], ranked: list[ScoredSen
     top = hits[0].score
 
     def promise(hit: Hit) -> float:
-        best = max((dense[row] for row in index.passage_sentence_rows[hit.passage_id] if row in dense),
+        best = max((dense[row] for row in index.passage_sentence_rows[hit.passage_row] if row in dense),
                    default=-1.0)
         return best + PASSAGE_CHOICE_WEIGHT * (hit.score - top)
 
@@ -93,7 +93,7 @@ def read_answer(reader: ReaderRuntime, question: str, index: LoadedIndex, hits: 
     chosen = passages_to_read(index, hits, ranked)
     if not chosen:
         return None
-    passage_row = chosen[0].passage_id
+    passage_row = chosen[0].passage_row
     passage = index.passages[passage_row]
     by_row = {s.row: s for s in ranked}
     sentences = [by_row[row] for row in index.passage_sentence_rows[passage_row] if row in by_row]
