@@ -33,8 +33,9 @@ from qa.links import event_url, original_link, source_view_url
 from qa.middleware import BodyLimit, HeadAsGet, SafetyHeaders
 from qa.records import Answer
 from qa.request_body import fields_are_utf8, media_type
-from qa.service import InvalidQuestion, QAService, ServiceUnavailable, too_many_turns, visible_pattern
+from qa.service import QAService, ServiceUnavailable
 from qa.timeline import TimelineFilterError, UnknownArticle
+from qa.validation import InvalidQuestion, too_many_turns, visible_pattern
 
 
 def _integral_number(value: object) -> object:

@@ -189,7 +189,8 @@ def ask_command(question: Annotated[str, typer.Argument(metavar="QUESTION",
 
     from qa.answer import NO_WORDS, has_words
     from qa.followup import EarlierTurn, earlier_turn, latest
-    from qa.service import InvalidQuestion, QAService, ServiceUnavailable
+    from qa.service import QAService, ServiceUnavailable
+    from qa.validation import InvalidQuestion
 
     service_log = logging.getLogger("qa")
     if not service_log.handlers:  # a problem the service would log is the error said below: say it once

@@ -1,13 +1,20 @@
 """Bytes that take seconds to build at load and never change for the same inputs, kept on disk under a key of
 those inputs (the reader's quantized graph, the tokenizer's model). A copy is checked against the sha256 written
-beside it; a missing, damaged or unwritable copy only costs building it again."""
+beside it; a missing, damaged or unwritable copy only costs building it again, and so does a copy whose
+checksum matches but that cannot be used (written whole by something else, or by a version that built it
+wrong): `rebuilt_bytes`, `cached_and_loaded`."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+Loaded = TypeVar("Loaded")
 
 
 def cached_bytes(file: Path, build: Callable[[], bytes]) -> bytes:
@@ -28,3 +35,23 @@ def cached_bytes(file: Path, build: Callable[[], bytes]) -> bytes:
     except OSError:
         pass
     return data
+
+
+def rebuilt_bytes(file: Path, build: Callable[[], bytes]) -> bytes:
+    """Build again, in place of a cached copy that could not be used although its checksum matched."""
+    log.warning("the cached file %s could not be used; building it again", file)
+    for stale in (file, file.with_name(file.name + ".sha256")):
+        try:
+            stale.unlink(missing_ok=True)
+        except OSError:
+            pass
+    return cached_bytes(file, build)
+
+
+def cached_and_loaded(file: Path, build: Callable[[], bytes], load: Callable[[bytes], Loaded]) -> Loaded:
+    """`load` of the cached bytes; if it fails on a cached copy, the copy is built again once."""
+    data = cached_bytes(file, build)
+    try:
+        return load(data)
+    except Exception:  # noqa: BLE001 - whatever the loader raises of bytes it cannot use
+        return load(rebuilt_bytes(file, build))

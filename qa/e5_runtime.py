@@ -16,13 +16,14 @@ import mmap
 import re
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from qa.config import user_cache_dir
-from qa.disk_cache import cached_bytes
+from qa.disk_cache import cached_and_loaded, cached_bytes, rebuilt_bytes
 
 QUERY_PREFIX = "query: "
 PASSAGE_PREFIX = "passage: "
@@ -159,8 +160,12 @@ class E5Tokenizer:
         key = hashlib.sha256("\x00".join(weights.pieces).encode() + weights.piece_scores.tobytes()
                              + f"{weights.unk},{weights.bos},{weights.eos}".encode()).hexdigest()[:32]
         cached = (cache_dir or user_cache_dir("tokenizer")) / f"e5-{key}.model"
-        self._processor = sentencepiece.SentencePieceProcessor()
-        self._processor.LoadFromSerializedProto(cached_bytes(cached, lambda: self._model_proto(weights)))
+        def load(proto: bytes):
+            processor = sentencepiece.SentencePieceProcessor()
+            processor.LoadFromSerializedProto(proto)
+            return processor
+
+        self._processor = cached_and_loaded(cached, lambda: self._model_proto(weights), load)
         self._table = str.maketrans(weights.normalization)
 
     @staticmethod
@@ -304,19 +309,25 @@ def graph_key(weights: E5Weights) -> str:
     return digest.hexdigest()[:32]
 
 
-def cached_graph(weights: E5Weights) -> bytes:
-    """The encoder's graph, from the disk cache when it was built before for these weights: building it means
-    importing onnx (~0.9 s), most of a warm start's embedder load."""
+def graph_sessions(weights: E5Weights) -> ThreadSessions:
+    """Sessions of the encoder's graph, from the disk cache when it was built before for these weights: building
+    it means importing onnx (~0.9 s), most of a warm start's embedder load."""
     cached = user_cache_dir("embedder") / f"e5-{graph_key(weights)}.onnx"
-    return cached_bytes(cached, lambda: build_graph(weights).SerializeToString())
+
+    def build() -> bytes:
+        return build_graph(weights).SerializeToString()
+
+    return ThreadSessions(cached_bytes(cached, build), rebuild=lambda: rebuilt_bytes(cached, build))
 
 
 class ThreadSessions:
     """ONNX Runtime sessions of one graph, one per thread count, built on first use. Runs into one session may
     overlap."""
 
-    def __init__(self, graph: bytes):
+    def __init__(self, graph: bytes, rebuild: Callable[[], bytes] | None = None):
+        """`rebuild`: the graph built afresh, for a cached graph ONNX Runtime cannot load (tried once)."""
         self.graph = graph
+        self._rebuild = rebuild
         self._sessions: dict[int, object] = {}
         self._lock = threading.Lock()
 
@@ -333,8 +344,14 @@ class ThreadSessions:
                 # question, so the service would see a busy machine and embed the next one on one thread
                 # (qa.service.machine_is_idle). Waking them costs ~1.5 ms a question.
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                self._sessions[threads] = onnxruntime.InferenceSession(
-                    self.graph, options, providers=["CPUExecutionProvider"])
+                try:
+                    session = onnxruntime.InferenceSession(self.graph, options, providers=["CPUExecutionProvider"])
+                except Exception:  # noqa: BLE001 - onnxruntime's own errors, of a graph it cannot load
+                    if self._rebuild is None:
+                        raise
+                    self.graph, self._rebuild = self._rebuild(), None
+                    session = onnxruntime.InferenceSession(self.graph, options, providers=["CPUExecutionProvider"])
+                self._sessions[threads] = session
             return self._sessions[threads]
 
 
@@ -356,7 +373,7 @@ class E5Runtime:
         self.weights = read_model_file(model_file or default_model_file())
         self.dim = self.weights.hidden
         self.tokenizer = E5Tokenizer(self.weights)
-        self._session = ThreadSessions(cached_graph(self.weights))
+        self._session = graph_sessions(self.weights)
         self._positions = self.weights.tensors["emb.pos"].reshape(self.weights.max_positions, self.dim)
         self._token_type = self.weights.tensors["emb.type"][:self.dim]
         self._words = self.weights.tensors["emb.word"].reshape(-1, self.dim // BLOCK)

@@ -21,15 +21,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from qa.answer import NO_WORDS, has_words
-from qa.links import event_url, original_link, passage_check, source_view_url
-from qa.config import WEB_DIR, web_pages_missing
 from qa.confidence import confidence_note, confidence_words
+from qa.config import WEB_DIR, web_pages_missing
 from qa.followup import EarlierTurn, earlier_turn, latest
-from qa.timeline import TimelineEvent, TimelineFilter, TimelineFilterError, UnknownArticle
-from qa.timeline_view import AxisLayout, date_in_words, date_label, layout_axis, machine_date
+from qa.links import event_url, original_link, passage_check, source_view_url
 from qa.records import Answer, Citation, Document
 from qa.request_body import FORM, fields_are_utf8, media_type
-from qa.service import InvalidQuestion, QAService, ServiceUnavailable
+from qa.service import QAService, ServiceUnavailable
+from qa.timeline import TimelineEvent, TimelineFilter, TimelineFilterError, UnknownArticle
+from qa.timeline_view import AxisLayout, date_in_words, date_label, layout_axis, machine_date
+from qa.validation import InvalidQuestion
 
 
 # A tour of what a reply can be: an English and an Indonesian question answered, an answer given with low

@@ -671,7 +671,7 @@ def test_a_client_that_leaves_mid_upload_leaves_no_error_in_the_log(live_server,
 
 
 def test_history_limit_messages_count_in_words_a_person_would_use():
-    from qa.service import too_many_turns
+    from qa.validation import too_many_turns
 
     assert too_many_turns(1, 0) == "history has 1 turn; none are accepted (QA_MAX_HISTORY_TURNS is 0)"
     assert too_many_turns(6, 5) == "history has 6 turns; at most 5 are accepted (send the latest ones)"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from qa.disk_cache import cached_bytes
 
 
@@ -50,3 +52,36 @@ def test_the_tokenizer_reads_the_same_from_its_cached_model(tmp_path):
     model.write_bytes(model.read_bytes()[:1000])  # damaged: built again, the same
     assert E5Tokenizer(weights, cache_dir=tmp_path).content_ids(text) == built
     assert len(built) > 10
+
+
+def test_a_cached_copy_whose_checksum_matches_but_cannot_be_used_is_built_again(tmp_path):
+    """Written whole by something else (its .sha256 matching): the loader's failure, not the checksum, tells."""
+    import hashlib
+
+    from qa.e5_runtime import E5Tokenizer, ThreadSessions, default_model_file, read_model_file
+
+    weights = read_model_file(default_model_file())
+    text = "Kapan Rusia memveto resolusi Dewan Keamanan PBB?"
+    built = E5Tokenizer(weights, cache_dir=tmp_path).content_ids(text)
+    [model] = tmp_path.glob("e5-*.model")
+    junk = b"not a sentencepiece model" * 200
+    model.write_bytes(junk)
+    model.with_name(model.name + ".sha256").write_text(hashlib.sha256(junk).hexdigest() + "\n")
+    assert E5Tokenizer(weights, cache_dir=tmp_path).content_ids(text) == built
+    assert model.read_bytes() != junk  # and the cache holds a good copy again
+
+    without_rebuild = ThreadSessions(b"", rebuild=None)
+    with pytest.raises(Exception):
+        without_rebuild(1)  # no way to rebuild: the loader's error stands
+    rebuilt = []
+    graph = ThreadSessions(junk, rebuild=lambda: rebuilt.append(1) or _tiny_graph())
+    assert graph(1).get_inputs()[0].name == "x" and rebuilt == [1]
+
+
+def _tiny_graph() -> bytes:
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Identity", ["x"], ["y"])
+    graph = helper.make_graph([node], "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()

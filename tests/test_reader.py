@@ -4,6 +4,7 @@ and a few training steps."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -145,6 +146,28 @@ def test_a_damaged_weights_file_is_refused_by_its_checksum(reader_copy):
 def test_a_missing_card_is_named(reader_copy):
     (reader_copy / "reader.json").unlink()
     with pytest.raises(ReaderModelError, match="model card .*missing"):
+        ReaderRuntime(reader_copy / "reader.json")
+
+
+@pytest.mark.parametrize("card, message", [
+    ("[]", "is not a JSON object"),
+    ("{}", "names no weights file (its weights_file is None)"),
+    ('{"weights_file": "../reader.npz"}', "names no weights file (its weights_file is '../reader.npz')"),
+])
+def test_a_card_that_is_not_a_card_is_named_with_how_to_restore_it(reader_copy, card, message):
+    (reader_copy / "reader.json").write_text(card, encoding="utf-8")
+    with pytest.raises(ReaderModelError, match=re.escape(message) + ".*git checkout"):
+        ReaderRuntime(reader_copy / "reader.json")
+
+
+def test_an_unreadable_weights_file_is_named_with_how_to_restore_it(reader_copy, monkeypatch):
+    from qa.reader import runtime
+
+    def unreadable(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(runtime, "sha256_of", unreadable)  # root reads any file: chmod 000 cannot test this
+    with pytest.raises(ReaderModelError, match=r"reader\.npz cannot be read \(Permission denied\).*git checkout"):
         ReaderRuntime(reader_copy / "reader.json")
 
 

@@ -564,7 +564,7 @@ def test_a_service_waiting_for_the_watchers_first_build_says_it_is_coming(small_
                         lambda build_settings, **kwargs: build_index(build_settings, embedder=HeldEmbedder(), **kwargs))
     fresh = small_corpus.model_copy(update={"index_dir": tmp_path / "no-index-yet"})
     service = QAService(fresh, embedder=embedder)
-    assert "run `qa index`" in service.health()["detail"]
+    assert "build it with `qa index --index " in service.health()["detail"]
     ready = threading.Event()
     stop = qa.watch.start_watcher(fresh, ready)
     try:

@@ -24,7 +24,7 @@ from qa.evaluation.metrics import contains_gold, percentiles
 from qa.evaluation.questions import jsonl_objects, parse_json, read_eval_text
 from qa.evaluation.run import check_run_options, open_service
 from qa.followup import EarlierTurn, earlier_turn, latest
-from qa.service import InvalidQuestion
+from qa.validation import InvalidQuestion
 
 
 @dataclass

@@ -121,7 +121,7 @@ def check_run_options(settings: Settings, top_k: int | None, limit: int | None) 
 def evaluate_file(file: Path, settings: Settings, top_k: int | None = None, limit: int | None = None,
                   progress: bool = False, cache_dir: Path | None = None) -> dict:
     """Run every question of a dev-set JSONL or SQuAD file; return the report as plain JSON-ready data."""
-    from qa.service import InvalidQuestion
+    from qa.validation import InvalidQuestion
 
     file = Path(file)
     top_k = check_run_options(settings, top_k, limit)

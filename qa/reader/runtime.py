@@ -17,7 +17,7 @@ import numpy as np
 from qa.e5_runtime import (BLOCK, LINEAR_PARTS, E5Tokenizer, E5Weights, GraphBuilder, ThreadSessions,
                            default_model_file, read_model_file, summed_embeddings)
 from qa.config import user_cache_dir
-from qa.disk_cache import cached_bytes
+from qa.disk_cache import cached_bytes, rebuilt_bytes
 from qa.language import question_language
 from qa.reader.decode import best_span
 from qa.reader.export import dequantize_8bit, sha256_of
@@ -80,20 +80,31 @@ class ReadSpan:
 
 def read_card(card_file: Path) -> dict:
     try:
-        return json.loads(card_file.read_text(encoding="utf-8"))
+        card = json.loads(card_file.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ReaderModelError(f"the reader's model card {card_file} is missing: {RESTORE_HINT}") from exc
     except (OSError, ValueError) as exc:
         raise ReaderModelError(f"the reader's model card {card_file} cannot be read ({exc}): {RESTORE_HINT}") from exc
+    if not isinstance(card, dict):
+        raise ReaderModelError(f"the reader's model card {card_file} is not a JSON object: {RESTORE_HINT}")
+    return card
 
 
 def load_arrays(card_file: Path = CARD_FILE) -> tuple[dict, dict[str, np.ndarray]]:
     """The card and the weights it names, after checking the weights file's sha256."""
     card = read_card(card_file)
-    weights_file = card_file.parent / str(card.get("weights_file", ""))
+    name = card.get("weights_file")
+    if not isinstance(name, str) or not name or Path(name).name != name:
+        raise ReaderModelError(f"the reader's model card {card_file} names no weights file (its weights_file is "
+                               f"{name!r}): {RESTORE_HINT}")
+    weights_file = card_file.parent / name
     if not weights_file.is_file():
         raise ReaderModelError(f"the reader's weights file {weights_file} is missing: {RESTORE_HINT}")
-    actual = sha256_of(weights_file)
+    try:
+        actual = sha256_of(weights_file)
+    except OSError as exc:
+        raise ReaderModelError(f"the reader's weights file {weights_file} cannot be read ({exc.strerror or exc}): "
+                               f"{RESTORE_HINT}") from exc
     if actual != card.get("sha256"):
         raise ReaderModelError(f"the reader's weights file {weights_file} is damaged (sha256 {actual[:12]}…, "
                                f"the card says {str(card.get('sha256'))[:12]}…): {RESTORE_HINT}")
@@ -142,8 +153,8 @@ def build_reader_graph(arrays: dict[str, np.ndarray], e5: E5Weights):
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, "tokens", 2])])
 
 
-def quantized_graph(arrays: dict[str, np.ndarray], e5: E5Weights, sha256: str) -> bytes:
-    """The reader's graph with 8-bit integer matrix products (dynamic quantization, per output channel): ~2.5x
+def quantized_sessions(arrays: dict[str, np.ndarray], e5: E5Weights, sha256: str) -> ThreadSessions:
+    """Sessions of the reader's graph with 8-bit integer matrix products (dynamic quantization, per output channel): ~2.5x
     faster than the block layout the weights ship in. Quantizing takes ~3 s, so the result is cached on disk,
     keyed by the weights' sha256 and checked against its own; a cache that is missing, damaged or cannot be
     written only costs the 3 s again."""
@@ -165,7 +176,7 @@ def quantized_graph(arrays: dict[str, np.ndarray], e5: E5Weights, sha256: str) -
             return quantized.read_bytes()
 
     cached = user_cache_dir("reader") / f"reader-{sha256[:32]}-v{GRAPH_VERSION}.onnx"
-    return cached_bytes(cached, build)
+    return ThreadSessions(cached_bytes(cached, build), rebuild=lambda: rebuilt_bytes(cached, build))
 
 
 class ReaderRuntime:
@@ -189,7 +200,7 @@ class ReaderRuntime:
         self.max_tokens = int(self.card.get("max_tokens", 192))
         self.stride = int(self.card.get("stride", self.max_tokens * 2 // 3))
         self.words = WordTokenizer(tokenizer or E5Tokenizer(self.e5), self.e5.pieces, self.e5.bos, self.e5.eos)
-        self._session = ThreadSessions(quantized_graph(arrays, self.e5, self.card["sha256"]))
+        self._session = quantized_sessions(arrays, self.e5, self.card["sha256"])
         self._positions = arrays["positions"]
         self._token_type = arrays["token_type"]
         self._word_blocks = self.e5.tensors["emb.word"].reshape(-1, self.e5.hidden // BLOCK)
