@@ -49,7 +49,7 @@ JsonInt = Annotated[StrictInt, BeforeValidator(_integral_number)]
 def _digits_only(value: object) -> object:
     """A query string's number as written in a link, digits only ("5", or "5.0", which the schema's integer
     allows): Python would read "1_2" as 12, " 5" and "+5" as 5, "٥" as 5."""
-    if isinstance(value, str) and not re.fullmatch(r"[0-9]+(\.0+)?", value):
+    if isinstance(value, str) and not re.fullmatch(r"-?[0-9]+(\.0+)?", value):  # "-1": out of range, said so
         raise ValueError("must be a whole number written in digits, such as 5")
     return value
 
@@ -242,7 +242,7 @@ def get_source(doc_id: str, service: ServiceDep) -> dict:
     """One article's cleaned text (the text every offset points into) and metadata."""
     doc = service.document(doc_id)
     if doc is None:
-        raise ApiError(404, f"no article with id {doc_id!r}")
+        raise ApiError(404, f"no article with id {doc_id[:200]!r}")
     return {**_summary(doc), "text": doc.text}
 
 
@@ -264,7 +264,8 @@ def get_timeline(service: ServiceDep,
                  from_year: Annotated[str | None, Query(alias="from", json_schema_extra=YEAR,
                                                         description="Events that reach this year or later")] = None,
                  to_year: Annotated[str | None, Query(alias="to", json_schema_extra=YEAR,
-                                                      description="Events that start this year or earlier")] = None,
+                                                      description="Events that start this year or earlier; not before "
+                                                                  "`from` (422)")] = None,
                  ) -> dict:
     """Every sentence of the articles that states a date, earliest first, with the date normalised."""
     return timeline_out(service.select_timeline(article, from_year, to_year))

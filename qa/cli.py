@@ -6,6 +6,7 @@ import json
 import math
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -45,7 +46,7 @@ EvalModelOpt = Annotated[Optional[str], typer.Option("--model", help=f"Model to 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines")]
 
 EXIT_OK, EXIT_SKIPPED, EXIT_FAILED = 0, 1, 2
-EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report it
+EXIT_INTERRUPTED = 128 + 2  # Ctrl-C (SIGINT), as shells report it; 128 + 15 for SIGTERM
 NOT_READ_SHOWN = 10  # files of other types named by `qa index`; --json lists them all
 
 
@@ -113,13 +114,21 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
         bar.set_postfix_str(name[-40:], refresh=False)
         bar.update(1)
 
+    stopped_by = [signal.SIGINT]
+
+    def stop(signum: int, _frame) -> None:
+        stopped_by[0] = signum
+        raise KeyboardInterrupt
+
+    # A stop from `timeout`, systemd or `kill` ends the build as Ctrl-C does: one line, the index as it was.
+    signal.signal(signal.SIGTERM, stop)
     try:
         report = build_index(settings, progress=progress, lock_timeout=wait, rebuild=rebuild)
     except (BuildError, ModelLoadError) as exc:
         fail(str(exc), as_json=as_json)
     except KeyboardInterrupt:
         bar_close(bar)  # before the message, which would land inside the bar's line
-        fail("interrupted: the index in use is the last build that finished", EXIT_INTERRUPTED, as_json=as_json)
+        fail("interrupted: the index in use is the last build that finished", 128 + stopped_by[0], as_json=as_json)
     finally:
         bar_close(bar)
     if as_json:

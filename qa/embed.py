@@ -92,6 +92,11 @@ class Embedder:
 def _build_model(name: str):
     if name == DEFAULT_MODEL:
         return BundledE5()
+    folder = Path(name).expanduser()
+    if not folder.exists() and (name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name):
+        # A path, not a hub name ("org/model"): said plainly, before the library's hub lookup and its warnings.
+        raise ModelLoadError(f"the model folder {folder} does not exist: give a sentence-transformers folder, "
+                             f"or leave the model unset for the bundled default {DEFAULT_MODEL!r}")
     from sentence_transformers import SentenceTransformer
 
     try:

@@ -184,7 +184,11 @@ def read_bytes(path: Path, max_bytes: int) -> bytes:
     except FileNotFoundError as exc:
         if not os.path.lexists(path):
             raise FileGone("the file is gone") from exc
-        raise LoadError(f"cannot read file: {exc.strerror or exc}") from exc  # a link that leads nowhere
+        try:
+            target = os.readlink(path)
+        except OSError:  # not itself the link: a link in the folders above it leads nowhere
+            raise LoadError(f"cannot read file: {exc.strerror or exc}") from exc
+        raise LoadError(f"a link to {target}, which does not exist: point it at the article or remove it") from exc
     except OSError as exc:
         raise LoadError(f"cannot read file: {exc.strerror or exc}") from exc
     try:

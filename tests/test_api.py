@@ -124,6 +124,16 @@ def test_a_link_whose_top_k_is_not_written_in_digits_is_refused(api, top_k):
     assert detail(response) == "top_k: must be a whole number written in digits, such as 5"
 
 
+def test_a_link_whose_top_k_is_negative_is_told_the_range(api):
+    response = api.get("/ask", params={"q": "Kapan Putin tiba?", "top_k": "-1"})
+    assert (response.status_code, detail(response)) == (422, "top_k must be between 1 and 50")
+
+
+def test_an_unknown_article_is_named_without_repeating_an_id_of_any_length(api):
+    response = api.get("/api/sources/" + "x" * 10_000)
+    assert response.status_code == 404 and len(detail(response)) < 300
+
+
 @pytest.mark.parametrize("content, content_type, status, message", [
     ('{"question": "Kapan?"}', "application/x-www-form-urlencoded", 422, "request body was sent as "
      "application/x-www-form-urlencoded, which is not read as JSON: send the header Content-Type: application/json"),

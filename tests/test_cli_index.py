@@ -100,7 +100,7 @@ def test_bad_files_are_listed_good_ones_indexed_and_exit_code_is_1(make_corpus):
     }
     assert reasons["arsip/latin1.txt"].startswith("not valid UTF-8")
     assert reasons["besar.md"].startswith("file too large")
-    assert reasons["rusak.txt"].startswith("cannot read file: No such file or directory")
+    assert reasons["rusak.txt"].startswith(f"a link to {corpus / 'tidak-ada.txt'}, which does not exist")
 
     # The same corpus again, human-readable: the skipped files are named on stderr, nothing is rewritten.
     again = qa_index(corpus, index, QA_MAX_FILE_BYTES="2000")
@@ -344,6 +344,19 @@ def test_kill_9_at_any_point_keeps_the_previous_index_and_the_next_run_repairs(m
     said = progress.read_text(errors="replace")
     assert said.rstrip().endswith("error: interrupted: the index in use is the last build that finished")
     assert "Traceback" not in said
+    still_the_previous_index()
+
+    # 2c. Stopped by SIGTERM (`timeout`, systemd, `kill`): the same line, exit 143.
+    with open(progress, "w") as err:
+        build = subprocess.Popen([sys.executable, "-m", "qa.cli", "index", "--corpus", str(corpus),
+                                  "--index", str(index)],
+                                 stdout=subprocess.DEVNULL, stderr=err, env=clean_env(), cwd=PROJECT_DIR)
+        _wait_for(some_files_done, build, 600, "indexing progress")
+        os.kill(build.pid, signal.SIGTERM)
+        build.wait(timeout=120)
+    assert build.returncode == 128 + signal.SIGTERM
+    said = progress.read_text(errors="replace")
+    assert said.rstrip().endswith("error: interrupted: the index in use is the last build that finished")
     still_the_previous_index()
 
     # 3. The next run succeeds, indexes everything and clears what the killed runs left behind.

@@ -117,6 +117,11 @@ def test_an_unknown_model_name_gives_a_clear_error(monkeypatch):
     assert DEFAULT_MODEL in message  # and it says what would work
 
 
+def test_a_model_folder_that_does_not_exist_is_said_to_be_missing(tmp_path):
+    with pytest.raises(ModelLoadError, match=rf"^the model folder {tmp_path / 'nowhere'} does not exist: "):
+        load_embedder(str(tmp_path / "nowhere"))
+
+
 def test_qa_index_with_an_unknown_model_exits_2(make_corpus):
     corpus, index = make_corpus({"a.txt": "Judul\n\nSatu kalimat berita."})
     env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")} | {"HF_HUB_OFFLINE": "1"}
