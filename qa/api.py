@@ -35,7 +35,7 @@ from qa.records import Answer
 from qa.request_body import fields_are_utf8, media_type
 from qa.service import QAService, ServiceUnavailable
 from qa.timeline import TimelineFilterError, UnknownArticle
-from qa.validation import InvalidQuestion, too_many_turns, visible_pattern
+from qa.validation import InvalidQuestion, shortened, too_many_turns, visible_pattern
 
 
 def _integral_number(value: object) -> object:
@@ -47,8 +47,8 @@ JsonInt = Annotated[StrictInt, BeforeValidator(_integral_number)]
 
 
 def _digits_only(value: object) -> object:
-    """A query string's number as written in a link, digits only ("5", or "5.0", which the schema's integer
-    allows): Python would read "1_2" as 12, " 5" and "+5" as 5, "٥" as 5."""
+    """A query string's number as written in a link, in digits ("5", or "5.0", which the schema's integer
+    allows; "-1" too, to be told the range): Python would read "1_2" as 12, " 5" and "+5" as 5, "٥" as 5."""
     if isinstance(value, str) and not re.fullmatch(r"-?[0-9]+(\.0+)?", value):  # "-1": out of range, said so
         raise ValueError("must be a whole number written in digits, such as 5")
     return value
@@ -100,8 +100,8 @@ class AskResponse(BaseModel):
                                           "held-out Wikipedia-style questions (on news it runs low); the "
                                           "service abstains below its threshold")
     normalized: dict | None = Field(description="A date or number answer read as a value: {\"type\": \"date\", "
-                                                "\"value\": \"2024-03-28\"}, \"decade\", \"date_range\" (with "
-                                                "\"qualifier\" where the article says early, mid or late) or "
+                                                "\"value\": \"2024-03-28\"}, \"decade\" or \"date_range\" (each with "
+                                                "\"qualifier\" where the article says early, mid or late), or "
                                                 "{\"type\": \"number\", \"value\": 1000, \"unit\": "
                                                 "\"orang\"} (with \"currency\" for money); else null")
     sentence: str | None = Field(description="The sentence around the answer")
@@ -225,7 +225,6 @@ async def ask_get(request: Request, service: ServiceDep, q: Annotated[str, Query
 
 
 def _summary(doc) -> dict:
-
     return {"doc_id": doc.doc_id, "title": doc.title, "url": source_view_url(doc.doc_id),
             "source_url": original_link(doc.meta), "meta": doc.meta}
 
@@ -242,7 +241,7 @@ def get_source(doc_id: str, service: ServiceDep) -> dict:
     """One article's cleaned text (the text every offset points into) and metadata."""
     doc = service.document(doc_id)
     if doc is None:
-        raise ApiError(404, f"no article with id {doc_id[:200]!r}")
+        raise ApiError(404, f"no article with id {shortened(doc_id)!r}")
     return {**_summary(doc), "text": doc.text}
 
 
@@ -273,7 +272,6 @@ def get_timeline(service: ServiceDep,
 
 def timeline_out(selection) -> dict:
     """The timeline as /api/timeline gives it."""
-
     chosen = selection.chosen
     return {"generation": selection.generation, "total": selection.total, "count": len(selection.events),
             "filters": {"article": chosen.doc_id, "from": chosen.first_year, "to": chosen.last_year},

@@ -6,11 +6,17 @@ from __future__ import annotations
 from qa.config import Settings
 from qa.store import build_running as files_build_running
 from qa.store import current_generation as files_generation
+from qa.store import index_command as files_index_command
 from qa.store import load_index
 
 
 def uses_database(settings: Settings) -> bool:
     return bool(settings.database_url)
+
+
+def index_command(settings: Settings) -> str:
+    """The command that builds this index: with its folder for the files (QA_DATABASE_URL names the database)."""
+    return "qa index" if uses_database(settings) else files_index_command(settings.index_dir)
 
 
 def where(settings: Settings) -> str:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-import shlex
 import signal
 import sys
 from pathlib import Path
@@ -46,7 +46,34 @@ EvalModelOpt = Annotated[Optional[str], typer.Option("--model", help=f"Model to 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines")]
 
 EXIT_OK, EXIT_SKIPPED, EXIT_FAILED = 0, 1, 2
-EXIT_INTERRUPTED = 128 + 2  # Ctrl-C (SIGINT), as shells report it; 128 + 15 for SIGTERM
+
+
+class StopSignal:
+    """The signal that stopped a command: Ctrl-C's SIGINT unless SIGTERM came."""
+
+    def __init__(self) -> None:
+        self.signum = signal.SIGINT
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # as shells report it: 130 for Ctrl-C, 143 for SIGTERM
+
+
+@contextlib.contextmanager
+def stopped_as_by_ctrl_c():
+    """While inside, SIGTERM (from `timeout`, systemd or `kill`) stops the command as Ctrl-C does, with a
+    KeyboardInterrupt the command answers in one line; the handler before is put back after."""
+    stopped = StopSignal()
+
+    def stop(signum: int, _frame) -> None:
+        stopped.signum = signum
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield stopped
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 NOT_READ_SHOWN = 10  # files of other types named by `qa index`; --json lists them all
 
 
@@ -114,23 +141,17 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
         bar.set_postfix_str(name[-40:], refresh=False)
         bar.update(1)
 
-    stopped_by = [signal.SIGINT]
-
-    def stop(signum: int, _frame) -> None:
-        stopped_by[0] = signum
-        raise KeyboardInterrupt
-
-    # A stop from `timeout`, systemd or `kill` ends the build as Ctrl-C does: one line, the index as it was.
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        report = build_index(settings, progress=progress, lock_timeout=wait, rebuild=rebuild)
-    except (BuildError, ModelLoadError) as exc:
-        fail(str(exc), as_json=as_json)
-    except KeyboardInterrupt:
-        bar_close(bar)  # before the message, which would land inside the bar's line
-        fail("interrupted: the index in use is the last build that finished", 128 + stopped_by[0], as_json=as_json)
-    finally:
-        bar_close(bar)
+    with stopped_as_by_ctrl_c() as stopped_by:
+        try:
+            report = build_index(settings, progress=progress, lock_timeout=wait, rebuild=rebuild)
+        except (BuildError, ModelLoadError) as exc:
+            fail(str(exc), as_json=as_json)
+        except KeyboardInterrupt:
+            bar_close(bar)  # before the message, which would land inside the bar's line
+            fail("interrupted: the index in use is the last build that finished", stopped_by.exit_code,
+                 as_json=as_json)
+        finally:
+            bar_close(bar)
     if as_json:
         typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
@@ -307,8 +328,7 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
         has_index = True
     if not has_index:
         if not watch:
-            command = "qa index" if backend.uses_database(settings) else f"qa index --index {shlex.quote(str(settings.index_dir))}"
-            coming = f"questions get 503 until `{command}` builds one"
+            coming = f"questions get 503 until `{backend.index_command(settings)}` builds one"
         elif settings.corpus_dir.is_dir():
             coming = "--watch is building one; questions get 503 until it is done"
         else:
@@ -347,13 +367,14 @@ def eval_command(file: Annotated[Path, typer.Argument(help="A question JSONL, a 
 
     conversations = is_conversation_file(file)
     run, show = (evaluate_conversations, format_conversation_report) if conversations else (evaluate_file, format_report)
-    try:
-        report = run(file, make_settings(None, index, model, as_json), top_k=top_k, limit=limit,
-                     progress=not as_json and sys.stderr.isatty())
-    except EvalError as exc:
-        fail(str(exc), as_json=as_json)
-    except KeyboardInterrupt:
-        fail("interrupted: nothing was measured", EXIT_INTERRUPTED, as_json=as_json)
+    with stopped_as_by_ctrl_c() as stopped_by:
+        try:
+            report = run(file, make_settings(None, index, model, as_json), top_k=top_k, limit=limit,
+                         progress=not as_json and sys.stderr.isatty())
+        except EvalError as exc:
+            fail(str(exc), as_json=as_json)
+        except KeyboardInterrupt:
+            fail("interrupted: nothing was measured", stopped_by.exit_code, as_json=as_json)
     typer.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else show(report))
 
 
@@ -427,7 +448,7 @@ def train_reader_command(
         best = train(config, progress=sys.stderr.isatty())
     except Interrupted as exc:
         typer.secho(str(exc), err=True, fg=typer.colors.YELLOW)
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + signal.SIGINT) from None
     except (TrainingDataError, RunMismatchError, TrainingError) as exc:
         if made and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # a run that never started leaves no empty folder behind

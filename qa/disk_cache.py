@@ -17,41 +17,50 @@ log = logging.getLogger(__name__)
 Loaded = TypeVar("Loaded")
 
 
-def cached_bytes(file: Path, build: Callable[[], bytes]) -> bytes:
-    check = file.with_name(file.name + ".sha256")
+def cached_copy(file: Path) -> bytes | None:
+    """The cached bytes, if a copy is there and its checksum matches."""
     try:
         data = file.read_bytes()
-        if hashlib.sha256(data).hexdigest() == check.read_text().strip():
+        if hashlib.sha256(data).hexdigest() == file.with_name(file.name + ".sha256").read_text().strip():
             return data
     except OSError:
-        pass  # not built yet, or unreadable: build it
-    data = build()
+        pass  # not built yet, or unreadable
+    return None
+
+
+def cached_bytes(file: Path, build: Callable[[], bytes]) -> bytes:
+    data = cached_copy(file)
+    if data is None:
+        data = build()
+        _keep(file, data)
+    return data
+
+
+def _keep(file: Path, data: bytes) -> None:
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         partial = file.with_name(f"{file.name}.{os.getpid()}.tmp")
         partial.write_bytes(data)
         partial.replace(file)
-        check.write_text(hashlib.sha256(data).hexdigest() + "\n")
+        file.with_name(file.name + ".sha256").write_text(hashlib.sha256(data).hexdigest() + "\n")
     except OSError:
-        pass
-    return data
+        pass  # only costs building it again next time
 
 
 def rebuilt_bytes(file: Path, build: Callable[[], bytes]) -> bytes:
     """Build again, in place of a cached copy that could not be used although its checksum matched."""
     log.warning("the cached file %s could not be used; building it again", file)
-    for stale in (file, file.with_name(file.name + ".sha256")):
-        try:
-            stale.unlink(missing_ok=True)
-        except OSError:
-            pass
-    return cached_bytes(file, build)
+    data = build()
+    _keep(file, data)
+    return data
 
 
 def cached_and_loaded(file: Path, build: Callable[[], bytes], load: Callable[[bytes], Loaded]) -> Loaded:
-    """`load` of the cached bytes; if it fails on a cached copy, the copy is built again once."""
-    data = cached_bytes(file, build)
+    """`load` of the cached bytes; a cached copy that `load` rejects is built again, once."""
+    cached = cached_copy(file)
+    if cached is None:
+        return load(cached_bytes(file, build))
     try:
-        return load(data)
+        return load(cached)
     except Exception:  # noqa: BLE001 - whatever the loader raises of bytes it cannot use
         return load(rebuilt_bytes(file, build))

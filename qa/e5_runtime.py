@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.config import user_cache_dir
-from qa.disk_cache import cached_and_loaded, cached_bytes, rebuilt_bytes
+from qa.disk_cache import cached_and_loaded, cached_bytes, cached_copy, rebuilt_bytes
 
 QUERY_PREFIX = "query: "
 PASSAGE_PREFIX = "passage: "
@@ -312,12 +312,17 @@ def graph_key(weights: E5Weights) -> str:
 def graph_sessions(weights: E5Weights) -> ThreadSessions:
     """Sessions of the encoder's graph, from the disk cache when it was built before for these weights: building
     it means importing onnx (~0.9 s), most of a warm start's embedder load."""
-    cached = user_cache_dir("embedder") / f"e5-{graph_key(weights)}.onnx"
+    return sessions_of_cached_graph(user_cache_dir("embedder") / f"e5-{graph_key(weights)}.onnx",
+                                    lambda: build_graph(weights).SerializeToString())
 
-    def build() -> bytes:
-        return build_graph(weights).SerializeToString()
 
-    return ThreadSessions(cached_bytes(cached, build), rebuild=lambda: rebuilt_bytes(cached, build))
+def sessions_of_cached_graph(file: Path, build: Callable[[], bytes]) -> ThreadSessions:
+    """Sessions of the graph cached in `file` (built by `build` when it is not there); a cached graph that ONNX
+    Runtime cannot load, though its checksum matches, is built again once."""
+    cached = cached_copy(file)
+    if cached is None:
+        return ThreadSessions(cached_bytes(file, build))
+    return ThreadSessions(cached, rebuild=lambda: rebuilt_bytes(file, build))
 
 
 class ThreadSessions:

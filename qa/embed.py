@@ -100,8 +100,7 @@ def _build_model(name: str):
     from sentence_transformers import SentenceTransformer
 
     try:
-        return SentenceTransformer(str(Path(name).expanduser()) if Path(name).expanduser().exists() else name,
-                                   device="cpu")
+        return SentenceTransformer(str(folder) if folder.exists() else name, device="cpu")
     except Exception as exc:  # the library raises many kinds (OSError, HF errors, ValueError)
         raise ModelLoadError(
             f"cannot load embedding model {name!r}: {exc}. Use a local sentence-transformers folder, "

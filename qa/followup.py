@@ -32,9 +32,20 @@ TIME_REFERENCES = (" then ", " that time ", " that year ", " saat itu ", " waktu
                    " kala itu ")
 # Words that open an elliptical follow-up ("And in 2023?").
 CONNECTIVES = ("what about", "how about", "and", "also", "bagaimana dengan", "kalau", "lalu", "terus", "dan")
-FRAGMENT_WORDS = 3  # a question this short with no question word of its own is a fragment
-LATIN_END = 0x250  # ... and written in the Latin script (Basic Latin to Latin Extended-B)
+# Without a connective, a fragment is at most this many words, with no question word or auxiliary of its own, a
+# year or a name to ask the last question about, ...
+FRAGMENT_WORDS = 3
+LATIN_END = 0x250  # ... and in the Latin script (Basic Latin to Latin Extended-B)
+# Replies that are no question, capitalised as typed ("Thanks!", "OK", "Terima kasih"): never a fragment's name.
+REPLIES = frozenset("""
+ok okay oke thanks thank thx yes yeah yep no nope hello hi hey bye good great nice cool sure right
+halo hai ya iya tidak nggak gak baik sip mantap terima kasih makasih oh wah hari ini sekarang
+""".split())
+# A fragment opening with one of these names a place or time ("In Moscow?"): it takes the place of the last
+# question's name that follows one, not of its subject.
+PREPOSITIONS = frozenset("in at on to from into di ke dari pada".split())
 # Words that open a question of its own ("And who did he meet?" is a question, "And in 2023?" a fragment).
+# ("What about Will Smith?" is therefore not taken for a fragment: "will" is an auxiliary.)
 QUESTION_OPENERS = QUESTION_WORDS | frozenset("""
 did does do is are was were can could will would should has have had tell list name give sebutkan jelaskan
 """.split())
@@ -61,6 +72,13 @@ class Resolved:
     question: str  # as asked
     query: str  # what is searched and read: the question with the words it leans on
     context_used: list[str] = field(default_factory=list)  # those words, as they were written earlier
+    # A fragment's question written out ("In 2019?" → "When did Putin arrive in Pyongyang in 2019?"), which a
+    # fragment after it rewrites in turn; any other question as asked.
+    spelled_out: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.spelled_out:
+            object.__setattr__(self, "spelled_out", self.question)
 
 
 def _words(text: str) -> list[re.Match]:
@@ -115,10 +133,15 @@ def _fragment(question: str) -> str | None:
     # Without a connective, a fragment brings a year or a name to ask the last question about ("In 2000?",
     # "Lavrov?"): "ok thanks" or "asdfghjkl" is not one. And it is in the Latin script of the articles: a
     # question in another ("普京什么时候访问平壤？", one "word" without spaces) is a question of its own.
-    if (len(words) <= FRAGMENT_WORDS and (_YEAR.search(text) or names(text))
+    if (len(words) <= FRAGMENT_WORDS and (_YEAR.search(text) or _new_names(text))
             and all(ord(c) < LATIN_END for w in words for c in w)):
         return text
     return None
+
+
+def _new_names(fragment: str) -> list[str]:
+    """The fragment's names, without replies capitalised because they were typed first ("Thanks", "OK")."""
+    return [n for n in names(fragment) if not all(w.lower().strip(".,!") in REPLIES for w in n.split())]
 
 
 def _carried_names(question: str, earlier: list[Resolved], answers: list[str | None]) -> list[str]:
@@ -141,22 +164,28 @@ def _carried_names(question: str, earlier: list[Resolved], answers: list[str | N
     return carried[:NAMES_CARRIED]
 
 
-def _ellipsis(fragment: str, previous: Resolved) -> tuple[str, list[str]]:
-    """The previous question asked again about the fragment's new year or name."""
-    base = previous.question
+def _ellipsis(fragment: str, previous: Resolved) -> Resolved:
+    """The previous question (as it was spelled out) asked again about the fragment's new year or name."""
+    base = previous.spelled_out
     year = _YEAR.search(fragment)
-    new_names, old_names = names(fragment), names(base)
+    new_names, old_names = _new_names(fragment), names(base)
+    if fragment.split()[0].lower() in PREPOSITIONS and not year:  # "In Moscow?": the place, not the subject
+        placed = [n for n in old_names if re.search(rf"\b(?:{'|'.join(PREPOSITIONS)})\s+{re.escape(n)}\b", base, re.I)]
+        old_names = placed
+    replaced = None
     if year and len(_YEAR.findall(base)) == 1:  # of two years ("between 2019 and 2023") neither is "the" year
-        query = _YEAR.sub(year.group(), base)
+        spelled_out = _YEAR.sub(year.group(), base)
     elif new_names and old_names:
-        query = base.replace(old_names[0], new_names[0], 1)
+        replaced = old_names[0]
+        spelled_out = base.replace(replaced, new_names[0], 1)
     else:
-        query = f"{base} {fragment}"
-    query = " ".join([query] + [n for n in previous.context_used if n.lower() not in query.lower()])
+        spelled_out = f"{base} {fragment}"
+    carried = [n for n in previous.context_used if n.lower() not in spelled_out.lower() and n != replaced]
+    query = " ".join([spelled_out] + carried)
     # Every earlier word the query now holds, those the previous turn leaned on included: what the user is shown.
-    kept = [n for n in old_names + previous.context_used if n.lower() in query.lower()
+    kept = [n for n in names(base) + previous.context_used if n.lower() in query.lower()
             and n.lower() not in fragment.lower()]
-    return query, list(dict.fromkeys(kept)) or [base]
+    return Resolved(fragment, query, list(dict.fromkeys(kept)) or [base], spelled_out)
 
 
 def latest(history: list[EarlierTurn], turns: int) -> list[EarlierTurn]:
@@ -178,7 +207,8 @@ def _resolve_one(question: str, earlier: list[Resolved], answers: list[str | Non
         return Resolved(question, question)
     fragment = _fragment(question)
     if fragment is not None:
-        return Resolved(question, *_ellipsis(fragment, earlier[-1]))
+        resolved = _ellipsis(fragment, earlier[-1])
+        return Resolved(question, resolved.query, resolved.context_used, resolved.spelled_out)
     if _has_reference(question):
         carried = _carried_names(question, earlier, answers)
         if carried:

@@ -273,9 +273,11 @@ def split_front_matter(text: str) -> tuple[dict | None, str]:
     try:
         meta = yaml.safe_load(match.group(1) or "") or {}
     except yaml.YAMLError as exc:
-        # Where the faulty value starts ("[broken" opens a list that the next line is found not to close), else
-        # where YAML noticed the problem.
-        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
+        # A value left open ("[broken", '"unclosed') is found faulty on a later line: named where it starts. Any
+        # other problem, where YAML noticed it (a block mapping's context is its first key, lines before).
+        opened = str(getattr(exc, "context", "") or "").startswith(("while parsing a flow", "while scanning a quoted"))
+        mark = getattr(exc, "context_mark", None) if opened else None
+        mark = mark or getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 2} of the file, " if mark is not None else ""  # + the '---' line, from 1
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise LoadError(f"front matter is not valid YAML ({where}{problem}): put a value that holds ': ' or "
@@ -292,14 +294,18 @@ def split_front_matter(text: str) -> tuple[dict | None, str]:
 
 def markdown_to_text(text: str) -> str:
     """The words of a Markdown article (CommonMark with tables, by markdown-it-py), one block a paragraph:
-    headings, paragraphs, list items and quotes as their text, a table row as its cells joined by " | " with
-    no separator rows, an image as its alt text; emphasis, link targets, list bullets and HTML tags dropped."""
+    headings, paragraphs, list items and quotes as their text (a numbered item with its number), a table row as
+    its cells joined by " | " with no separator rows, an image as its alt text; emphasis, link targets, bullets
+    and HTML tags dropped."""
     from markdown_it import MarkdownIt
 
     blocks: list[str] = []
     row: list[str] | None = None
+    number = ""  # an ordered item's number, kept: "2024. Tahun yang berat" is a year, read as an item
     for token in MarkdownIt("commonmark").enable("table").parse(text):
-        if token.type == "tr_open":
+        if token.type == "list_item_open" and token.info:
+            number = f"{token.info}{token.markup} "
+        elif token.type == "tr_open":
             row = []
         elif token.type == "tr_close" and row is not None:
             blocks.append(" | ".join(cell for cell in row if cell))
@@ -309,7 +315,8 @@ def markdown_to_text(text: str) -> str:
             if row is not None:
                 row.append(words.strip())
             else:
-                blocks.append(words)
+                blocks.append(number + words)
+                number = ""
         elif token.type in ("fence", "code_block"):
             blocks.append(token.content)
         elif token.type == "html_block":

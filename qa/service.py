@@ -278,7 +278,8 @@ class QAService:
             if backend.build_running(self.settings):
                 raise ServiceUnavailable(f"the index in {backend.where(self.settings)} is being built; questions are "
                                          "answered as soon as it is done")
-            raise ServiceUnavailable(self.last_error or f"no index in {backend.where(self.settings)}: run `qa index`")
+            raise ServiceUnavailable(self.last_error or f"no index in {backend.where(self.settings)}: build it with "
+                                                        f"`{backend.index_command(self.settings)}`")
         return self._state
 
     def validate(self, question: object, top_k: object) -> tuple[str, int]:

@@ -584,18 +584,18 @@ def prune_generations(index_dir: Path) -> None:
             shutil.rmtree(generations / name, ignore_errors=True)
 
 
-def build_command(index_dir: Path) -> str:
-    """What to run to build an index where there is none: with its folder, wherever the command is run from."""
+def index_command(index_dir: Path) -> str:
+    """The command that builds the index in `index_dir`, wherever it is run from."""
     import shlex
 
-    return f"build it with `qa index --index {shlex.quote(str(index_dir))}`"
+    return f"qa index --index {shlex.quote(str(index_dir))}"
 
 
 def load_index(index_dir: Path, generation: str | None = None) -> LoadedIndex:
     """Open the current (or the named) generation: its manifest is read, the rest is read when needed."""
     name = generation or current_generation(index_dir)
     if not name:
-        raise NoIndexError(f"no index in {index_dir}: {build_command(index_dir)}")
+        raise NoIndexError(f"no index in {index_dir}: build it with `{index_command(index_dir)}`")
     path = index_dir / GENERATIONS_DIR / name
     store = path / "store.sqlite"
     if not store.is_file():

@@ -18,6 +18,7 @@ from calendar import monthrange
 from dataclasses import dataclass, field
 
 from qa.store import LoadedIndex
+from qa.validation import shortened
 
 MONTHS = {
     "januari": 1, "january": 1, "jan": 1, "februari": 2, "february": 2, "feb": 2, "pebruari": 2, "maret": 3,
@@ -213,7 +214,7 @@ def parse_filter(doc_id: str | None, first_year: str | None, last_year: str | No
         raise TimelineFilterError(f"from ({first}) is after to ({last})")
     article = doc_id or None
     if article is not None and article not in known_docs:
-        raise UnknownArticle(f"no article with id {article[:200]!r}")
+        raise UnknownArticle(f"no article with id {shortened(article)!r}")
     return TimelineFilter(article, first, last)
 
 

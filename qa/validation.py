@@ -34,6 +34,11 @@ def visible_pattern() -> str:
     return "[^" + "".join(ranges) + "]"
 
 
+def shortened(text: str, most: int = 200) -> str:
+    """A name from a request (an article's id), as an error message echoes it: at most `most` characters."""
+    return text if len(text) <= most else text[:most] + "…"
+
+
 def too_many_turns(turns: int, limit: int) -> str:
     if limit == 0:
         return f"history has {turns} turn{'s' * (turns != 1)}; none are accepted (QA_MAX_HISTORY_TURNS is 0)"

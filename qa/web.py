@@ -30,7 +30,7 @@ from qa.request_body import FORM, fields_are_utf8, media_type
 from qa.service import QAService, ServiceUnavailable
 from qa.timeline import TimelineEvent, TimelineFilter, TimelineFilterError, UnknownArticle
 from qa.timeline_view import AxisLayout, date_in_words, date_label, layout_axis, machine_date
-from qa.validation import InvalidQuestion
+from qa.validation import InvalidQuestion, shortened
 
 
 # A tour of what a reply can be: an English and an Indonesian question answered, an answer given with low
@@ -432,7 +432,7 @@ def mount(app: FastAPI) -> None:
             return unavailable(request, exc)
         if doc is None:
             return page(request, "error.html", {"title": "No such article",
-                                                "message": f"There is no article with the id “{doc_id}”: it may have been "
+                                                "message": f"There is no article with the id “{shortened(doc_id)}”: it may have been "
                                                            "removed or renamed since the link was made. Every "
                                                            "article served now is listed under All sources."}, 404)
         start, end = _int_param(request, "start"), _int_param(request, "end")

@@ -484,3 +484,25 @@ def test_javascript_cuts_a_passage_with_emoji_where_the_server_does(open_page, l
     expected = around_answer(Citation(**{name: shown[name] for name in Citation.__dataclass_fields__}))
     assert link.inner_text() == expected.before + expected.answer + expected.after
     assert expected.before.startswith("…😀")
+
+
+def test_javascript_cuts_a_related_passage_with_emoji_where_the_server_does(open_page, live_server):
+    from qa.web import excerpt
+
+    shown: dict = {}
+
+    def refused_with_emoji(route):  # a refusal whose one related passage opens with 300 characters of emoji
+        body = route.fetch().json()
+        first = body["citations"][0] | {"answer_start": None, "answer_end": None}
+        first["passage"] = "🙂 " * 150 + first["passage"]
+        body |= {"abstained": True, "answer": None, "normalized": None, "sentence": None, "sentence_start": None,
+                 "sentence_end": None, "citations": [first], "timeline_url": None}
+        shown.update(first)
+        route.fulfill(json=body)
+
+    page = open_page()
+    page.route("**/ask", refused_with_emoji)
+    page.goto(live_server + "/")
+    ask(page, VETO_QUESTION, 1)
+    expect(page.locator("#turn-1 .related p")).to_have_text(excerpt(shown["passage"]))
+    assert excerpt(shown["passage"]).count("🙂") == 120  # cut at 240 code points, not 240 UTF-16 units

@@ -196,3 +196,15 @@ def test_the_defaults_the_readme_states():
     assert int(stated(r"over-(\d+) MB")[0]) * 1_000_000 == defaults.max_file_bytes
     assert int(stated(r"\| `QA_MAX_HISTORY_TURNS` \| (\d+) \|")[0]) == defaults.max_history_turns
     assert stated(r"\| `QA_HOST`, `QA_PORT` \| `([\d.]+)`, (\d+) \|") == (defaults.host, str(defaults.port))
+
+def test_index_and_eval_put_back_the_sigterm_handler_they_found(tmp_path):
+    """They answer SIGTERM as Ctrl-C only while they run: a program that calls them keeps its own handler."""
+    import signal
+
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "a.txt").write_text("")  # nothing to index: the build fails at once
+    before = signal.getsignal(signal.SIGTERM)
+    code, _ = run("index", "--corpus", str(tmp_path / "corpus"), "--index", str(tmp_path / "index"))
+    assert code == 2 and signal.getsignal(signal.SIGTERM) is before
+    code, _ = run("eval", str(tmp_path / "missing.jsonl"), "--index", str(tmp_path / "index"))
+    assert code == 2 and signal.getsignal(signal.SIGTERM) is before

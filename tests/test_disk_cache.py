@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from qa.disk_cache import cached_bytes
 
 
@@ -58,7 +56,7 @@ def test_a_cached_copy_whose_checksum_matches_but_cannot_be_used_is_built_again(
     """Written whole by something else (its .sha256 matching): the loader's failure, not the checksum, tells."""
     import hashlib
 
-    from qa.e5_runtime import E5Tokenizer, ThreadSessions, default_model_file, read_model_file
+    from qa.e5_runtime import E5Tokenizer, default_model_file, read_model_file
 
     weights = read_model_file(default_model_file())
     text = "Kapan Rusia memveto resolusi Dewan Keamanan PBB?"
@@ -70,18 +68,37 @@ def test_a_cached_copy_whose_checksum_matches_but_cannot_be_used_is_built_again(
     assert E5Tokenizer(weights, cache_dir=tmp_path).content_ids(text) == built
     assert model.read_bytes() != junk  # and the cache holds a good copy again
 
-    without_rebuild = ThreadSessions(b"", rebuild=None)
-    with pytest.raises(Exception):
-        without_rebuild(1)  # no way to rebuild: the loader's error stands
-    rebuilt = []
-    graph = ThreadSessions(junk, rebuild=lambda: rebuilt.append(1) or _tiny_graph())
-    assert graph(1).get_inputs()[0].name == "x" and rebuilt == [1]
 
 
-def _tiny_graph() -> bytes:
-    from onnx import TensorProto, helper
+def _spoil(file) -> None:
+    """Junk in place of a cached file, with a checksum that matches it."""
+    import hashlib
 
-    node = helper.make_node("Identity", ["x"], ["y"])
-    graph = helper.make_graph([node], "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    junk = b"not a graph" * 500
+    file.write_bytes(junk)
+    file.with_name(file.name + ".sha256").write_text(hashlib.sha256(junk).hexdigest() + "\n")
+
+
+def test_an_encoder_graph_cached_whole_but_unusable_is_built_again(tmp_path, monkeypatch):
+    import numpy as np
+
+    from qa.e5_runtime import E5Runtime
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = E5Runtime().encode(["Kapan Putin tiba di Pyongyang?"], is_query=True)
+    [graph] = (tmp_path / "qa-news" / "embedder").glob("*.onnx")
+    _spoil(graph)
+    again = E5Runtime().encode(["Kapan Putin tiba di Pyongyang?"], is_query=True)
+    assert np.allclose(first, again) and graph.read_bytes() != b"not a graph" * 500
+
+
+def test_a_reader_graph_cached_whole_but_unusable_is_built_again(tmp_path, monkeypatch):
+    from qa.reader.runtime import ReaderRuntime
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    context = "Rusia memveto resolusi itu pada 28 Maret 2024."
+    first = ReaderRuntime().read("Kapan Rusia memveto resolusi itu?", context)[0]
+    [graph] = (tmp_path / "qa-news" / "reader").glob("*.onnx")
+    _spoil(graph)
+    again = ReaderRuntime().read("Kapan Rusia memveto resolusi itu?", context)[0]
+    assert (again.start, again.end) == (first.start, first.end) and context[first.start:first.end].startswith("28 Maret 2024")

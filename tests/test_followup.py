@@ -97,7 +97,20 @@ def test_a_new_year_replaces_the_year_only_when_the_previous_question_has_one():
 
 
 def test_a_short_reply_without_a_year_or_a_name_is_not_a_follow_up():
-    for said in ["ok thanks", "hello", "asdfghjkl"]:
+    for said in ["ok thanks", "hello", "asdfghjkl", "Ok thanks", "Thanks!", "OK", "Yes", "Terima kasih", "Sekarang?"]:
         resolved = resolve(said, [ARRIVAL])
         assert (resolved.query, resolved.context_used) == (said, [])
     assert resolve("And the treaty?", [ARRIVAL]).query.startswith(ARRIVAL.question)  # a connective says it is one
+
+
+def test_a_place_after_a_preposition_takes_the_place_of_the_earlier_place_not_of_the_subject():
+    assert resolve("In Moscow?", [ARRIVAL]).query == "When did Putin arrive in Moscow in 2024?"
+    assert resolve("Di Vladivostok?", [ARRIVAL]).query == "When did Putin arrive in Vladivostok in 2024?"
+
+
+def test_a_fragment_after_a_fragment_rewrites_the_question_the_first_one_spelled_out():
+    after = [ARRIVAL, EarlierTurn("In 2019?", None)]
+    assert resolve("And in 2000?", after).query == "When did Putin arrive in Pyongyang in 2000?"
+    resolved = resolve("Lavrov?", after)
+    assert resolved.query == "When did Lavrov arrive in Pyongyang in 2019?"  # Putin is not carried back in
+    assert resolved.context_used == ["Pyongyang"]

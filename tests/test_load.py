@@ -122,6 +122,14 @@ def test_markdown_lists_tables_emphasis_and_images_are_read_as_their_words(make_
     assert not any(mark in doc.text for mark in ("*", "_", "- ", "|---", "| Tonase", "![", ">"))
 
 
+def test_a_markdown_paragraph_that_opens_with_a_year_keeps_it():
+    from qa.load import markdown_to_text
+
+    # CommonMark reads "2024. …" as item 2024 of a numbered list: the number is the year, and stays.
+    assert markdown_to_text("2024. Tahun yang berat bagi Rusia.\n") == "2024. Tahun yang berat bagi Rusia.\n"
+    assert markdown_to_text("1) Satu.\n2) Dua.\n") == "1) Satu.\n\n2) Dua.\n"
+
+
 def test_an_html_page_without_a_date_in_its_markup_has_no_published_date(make_corpus):
     page = HTML_PAGE.replace('<meta name="date" content="2024-03-05">', "").replace(
         "pada Selasa pagi", "pada 9 September 2025")
@@ -162,6 +170,7 @@ def test_html_goes_through_the_main_text_extractor(make_corpus):
     ("Judul\n\nHarga naik.\n".encode("utf-16"), r"UTF-16 text, not UTF-8: save the file as UTF-8"),
     (b"---\ntitle: [tidak ditutup\npublished: 2024-01-02\n---\nIsi berita.\n",
      r"front matter is not valid YAML \(line 2 of the file, "),  # the line the list opens on, not the next
+    (b"---\ntitle: Judul\nauthor: A\n- x\n---\nIsi berita.\n", r"front matter is not valid YAML \(line 4 of the file, "),
     (b"---\n- satu\n- dua\n---\nIsi berita.\n", "front matter must be a mapping"),
     (b"---\npublished: 2024-02-30\n---\nIsi berita.\n", r"front matter has a value YAML cannot read \(day is out "
                                                        r"of range for month\): put it in quotes"),
@@ -174,7 +183,7 @@ def test_html_goes_through_the_main_text_extractor(make_corpus):
     (b"\xef\xbb\xbf\xc2\xa0\xc2\xa0\n", "^no text$"),  # a byte-order mark and non-breaking spaces
     (b"---\ntitle: " + b"[" * 2000 + b"]" * 2000 + b"\n---\nIsi berita.\n",
      r"^front matter is nested too deeply: keep each value on one level \('key: value'\)$"),
-], ids=["empty", "whitespace-only", "binary", "not-utf8", "utf16", "bad-yaml", "yaml-not-mapping", "bad-date",
+], ids=["empty", "whitespace-only", "binary", "not-utf8", "utf16", "bad-yaml", "bad-yaml-line", "yaml-not-mapping", "bad-date",
         "only-front-matter", "colon-in-title", "unclosed", "bom-only", "nested"])
 def test_bad_file_gives_a_clear_load_error(make_corpus, content, expected):
     corpus, _ = make_corpus({"bad.txt": content})

@@ -79,6 +79,7 @@ def test_best_span_respects_order_and_length():
     ("Kim Jong Un dan Dr.", "Kim Jong Un dan Dr."),
     ("anggota Dewan Keamanan PBB.", "anggota Dewan Keamanan PBB"),
     ("di AS.", "di AS"),
+    ("Presiden George W.", "Presiden George W."),
     ("dan lain-lain, dll.", "dan lain-lain, dll."),
     ("the U.S.", "the U.S."),
     (" Vladivostok ", "Vladivostok"),

@@ -221,7 +221,6 @@ def test_a_year_filter_finds_an_event_by_any_year_it_covers_or_states(client, ye
         assert any("2002" in d["text"] for e in body["events"] for d in e["other_dates"])
 
 
-
 @pytest.mark.parametrize("years, ticks", [
     ((1950, 2024), ["1950", "1960", "1970", "1980", "1990", "2000", "2010", "2020", "2030"]),
     ((1905, 2024), ["1900", "1950", "2000", "2050"]),  # a century and more: a tick every 50 years
@@ -230,8 +229,8 @@ def test_the_axis_has_a_tick_at_each_end_and_every_dot_lies_between(years, ticks
     from qa.timeline import TimelineEvent
     from qa.timeline_view import layout_axis
 
-    events = [TimelineEvent(id=f"e{n}", doc_id="d", title="t", sentence=f"Pada tahun {y}.", sentence_start=0, sentence_end=16,
-                            date=find_dates(f"Pada tahun {y}.")[0]) for n, y in enumerate(years)]
+    events = [TimelineEvent(id=f"e{n}", doc_id="d", title="t", sentence=f"Pada tahun {y}.", sentence_start=0,
+                            sentence_end=16, date=find_dates(f"Pada tahun {y}.")[0]) for n, y in enumerate(years)]
     axis = layout_axis(events)
     assert [t.label for t in axis.ticks] == ticks
     assert all(axis.ticks[0].x <= dot.x <= axis.ticks[-1].x for dot in axis.dots)

@@ -600,3 +600,5 @@ def test_a_link_to_an_article_no_longer_served_says_why_and_where_the_articles_a
     assert response.status_code == 404
     assert "There is no article with the id “dihapus.txt”: it may have been removed or renamed" in response.text
     assert 'href="/sources"' in response.text
+    long_id = client.get("/sources/" + "x" * 10_000)
+    assert long_id.status_code == 404 and "x" * 201 not in long_id.text

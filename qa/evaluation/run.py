@@ -53,15 +53,13 @@ def open_service(settings: Settings):
     from qa.embed import ModelLoadError, load_embedder
     from qa import backend
     from qa.service import QAService, ServiceUnavailable
-    from qa.store import build_command
 
     try:
         generation = backend.current_generation(settings)
     except Exception as exc:  # the database cannot be used: its message says why
         raise EvalError(str(exc)) from None
     if not generation:
-        how = "run `qa index` first" if backend.uses_database(settings) else build_command(settings.index_dir)
-        raise EvalError(f"no index in {backend.where(settings)}: {how}")
+        raise EvalError(f"no index in {backend.where(settings)}: build it with `{backend.index_command(settings)}`")
     # Pinned to the generation loaded now: a build finishing mid-run must not change the index under the eval.
     pinned = settings.model_copy(update={"reload_check_interval_s": float("inf")})
     recorder = RecordingEmbedder(None)  # the model is loaded once the index says it is the right one

@@ -47,7 +47,8 @@ def _full_stop(span: str) -> bool:
     if not span.endswith("."):
         return False
     word = span[:-1].rsplit(None, 1)[-1] if span[:-1].strip() else ""
-    return bool(word) and "." not in word and word not in ABBREVIATIONS
+    initial = len(word) == 1 and word.isupper()  # "George W."
+    return bool(word) and "." not in word and word not in ABBREVIATIONS and not initial
 
 
 def tidy_span(text: str, start: int, end: int) -> tuple[int, int]:

@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from qa.e5_runtime import (BLOCK, LINEAR_PARTS, E5Tokenizer, E5Weights, GraphBuilder, ThreadSessions,
-                           default_model_file, read_model_file, summed_embeddings)
+                           default_model_file, read_model_file, sessions_of_cached_graph, summed_embeddings)
 from qa.config import user_cache_dir
-from qa.disk_cache import cached_bytes, rebuilt_bytes
 from qa.language import question_language
 from qa.reader.decode import best_span
 from qa.reader.export import dequantize_8bit, sha256_of
@@ -176,7 +175,7 @@ def quantized_sessions(arrays: dict[str, np.ndarray], e5: E5Weights, sha256: str
             return quantized.read_bytes()
 
     cached = user_cache_dir("reader") / f"reader-{sha256[:32]}-v{GRAPH_VERSION}.onnx"
-    return ThreadSessions(cached_bytes(cached, build), rebuild=lambda: rebuilt_bytes(cached, build))
+    return sessions_of_cached_graph(cached, build)
 
 
 class ReaderRuntime:
