@@ -147,7 +147,7 @@ def watch_and_rebuild(settings: Settings, stop: threading.Event, ready: threadin
             # Catch up until a look finds nothing new: a change made during a build is seen by the next look.
             while (now_holds := _fingerprint(folder)) != built_from and not stop.is_set():
                 log.info("bringing the index up to date with %s" if built_from is None else
-                         "the corpus folder %s changed while it was not watched; rebuilding the index", folder)
+                         "the corpus folder %s changed; rebuilding the index", folder)
                 built_from = now_holds
                 rebuild()
             first = True
@@ -173,6 +173,10 @@ def watch_and_rebuild(settings: Settings, stop: threading.Event, ready: threadin
                 if ready is not None:
                     ready.set()
         except Exception as exc:  # noqa: BLE001 - the watcher must outlive whatever the file system does
+            if "decode path" in str(exc):  # watchfiles cannot hand over a name that is not UTF-8: look instead
+                log.info("a file whose name is not UTF-8 changed in %s; looking at the folder", folder)
+                stop.wait(0.1)  # never a busy loop, should watchfiles refuse the name at every start
+                continue  # the catch-up above rebuilds, and the build names the file to rename
             failures += 1
             wait = min(REARM_WAIT_S * 2 ** failures, MAX_REARM_WAIT_S)
             log.warning("watching the corpus folder failed (%s); trying again in %g s", exc, wait)

@@ -665,12 +665,15 @@ def test_watch_follows_a_corpus_link_pointed_at_another_folder(small_corpus, emb
         stop.set()
 
 
-def test_watch_outlives_a_file_name_that_is_not_utf8(small_corpus, embedder, monkeypatch):
+def test_watch_outlives_a_file_name_that_is_not_utf8(small_corpus, embedder, monkeypatch, caplog):
+    import logging
+
     import qa.watch
 
     settings = small_corpus
     monkeypatch.setattr(qa.watch, "build_index",
                         lambda build_settings, **kwargs: build_index(build_settings, embedder=embedder, **kwargs))
+    caplog.set_level(logging.INFO, logger="qa.watch")
     stop = watching(settings)
     try:
         with open(os.fsencode(settings.corpus_dir) + b"/caf\xe9.txt", "wb") as bad:  # a name from an old zip
@@ -683,6 +686,9 @@ def test_watch_outlives_a_file_name_that_is_not_utf8(small_corpus, embedder, mon
             time.sleep(0.2)
     finally:
         stop.set()
+    said = [r.getMessage() for r in caplog.records if r.name == "qa.watch"]
+    assert any("file name is not UTF-8" in m for m in said), said  # the build names it to be renamed
+    assert not any("watching the corpus folder failed" in m for m in said), said  # and it is no failure
 
 
 def test_serve_watch_says_what_each_rebuild_did_and_which_files_it_skipped(small_corpus, tmp_path):
