@@ -23,15 +23,15 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from qa import backend
 from qa.clean import clean_document
 from qa.config import Settings
 from qa.embed import Embedder, load_embedder
+from qa.index_rows import DocumentEntry, IndexCorruptError, NoIndexError
 from qa.load import FileGone, LoadError, load_document, scan_corpus, shown_path
 from qa.records import Document, SkippedFile
 from qa.split import sentence_spans, split_passages
-from qa.store import (BUILDING_FILE, GENERATIONS_DIR, DocumentEntry, IndexCorruptError, NoIndexError,
-                      prune_generations, write_all, write_generation)
-from qa import backend
+from qa.store import BUILDING_FILE, GENERATIONS_DIR, prune_generations, write_all, write_generation
 
 # Bump when cleaning, splitting or what is embedded changes, so old indexes rebuild themselves.
 # 2: Indonesian abbreviations (Jl., Ir., dll. ...) no longer end sentences; 3: sentences embedded with the title;

@@ -38,8 +38,9 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-from cachetools import LRUCache
 
+from qa.index_rows import (DOCUMENT_COLUMNS, CachedLoader, DocumentEntry, DocumentRows, IndexCorruptError,
+                           LexicalScores, NoIndexError, PassageRows, SentenceRows, checked_row, document_from_row)
 from qa.lexical import LexicalIndex
 from qa.records import Document, Passage, Span
 
@@ -70,35 +71,6 @@ CREATE INDEX sentences_doc ON sentences (doc_id);
 """
 
 
-@dataclass
-class LexicalScores:
-    """Lexical evidence for one question: `top` are the rows of the lexical top candidates with a score above 0;
-    `scores` maps those rows and the rows asked about to their score, normalised to [0, 1] by the best score of
-    the collection and weighted by how much of the question the collection knows at all."""
-
-    top: list[int]
-    scores: dict[int, float]
-
-
-class NoIndexError(Exception):
-    pass
-
-
-class IndexCorruptError(Exception):
-    pass
-
-
-@dataclass
-class DocumentEntry:
-    """One document with everything derived from it: the unit a build reuses or replaces."""
-
-    document: Document
-    sentences: list[Span]
-    sentence_vectors: np.ndarray
-    passages: list[Passage]
-    passage_vectors: np.ndarray
-
-
 class _Database:
     """One read-only connection to a generation's SQLite file, shared by the threads of a process.
 
@@ -125,58 +97,6 @@ class _Database:
             self._con.close()
 
 
-class _Cached:
-    """A thread-safe LRU cache in front of a loader."""
-
-    def __init__(self, size: int) -> None:
-        self._cache: LRUCache = LRUCache(size)
-        self._lock = threading.Lock()
-
-    def get(self, key, load):
-        with self._lock:
-            if key in self._cache:
-                return self._cache[key]
-        value = load(key)
-        self.put(key, value)
-        return value
-
-    def put(self, key, value) -> None:
-        with self._lock:
-            self._cache[key] = value
-
-    def missing(self, keys) -> list:
-        """The keys not cached, in order (for a store that loads many in one query)."""
-        with self._lock:
-            return [key for key in keys if key not in self._cache]
-
-
-DOCUMENT_COLUMNS = "doc_id, title, text, meta, sha256"
-
-
-def document_from_row(row) -> Document:
-    """A Document from a row of DOCUMENT_COLUMNS (either store's documents table)."""
-    return Document(row[0], row[1], row[2], json.loads(row[3]), row[4])
-
-
-class DocumentRows(Mapping):
-    """doc_id -> Document. A store supplies `_load(doc_id) -> Document | None` and `__iter__`; answers are cached."""
-
-    def __init__(self, count: int, cache: int) -> None:
-        self._count, self._cache = count, _Cached(cache)
-
-    def _load(self, doc_id: str) -> Document | None:
-        raise NotImplementedError
-
-    def __getitem__(self, doc_id: str) -> Document:
-        doc = self._cache.get(doc_id, self._load) if isinstance(doc_id, str) else None
-        if doc is None:
-            raise KeyError(doc_id)
-        return doc
-
-    def __len__(self) -> int:
-        return self._count
-
-
 class DocumentTable(DocumentRows):
     """The documents of the embedded store, read from SQLite."""
 
@@ -196,7 +116,7 @@ class SentenceSpans(Sequence):
     """Sentence row -> (doc_id, Span)."""
 
     def __init__(self, db: _Database, count: int, cache: int = 65_536) -> None:
-        self._db, self._count, self._cache = db, count, _Cached(cache)
+        self._db, self._count, self._cache = db, count, CachedLoader(cache)
 
     def _load(self, row: int) -> tuple[str, Span]:
         doc_id, start, end = self._db.one("SELECT doc_id, start, end FROM sentences WHERE id = ?", (row,))
@@ -205,7 +125,7 @@ class SentenceSpans(Sequence):
     def __getitem__(self, row):
         if isinstance(row, slice):
             return [self[r] for r in range(*row.indices(self._count))]
-        row = _checked(row, self._count)
+        row = checked_row(row, self._count)
         return self._cache.get(row, self._load)
 
     def __len__(self) -> int:
@@ -217,31 +137,6 @@ class SentenceSpans(Sequence):
                     "SELECT doc_id, start, end FROM sentences WHERE id >= ? AND id < ? ORDER BY id",
                     (start, start + 10_000)):
                 yield doc_id, Span(begin, end)
-
-
-class PassageRows(Sequence):
-    """Passage row -> Passage (with its text and sentence spans); also each passage's sentence rows. A store
-    supplies `_load(row) -> (Passage, range of sentence rows)`; answers are cached."""
-
-    def __init__(self, count: int, cache: int) -> None:
-        self._count, self._cache = count, _Cached(cache)
-
-    def _load(self, row: int) -> tuple[Passage, range]:
-        raise NotImplementedError
-
-    def __getitem__(self, row):
-        if isinstance(row, slice):
-            return [self[r] for r in range(*row.indices(self._count))]
-        return self._cache.get(_checked(row, self._count), self._load)[0]
-
-    def sentence_rows(self, row: int) -> range:
-        return self._cache.get(_checked(row, self._count), self._load)[1]
-
-    def prefetch(self, rows: list[int]) -> None:
-        """Rows about to be read, for a store where one query for all costs less than one each (PostgreSQL)."""
-
-    def __len__(self) -> int:
-        return self._count
 
 
 class PassageTable(PassageRows):
@@ -258,28 +153,6 @@ class PassageTable(PassageRows):
         text = self._documents[doc_id].text
         spans = tuple(self._sentences[r][1] for r in range(first, last + 1))
         return Passage(doc_id, ordinal, start, end, text[start:end], spans), range(first, last + 1)
-
-
-class SentenceRows(Sequence):
-    """Passage row -> the range of its sentences' rows."""
-
-    def __init__(self, passages: PassageRows) -> None:
-        self._passages = passages
-
-    def __getitem__(self, row):
-        return self._passages.sentence_rows(row)
-
-    def __len__(self) -> int:
-        return len(self._passages)
-
-
-def _checked(row, count: int) -> int:
-    row = int(row)
-    if row < 0:
-        row += count
-    if not 0 <= row < count:
-        raise IndexError(f"row {row} out of range")
-    return row
 
 
 def _vectors(path: Path, rows: int, dim: int) -> np.ndarray:

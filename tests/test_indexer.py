@@ -22,7 +22,8 @@ from qa import store
 from qa.config import Settings
 from qa.indexer import LOCK_FILE, BuildBusyError, BuildError, IndexWriteError, build_index
 from qa.lexical import LexicalIndex
-from qa.store import CURRENT_FILE, GENERATIONS_DIR, TMP_PREFIX, IndexCorruptError, current_generation, load_index
+from qa.index_rows import IndexCorruptError
+from qa.store import CURRENT_FILE, GENERATIONS_DIR, TMP_PREFIX, current_generation, load_index
 
 ARTICLES = {
     "a.txt": (

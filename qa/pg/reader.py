@@ -22,8 +22,8 @@ from qa.pg.pointer import current_generation
 from qa.pg.schema import HNSW_EF_SEARCH, TEXT_SEARCH_CONFIG, schema_name
 from qa.pg.writer import FORMAT, vector_text
 from qa.records import Document, Passage, Span
-from qa.store import (DOCUMENT_COLUMNS, DocumentEntry, DocumentRows, IndexCorruptError, LexicalScores,
-                      NoIndexError, PassageRows, SentenceRows, _Cached, _checked, document_from_row)
+from qa.index_rows import (DOCUMENT_COLUMNS, CachedLoader, DocumentEntry, DocumentRows, IndexCorruptError,
+                           LexicalScores, NoIndexError, PassageRows, SentenceRows, checked_row, document_from_row)
 
 
 def vector_from_binary(value: bytes) -> np.ndarray:
@@ -68,7 +68,7 @@ class PgDocuments(DocumentRows):
 
 class PgSentenceSpans(Sequence):
     def __init__(self, pool: Pool, tables: _Tables, count: int, cache: int = 65_536) -> None:
-        self._pool, self._t, self._count, self._cache = pool, tables, count, _Cached(cache)
+        self._pool, self._t, self._count, self._cache = pool, tables, count, CachedLoader(cache)
 
     def remember(self, doc_id: str, rows: range, spans: tuple[Span, ...]) -> None:
         """Sentences a passage query has already read."""
@@ -83,7 +83,7 @@ class PgSentenceSpans(Sequence):
     def __getitem__(self, row):
         if isinstance(row, slice):
             return [self[r] for r in range(*row.indices(self._count))]
-        return self._cache.get(_checked(row, self._count), self._load)
+        return self._cache.get(checked_row(row, self._count), self._load)
 
     def __len__(self) -> int:
         return self._count

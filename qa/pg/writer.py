@@ -22,7 +22,7 @@ from qa.pg.connect import DatabaseError, connect, describe, ensure_pgvector
 from qa.pg.pointer import CHANNEL, read_pointer, version_problem
 from qa.pg.schema import (GENERATION_DDL, GENERATION_INDEXES, LEXICAL_CANDIDATES_PER_WORD, META_DDL, META_SCHEMA,
                           SCHEMA_VERSION, TEXT_SEARCH_CONFIG, schema_name, statements)
-from qa.store import DocumentEntry
+from qa.index_rows import DocumentEntry
 
 
 def vector_text(vector: np.ndarray) -> str:
