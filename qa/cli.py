@@ -46,6 +46,7 @@ EvalModelOpt = Annotated[Optional[str], typer.Option("--model", help=f"Model to 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines")]
 
 EXIT_OK, EXIT_SKIPPED, EXIT_FAILED = 0, 1, 2
+NOT_READ_SHOWN = 10  # files of other types named by `qa index`; --json lists them all
 
 
 class StopSignal:
@@ -74,7 +75,6 @@ def stopped_as_by_ctrl_c():
         yield stopped
     finally:
         signal.signal(signal.SIGTERM, previous)
-NOT_READ_SHOWN = 10  # files of other types named by `qa index`; --json lists them all
 
 
 def make_settings(corpus: Path | None = None, index: Path | None = None, model: str | None = None,

@@ -160,6 +160,7 @@ class E5Tokenizer:
         key = hashlib.sha256("\x00".join(weights.pieces).encode() + weights.piece_scores.tobytes()
                              + f"{weights.unk},{weights.bos},{weights.eos}".encode()).hexdigest()[:32]
         cached = (cache_dir or user_cache_dir("tokenizer")) / f"e5-{key}.model"
+
         def load(proto: bytes):
             processor = sentencepiece.SentencePieceProcessor()
             processor.LoadFromSerializedProto(proto)

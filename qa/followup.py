@@ -50,7 +50,9 @@ QUESTION_OPENERS = QUESTION_WORDS | frozenset("""
 did does do is are was were can could will would should has have had tell list name give sebutkan jelaskan
 """.split())
 # ... and words capitalised at the start of a question that are never a name.
-OPENING_WORDS = QUESTION_OPENERS | frozenset("in on at and but also then di yang sejak sampai dan lalu terus kalau".split())
+OPENING_WORDS = QUESTION_OPENERS | frozenset("""
+in on at and but also then di yang sejak sampai dan lalu terus kalau
+""".split())
 _WORD = re.compile(r"[^\W_][\w'’\-.]*", re.UNICODE)
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)(an)?\b")
 
@@ -164,14 +166,15 @@ def _carried_names(question: str, earlier: list[Resolved], answers: list[str | N
     return carried[:NAMES_CARRIED]
 
 
-def _ellipsis(fragment: str, previous: Resolved) -> Resolved:
-    """The previous question (as it was spelled out) asked again about the fragment's new year or name."""
+def _ellipsis(question: str, fragment: str, previous: Resolved) -> Resolved:
+    """`question`, whose new part is `fragment`: the previous question (as it was spelled out) asked again about
+    the fragment's new year or name."""
     base = previous.spelled_out
     year = _YEAR.search(fragment)
     new_names, old_names = _new_names(fragment), names(base)
     if fragment.split()[0].lower() in PREPOSITIONS and not year:  # "In Moscow?": the place, not the subject
-        placed = [n for n in old_names if re.search(rf"\b(?:{'|'.join(PREPOSITIONS)})\s+{re.escape(n)}\b", base, re.I)]
-        old_names = placed
+        after_preposition = rf"\b(?:{'|'.join(PREPOSITIONS)})\s+"
+        old_names = [n for n in old_names if re.search(after_preposition + re.escape(n) + r"\b", base, re.I)]
     replaced = None
     if year and len(_YEAR.findall(base)) == 1:  # of two years ("between 2019 and 2023") neither is "the" year
         spelled_out = _YEAR.sub(year.group(), base)
@@ -185,7 +188,7 @@ def _ellipsis(fragment: str, previous: Resolved) -> Resolved:
     # Every earlier word the query now holds, those the previous turn leaned on included: what the user is shown.
     kept = [n for n in names(base) + previous.context_used if n.lower() in query.lower()
             and n.lower() not in fragment.lower()]
-    return Resolved(fragment, query, list(dict.fromkeys(kept)) or [base], spelled_out)
+    return Resolved(question, query, list(dict.fromkeys(kept)) or [base], spelled_out)
 
 
 def latest(history: list[EarlierTurn], turns: int) -> list[EarlierTurn]:
@@ -207,8 +210,7 @@ def _resolve_one(question: str, earlier: list[Resolved], answers: list[str | Non
         return Resolved(question, question)
     fragment = _fragment(question)
     if fragment is not None:
-        resolved = _ellipsis(fragment, earlier[-1])
-        return Resolved(question, resolved.query, resolved.context_used, resolved.spelled_out)
+        return _ellipsis(question, fragment, earlier[-1])
     if _has_reference(question):
         carried = _carried_names(question, earlier, answers)
         if carried:

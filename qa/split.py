@@ -30,7 +30,8 @@ _PREFIX_ABBREVIATIONS = frozenset(
 )
 _LIST_ABBREVIATIONS = frozenset("dll dsb dst dkk tsb Tbk etc No".split())
 # Every word a full stop may belong to rather than end a sentence with: the above and English titles.
-ABBREVIATIONS = _PREFIX_ABBREVIATIONS | _LIST_ABBREVIATIONS | frozenset("Mr Mrs Ms Jr Sr St Inc Co Ltd Corp Gen Lt".split())
+ABBREVIATIONS = _PREFIX_ABBREVIATIONS | _LIST_ABBREVIATIONS | frozenset(
+    "Mr Mrs Ms Jr Sr St Inc Co Ltd Corp Gen Lt".split())
 _LAST_WORD = re.compile(r"(?:^|[\s(\[\"'“‘])([^\W\d_]+)\.$")
 
 

@@ -153,8 +153,8 @@ def build_reader_graph(arrays: dict[str, np.ndarray], e5: E5Weights):
 
 
 def quantized_sessions(arrays: dict[str, np.ndarray], e5: E5Weights, sha256: str) -> ThreadSessions:
-    """Sessions of the reader's graph with 8-bit integer matrix products (dynamic quantization, per output channel): ~2.5x
-    faster than the block layout the weights ship in. Quantizing takes ~3 s, so the result is cached on disk,
+    """Sessions of the reader's graph with 8-bit integer matrix products (dynamic quantization, per output
+    channel): ~2.5x faster than the block layout the weights ship in. Quantizing takes ~3 s, so the result is cached on disk,
     keyed by the weights' sha256 and checked against its own; a cache that is missing, damaged or cannot be
     written only costs the 3 s again."""
     def build() -> bytes:
