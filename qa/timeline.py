@@ -192,11 +192,16 @@ class TimelineFilter:
 
 
 class TimelineFilterError(ValueError):
-    pass
+    """What is wrong with a filter, and which of its fields ("article", "from", "to") to change."""
+
+    def __init__(self, message: str, fields: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.fields = fields
 
 
 class UnknownArticle(TimelineFilterError):
-    pass
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ("article",))
 
 
 def parse_filter(doc_id: str | None, first_year: str | None, last_year: str | None,
@@ -206,12 +211,12 @@ def parse_filter(doc_id: str | None, first_year: str | None, last_year: str | No
         if not value:
             return None
         if not (value.isascii() and value.isdigit()) or len(value) > 4:
-            raise TimelineFilterError(f"{name} must be a year such as 1950, not {value[:20]!r}")
+            raise TimelineFilterError(f"{name} must be a year such as 1950, not {value[:20]!r}", (name,))
         return int(value)
 
     first, last = year(first_year, "from"), year(last_year, "to")
     if first is not None and last is not None and first > last:
-        raise TimelineFilterError(f"from ({first}) is after to ({last})")
+        raise TimelineFilterError(f"from ({first}) is after to ({last})", ("from", "to"))
     article = doc_id or None
     if article is not None and article not in known_docs:
         raise UnknownArticle(f"no article with id {shortened(article)!r}")

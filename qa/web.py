@@ -79,6 +79,46 @@ def split_highlight(text: str, start: int | None, end: int | None,
                  text[end:])
 
 
+@dataclass(frozen=True)
+class Paragraph:
+    """One paragraph of an article as the source page draws it: its text, and its share of the highlight."""
+
+    text: str
+    parts: Parts | None  # the paragraph cut around its share of the passage; None when the passage misses it
+    cited: bool  # the passage starts here: where the link's #cited lands
+
+
+PARAGRAPH_BREAK = re.compile(r"\n{2,}")
+
+
+def paragraphs_of(text: str, highlight: Parts | None) -> list[Paragraph]:
+    """The text's paragraphs (split at blank lines, which a screen reader then announces as breaks), each with the
+    share of the highlight that falls inside it; a passage over several paragraphs is marked in each."""
+    if highlight is None:
+        start = answer_start = answer_end = end = -1
+    else:
+        start = len(highlight.before)
+        answer_start = start + len(highlight.head)
+        answer_end = answer_start + len(highlight.answer)
+        end = answer_end + len(highlight.tail)
+    bounds, at = [], 0
+    for gap in PARAGRAPH_BREAK.finditer(text):
+        bounds.append((at, gap.start()))
+        at = gap.end()
+    bounds.append((at, len(text)))
+    paragraphs = []
+    for first, last in bounds:
+        shared = (max(start, first), min(end, last))
+        if shared[0] >= shared[1]:
+            paragraphs.append(Paragraph(text[first:last], None, False))
+            continue
+        answer = (max(answer_start, first) - first, min(answer_end, last) - first)
+        parts = split_highlight(text[first:last], shared[0] - first, shared[1] - first,
+                                *(answer if answer[0] < answer[1] else (None, None)))
+        paragraphs.append(Paragraph(text[first:last], parts, not any(p.parts for p in paragraphs)))
+    return paragraphs
+
+
 def date_words(normalized: dict | None) -> tuple[str, str | None] | None:
     """(readable date, machine value for <time datetime> or None); None when the answer is not a date. Mirrored in
     web/static/app.js."""
@@ -411,9 +451,10 @@ def mount(app: FastAPI) -> None:
                 view = timeline_page(service, None, None, None)
             except ServiceUnavailable as unavailable_now:
                 return unavailable(request, unavailable_now)
-            return page(request, "timeline.html", {"view": view, "entered": entered, "problem": as_sentence(str(exc))},
+            return page(request, "timeline.html", {"view": view, "entered": entered, "problem": as_sentence(str(exc)),
+                                                   "invalid": exc.fields},
                         404 if isinstance(exc, UnknownArticle) else 422)
-        return page(request, "timeline.html", {"view": view, "entered": entered, "problem": None})
+        return page(request, "timeline.html", {"view": view, "entered": entered, "problem": None, "invalid": ()})
 
     @app.get("/sources", response_class=HTMLResponse, include_in_schema=False)
     def sources_page(request: Request) -> HTMLResponse:
@@ -448,6 +489,7 @@ def mount(app: FastAPI) -> None:
         lost = ("malformed" if asked_range and (start is None or end is None or start >= end) else
                 "passage" if asked_range and parts is None else
                 "answer" if parts and not parts.answer and ("astart" in asked or "aend" in asked) else None)
-        return page(request, "source.html", {"doc": doc, "parts": parts, "meta": meta, "lost": lost,
+        return page(request, "source.html", {"doc": doc, "parts": parts, "paragraphs": paragraphs_of(doc.text, parts),
+                                             "meta": meta, "lost": lost,
                                              "original": original_link(doc.meta),
                                              "original_text": doc.meta.get("source_url")})

@@ -91,6 +91,11 @@ def test_ask_with_javascript_then_follow_the_citation(open_page, live_server, se
             break
         page.wait_for_timeout(20)
     assert held, "the page did not ask /ask"
+    box.fill(AMBASSADOR_QUESTION)  # asked while the first is pending: kept in the box, and the reader told why
+    box.press("Enter")
+    expect(page.locator("#ask-error")).to_have_text("Still looking for the last answer: ask this one once it has come.")
+    expect(box).to_have_value(AMBASSADOR_QUESTION)
+    expect(box).not_to_have_attribute("aria-invalid", "true")
     question = page.locator("#turn-1 .question")
     top_before = question.evaluate("e => e.getBoundingClientRect().top + window.scrollY")
     held[0].continue_()
@@ -107,6 +112,8 @@ def test_ask_with_javascript_then_follow_the_citation(open_page, live_server, se
     assert question.evaluate("e => e.getBoundingClientRect().top + window.scrollY") == pytest.approx(top_before, abs=1)
     expect(box).to_be_focused()
     assert page.evaluate("window.stillTheSamePage") is True
+    expect(page.locator("#ask-error")).to_have_text("")  # the notice goes with the wait
+    expect(page.locator("#conversation .turn")).to_have_count(1)
 
     page.get_by_role("button", name=AMBASSADOR_QUESTION).click()
     expect(page.locator("#turn-2 .reply:not(.pending) .chip").first).to_be_visible()
@@ -358,6 +365,9 @@ def test_sources_are_grouped_by_article_and_open_to_the_highlighted_passages(ope
     expect(passages.first).to_be_hidden()
     first.locator("summary").click()
     expect(passages).to_have_count(sum(c.doc_id == articles[0] for c in citations))
+    # Open, the chip shows its article's whole name (closed, a long one is cut with an ellipsis on a wide screen).
+    title = first.locator(".chip-title")
+    assert title.evaluate("e => e.scrollWidth <= e.clientWidth && getComputedStyle(e).whiteSpace === 'normal'")
     for i in range(passages.count()):
         expect(passages.nth(i).locator("mark")).to_have_text("Vladivostok")
     passages.first.click()
@@ -410,6 +420,32 @@ def test_a_date_answer_links_to_its_place_on_the_timeline(open_page, live_server
     event = page.locator("li.event:target")
     expect(event).to_be_in_viewport()
     expect(event.locator(".event-text mark")).to_have_text("28 Maret 2024")
+
+
+def test_back_to_the_chat_from_a_source_opened_in_a_tab_of_its_own_opens_the_chat(open_page, live_server):
+    page = open_page()
+    page.goto(live_server + "/")
+    page.get_by_role("button", name=AMBASSADOR_QUESTION).click()
+    group = page.locator("#turn-1 .source-group").first
+    group.locator("summary").click()
+    with page.context.expect_page() as opened:
+        group.locator(".group-passages a").first.click(modifiers=["Control"])
+    tab = opened.value
+    assert_lands_on_highlighted_passage(tab)
+    assert tab.evaluate("[document.referrer, history.length]") == [live_server + "/", 1]
+    tab.get_by_role("link", name="Back to the chat").click()  # nothing to go back to in this tab: the chat opens
+    expect(tab).to_have_url(live_server + "/")
+    expect(tab.get_by_label("Your question")).to_be_visible()
+    expect(page.locator("#turn-1 .answer")).to_contain_text("Alexander Matsegora")  # the first tab keeps its talk
+
+
+def test_on_a_very_short_screen_the_question_bar_scrolls_with_the_page(open_page, live_server):
+    page = open_page(viewport={"width": 640, "height": 300})  # a desktop page at 400% zoom, or a phone sideways
+    page.goto(live_server + "/")
+    assert page.locator("#ask").evaluate("e => getComputedStyle(e).position") == "static"
+    tall = open_page()
+    tall.goto(live_server + "/")
+    assert tall.locator("#ask").evaluate("e => getComputedStyle(e).position") == "sticky"
 
 
 def test_a_double_click_on_ask_asks_once_and_raises_no_browser_warning(open_page, live_server):

@@ -155,10 +155,30 @@ def test_the_page_explains_a_bad_filter_under_the_form_as_filled_in_and_shows_th
     html = response.text
     assert ('<p id="filter-problem" class="error" role="alert">From (2024) is after to (1990). '
             "The whole timeline is shown.</p>") in html
-    assert 'value="2024" aria-describedby="filter-problem"' in html
-    assert 'value="1990" aria-describedby="filter-problem"' in html
+    assert 'value="2024" aria-invalid="true" aria-describedby="filter-problem"' in html
+    assert 'value="1990" aria-invalid="true" aria-describedby="filter-problem"' in html
     assert html.count('<li class="event"') == client.get("/api/timeline").json()["total"]
     assert '<a href="/timeline">Clear</a>' in html
+    assert "<title>Error: Timeline · News QA</title>" in html
+
+
+@pytest.mark.parametrize("params, invalid, valid", [
+    ({"from": "abc", "to": "2000"}, 'id="from" name="from" type="text" inputmode="numeric" size="6" '
+     'autocomplete="off" value="abc" aria-invalid="true"', 'value="2000">'),
+    ({"from": "1990", "to": "x"}, 'value="x" aria-invalid="true"', 'value="1990">'),
+    ({"article": "nope", "from": "1990"}, '<select id="article" name="article" aria-invalid="true" '
+     'aria-describedby="filter-problem">', 'value="1990">'),
+])
+def test_the_page_marks_only_the_field_a_bad_filter_is_about_and_keeps_what_was_typed(client, params, invalid, valid):
+    html = client.get("/timeline", params=params).text
+    assert invalid in html
+    assert valid in html  # the other field, as typed, neither invalid nor described by the problem
+    assert html.count('aria-invalid="true"') == 1
+
+
+def test_a_good_filter_marks_no_field_and_keeps_the_plain_title(client):
+    html = client.get("/timeline", params={"from": "1990"}).text
+    assert "aria-invalid" not in html and "<title>Timeline · News QA</title>" in html
 
 
 @pytest.mark.parametrize("params, status, message", [

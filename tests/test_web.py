@@ -20,7 +20,7 @@ from qa.request_body import FORM
 from qa.service import QAService, ServiceUnavailable
 from qa.followup import EarlierTurn
 from qa.web import (HISTORY_TURNS, around_answer, build_turn, confidence_words, converse, date_words, excerpt,
-                    group_by_article, recent, sent_turns, shown_name, split_highlight)
+                    Parts, group_by_article, paragraphs_of, recent, sent_turns, shown_name, split_highlight)
 
 VETO_QUESTION = "Kapan Rusia memveto resolusi Dewan Keamanan PBB?"
 UNSURE_QUESTION = "Who is the mayor of Vladivostok?"  # the articles do not say; the reader answers anyway, unsure
@@ -67,6 +67,27 @@ def test_split_highlight_without_answer_marks_only_the_span():
 @pytest.mark.parametrize("span", [(None, 3), (3, 3), (5, 2), (-1, 4), (0, 99)])
 def test_split_highlight_refuses_spans_outside_the_text(span):
     assert split_highlight("short text", *span) is None
+
+
+ARTICLE = "Judul\n\nSatu dua tiga.\nEmpat.\n\nLima enam tujuh."
+
+
+def test_an_article_is_drawn_as_its_paragraphs_with_the_passage_marked_in_each_it_covers():
+    # The passage runs from "tiga" over the break into "Lima enam"; the answer is "Empat".
+    start, end = ARTICLE.index("tiga"), ARTICLE.index(" tujuh")
+    answer = ARTICLE.index("Empat")
+    paragraphs = paragraphs_of(ARTICLE, split_highlight(ARTICLE, start, end, answer, answer + 5))
+    assert [p.text for p in paragraphs] == ["Judul", "Satu dua tiga.\nEmpat.", "Lima enam tujuh."]
+    assert [p.cited for p in paragraphs] == [False, True, False]  # #cited on the passage's first paragraph only
+    assert paragraphs[0].parts is None
+    assert paragraphs[1].parts == Parts("Satu dua ", "tiga.\n", "Empat", ".", "")
+    assert paragraphs[2].parts == Parts("", "Lima enam", "", "", " tujuh.")
+
+
+def test_a_passage_that_starts_at_a_paragraph_break_is_cited_in_the_next_paragraph():
+    paragraphs = paragraphs_of(ARTICLE, split_highlight(ARTICLE, ARTICLE.index("\n"), ARTICLE.index("\nEmpat")))
+    assert [(p.parts is not None, p.cited) for p in paragraphs] == [(False, False), (True, True), (False, False)]
+    assert paragraphs_of(ARTICLE, None) == [type(paragraphs[0])(text, None, False) for text in ARTICLE.split("\n\n")]
 
 
 def test_split_highlight_drops_an_answer_outside_the_span():
@@ -269,6 +290,8 @@ def test_a_question_too_long_is_refused_with_its_length_not_cut_short(client):
     response = client.post("/", data={"question": question})
     assert response.status_code == 422
     assert "Question is too long (930 characters; the limit is 500)." in response.text
+    assert "<title>Error: Ask the articles · News QA</title>" in response.text  # what a screen reader reads first
+    assert "<title>Ask the articles · News QA</title>" in client.get("/").text
 
 
 def test_a_refused_question_lands_on_the_question_box_not_on_a_turn_that_was_not_drawn(client):
@@ -312,10 +335,13 @@ def test_source_viewer_highlights_the_cited_passage_and_answer(client, service):
     response = client.get(path_of(citation.url))
     assert response.status_code == 200
     html = response.text
-    expected = (f'<mark class="passage" id="cited" tabindex="-1">{escape(text[citation.start:citation.answer_start])}'
-                f'<mark class="answer-span">{escape(text[citation.answer_start:citation.answer_end])}</mark>'
-                f'{escape(text[citation.answer_end:citation.end])}</mark>')
-    assert expected in html
+    # The passage is marked in each paragraph it covers, the answer inside the paragraph that holds it.
+    answer_mark = f'<mark class="answer-span">{escape(answer.answer)}</mark>'
+    assert html.count(answer_mark) == 1
+    marked = re.findall(r'<mark class="passage"( id="cited" tabindex="-1")?>(.*?)</mark>',
+                        html.replace(answer_mark, str(escape(answer.answer))), flags=re.S)
+    assert marked and marked[0][0] and not any(cited for cited, _ in marked[1:])
+    assert "".join(inner for _, inner in marked) == str(escape(re.sub(r"\n{2,}", "", text[citation.start:citation.end])))
     assert text[citation.answer_start:citation.answer_end] == answer.answer == "28 Maret 2024"
     assert f"<h1 lang=\"id\">{escape(citation.title)}</h1>" in html
     assert "The linked passage is highlighted and the words quoted from it are in bold." in html
@@ -340,7 +366,8 @@ def test_source_viewer_without_usable_offsets_shows_the_plain_text_and_says_why(
     response = client.get(f"/sources/{doc.doc_id}{query}")
     assert response.status_code == 200
     assert "<mark" not in response.text
-    assert str(escape(doc.text)) in response.text
+    assert re.findall(r"<p>(.*?)</p>", response.text.split('<div class="text" lang="id">')[1], flags=re.S) == [
+        str(escape(paragraph)) for paragraph in doc.text.split("\n\n")]
     for text in (LOST_PASSAGE, NO_RANGE):
         assert (text in response.text) is (text == notice)
 

@@ -163,7 +163,7 @@
       const items = related.map((citation, i) => el("li", {},
         el("a", { href: citation.url },
           el("span", { class: "sr-only" }, "Passage "), el("span", { class: "chip-n" }, String(i + 1)), " ",
-          el("span", { class: "related-name" }, citation.title)),
+          el("span", { class: "related-name", lang: "id" }, citation.title)),
         el("p", { lang: "id" }, excerpt(citation.passage))));
       reply.append(el("h3", { class: "related-title" }, "Related"), el("ol", { class: "related" }, ...items));
     }
@@ -285,9 +285,10 @@
       if (event.persisted) forgetFollowedLink();
     });
 
-    const showError = (message) => {
+    const WAIT = "Still looking for the last answer: ask this one once it has come.";
+    const showError = (message, invalid = Boolean(message)) => {
       error.textContent = message;
-      if (message) input.setAttribute("aria-invalid", "true");
+      if (invalid) input.setAttribute("aria-invalid", "true");
       else input.removeAttribute("aria-invalid");
     };
 
@@ -304,7 +305,13 @@
 
     async function ask(text) {
       input.focus();
-      if (busy) return;
+      if (busy) { // a second click on Ask is nothing; a new question waits in the box, and the reader is told
+        if (text) {
+          input.value = text;
+          showError(WAIT, false); // nothing is wrong with it
+        }
+        return;
+      }
       if (!text) {
         showError("Please type a question first.");
         return;
@@ -354,13 +361,15 @@
       } finally {
         busy = false;
         button.removeAttribute("aria-disabled");
+        if (error.textContent === WAIT) showError("");
       }
     }
   }
 
   // On a source page, "Back to the chat" goes back in history when it came from the chat, keeping its scroll place.
+  // A source opened in a tab of its own has the chat as referrer but nothing to go back to: the link is followed.
   function backLink(link) {
-    if (!document.referrer) return;
+    if (!document.referrer || window.history.length < 2) return;
     const from = new URL(document.referrer);
     if (from.origin !== location.origin || from.pathname !== "/") return;
     link.addEventListener("click", (event) => {
