@@ -83,7 +83,7 @@ def shoot(base_url: str, out: Path) -> list[Path]:
             page.screenshot(path=saved[-1], animations="disabled")
             page.set_viewport_size(viewport)
             page.locator(f"#turn-{len(CONVERSATION)} .group-passages a").first.click()
-            page.locator("mark.passage").wait_for()
+            page.locator("mark.passage#cited").wait_for()
             saved.append(out / f"source-{name}.png")
             page.screenshot(path=saved[-1], animations="disabled")
             page.goto(base_url + "/timeline")
