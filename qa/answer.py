@@ -84,8 +84,9 @@ class Evidence:
 
 def gather_evidence(index: LoadedIndex, embedder: Embedder, reader: ReaderRuntime, question: str, top_k: int,
                     threads: int = 1) -> Evidence:
-    """Embed, retrieve `top_k` passages, rank their sentences (for the answer's sentence and its supporting
-    citations) and read the most promising of the first three (qa.reader.read.passages_to_read)."""
+    """Embed, retrieve passages, rank their sentences (for the answer's sentence and its supporting citations) and
+    read the most promising of the first three (qa.reader.read.passages_to_read). `top_k` bounds only what is
+    cited, never which passage is read: the answer is the same for any top_k."""
     started = time.perf_counter()
     query_vector = embedder.encode_queries([question], threads=threads)[0]
     embedded = time.perf_counter()
@@ -93,7 +94,7 @@ def gather_evidence(index: LoadedIndex, embedder: Embedder, reader: ReaderRuntim
     searched = time.perf_counter()
     # One ranking serves both: hits are sorted, so a sentence of a top-k passage scores the same either way.
     ranked = rank_sentences(index, hits, query_vector)
-    reading = read_answer(reader, question, index, hits[:top_k], ranked, threads=threads)
+    reading = read_answer(reader, question, index, hits, ranked, threads=threads)
     done = time.perf_counter()
     return Evidence(hits, ranked, reading, {"embed": round((embedded - started) * 1000, 2),
                                             "search": round((searched - embedded) * 1000, 2),

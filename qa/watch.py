@@ -131,6 +131,7 @@ def watch_and_rebuild(settings: Settings, stop: threading.Event, ready: threadin
     built_from = None  # nothing built by this watcher yet: the first look at the folder brings the index up to date
     failures = 0
     gone_said = False
+    undecodable_seen = None  # the folder as it was when a name that is not UTF-8 was last said
     while not stop.is_set():
         watching = _identity(folder)
         if watching is None:
@@ -174,8 +175,12 @@ def watch_and_rebuild(settings: Settings, stop: threading.Event, ready: threadin
                     ready.set()
         except Exception as exc:  # noqa: BLE001 - the watcher must outlive whatever the file system does
             if "decode path" in str(exc):  # watchfiles cannot hand over a name that is not UTF-8: look instead
-                log.info("a file whose name is not UTF-8 changed in %s; looking at the folder", folder)
-                stop.wait(0.1)  # never a busy loop, should watchfiles refuse the name at every start
+                # It refuses such a folder at every start, so this is a look every second or so while one is there:
+                # said once for each state of the folder, not at every look.
+                if (holds := _fingerprint(folder)) != undecodable_seen:
+                    log.info("a file or folder whose name is not UTF-8 is in %s; looking at the folder", folder)
+                    undecodable_seen = holds
+                stop.wait(0.1 if holds != built_from else REARM_WAIT_S)
                 continue  # the catch-up above rebuilds, and the build names the file to rename
             failures += 1
             wait = min(REARM_WAIT_S * 2 ** failures, MAX_REARM_WAIT_S)

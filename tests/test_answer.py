@@ -129,6 +129,16 @@ def test_a_repeated_question_is_answered_from_the_cache_with_the_same_answer(bui
     assert again.timings_ms["embed"] == again.timings_ms["read"] == 0.0  # nothing was embedded or read again
 
 
+def test_top_k_bounds_the_citations_never_the_answer(service):
+    # The passage read is the most promising of the first three retrieved; for this question it is not the first.
+    # Asked for one citation, the answer is still that passage's, and the one citation is where it was found.
+    question = "Where did Putin and Kim meet in 2019?"
+    wide, narrow = service.ask(question, top_k=5), service.ask(question, top_k=1)
+    assert narrow.answer == wide.answer == "kota Vladivostok, Rusia"
+    assert len(narrow.citations) == 1 < len(wide.citations)
+    assert narrow.citations[0] == wide.citations[0] and narrow.citations[0].answer_start is not None
+
+
 def test_the_answer_cache_can_be_turned_off(built_index, embedder):
     from qa.service import QAService
 

@@ -463,7 +463,7 @@ def test_a_missing_database_and_a_malformed_url_are_named(pg_server, tmp_path, e
 
 @pytest.mark.parametrize("url", ["postgresql://qa:p%zzHunter2@localhost/db", "mysql://root:Hunter2@localhost/qa",
                                  "postgresql://qa:50%off-Hunter2@localhost/db", "postgresql://qa:my@Hunter2@localhost/db",
-                                 "postgresql://qa:p@ss/Hunter2@localhost/db"])
+                                 "postgresql://qa:p@ss/Hunter2@localhost/db", "postgresql://qa:Hunter2/x@localhost:5999/db"])
 def test_a_malformed_url_never_shows_its_password(url, tmp_path, embedder):
     code, output = run_cli("index", url=url, tmp_path=tmp_path)
     assert code == 2 and "is not a valid PostgreSQL URL" in output and "percent-encoded" in output

@@ -679,16 +679,23 @@ def test_watch_outlives_a_file_name_that_is_not_utf8(small_corpus, embedder, mon
         with open(os.fsencode(settings.corpus_dir) + b"/caf\xe9.txt", "wb") as bad:  # a name from an old zip
             bad.write(b"Kafe\n\nKafe Tugu didirikan pada tahun 1960.\n")
         time.sleep(qa.watch.QUIET_MS / 1000 + 2.0)
+        os.mkdir(os.fsencode(settings.corpus_dir) + b"/arsip-\xff")  # a folder of such a name: refused at every start
         write_corpus(settings.corpus_dir, {"festival.md": "# Festival\n\nFestival digelar pada 12 Juli 2031.\n"})
         deadline = time.monotonic() + 120
         while "festival.md" not in load_index(settings.index_dir).documents:
             assert time.monotonic() < deadline, "the watcher stopped rebuilding"
             time.sleep(0.2)
+        time.sleep(1.0)
+        quiet_from = len(caplog.records)
+        time.sleep(5.0)  # nothing changes: nothing more to say
+        said_while_quiet = [r.getMessage() for r in caplog.records[quiet_from:] if r.name == "qa.watch"]
     finally:
         stop.set()
     said = [r.getMessage() for r in caplog.records if r.name == "qa.watch"]
     assert any("file name is not UTF-8" in m for m in said), said  # the build names it to be renamed
+    assert any("folder name is not UTF-8" in m for m in said), said
     assert not any("watching the corpus folder failed" in m for m in said), said  # and it is no failure
+    assert said_while_quiet == [], said_while_quiet
 
 
 def test_serve_watch_says_what_each_rebuild_did_and_which_files_it_skipped(small_corpus, tmp_path):

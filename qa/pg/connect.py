@@ -31,8 +31,10 @@ class DatabaseError(Exception):
 
 def _password_unencoded(url: str) -> bool:
     """A URL whose password holds an @ or / as it is: everything after it is misread (as the host, the path), and
-    whatever names the host would print part of the password."""
-    return url.partition("://")[2].count("@") > 1
+    whatever names the host would print part of the password. An @ after the first / (in what would be the
+    database's name) is such a password's end."""
+    address = url.partition("://")[2].partition("?")[0]
+    return address.count("@") > 1 or "@" in address.partition("/")[2]
 
 
 def describe(url: str) -> str:
