@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from qa.config import EMPTY_HOST, Settings, SettingsError, load_settings, url_host, web_pages_missing
+from qa.config import EMPTY_HOST, Settings, SettingsError, load_settings, unknown_variables, url_host, web_pages_missing
 
 app = typer.Typer(
     help="Answer questions from a folder of news articles, quoting them verbatim.",
@@ -80,6 +80,8 @@ def stopped_as_by_ctrl_c():
 def make_settings(corpus: Path | None = None, index: Path | None = None, model: str | None = None,
                   as_json: bool = False, **extra) -> Settings:
     values = {k: v for k, v in {"corpus_dir": corpus, "index_dir": index, "model": model, **extra}.items() if v is not None}
+    for warning in unknown_variables(dict(os.environ)):
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
     try:
         settings = load_settings(**values)
     except SettingsError as exc:
@@ -108,8 +110,8 @@ def fail(message: str, code: int = EXIT_FAILED, as_json: bool = False) -> None:
 
 @app.command("index")
 def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: ModelOpt = None, as_json: JsonOpt = False,
-                  wait: Annotated[float, typer.Option(help="Seconds to wait for another running build (default: "
-                                                           "0, fail at once)")] = 0.0,
+                  wait: Annotated[float, typer.Option(show_default=False, help="Seconds to wait for another "
+                                                           "running build (default: 0, fail at once)")] = 0.0,
                   workers: Annotated[Optional[int], typer.Option(
                       min=1, max=64, help="Processes that embed, one thread each (env QA_INDEX_WORKERS; default: "
                                           "one per core from 100 documents to embed)")] = None,
@@ -351,12 +353,17 @@ def eval_command(file: Annotated[Path, typer.Argument(help="A question JSONL, a 
                  as_json: JsonOpt = False,
                  limit: Annotated[Optional[int], typer.Option(help="Only the first N questions (of a conversation "
                                                                    "file: conversations)")] = None) -> None:
-    """Measure retrieval and answers on a question file; SQuAD files get a temporary corpus of their passages.
+    """Measure retrieval and answers on a question file; a SQuAD file's passages are indexed as a corpus of their
+    own (kept under QA_EVAL_CACHE_DIR and reused while the file is unchanged).
     A JSONL file of conversations (objects with `turns`) measures follow-up questions with and without history.
 
     A question JSONL has one object a line: "question", its right "answers" (verbatim),
     and optionally "id", "lang", "kind", "sources" (the articles' source ids), and
     "answerable": false for a question the articles do not answer.
+
+    A conversation JSONL has one object a line with "turns": a list of {"question", "answers"}, in order,
+    each later turn with "leans": true when it needs the earlier ones ("Who did he meet there?"); the report
+    gives leaning turns apart, asked with their history and without it.
 
     Exit code 0: measured; 2: the file or the index cannot be used.
     """
@@ -444,15 +451,20 @@ def train_reader_command(
             fail(f"cannot start from {init_from}: {exc}")
     made = not out.exists()
     make_folder(out, "the run folder")
-    try:
-        best = train(config, progress=sys.stderr.isatty())
-    except Interrupted as exc:
-        typer.secho(str(exc), err=True, fg=typer.colors.YELLOW)
-        raise typer.Exit(128 + signal.SIGINT) from None
-    except (TrainingDataError, RunMismatchError, TrainingError) as exc:
-        if made and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()  # a run that never started leaves no empty folder behind
-        fail(str(exc))
+    with stopped_as_by_ctrl_c() as stopped_by:
+        try:
+            best = train(config, progress=sys.stderr.isatty())
+        except Interrupted as exc:
+            typer.secho(str(exc), err=True, fg=typer.colors.YELLOW)
+            raise typer.Exit(stopped_by.exit_code) from None
+        except KeyboardInterrupt:  # before training began (reading the data, building the model): nothing to keep
+            if made and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()
+            fail("interrupted before the first step: nothing was trained", stopped_by.exit_code)
+        except (TrainingDataError, RunMismatchError, TrainingError) as exc:
+            if made and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()  # a run that never started leaves no empty folder behind
+            fail(str(exc))
     typer.echo(f"best held-out checkpoint: {out / 'best.pt'}")
     typer.echo(json.dumps(best, indent=2))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 
@@ -126,6 +127,17 @@ SECRET_SETTINGS = {"admin_token"}  # never repeated in an error message (it ends
 
 class SettingsError(ValueError):
     pass
+
+
+def unknown_variables(environ: dict[str, str]) -> list[str]:
+    """QA_ variables that name no setting, each with the setting it most likely means: a misspelt one would
+    otherwise be ignored without a word."""
+    known = [name.upper() for name in Settings.model_fields]
+    said = []
+    for name in sorted(n for n in environ if n.upper().startswith("QA_") and n.upper()[3:] not in known):
+        close = difflib.get_close_matches(name.upper()[3:], known, n=1, cutoff=0.7)
+        said.append(f"{name} is not a setting{f' (did you mean QA_{close[0]}?)' if close else ''}: it is ignored")
+    return said
 
 
 def load_settings(**values) -> Settings:

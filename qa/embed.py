@@ -100,7 +100,9 @@ def _build_model(name: str):
     from sentence_transformers import SentenceTransformer
 
     try:
-        return SentenceTransformer(str(folder) if folder.exists() else name, device="cpu")
+        # Never downloaded at run time: a name must be in the Hugging Face cache already (a name that is not would
+        # otherwise be retried against the hub for over a minute on a machine without the internet).
+        return SentenceTransformer(str(folder) if folder.exists() else name, device="cpu", local_files_only=True)
     except Exception as exc:  # the library raises many kinds (OSError, HF errors, ValueError)
         raise ModelLoadError(
             f"cannot load embedding model {name!r}: {exc}. Use a local sentence-transformers folder, "

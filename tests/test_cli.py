@@ -26,6 +26,15 @@ def test_a_setting_that_does_not_fit_is_named_with_its_value(command):
             "as an integer; QA_PORT='99999': Input should be less than or equal to 65535") in output
 
 
+def test_a_misspelt_setting_is_warned_about_not_silently_ignored():
+    code, output = run("ask", "Siapa Duta Besar Rusia untuk Korea Utara?", QA_TOPK_MAX="3", QA_COLOUR="1")
+    assert code == 0 and "Alexander Matsegora" in output
+    assert "warning: QA_TOPK_MAX is not a setting (did you mean QA_TOP_K_MAX?): it is ignored" in output
+    assert "warning: QA_COLOUR is not a setting: it is ignored" in output
+    code, output = run("ask", "Siapa Duta Besar Rusia untuk Korea Utara?", QA_TOP_K_MAX="7")
+    assert code == 0 and "warning" not in output
+
+
 def test_an_admin_token_that_does_not_fit_is_named_but_never_printed():
     code, output = run("serve", QA_ADMIN_TOKEN="s3cret tøken")
     assert code == 2 and "QA_ADMIN_TOKEN=(hidden): must be printable ASCII" in output and "s3cret" not in output
@@ -196,6 +205,14 @@ def test_the_defaults_the_readme_states():
     assert int(stated(r"over-(\d+) MB")[0]) * 1_000_000 == defaults.max_file_bytes
     assert int(stated(r"\| `QA_MAX_HISTORY_TURNS` \| (\d+) \|")[0]) == defaults.max_history_turns
     assert stated(r"\| `QA_HOST`, `QA_PORT` \| `([\d.]+)`, (\d+) \|") == (defaults.host, str(defaults.port))
+    assert stated(r"\| `QA_MAX_QUESTION_CHARS`, `QA_MAX_HISTORY_ANSWER_CHARS` \| (\d+), (\d+) \|") == (
+        str(defaults.max_question_chars), str(defaults.max_history_answer_chars))
+    assert stated(r"`QA_PASSAGE_MAX_CHARS` \| (\d+), (\d+), (\d+) \|") == (
+        str(defaults.passage_sentences), str(defaults.passage_overlap), str(defaults.passage_max_chars))
+    # Every setting has its row in the table of settings.
+    table = readme[readme.index("| variable | default | what it sets |"):]
+    table = table[:table.index("## ")]
+    assert [name for name in Settings.model_fields if f"`QA_{name.upper()}`" not in table] == []
 
 def test_index_and_eval_put_back_the_sigterm_handler_they_found(tmp_path):
     """They answer SIGTERM as Ctrl-C only while they run: a program that calls them keeps its own handler."""

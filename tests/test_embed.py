@@ -108,8 +108,15 @@ def test_a_server_searches_with_the_model_the_index_was_built_with(make_corpus, 
         QAService(Settings(corpus_dir=corpus, index_dir=index)).ask("Berapa harga cabai rawit?")
 
 
-def test_an_unknown_model_name_gives_a_clear_error(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_an_unknown_model_name_gives_a_clear_error_without_asking_the_hub(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    import huggingface_hub
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the hub was asked for a model at run time")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_network)
     with pytest.raises(ModelLoadError) as info:
         load_embedder("no-such-org/no-such-embedding-model")
     message = str(info.value)

@@ -1,7 +1,7 @@
 """Fuzz the HTTP API from its own OpenAPI schema with schemathesis: no 5xx, no response outside the schema.
 
 Runs in-process against the ASGI app over a tiny index (the real model), with a bounded number of examples
-per operation. Select it alone with `pytest -m fuzz`; set QA_FUZZ_EXAMPLES for a longer run.
+per operation. Select it alone with `pytest -m fuzz`; set FUZZ_EXAMPLES for a longer run.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from qa.service import QAService
 
 pytestmark = pytest.mark.fuzz
 
-MAX_EXAMPLES = int(os.environ.get("QA_FUZZ_EXAMPLES", "60"))
+MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
 TOKEN = "fuzz-admin-token"
 
 ARTICLES = {

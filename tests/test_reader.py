@@ -132,7 +132,10 @@ def test_a_missing_weights_file_is_named_with_how_to_restore_it(reader_copy):
     with pytest.raises(ReaderModelError) as raised:
         ReaderRuntime(reader_copy / "reader.json")
     assert str(reader_copy / "reader.npz") in str(raised.value)
-    assert "missing" in str(raised.value) and "git checkout" in str(raised.value)
+    assert "missing" in str(raised.value)
+    # A reader outside the repository (QA_READER_DIR) is not restored by git: the shipped one is the way back.
+    assert (f"export it again (`qa export-reader --out {reader_copy}`), or unset QA_READER_DIR to use the shipped "
+            "reader in qa/reader/model/") in str(raised.value)
 
 
 def test_a_damaged_weights_file_is_refused_by_its_checksum(reader_copy):
@@ -157,7 +160,7 @@ def test_a_missing_card_is_named(reader_copy):
 ])
 def test_a_card_that_is_not_a_card_is_named_with_how_to_restore_it(reader_copy, card, message):
     (reader_copy / "reader.json").write_text(card, encoding="utf-8")
-    with pytest.raises(ReaderModelError, match=re.escape(message) + ".*git checkout"):
+    with pytest.raises(ReaderModelError, match=re.escape(message) + ".*unset QA_READER_DIR"):
         ReaderRuntime(reader_copy / "reader.json")
 
 
@@ -168,7 +171,7 @@ def test_an_unreadable_weights_file_is_named_with_how_to_restore_it(reader_copy,
         raise PermissionError(13, "Permission denied", str(path))
 
     monkeypatch.setattr(runtime, "sha256_of", unreadable)  # root reads any file: chmod 000 cannot test this
-    with pytest.raises(ReaderModelError, match=r"reader\.npz cannot be read \(Permission denied\).*git checkout"):
+    with pytest.raises(ReaderModelError, match=r"reader\.npz cannot be read \(Permission denied\).*QA_READER_DIR"):
         ReaderRuntime(reader_copy / "reader.json")
 
 
@@ -330,8 +333,14 @@ def test_serve_refuses_to_start_without_the_reader_and_says_how_to_restore_it(re
                             env=env, timeout=120)
     assert result.returncode == 2
     assert f"error: the reader's weights file {reader_copy / 'reader.npz'} is missing" in result.stderr
-    assert "git checkout -- qa/reader/model/" in result.stderr
+    assert "or unset QA_READER_DIR to use the shipped reader in qa/reader/model/" in " ".join(result.stderr.split())
     assert "Traceback" not in result.stderr
+
+
+def test_the_shipped_reader_is_restored_from_the_repository():
+    from qa.reader.runtime import CARD_FILE, restore_hint
+
+    assert restore_hint(CARD_FILE).startswith("restore it with `git checkout -- qa/reader/model/`")
 
 
 def test_serve_refuses_to_start_with_a_reader_that_is_not_calibrated(reader_copy):
@@ -404,6 +413,35 @@ def test_a_finished_run_is_never_overwritten_and_a_stopped_run_keeps_its_steps(t
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     (tmp_path / "run" / "run.json").write_text(json.dumps(record | {"finished": False}))  # killed before a checkpoint
     assert CliRunner().invoke(app, run).exit_code == 0  # not finished: it starts again
+
+
+def test_train_reader_stopped_by_sigterm_keeps_its_last_step_and_says_how_to_resume(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    import os
+    import signal
+
+    from typer.testing import CliRunner
+
+    import qa.reader.train
+    from qa.cli import app
+
+    data = write_tiny_training_set(tmp_path / "train")
+    real, calls = qa.reader.train.tensors, []
+
+    def terminated_at_the_third_step(*args):  # as `timeout`, systemd or `kill` stop it
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args)
+
+    monkeypatch.setattr(qa.reader.train, "tensors", terminated_at_the_third_step)
+    before = signal.getsignal(signal.SIGTERM)
+    stopped = CliRunner().invoke(app, ["train-reader", "--data", str(data), "--out", str(tmp_path / "run"),
+                                       "--limit", "4", "--held-out-limit", "2", "--epochs", "2", "--batch-size", "2"])
+    assert stopped.exit_code == 128 + signal.SIGTERM and "Traceback" not in stopped.output
+    assert "stopped at step 2 of" in stopped.output and "the same command resumes it" in stopped.output
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 @pytest.mark.parametrize("option, value", [("--epochs", "0"), ("--epochs", "nan"), ("--epochs", "-1"),

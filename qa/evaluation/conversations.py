@@ -143,7 +143,9 @@ def format_conversation_report(report: dict) -> str:
     def cell(metric: dict) -> str:
         return "n/a" if metric["value"] is None else f"{metric['value']:.3f}"
 
-    lines = [f"{report['file']} (conversations): {report['conversations']} conversations, {report['turns']} turns", "",
+    count = report["conversations"]
+    lines = [f"{report['file']} (conversations): {count} conversation{'' if count == 1 else 's'}, "
+             f"{report['turns']} turn{'' if report['turns'] == 1 else 's'}", "",
              f"{'answer hit rate':<28} {'with history':>12} {'without':>8} {'n':>4}"]
     for name, pair in [*report["hit_rate"].items(),
                        *((f"  leaning, {lang}", pair) for lang, pair in report["leaning_turns_by_lang"].items())]:

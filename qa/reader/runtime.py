@@ -25,8 +25,16 @@ from qa.reader.windows import WordTokenizer
 MODEL_DIR = Path(__file__).resolve().parent / "model"
 CARD_NAME = "reader.json"
 CARD_FILE = MODEL_DIR / CARD_NAME
-RESTORE_HINT = ("restore it with `git checkout -- qa/reader/model/` (it is part of the repository), or train and "
+
+
+def restore_hint(card_file: Path) -> str:
+    """How to get a working reader back: the shipped one is part of the repository; another one (QA_READER_DIR)
+    can be left for it."""
+    if card_file.parent.resolve() == MODEL_DIR.resolve():
+        return ("restore it with `git checkout -- qa/reader/model/` (it is part of the repository), or train and "
                 "export a new one (docs/reader.md)")
+    return (f"export it again (`qa export-reader --out {card_file.parent}`), or unset QA_READER_DIR to use the "
+            "shipped reader in qa/reader/model/ (docs/reader.md)")
 
 
 class ReaderModelError(Exception):
@@ -81,11 +89,12 @@ def read_card(card_file: Path) -> dict:
     try:
         card = json.loads(card_file.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ReaderModelError(f"the reader's model card {card_file} is missing: {RESTORE_HINT}") from exc
+        raise ReaderModelError(f"the reader's model card {card_file} is missing: {restore_hint(card_file)}") from exc
     except (OSError, ValueError) as exc:
-        raise ReaderModelError(f"the reader's model card {card_file} cannot be read ({exc}): {RESTORE_HINT}") from exc
+        raise ReaderModelError(f"the reader's model card {card_file} cannot be read ({exc}): "
+                               f"{restore_hint(card_file)}") from exc
     if not isinstance(card, dict):
-        raise ReaderModelError(f"the reader's model card {card_file} is not a JSON object: {RESTORE_HINT}")
+        raise ReaderModelError(f"the reader's model card {card_file} is not a JSON object: {restore_hint(card_file)}")
     return card
 
 
@@ -95,24 +104,24 @@ def load_arrays(card_file: Path = CARD_FILE) -> tuple[dict, dict[str, np.ndarray
     name = card.get("weights_file")
     if not isinstance(name, str) or not name or Path(name).name != name:
         raise ReaderModelError(f"the reader's model card {card_file} names no weights file (its weights_file is "
-                               f"{name!r}): {RESTORE_HINT}")
+                               f"{name!r}): {restore_hint(card_file)}")
     weights_file = card_file.parent / name
     if not weights_file.is_file():
-        raise ReaderModelError(f"the reader's weights file {weights_file} is missing: {RESTORE_HINT}")
+        raise ReaderModelError(f"the reader's weights file {weights_file} is missing: {restore_hint(card_file)}")
     try:
         actual = sha256_of(weights_file)
     except OSError as exc:
         raise ReaderModelError(f"the reader's weights file {weights_file} cannot be read ({exc.strerror or exc}): "
-                               f"{RESTORE_HINT}") from exc
+                               f"{restore_hint(card_file)}") from exc
     if actual != card.get("sha256"):
         raise ReaderModelError(f"the reader's weights file {weights_file} is damaged (sha256 {actual[:12]}…, "
-                               f"the card says {str(card.get('sha256'))[:12]}…): {RESTORE_HINT}")
+                               f"the card says {str(card.get('sha256'))[:12]}…): {restore_hint(card_file)}")
     try:
         with np.load(weights_file) as archive:
             arrays = {name: archive[name] for name in archive.files}
     except (OSError, ValueError) as exc:
         raise ReaderModelError(f"the reader's weights file {weights_file} cannot be read ({exc}): "
-                               f"{RESTORE_HINT}") from exc
+                               f"{restore_hint(card_file)}") from exc
     return card, arrays
 
 
@@ -124,7 +133,7 @@ def check_calibrated(card: dict, card_file: Path) -> None:
     option = "" if card_file.resolve() == CARD_FILE.resolve() else f" --card {card_file}"
     raise ReaderModelError(f"the reader in {card_file.parent} is not calibrated (its card {card_file.name} has no "
                            f"calibration): run `.venv/bin/python benchmarks/calibrate.py --write{option}` after "
-                           f"`qa export-reader`, or {RESTORE_HINT}")
+                           f"`qa export-reader`, or {restore_hint(card_file)}")
 
 
 GRAPH_VERSION = 1  # bump when the graph built from the weights changes: cached graphs are then rebuilt
@@ -194,7 +203,7 @@ class ReaderRuntime:
         missing = [f"l{n}.{p}.q" for n in range(self.e5.layers) for p in LINEAR_PARTS if f"l{n}.{p}.q" not in arrays]
         if missing or "head.w" not in arrays:
             raise ReaderModelError(f"the reader's weights file in {card_file.parent} lacks "
-                                   f"{(missing or ['head.w'])[0]}: {RESTORE_HINT}")
+                                   f"{(missing or ['head.w'])[0]}: {restore_hint(card_file)}")
         self.calibration = Calibration.of(self.card)
         self.max_tokens = int(self.card.get("max_tokens", 192))
         self.stride = int(self.card.get("stride", self.max_tokens * 2 // 3))
