@@ -28,6 +28,14 @@ def where(settings: Settings) -> str:
     return str(settings.index_dir)
 
 
+def close_connections(settings: Settings) -> None:
+    """Let go of this process's connections to the store (the database's pool; files hold none open here)."""
+    if uses_database(settings):
+        from qa.pg.connect import Pool
+
+        Pool.close_all()
+
+
 def current_generation(settings: Settings) -> str | None:
     if uses_database(settings):
         from qa.pg.pointer import current_generation as pg_generation
@@ -37,9 +45,12 @@ def current_generation(settings: Settings) -> str | None:
 
 
 def build_running(settings: Settings) -> bool:
-    """Whether a build of the index runs now (said to users while there is no index yet). The database store
-    does not say: False."""
-    return not uses_database(settings) and files_build_running(settings.index_dir)
+    """Whether a build of the index runs now (said to users while there is no index yet)."""
+    if uses_database(settings):
+        from qa.pg.pointer import build_running as pg_build_running
+
+        return pg_build_running(settings.database_url)
+    return files_build_running(settings.index_dir)
 
 
 def open_index(settings: Settings, generation: str | None = None):

@@ -342,6 +342,7 @@ def serve_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
         uvicorn.Server(config).run(sockets=[sock])
         return
     sock.set_inheritable(True)
+    backend.close_connections(settings)  # the workers open their own; this process only supervises them
     Multiprocess(config, sockets=[sock]).run()
 
 

@@ -267,17 +267,23 @@ class _FileStore:
 class _DatabaseStore:
     """The PostgreSQL store's side of a build: an advisory lock, generations as schemas written in one transaction."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, rebuild: bool) -> None:
         self.url = settings.database_url
+        self.rebuild = rebuild
         self._lock_conn = None
 
     @contextmanager
     def locked(self, timeout: float):
         from qa.pg.pointer import StoreBusyError, build_lock
+        from qa.pg.writer import PgGenerationWriter
 
         try:
             with build_lock(self.url, timeout) as conn:
                 self._lock_conn = conn
+                # Said now, not after every article has been embedded: a generation's tables are made and rolled
+                # back, which needs what the real one will (pgvector enabled, the right to create schemas, a store
+                # of this schema version or --rebuild).
+                PgGenerationWriter(self.url, 1, replace_other_versions=self.rebuild).abort()
                 yield
         except StoreBusyError as exc:
             raise BuildBusyError(str(exc)) from None
@@ -311,7 +317,7 @@ def build_index(settings: Settings, progress: Progress | None = None, lock_timeo
         from qa.pg.connect import DatabaseError, describe
 
         try:
-            return _build(settings, _DatabaseStore(settings), progress, lock_timeout, embedder, rebuild)
+            return _build(settings, _DatabaseStore(settings, rebuild), progress, lock_timeout, embedder, rebuild)
         except DatabaseError as exc:
             raise StoreUnavailableError(f"{exc} (the index was left as it was)") from None
         except psycopg.OperationalError as exc:  # the connection was lost mid-build
@@ -417,7 +423,10 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
             manifest = {**wanted, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                         "corpus_sha256": _corpus_hash(entries)}
             report.generation = store.write(entries, manifest, rebuild)
-            store.prune()
+            try:
+                store.prune()
+            except KeyboardInterrupt:  # stopped after the new index went live: it is built, and says so; the
+                pass  # generations this prune would have dropped are dropped by the next build
     report.seconds = time.perf_counter() - started
     return report
 

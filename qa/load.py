@@ -368,9 +368,14 @@ def clean_meta(meta: dict) -> dict:
         if isinstance(value, list) and len(value) <= MAX_META_ITEMS and all(
                 isinstance(v, _SCALARS) or v is None for v in value):
             value = ", ".join(str(v).strip() for v in value if v is not None)
-        if isinstance(value, _SCALARS) and str(value).strip():
-            cleaned[key] = str(value).strip()
+        if isinstance(value, _SCALARS) and (text := _NOT_TEXT.sub("", str(value)).strip()):
+            cleaned[key] = text
     return cleaned
+
+
+# What a YAML escape can put in a value but no text holds: NUL ("\0", which PostgreSQL refuses) and a lone
+# surrogate ("\ud800", which cannot be written as UTF-8 and breaks the tokenizer).
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
 def load_document(path: Path, corpus_dir: Path, max_bytes: int) -> Document:

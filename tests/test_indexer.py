@@ -168,6 +168,28 @@ def test_delete_removes_every_trace_and_restore_brings_it_back(built, embedder):
     assert index.passages[int(found[0][0])].doc_id == "c.txt"
 
 
+def test_a_build_stopped_after_its_index_went_live_reports_it_built(built, embedder, monkeypatch):
+    # Ctrl-C (or SIGTERM) while the old generations are being dropped: the new index is already the one in use,
+    # so the build says what it built instead of "interrupted".
+    import qa.indexer
+
+    corpus, _ = built
+    (corpus.corpus_dir / "c.txt").write_text("Kereta Cepat\n\nKereta cepat mulai beroperasi pada 2 Oktober 2023.")
+    real, calls = qa.indexer.prune_generations, []
+
+    def stopped_at_the_second_prune(index_dir):
+        calls.append(index_dir)
+        if len(calls) == 2:  # the first runs before writing, the second after the new generation went live
+            raise KeyboardInterrupt
+        real(index_dir)
+
+    monkeypatch.setattr(qa.indexer, "prune_generations", stopped_at_the_second_prune)
+    report = build_index(corpus, embedder=embedder)
+    assert len(calls) == 2 and report.updated == ["c.txt"]
+    assert current_generation(corpus.index_dir) == report.generation
+    assert "Oktober 2023" in load_index(corpus.index_dir).documents["c.txt"].text
+
+
 def test_a_renamed_or_moved_file_keeps_its_vectors_without_embedding_again(built, embedder):
     corpus, _ = built
     before = vectors_by_passage(load_index(corpus.index_dir))

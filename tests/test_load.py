@@ -244,6 +244,19 @@ def test_empty_front_matter_is_front_matter_and_a_late_nul_is_dropped(make_corpu
     assert doc.text == f"Judul\n\n{body}Isi berita.\n" and doc.meta == {}
 
 
+def test_a_nul_or_a_lone_surrogate_written_as_a_yaml_escape_is_left_out_of_the_title(make_corpus, embedder):
+    # Valid YAML, but no text: PostgreSQL refuses a NUL in a text field, and "\ud800" cannot be written as UTF-8.
+    from qa.config import Settings
+    from qa.indexer import build_index
+
+    corpus, index = make_corpus({"a.md": '---\ntitle: "Judul\\0 aneh \\ud800"\nauthor: "Budi\\0"\n---\n'
+                                         "Kafe Tugu dibuka pada tahun 1960.\n"})
+    doc = load(corpus, "a.md")
+    assert (doc.title, doc.meta) == ("Judul aneh", {"author": "Budi"})
+    report = build_index(Settings(corpus_dir=corpus, index_dir=index), embedder=embedder)
+    assert report.added == ["a.md"] and report.skipped == []
+
+
 def test_an_html_page_in_the_encoding_it_declares_is_read(make_corpus):
     page = ('<html><head><meta http-equiv="Content-Type" content="text/html; charset=windows-1252">'
             "<title>Kafe di Kota</title></head><body><article><h1>Kafe di Kota</h1><p>Kafe Tugu dibuka pada tahun "

@@ -380,6 +380,68 @@ def test_a_user_who_may_not_enable_pgvector_is_told_to_ask_an_administrator(pg_s
     assert sql(pg_server.get_uri("plain_db"), "SELECT count(*) FROM pg_namespace WHERE nspname = 'qa'") == [(0,)]
 
 
+def test_a_process_that_only_looked_at_the_store_can_let_go_of_its_connections(pg_corpus, embedder):
+    # `qa serve --workers N` looks at the store before starting its workers, which open their own.
+    from qa import backend
+    from qa.pg.connect import Pool
+
+    build_index(pg_corpus, embedder=embedder)
+    url = pg_corpus.database_url
+
+    def mine() -> int:
+        return sql(url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND pid <> pg_backend_pid()")[0][0]
+
+    backend.close_connections(pg_corpus)
+    before = mine()
+    assert backend.current_generation(pg_corpus) is not None
+    assert mine() > before
+    backend.close_connections(pg_corpus)
+    deadline = time.monotonic() + 10  # a closed socket's backend leaves pg_stat_activity a moment later
+    while mine() != before:
+        assert time.monotonic() < deadline, "the connections stayed open"
+        time.sleep(0.1)
+    assert backend.current_generation(pg_corpus) is not None  # and it can look again
+    assert Pool.get(url) is Pool.get(url)
+
+
+def test_while_the_first_build_runs_the_service_says_it_is_being_built(new_database, tmp_path, embedder):
+    from qa import backend
+    from qa.pg.pointer import build_lock
+
+    url = new_database("first_build")
+    service = QAService(Settings(database_url=url, index_dir=tmp_path / "index"), embedder=embedder)
+    assert "run `qa index` first" in service.health()["detail"]
+    with build_lock(url):  # as `qa index` holds it while it embeds
+        assert service.health()["detail"] == (f"the index in {backend.where(service.settings)} is being built; "
+                                              "questions are answered as soon as it is done")
+    deadline = time.monotonic() + 10  # the lock goes with its connection's backend, a moment after it closes
+    while "run `qa index` first" not in service.health()["detail"]:
+        assert time.monotonic() < deadline, service.health()
+        time.sleep(0.1)
+
+
+class UntouchedEmbedder:
+    """Fails the test if a build gets as far as the model: what stops it must be said before any embedding."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the build reached the embedder ({name}) before finding that it cannot write")
+
+
+def test_a_user_who_may_not_create_schemas_is_told_so_before_anything_is_embedded(pg_server, tmp_path):
+    from qa.indexer import StoreUnavailableError
+
+    pg_server.psql("CREATE ROLE guest LOGIN; CREATE DATABASE guest_db;")
+    sql(pg_server.get_uri("guest_db"), "CREATE EXTENSION IF NOT EXISTS vector")
+    url = pg_server.get_uri("guest_db").replace("postgresql://postgres:@", "postgresql://guest@")
+    corpus = tmp_path / "corpus"
+    write_corpus(corpus, {"kopi.txt": KOPI})
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", database_url=url)
+    with pytest.raises(StoreUnavailableError, match=r"permission denied for database guest_db: the user in "
+                                                    r"QA_DATABASE_URL must be allowed to create schemas .*GRANT"):
+        build_index(settings, embedder=UntouchedEmbedder())
+
+
 def test_a_store_of_another_schema_version_says_how_to_migrate(pg_corpus, tmp_path, embedder):
     url = pg_corpus.database_url
     sql(url, f"UPDATE qa.store SET schema_version = {SCHEMA_VERSION - 1}")
@@ -395,9 +457,16 @@ def test_a_store_of_another_schema_version_says_how_to_migrate(pg_corpus, tmp_pa
     assert "120" in QAService(pg_corpus, embedder=embedder).ask(Q_KOPI).answer
 
     sql(url, f"UPDATE qa.store SET schema_version = {SCHEMA_VERSION + 1}")
+    # Generations a newer qa might keep: more than this version keeps, so its prune would drop some.
+    for n in (1, 2):
+        sql(url, f"CREATE SCHEMA qa_g_newer_{n}; INSERT INTO qa.generations (name, schema_name, created_at) "
+                 f"VALUES ('newer-{n}', 'qa_g_newer_{n}', now() - interval '{n} day')")
+    kept = registered(url)
+    assert len(kept) == 3
     assert "newer version of qa" in service_error(url, tmp_path, embedder)
     with pytest.raises(BuildError, match="newer version of qa"):
         build_index(pg_corpus, embedder=embedder, rebuild=True)
+    assert registered(url) == kept and kept <= generation_schemas(url)  # never touched
 
 
 def test_a_database_that_stops_answering_mid_serving_is_a_503_with_the_reason(pg_corpus, embedder):
@@ -469,6 +538,21 @@ def test_a_malformed_url_never_shows_its_password(url, tmp_path, embedder):
     assert code == 2 and "is not a valid PostgreSQL URL" in output and "percent-encoded" in output
     message = service_error(url, tmp_path, embedder)
     assert "Hunter2" not in output and "Hunter2" not in message
+
+
+@pytest.mark.parametrize("password", ["server", "x", "Hunter2"])
+def test_a_message_that_holds_the_password_is_not_shown_even_in_part(password):
+    # Blotting "server" out of "connection to server at … failed" would show where, and so what, the password is.
+    from qa.pg.connect import explain
+
+    failure = Exception(f"connection failed: connection to server at \"db.example\" (10.0.0.1), port 5432 failed: "
+                        f"timeout expired (password {password})")
+    message = explain(failure, f"postgresql://qa:{password}@db.example:5432/qa")
+    assert message == ("cannot reach PostgreSQL at qa@db.example:5432/qa (the server's own words are left out: they "
+                       "hold the password's letters): is the server running, and are the host and port in "
+                       "QA_DATABASE_URL right?")
+    plain = explain(Exception("connection failed: timeout expired"), "postgresql://qa:Zq9!long@db.example/qa")
+    assert "(timeout expired)" in plain  # the server's words, where they hold no part of the password
 
 
 def test_a_generation_someone_still_reads_is_left_for_a_later_build_not_waited_for(pg_corpus, embedder):

@@ -52,15 +52,19 @@ def describe(url: str) -> str:
     return f"{user}{host}{port}/{info.get('dbname') or ''}"
 
 
+SERVER_WORDS_LEFT_OUT = "the server's own words are left out: they hold the password's letters"
+
+
 def without_secret(text: str, url: str) -> str:
-    """`text` with the URL's password blotted out, as written and as decoded: libpq echoes the part of a URL it
-    could not read, and a message may reach a log or an HTTP reply."""
+    """`text`, unless it holds the URL's password (as written or as decoded): libpq echoes the part of a URL it
+    could not read, and a message may reach a log or an HTTP reply. Blotting the password out where it occurs
+    would show it too, when it is a word of the message ("server", "x" in "timeout expired")."""
     try:
         password = urlsplit(url).password
     except ValueError:
         password = None
-    for secret in {password, unquote(password or "")} - {None, ""}:
-        text = text.replace(secret, "***")
+    if any(secret in text for secret in {password, unquote(password or "")} - {None, ""}):
+        return SERVER_WORDS_LEFT_OUT
     return text
 
 
@@ -68,8 +72,9 @@ def explain(exc: Exception, url: str) -> str:
     """A one-line explanation of why connecting to `url` failed."""
     where = describe(url)
     state = getattr(exc, "sqlstate", None)
-    text = without_secret(str(exc).strip(), url)
-    first = text.splitlines()[0] if text else type(exc).__name__
+    text = str(exc).strip()  # what kind of failure it is, read from the whole message; only `first` is shown
+    shown = without_secret(text, url)
+    first = shown.splitlines()[0] if shown else type(exc).__name__
     if state == "28P01" or "password authentication failed" in text:
         return (f"PostgreSQL at {where} refused the password: check the user and password in QA_DATABASE_URL")
     if "no password supplied" in text:
@@ -148,6 +153,14 @@ class Pool:
             if pool is None:
                 pool = cls._pools[key] = cls(url)
             return pool
+
+    @classmethod
+    def close_all(cls) -> None:
+        """Close this process's pools: one that only looked at the store (a supervisor of worker processes) keeps
+        no connection open for its whole life."""
+        with cls._lock:
+            for key in [key for key in cls._pools if key[0] == os.getpid()]:
+                cls._pools.pop(key)._pool.close()
 
     def connection(self):
         return self._pool.connection()

@@ -69,9 +69,13 @@ def current_generation(url: str) -> str | None:
 
 
 def prune(conn: psycopg.Connection) -> list[str]:
-    """Drop every generation but the current one and the newest other. Returns the dropped names."""
-    current = conn.execute(f"SELECT current_generation FROM {META_SCHEMA}.store").fetchone()
-    current = current[0] if current else None
+    """Drop every generation but the current one and the newest other. Returns the dropped names. A store of
+    another schema version is left alone: a newer qa's is never touched, an older one is replaced whole by the
+    build that migrates it."""
+    row = conn.execute(f"SELECT schema_version, current_generation FROM {META_SCHEMA}.store").fetchone()
+    if row and int(row[0]) != SCHEMA_VERSION:
+        return []
+    current = row[1] if row else None
     rows = conn.execute(f"SELECT name, schema_name FROM {META_SCHEMA}.generations ORDER BY created_at DESC, name DESC").fetchall()
     keep = {current, *[name for name, _ in rows if name != current][:KEEP_GENERATIONS - 1]}
     dropped = []
@@ -89,6 +93,18 @@ def prune(conn: psycopg.Connection) -> list[str]:
             continue
         dropped.append(name)
     return dropped
+
+
+def build_running(url: str) -> bool:
+    """Whether a build holds the build lock of this database now (False when that cannot be told)."""
+    try:
+        row = Pool.get(url).one(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND ((classid::bigint << 32) | objid::bigint) = %s)", (BUILD_LOCK_KEY,))
+    except (psycopg.Error, DatabaseError):
+        return False
+    return bool(row and row[0])
 
 
 @contextmanager

@@ -290,7 +290,7 @@ def open_index(url: str, generation: str | None = None) -> PgIndex:
         manifest = {k: json.loads(v) for k, v in pool.all(sql.SQL("SELECT key, value FROM {}").format(tables.manifest))}
         if manifest.get("format") != FORMAT:
             raise IndexCorruptError(f"index generation {name} in {describe(url)} is in format {manifest.get('format')}, "
-                                    f"and this version reads {FORMAT}: rebuild it with `qa index --rebuild`")
+                                    f"and this version reads {FORMAT}: rebuild it with `qa index`")
         dim = int(manifest["dim"])
         counts = {table: manifest[table] for table in ("documents", "passages", "sentences")}
     except psycopg.errors.UndefinedTable:

@@ -9,6 +9,7 @@ Until commit nothing is visible to other sessions; an exception (or a killed pro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -40,6 +41,10 @@ class PgGenerationWriter:
         self.documents = self.passages = self.sentences = 0
         self._conn = connect(url, autocommit=True)
         try:
+            # A build killed mid-statement (an HNSW index can take many minutes) is noticed by the server within
+            # seconds, which then stops the statement instead of finishing work nobody will commit. PostgreSQL 14+.
+            with contextlib.suppress(psycopg.Error):
+                self._conn.execute("SET client_connection_check_interval = '5s'")
             ensure_pgvector(self._conn, url)
             self._conn.autocommit = False  # from here on, one transaction up to commit()
             for statement in META_DDL.split(";"):
@@ -55,7 +60,12 @@ class PgGenerationWriter:
                 self._conn.execute(statement)
         except psycopg.Error as exc:
             self.abort()
-            raise DatabaseError(f"cannot write the index into {describe(url)}: {str(exc).strip().splitlines()[0]}") from None
+            why = str(exc).strip().splitlines()[0]
+            if exc.sqlstate == "42501":  # insufficient privilege
+                why += (": the user in QA_DATABASE_URL must be allowed to create schemas in the database (GRANT "
+                        "CREATE ON DATABASE …) and own the schema qa if it exists (ALTER SCHEMA qa OWNER TO …), "
+                        "or build as the user who made it (docs/design.md, \"The PostgreSQL store\")")
+            raise DatabaseError(f"cannot write the index into {describe(url)}: {why}") from None
         except BaseException:
             self.abort()
             raise
