@@ -161,7 +161,7 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
             typer.secho(f"skipped {shown_path(skipped.path)}: {skipped.reason}", err=True, fg=typer.colors.YELLOW)
         if report.not_read:
             typer.secho(f"not read (only {', '.join(ARTICLE_SUFFIXES)} files are articles): "
-                        f"{some_of([shown_path(n) for n in report.not_read], NOT_READ_SHOWN)}", err=True,
+                        f"{some_of(report.not_read, NOT_READ_SHOWN)}", err=True,
                         fg=typer.colors.YELLOW)
         if report.full_rebuild:
             typer.echo(f"full rebuild ({report.rebuild_reason})")

@@ -67,7 +67,7 @@ class BuildReport:
     unchanged: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # articles unreadable now, served as the last build read them
     skipped: list[SkippedFile] = field(default_factory=list)
-    not_read: list[str] = field(default_factory=list)  # files of other types than articles (a PDF, an image)
+    not_read: list[str] = field(default_factory=list)  # files of other types than articles (a PDF, an image), shown
     passages: int = 0
     sentences: int = 0
     embedded_passages: int = 0
@@ -404,7 +404,8 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
 
         if not entries:
             reasons = "; ".join(f"{shown_path(s.path)}: {s.reason}" for s in report.skipped)
-            raise BuildError(f"no file in the corpus could be indexed ({reasons}); the index was left as it was")
+            raise BuildError(f"no file in the corpus could be indexed ({reasons}); nothing was indexed, and an "
+                             "index built before stays as it was")
         seen = {e.document.doc_id for e in entries}
         kept = {d for d in previous if d not in seen and any(_covers(s.path, d) for s in report.skipped)}
         report.removed = sorted(d for d in previous if d not in seen and d not in kept)
@@ -435,13 +436,14 @@ def _articles_of(corpus_dir: Path) -> tuple[list[Path], list[str], list[SkippedF
     """The corpus's article files, its files of other types and what cannot be read; BuildError when it holds no
     article."""
     scan = scan_corpus(corpus_dir)
-    not_read = [path.relative_to(corpus_dir).as_posix() for path in scan.others]
+    not_read = [shown_path(path.relative_to(corpus_dir).as_posix()) for path in scan.others]
     unreadable = [SkippedFile(path, reason) for path, reason in scan.unreadable]
     if not scan.articles:
-        others = f" (not read: {some_of([shown_path(n) for n in not_read], 3)})" if not_read else ""
+        others = f" (not read: {some_of(not_read, 3)})" if not_read else ""
         cannot = "; ".join(f"{shown_path(s.path)}: {s.reason}" for s in unreadable)
-        raise BuildError(f"corpus folder {corpus_dir} holds no .txt, .md or .html files{others}"
-                         f"{f' ({cannot})' if cannot else ''}; the index was left as it was")
+        raise BuildError(f"corpus folder {corpus_dir} holds no articles: no .txt, .md, .markdown, .html or .htm "
+                         f"files{others}{f' ({cannot})' if cannot else ''}; nothing was indexed, and an index built "
+                         "before stays as it was")
     return scan.articles, not_read, unreadable
 
 

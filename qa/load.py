@@ -127,12 +127,11 @@ def scan_corpus(corpus_dir: Path) -> CorpusFiles:
         for name in names:
             if name.startswith("."):
                 continue
-            if not is_utf8(name):
+            if not is_utf8(name) and name.lower().endswith(ARTICLE_SUFFIXES):
                 relative = (here / name).relative_to(corpus_dir).as_posix()
-                if name.lower().endswith(ARTICLE_SUFFIXES):
-                    files.unreadable.append((shown_path(relative), "file name is not UTF-8: rename it"))
+                files.unreadable.append((shown_path(relative), "file name is not UTF-8: rename it"))
                 continue
-            found.append(here / name)
+            found.append(here / name)  # a file of another type is named among those not read, whatever its name
     for path in sorted(found):
         if path.suffix.lower() not in ARTICLE_SUFFIXES:
             files.others.append(path)

@@ -177,7 +177,7 @@ def test_empty_corpus_folder_exits_2_with_a_clear_message(tmp_path):
     (tmp_path / "corpus" / "readme.pdf").write_bytes(b"%PDF")
     result = qa_index(tmp_path / "corpus", tmp_path / "index")
     assert result.returncode == 2
-    assert "holds no .txt, .md or .html files (not read: readme.pdf)" in result.stderr
+    assert "holds no articles: no .txt, .md, .markdown, .html or .htm files (not read: readme.pdf)" in result.stderr
     assert str(tmp_path / "corpus") in result.stderr
     assert "Traceback" not in result.stderr
     assert current_generation(tmp_path / "index") is None

@@ -4,6 +4,7 @@ a build that dies at any point leaves the previous index usable and the next bui
 from __future__ import annotations
 
 import gc
+import json
 import os
 import shutil
 import sqlite3
@@ -358,6 +359,8 @@ def test_names_that_are_not_utf8_and_linked_folders_are_named_not_dropped(built,
     with open(corpus + b"/caf\xe9.txt", "wb") as bad:  # from a zip made on an old Windows machine
         bad.write(b"Kafe\n\nKafe Tugu didirikan pada tahun 1960.\n")
     os.mkdir(corpus + b"/arsip-\xff")
+    with open(corpus + b"/lap\xffor.pdf", "wb") as pdf:  # no article, but named among the files not read
+        pdf.write(b"%PDF-1.4\n")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "d.txt").write_text(ARTICLES["c.txt"], encoding="utf-8")
@@ -367,6 +370,8 @@ def test_names_that_are_not_utf8_and_linked_folders_are_named_not_dropped(built,
         "arsip-\\xff/": "folder name is not UTF-8: rename it",
         "caf\\xe9.txt": "file name is not UTF-8: rename it",
         "tautan/": "a link to a folder, not followed: copy the folder in, or link its files one by one"}
+    assert report.not_read == ["lap\\xffor.pdf"]
+    json.dumps(report.as_dict(), ensure_ascii=False).encode("utf-8")  # `qa index --json` can print it
     assert set(load_index(settings.index_dir).documents) == set(ARTICLES)
 
 
@@ -401,8 +406,8 @@ def test_missing_empty_or_non_folder_corpus_fails_before_loading_a_model(tmp_pat
     cases = {
         tmp_path / "nowhere": "does not exist",
         tmp_path / "file.txt": "is not a folder",
-        tmp_path / "empty": "holds no .txt, .md or .html files",
-        tmp_path / "only-other-files": "holds no .txt, .md or .html files",
+        tmp_path / "empty": "holds no articles: no .txt, .md, .markdown, .html or .htm files",
+        tmp_path / "only-other-files": "holds no articles: no .txt, .md, .markdown, .html or .htm files",
     }
     for corpus_dir, message in cases.items():
         with pytest.raises(BuildError, match=message) as info:
