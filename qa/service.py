@@ -137,6 +137,7 @@ class QAService:
         self._state: IndexState | None = None
         self._reload_lock = threading.Lock()
         self._checked_at = 0.0
+        self._followed = False  # a follower thread checks the store (follow_index)
         self._failed: tuple[str | None, float] = (None, 0.0)  # generation that could not be loaded, and when
         self.last_error: str | None = None
         self.store_error: str | None = None  # the last check could not read the store (a database that is down)
@@ -186,7 +187,11 @@ class QAService:
         wait=True) while requests keep answering from the current one, so no request pays for the load.
         """
         now = time.monotonic()
-        if not force and self._state is not None and now - self._checked_at < self.settings.reload_check_interval_s:
+        if not force and self._state is not None and (
+                now - self._checked_at < self.settings.reload_check_interval_s
+                # A store that does not answer is asked again by the follower, not by every request: a request
+                # would wait for its check and then for its own query (twice the pool's wait) before its 503.
+                or (self._followed and self.store_error)):
             return
         self._checked_at = now
         try:
@@ -196,6 +201,8 @@ class QAService:
                 log.warning("cannot check for a new index: %s", exc)
             self.last_error = self.store_error = str(exc)
             return
+        finally:
+            self._checked_at = time.monotonic()  # a slow check (a database timing out) counts from its end
         self.store_error = None
         if self._state is not None and name == self._state.index.generation:
             self.last_error = None  # the store answers and names the index being served: nothing is wrong
@@ -264,7 +271,9 @@ class QAService:
         def poll() -> None:
             while not stop.wait(max(0.1, self.settings.reload_check_interval_s)):
                 self.refresh(force=True, wait=True)  # this thread loads it; requests keep the old one meanwhile
+            self._followed = False
 
+        self._followed = True
         threading.Thread(target=poll, name="index-follower", daemon=True).start()
         if backend.uses_database(self.settings):
             from qa.pg.pointer import follow_generations
