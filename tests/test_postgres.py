@@ -137,6 +137,28 @@ def test_lexical_candidates_are_each_words_best_passages_by_ts_rank(tmp_path, em
     assert asked.top == ranked and 0 < asked.scores[ranked[2]] < asked.scores[ranked[1]]
 
 
+def test_a_decimal_and_a_quoted_word_are_found_as_the_file_store_finds_them(tmp_path, embedder, new_database):
+    # Indonesian writes "2,7 persen" and "Rp1,5 triliun"; PostgreSQL's own parser cut them at the comma.
+    files = make_settings(tmp_path / "files")
+    database = make_settings(tmp_path / "db", database_url=new_database("t_decimals"))
+    articles = {"inflasi.txt": "Inflasi tahunan tercatat 2,7 persen pada bulan Mei.\n",
+                "kurs.txt": "Rupiah melemah ke Rp16.300 per dolar AS, kata O'Neil.\n",
+                "cuaca.txt": "Hujan turun sepanjang hari di Bogor.\n"}
+    for settings in (files, database):
+        write_corpus(settings.corpus_dir, articles)
+        build_index(settings, embedder=embedder)
+    by_store = [backend_index(settings) for settings in (files, database)]
+    for question in ("inflasi 2,7 persen", "2,7", "o'neil", "Rp16.300"):
+        found = [[index.passages[row].doc_id for row in index.lexical_scores(question, 50).top] for index in by_store]
+        assert found[0] == found[1] != [], (question, found)
+
+
+def backend_index(settings: Settings):
+    from qa import backend
+
+    return backend.open_index(settings)
+
+
 def test_dense_search_keeps_enough_hnsw_candidates_for_its_depth(pg_corpus, embedder):
     index = open_index(pg_corpus.database_url)
     assert index.pool.one("SHOW hnsw.ef_search") == (str(HNSW_EF_SEARCH),)  # pgvector's default, 40, is < 50

@@ -19,7 +19,7 @@ from psycopg import sql
 from qa.lexical import known_share, tokenize
 from qa.pg.connect import DatabaseError, Pool, describe
 from qa.pg.pointer import current_generation
-from qa.pg.schema import HNSW_EF_SEARCH, TEXT_SEARCH_CONFIG, schema_name
+from qa.pg.schema import HNSW_EF_SEARCH, schema_name
 from qa.pg.writer import FORMAT, vector_text
 from qa.records import Document, Passage, Span
 from qa.index_rows import (DOCUMENT_COLUMNS, CachedLoader, DocumentEntry, DocumentRows, IndexCorruptError,
@@ -312,4 +312,4 @@ def open_index(url: str, generation: str | None = None) -> PgIndex:
         pool=pool, tables=tables)
 
 
-__all__ = ["PgIndex", "open_index", "DatabaseError", "TEXT_SEARCH_CONFIG"]
+__all__ = ["PgIndex", "open_index", "DatabaseError"]

@@ -24,10 +24,6 @@ from psycopg import sql
 SCHEMA_VERSION = 1
 META_SCHEMA = "qa"
 GENERATION_PREFIX = "qa_g_"
-# The text search configuration of the lexical side. The lexemes are the words the embedded store's BM25
-# indexes (qa.lexical.tokenize: stop words of both languages dropped, hyphenated words split too), so `simple`
-# (lower-case, no stemming) keeps them as they are; docs/design.md has the comparison with `indonesian`.
-TEXT_SEARCH_CONFIG = "simple"
 BUILD_LOCK_KEY = 0x71614E57  # pg_advisory_lock key held by the one build that may run at a time
 HNSW_EF_SEARCH = 200  # candidates HNSW keeps per search; above the retriever's depth (50), else it returns fewer
 # A question's lexical candidates are, for each of its words, the passages that word alone ranks highest: exact for
@@ -57,7 +53,7 @@ CREATE TABLE {s}.sentences (id integer PRIMARY KEY, doc_id text NOT NULL, start 
 CREATE TABLE {s}.passages (id integer PRIMARY KEY, doc_id text NOT NULL, ordinal integer NOT NULL,
                            start integer NOT NULL, "end" integer NOT NULL, first_sentence integer NOT NULL,
                            last_sentence integer NOT NULL, lexemes text NOT NULL,
-                           tsv tsvector GENERATED ALWAYS AS (to_tsvector('{config}', lexemes)) STORED,
+                           tsv tsvector GENERATED ALWAYS AS (lexemes::tsvector) STORED,
                            embedding vector({dim}) NOT NULL);
 CREATE TABLE {s}.terms (word text PRIMARY KEY, passages integer NOT NULL, best integer[] NOT NULL);
 """

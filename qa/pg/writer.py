@@ -22,7 +22,7 @@ from qa.lexical import EMPTY, tokenize
 from qa.pg.connect import DatabaseError, connect, describe, ensure_pgvector
 from qa.pg.pointer import CHANNEL, read_pointer, version_problem
 from qa.pg.schema import (GENERATION_DDL, GENERATION_INDEXES, LEXICAL_CANDIDATES_PER_WORD, META_DDL, META_SCHEMA,
-                          SCHEMA_VERSION, TEXT_SEARCH_CONFIG, schema_name, statements)
+                          SCHEMA_VERSION, schema_name, statements)
 from qa.index_rows import DocumentEntry
 
 
@@ -30,7 +30,20 @@ def vector_text(vector: np.ndarray) -> str:
     # float32 -> Python float is exact, and its repr reads back (strtof) as the very same float32.
     return "[" + ",".join(map(repr, np.asarray(vector, dtype=np.float32).reshape(-1).tolist())) + "]"
 
-FORMAT = "postgres-2"  # 2: terms.best, the lexical candidates of each word
+FORMAT = "postgres-3"  # 2: terms.best, the lexical candidates of each word; 3: lexemes as the tokenizer gives them
+
+
+def tsvector_text(tokens: list[str]) -> str:
+    """The tokens as a tsvector literal, each with its positions: stored as they are ("2,7", "rusia-korea"), where
+    to_tsvector would parse them again into "2" and "7", or count a hyphenated word's parts twice."""
+    positions: dict[str, list[str]] = {}
+    for position, token in enumerate(tokens[:MAX_TSVECTOR_POSITION], 1):
+        positions.setdefault(token, []).append(str(position))
+    return " ".join("'" + token.replace("\\", "\\\\").replace("'", "''") + "':" + ",".join(at)
+                    for token, at in positions.items())
+
+
+MAX_TSVECTOR_POSITION = 16_383  # PostgreSQL's highest position; a passage is far shorter
 
 
 class PgGenerationWriter:
@@ -56,7 +69,7 @@ class PgGenerationWriter:
                     raise DatabaseError(version_problem(pointer[0], url))
                 self._drop_all_generations()
             self._conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
-            for statement in statements(GENERATION_DDL, self.schema, dim=dim, config=TEXT_SEARCH_CONFIG):
+            for statement in statements(GENERATION_DDL, self.schema, dim=dim):
                 self._conn.execute(statement)
         except psycopg.Error as exc:
             self.abort()
@@ -139,14 +152,14 @@ class PgGenerationWriter:
                 copy.write_row((self.passages + offset, doc.doc_id, passage.ordinal, passage.start, passage.end,
                                 first_row[(passage.sentences[0].start, passage.sentences[0].end)],
                                 first_row[(passage.sentences[-1].start, passage.sentences[-1].end)],
-                                " ".join(tokenize(passage.text)) or EMPTY,
+                                tsvector_text(tokenize(passage.text) or [EMPTY]),
                                 vector_text(passage_vectors[offset])))
 
     def commit(self, manifest: dict) -> str:
         """Index the tables, record the manifest, point qa.store at the new generation and commit."""
         full_manifest = {**manifest, "format": FORMAT, "generation": self.name, "documents": self.documents,
                          "passages": self.passages, "sentences": self.sentences, "vector_index": "hnsw",
-                         "lexical": f"postgresql full-text search ({TEXT_SEARCH_CONFIG})",
+                         "lexical": "postgresql full-text search (the BM25 tokenizer's words)",
                          "lexical_candidates_per_word": LEXICAL_CANDIDATES_PER_WORD,
                          "schema_version": SCHEMA_VERSION}
         try:
