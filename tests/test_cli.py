@@ -26,13 +26,13 @@ def test_a_setting_that_does_not_fit_is_named_with_its_value(command):
             "as an integer; QA_PORT='99999': Input should be less than or equal to 65535") in output
 
 
-def test_a_misspelt_setting_is_warned_about_not_silently_ignored():
-    code, output = run("ask", "Siapa Duta Besar Rusia untuk Korea Utara?", QA_TOPK_MAX="3", QA_COLOUR="1")
-    assert code == 0 and "Alexander Matsegora" in output
-    assert "warning: QA_TOPK_MAX is not a setting (did you mean QA_TOP_K_MAX?): it is ignored" in output
-    assert "warning: QA_COLOUR is not a setting: it is ignored" in output
-    code, output = run("ask", "Siapa Duta Besar Rusia untuk Korea Utara?", QA_TOP_K_MAX="7")
-    assert code == 0 and "warning" not in output
+def test_a_misspelt_setting_is_warned_about_not_silently_ignored(tmp_path):
+    # Said before anything else the command says (here: that this folder holds no index).
+    code, output = run("ask", "Kapan?", QA_TOPK_MAX="3", QA_COLOUR="1", QA_INDEX_DIR=str(tmp_path))
+    assert output.startswith("warning: QA_COLOUR is not a setting: it is ignored warning: QA_TOPK_MAX is not a "
+                             "setting (did you mean QA_TOP_K_MAX?): it is ignored error: no index")
+    code, output = run("ask", "Kapan?", QA_TOP_K_MAX="7", QA_INDEX_DIR=str(tmp_path))
+    assert output.startswith("error: no index") and "warning" not in output
 
 
 def test_an_admin_token_that_does_not_fit_is_named_but_never_printed():
