@@ -89,7 +89,6 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=SHARED_DIR / "train", help="the training data folder")
     parser.add_argument("--card", type=existing_file, default=CARD_FILE, help="the reader's card (reader.json)")
     parser.add_argument("--limit", type=at_least_one, default=None, help="questions asked at most (a quick look)")
-    parser.add_argument("--top-k", type=at_least_one, default=5, help="retrieved passages per question, as qa ask")
     parser.add_argument("--write", action="store_true", help="store the calibration in the reader's card")
     parser.add_argument("--json", type=file_to_write, help="write every question's features and outcome here")
     args = parser.parse_args()
@@ -113,7 +112,7 @@ def main() -> None:
         questions = random.Random(0).sample(questions, args.limit)
     rows = []
     for n, q in enumerate(questions):
-        evidence = gather_evidence(index, embedder, reader, q.question, args.top_k, threads=2)
+        evidence = gather_evidence(index, embedder, reader, q.question, 5, threads=2)
         reading = evidence.reading
         text = index.documents[reading.sentence.doc_id].text[reading.start:reading.end] if reading else None
         f1 = max_token_f1(text, q.answers) if q.answerable else 0.0

@@ -92,7 +92,7 @@ def gather_evidence(index: LoadedIndex, embedder: Embedder, reader: ReaderRuntim
     embedded = time.perf_counter()
     hits = retrieve(index, query_vector, question, max(top_k, SUPPORT_DEPTH))
     searched = time.perf_counter()
-    # One ranking serves both: hits are sorted, so a sentence of a top-k passage scores the same either way.
+    # One ranking serves the passage read, the answer's sentence and the supporting citations.
     ranked = rank_sentences(index, hits, query_vector)
     reading = read_answer(reader, question, index, hits, ranked, threads=threads)
     done = time.perf_counter()

@@ -28,7 +28,7 @@ from qa.clean import clean_document
 from qa.config import Settings
 from qa.embed import Embedder, load_embedder
 from qa.index_rows import DocumentEntry, IndexCorruptError, NoIndexError
-from qa.load import FileGone, LoadError, load_document, scan_corpus, shown_path
+from qa.load import ARTICLE_SUFFIXES, FileGone, LoadError, load_document, scan_corpus, shown_path
 from qa.records import Document, SkippedFile
 from qa.split import sentence_spans, split_passages
 from qa.store import BUILDING_FILE, GENERATIONS_DIR, prune_generations, write_all, write_generation
@@ -426,8 +426,10 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
             report.generation = store.write(entries, manifest, rebuild)
             try:
                 store.prune()
-            except KeyboardInterrupt:  # stopped after the new index went live: it is built, and says so; the
-                pass  # generations this prune would have dropped are dropped by the next build
+            except KeyboardInterrupt:
+                # Stopped after the new index went live: it is built, and says so; the generations this prune
+                # would have dropped are dropped by the next build.
+                pass
     report.seconds = time.perf_counter() - started
     return report
 
@@ -441,8 +443,8 @@ def _articles_of(corpus_dir: Path) -> tuple[list[Path], list[str], list[SkippedF
     if not scan.articles:
         others = f" (not read: {some_of(not_read, 3)})" if not_read else ""
         cannot = "; ".join(f"{shown_path(s.path)}: {s.reason}" for s in unreadable)
-        raise BuildError(f"corpus folder {corpus_dir} holds no articles: no .txt, .md, .markdown, .html or .htm "
-                         f"files{others}{f' ({cannot})' if cannot else ''}; nothing was indexed, and an index built "
+        types = ", ".join(ARTICLE_SUFFIXES[:-1]) + f" or {ARTICLE_SUFFIXES[-1]}"
+        raise BuildError(f"corpus folder {corpus_dir} holds no articles: no {types} files{others}{f' ({cannot})' if cannot else ''}; nothing was indexed, and an index built "
                          "before stays as it was")
     return scan.articles, not_read, unreadable
 

@@ -285,7 +285,7 @@ class QAService:
     def state(self) -> IndexState:
         self.refresh()
         if self._state is None:
-            if backend.build_running(self.settings):
+            if self.store_error is None and backend.build_running(self.settings):  # a silent store: not asked twice
                 raise ServiceUnavailable(f"the index in {backend.where(self.settings)} is being built; questions are "
                                          "answered as soon as it is done")
             raise ServiceUnavailable(self.last_error or f"no index in {backend.where(self.settings)}: build it with "

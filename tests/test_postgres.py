@@ -153,6 +153,17 @@ def test_a_decimal_and_a_quoted_word_are_found_as_the_file_store_finds_them(tmp_
         assert found[0] == found[1] != [], (question, found)
 
 
+def test_a_word_too_long_for_postgresql_is_left_out_of_its_words_not_the_article(tmp_path, embedder, new_database):
+    # A sentence of 700 CJK characters without a space is one token of 2,100 bytes; PostgreSQL takes at most 2,046.
+    from qa.pg.writer import tsvector_text
+
+    assert tsvector_text(["kopi", "\u6c38" * 700, "kopi"]) == "'kopi':1,3"
+    settings = make_settings(tmp_path, database_url=new_database("t_long_word"))
+    write_corpus(settings.corpus_dir, {"kopi.txt": KOPI, "panjang.txt": "Judul\n\n" + "\u6c38" * 700 + "\n"})
+    report = build_index(settings, embedder=embedder)
+    assert sorted(report.added) == ["kopi.txt", "panjang.txt"] and report.skipped == []
+
+
 def backend_index(settings: Settings):
     from qa import backend
 

@@ -840,3 +840,51 @@ def test_the_first_request_after_a_quiet_rebuild_gets_the_new_index(small_corpus
         assert client.get("/api/sources/kopi.txt").status_code == 404
         answer = client.post("/ask", json={"question": Q_KOPI}).json()
         assert all(c["doc_id"] != "kopi.txt" for c in answer["citations"])
+
+
+def test_a_silent_store_is_asked_by_the_follower_alone_not_by_every_request(small_corpus, embedder, monkeypatch):
+    # A request would wait for its own check and then for its query before its 503: twice the pool's wait.
+    import qa.service
+
+    settings = small_corpus.model_copy(update={"reload_check_interval_s": 0})
+    build_index(settings, embedder=embedder)
+    service = QAService(settings, embedder=embedder)
+    service.refresh(force=True, wait=True)
+    asked_by = []
+
+    def silent(_settings):
+        asked_by.append(threading.current_thread().name)
+        raise RuntimeError("the index database did not answer")
+
+    monkeypatch.setattr(qa.service.backend, "current_generation", silent)
+    service.refresh()  # no follower: the request itself asks
+    assert asked_by == ["MainThread"] and service.store_error
+    stop = threading.Event()
+    service.follow_index(stop)
+    try:
+        deadline = time.monotonic() + 10
+        while "index-follower" not in asked_by:
+            assert time.monotonic() < deadline, "the follower never asked"
+            time.sleep(0.05)
+        for _ in range(5):
+            service.refresh()  # requests, with the follower running and the store known silent
+        assert asked_by.count("MainThread") == 1
+    finally:
+        stop.set()
+
+
+def test_with_no_index_and_a_silent_store_a_request_asks_it_once(tmp_path, embedder, monkeypatch):
+    # Whether a first build runs is not asked of a store that has just not answered: that was a second wait.
+    import qa.service
+
+    service = QAService(Settings(corpus_dir=tmp_path, index_dir=tmp_path / "index"), embedder=embedder)
+    asked = []
+
+    def silent(_settings):
+        asked.append("generation")
+        raise RuntimeError("the index database did not answer")
+
+    monkeypatch.setattr(qa.service.backend, "current_generation", silent)
+    monkeypatch.setattr(qa.service.backend, "build_running", lambda _settings: asked.append("build") or False)
+    assert service.health() == {"status": "unavailable", "detail": "the index database did not answer"}
+    assert "build" not in asked

@@ -38,12 +38,14 @@ def tsvector_text(tokens: list[str]) -> str:
     to_tsvector would parse them again into "2" and "7", or count a hyphenated word's parts twice."""
     positions: dict[str, list[str]] = {}
     for position, token in enumerate(tokens[:MAX_TSVECTOR_POSITION], 1):
-        positions.setdefault(token, []).append(str(position))
+        if len(token.encode("utf-8")) <= MAX_LEXEME_BYTES:  # a longer one is refused, where to_tsvector skipped it
+            positions.setdefault(token, []).append(str(position))
     return " ".join("'" + token.replace("\\", "\\\\").replace("'", "''") + "':" + ",".join(at)
                     for token, at in positions.items())
 
 
 MAX_TSVECTOR_POSITION = 16_383  # PostgreSQL's highest position; a passage is far shorter
+MAX_LEXEME_BYTES = 2_046  # PostgreSQL's longest word: a sentence of 700 CJK characters without a space is one token
 
 
 class PgGenerationWriter:
@@ -152,7 +154,7 @@ class PgGenerationWriter:
                 copy.write_row((self.passages + offset, doc.doc_id, passage.ordinal, passage.start, passage.end,
                                 first_row[(passage.sentences[0].start, passage.sentences[0].end)],
                                 first_row[(passage.sentences[-1].start, passage.sentences[-1].end)],
-                                tsvector_text(tokenize(passage.text) or [EMPTY]),
+                                tsvector_text(tokenize(passage.text)) or tsvector_text([EMPTY]),
                                 vector_text(passage_vectors[offset])))
 
     def commit(self, manifest: dict) -> str:

@@ -307,7 +307,7 @@
       input.focus();
       if (busy) { // a second click on Ask is nothing; a new question waits in the box, and the reader is told
         if (text) {
-          input.value = text;
+          if (!input.value.trim()) input.value = text; // an example clicked while waiting; never over typed words
           showError(WAIT, false); // nothing is wrong with it
         }
         return;
