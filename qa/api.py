@@ -49,7 +49,7 @@ JsonInt = Annotated[StrictInt, BeforeValidator(_integral_number)]
 def _digits_only(value: object) -> object:
     """A query string's number as written in a link, in digits ("5", or "5.0", which the schema's integer
     allows; "-1" too, to be told the range): Python would read "1_2" as 12, " 5" and "+5" as 5, "٥" as 5."""
-    if isinstance(value, str) and not re.fullmatch(r"-?[0-9]+(\.0+)?", value):  # "-1": out of range, said so
+    if isinstance(value, str) and not re.fullmatch(r"-?[0-9]+(\.0+)?", value):
         raise ValueError("must be a whole number written in digits, such as 5")
     return value
 

@@ -452,6 +452,11 @@ def train_reader_command(
             fail(f"cannot start from {init_from}: {exc}")
     made = not out.exists()
     make_folder(out, "the run folder")
+
+    def forget_the_run_folder() -> None:  # a run that never started leaves no empty folder behind
+        if made and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+
     with stopped_as_by_ctrl_c() as stopped_by:
         try:
             best = train(config, progress=sys.stderr.isatty())
@@ -459,12 +464,10 @@ def train_reader_command(
             typer.secho(str(exc), err=True, fg=typer.colors.YELLOW)
             raise typer.Exit(stopped_by.exit_code) from None
         except KeyboardInterrupt:  # before training began (reading the data, building the model): nothing to keep
-            if made and out.is_dir() and not any(out.iterdir()):
-                out.rmdir()
+            forget_the_run_folder()
             fail("interrupted before the first step: nothing was trained", stopped_by.exit_code)
         except (TrainingDataError, RunMismatchError, TrainingError) as exc:
-            if made and out.is_dir() and not any(out.iterdir()):
-                out.rmdir()  # a run that never started leaves no empty folder behind
+            forget_the_run_folder()
             fail(str(exc))
     typer.echo(f"best held-out checkpoint: {out / 'best.pt'}")
     typer.echo(json.dumps(best, indent=2))

@@ -30,9 +30,13 @@ def cached_copy(file: Path) -> bytes | None:
 
 def cached_bytes(file: Path, build: Callable[[], bytes]) -> bytes:
     data = cached_copy(file)
-    if data is None:
-        data = build()
-        _keep(file, data)
+    return built_bytes(file, build) if data is None else data
+
+
+def built_bytes(file: Path, build: Callable[[], bytes]) -> bytes:
+    """Build, and keep a copy for next time."""
+    data = build()
+    _keep(file, data)
     return data
 
 
@@ -50,16 +54,14 @@ def _keep(file: Path, data: bytes) -> None:
 def rebuilt_bytes(file: Path, build: Callable[[], bytes]) -> bytes:
     """Build again, in place of a cached copy that could not be used although its checksum matched."""
     log.warning("the cached file %s could not be used; building it again", file)
-    data = build()
-    _keep(file, data)
-    return data
+    return built_bytes(file, build)
 
 
 def cached_and_loaded(file: Path, build: Callable[[], bytes], load: Callable[[bytes], Loaded]) -> Loaded:
     """`load` of the cached bytes; a cached copy that `load` rejects is built again, once."""
     cached = cached_copy(file)
     if cached is None:
-        return load(cached_bytes(file, build))
+        return load(built_bytes(file, build))
     try:
         return load(cached)
     except Exception:  # noqa: BLE001 - whatever the loader raises of bytes it cannot use

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.config import user_cache_dir
-from qa.disk_cache import cached_and_loaded, cached_bytes, cached_copy, rebuilt_bytes
+from qa.disk_cache import built_bytes, cached_and_loaded, cached_copy, rebuilt_bytes
 
 QUERY_PREFIX = "query: "
 PASSAGE_PREFIX = "passage: "
@@ -322,7 +322,7 @@ def sessions_of_cached_graph(file: Path, build: Callable[[], bytes]) -> ThreadSe
     Runtime cannot load, though its checksum matches, is built again once."""
     cached = cached_copy(file)
     if cached is None:
-        return ThreadSessions(cached_bytes(file, build))
+        return ThreadSessions(built_bytes(file, build))
     return ThreadSessions(cached, rebuild=lambda: rebuilt_bytes(file, build))
 
 

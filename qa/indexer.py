@@ -40,6 +40,7 @@ from qa.store import BUILDING_FILE, GENERATIONS_DIR, prune_generations, write_al
 PIPELINE_VERSION = 4
 LOCK_FILE = "build.lock"
 LOCK_WAIT_NOTICED_S = 0.05  # a build that waited longer for the lock lists the corpus again
+NOTHING_INDEXED = "nothing was indexed, and an index built before stays as it was"
 AUTO_WORKERS_FROM = 100  # documents to embed from which `qa index` uses one worker per core by default
 
 
@@ -404,8 +405,7 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
 
         if not entries:
             reasons = "; ".join(f"{shown_path(s.path)}: {s.reason}" for s in report.skipped)
-            raise BuildError(f"no file in the corpus could be indexed ({reasons}); nothing was indexed, and an "
-                             "index built before stays as it was")
+            raise BuildError(f"no file in the corpus could be indexed ({reasons}); {NOTHING_INDEXED}")
         seen = {e.document.doc_id for e in entries}
         kept = {d for d in previous if d not in seen and any(_covers(s.path, d) for s in report.skipped)}
         report.removed = sorted(d for d in previous if d not in seen and d not in kept)
@@ -442,10 +442,10 @@ def _articles_of(corpus_dir: Path) -> tuple[list[Path], list[str], list[SkippedF
     unreadable = [SkippedFile(path, reason) for path, reason in scan.unreadable]
     if not scan.articles:
         others = f" (not read: {some_of(not_read, 3)})" if not_read else ""
-        cannot = "; ".join(f"{shown_path(s.path)}: {s.reason}" for s in unreadable)
+        cannot = f" ({'; '.join(f'{shown_path(s.path)}: {s.reason}' for s in unreadable)})" if unreadable else ""
         types = ", ".join(ARTICLE_SUFFIXES[:-1]) + f" or {ARTICLE_SUFFIXES[-1]}"
-        raise BuildError(f"corpus folder {corpus_dir} holds no articles: no {types} files{others}{f' ({cannot})' if cannot else ''}; nothing was indexed, and an index built "
-                         "before stays as it was")
+        raise BuildError(f"corpus folder {corpus_dir} holds no articles: no {types} files{others}{cannot}; "
+                         f"{NOTHING_INDEXED}")
     return scan.articles, not_read, unreadable
 
 

@@ -106,7 +106,7 @@ def paragraphs_of(text: str, highlight: Parts | None) -> list[Paragraph]:
         bounds.append((at, gap.start()))
         at = gap.end()
     bounds.append((at, len(text)))
-    paragraphs = []
+    paragraphs, cited = [], False
     for first, last in bounds:
         shared = (max(start, first), min(end, last))
         if shared[0] >= shared[1]:
@@ -115,7 +115,8 @@ def paragraphs_of(text: str, highlight: Parts | None) -> list[Paragraph]:
         answer = (max(answer_start, first) - first, min(answer_end, last) - first)
         parts = split_highlight(text[first:last], shared[0] - first, shared[1] - first,
                                 *(answer if answer[0] < answer[1] else (None, None)))
-        paragraphs.append(Paragraph(text[first:last], parts, not any(p.parts for p in paragraphs)))
+        paragraphs.append(Paragraph(text[first:last], parts, not cited))
+        cited = True
     return paragraphs
 
 

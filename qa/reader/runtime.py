@@ -27,10 +27,15 @@ CARD_NAME = "reader.json"
 CARD_FILE = MODEL_DIR / CARD_NAME
 
 
+def is_shipped(card_file: Path) -> bool:
+    """Whether the card is the repository's own reader's (not one QA_READER_DIR names)."""
+    return card_file.resolve() == CARD_FILE.resolve()
+
+
 def restore_hint(card_file: Path) -> str:
     """How to get a working reader back: the shipped one is part of the repository; another one (QA_READER_DIR)
     can be left for it."""
-    if card_file.parent.resolve() == MODEL_DIR.resolve():
+    if is_shipped(card_file):
         return ("restore it with `git checkout -- qa/reader/model/` (it is part of the repository), or train and "
                 "export a new one (docs/reader.md)")
     return (f"export it again (`qa export-reader --out {card_file.parent}`), or unset QA_READER_DIR to use the "
@@ -130,7 +135,7 @@ def check_calibrated(card: dict, card_file: Path) -> None:
     would mean nothing, and the product's abstention rests on them."""
     if card.get("calibration"):
         return
-    option = "" if card_file.resolve() == CARD_FILE.resolve() else f" --card {card_file}"
+    option = "" if is_shipped(card_file) else f" --card {card_file}"
     raise ReaderModelError(f"the reader in {card_file.parent} is not calibrated (its card {card_file.name} has no "
                            f"calibration): run `.venv/bin/python benchmarks/calibrate.py --write{option}` after "
                            f"`qa export-reader`, or {restore_hint(card_file)}")
@@ -163,9 +168,9 @@ def build_reader_graph(arrays: dict[str, np.ndarray], e5: E5Weights):
 
 def quantized_sessions(arrays: dict[str, np.ndarray], e5: E5Weights, sha256: str) -> ThreadSessions:
     """Sessions of the reader's graph with 8-bit integer matrix products (dynamic quantization, per output
-    channel): ~2.5x faster than the block layout the weights ship in. Quantizing takes ~3 s, so the result is cached on disk,
-    keyed by the weights' sha256 and checked against its own; a cache that is missing, damaged or cannot be
-    written only costs the 3 s again."""
+    channel): ~2.5x faster than the block layout the weights ship in. Quantizing takes ~3 s, so the result is
+    cached on disk, keyed by the weights' sha256 and checked against its own; a cache that is missing, damaged or
+    cannot be written only costs the 3 s again."""
     def build() -> bytes:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
