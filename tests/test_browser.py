@@ -93,7 +93,9 @@ def test_ask_with_javascript_then_follow_the_citation(open_page, live_server, se
     assert held, "the page did not ask /ask"
     box.fill(AMBASSADOR_QUESTION)  # asked while the first is pending: kept in the box, and the reader told why
     box.press("Enter")
-    expect(page.locator("#ask-error")).to_have_text("Still looking for the last answer: ask this one once it has come.")
+    expect(page.locator("#ask-note")).to_have_text("Still looking for the last answer: ask this one once it has come.")
+    expect(page.locator("#ask-note")).to_have_attribute("role", "status")  # a notice, not an alert: nothing is wrong
+    expect(page.locator("#ask-error")).to_have_text("")
     expect(box).to_have_value(AMBASSADOR_QUESTION)
     expect(box).not_to_have_attribute("aria-invalid", "true")
     question = page.locator("#turn-1 .question")
@@ -112,7 +114,7 @@ def test_ask_with_javascript_then_follow_the_citation(open_page, live_server, se
     assert question.evaluate("e => e.getBoundingClientRect().top + window.scrollY") == pytest.approx(top_before, abs=1)
     expect(box).to_be_focused()
     assert page.evaluate("window.stillTheSamePage") is True
-    expect(page.locator("#ask-error")).to_have_text("")  # the notice goes with the wait
+    expect(page.locator("#ask-note")).to_have_text("")  # the notice goes with the wait
     expect(page.locator("#conversation .turn")).to_have_count(1)
 
     page.get_by_role("button", name=AMBASSADOR_QUESTION).click()

@@ -177,6 +177,11 @@ def test_ask_tells_a_person_that_a_question_without_words_has_nothing_to_look_fo
     assert run("ask", "?" * 501) == (2, "error: question is too long (501 characters; the limit is 500)")
 
 
+def test_ask_names_the_option_a_person_typed_when_top_k_is_out_of_range():
+    assert run("ask", "--top-k", "0", "Kapan?") == (2, "error: --top-k must be between 1 and 50")
+    assert run("ask", "--top-k", "51", "Kapan?", QA_TOP_K_MAX="50") == (2, "error: --top-k must be between 1 and 50")
+
+
 def test_version_and_the_ask_usage_name_what_they_are():
     from qa import __version__
 

@@ -244,6 +244,7 @@
     const button = form.querySelector("#ask-button");
     const error = form.querySelector("#ask-error");
     const status = form.querySelector("#ask-status");
+    const note = form.querySelector("#ask-note");
     const reset = document.getElementById("reset");
     const log = document.getElementById("conversation");
     const smooth = window.matchMedia("(prefers-reduced-motion: reduce)").matches ? "auto" : "smooth";
@@ -285,10 +286,9 @@
       if (event.persisted) forgetFollowedLink();
     });
 
-    const WAIT = "Still looking for the last answer: ask this one once it has come.";
-    const showError = (message, invalid = Boolean(message)) => {
+    const showError = (message) => {
       error.textContent = message;
-      if (invalid) input.setAttribute("aria-invalid", "true");
+      if (message) input.setAttribute("aria-invalid", "true");
       else input.removeAttribute("aria-invalid");
     };
 
@@ -308,7 +308,7 @@
       if (busy) { // a second click on Ask is nothing; a new question waits in the box, and the reader is told
         if (text) {
           if (!input.value.trim()) input.value = text; // an example clicked while waiting; never over typed words
-          showError(WAIT, false); // nothing is wrong with it
+          note.textContent = "Still looking for the last answer: ask this one once it has come."; // not an error
         }
         return;
       }
@@ -361,7 +361,7 @@
       } finally {
         busy = false;
         button.removeAttribute("aria-disabled");
-        if (error.textContent === WAIT) showError("");
+        note.textContent = "";
       }
     }
   }
