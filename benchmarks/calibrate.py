@@ -102,7 +102,7 @@ def main() -> None:
         stop(str(exc))
 
     from qa.embed import load_embedder
-    from qa.store import load_index
+    from qa.files.reader import load_index
 
     index = load_index(corpus.settings.index_dir)
     embedder = load_embedder()

@@ -31,8 +31,9 @@ from qa.config import DEFAULT_MODEL, Settings  # noqa: E402
 from qa.embed import load_embedder  # noqa: E402
 from qa.evaluation import EvalError  # noqa: E402
 from qa.evaluation.questions import Paragraph, parse_json, parse_squad  # noqa: E402
+from qa.files.pointer import current_generation  # noqa: E402
+from qa.files.schema import GENERATIONS_DIR  # noqa: E402
 from qa.indexer import build_index  # noqa: E402
-from qa.store import GENERATIONS_DIR, current_generation  # noqa: E402
 
 DEFAULT_TYDI = SHARED_DIR / "eval" / "tydiqa_goldp_id_dev.json"
 

@@ -88,7 +88,7 @@ def main() -> None:
         parser.error("give question files, --held-out, or both")
 
     from qa.embed import load_embedder
-    from qa.store import load_index
+    from qa.files.reader import load_index
 
     embedder = load_embedder()
     reader = ReaderRuntime()

@@ -77,8 +77,9 @@ def build_real(work: Path) -> dict:
 def build_synthetic(work: Path, size: int, seed: int = 0) -> dict:
     import numpy as np
 
+    from qa.files.reader import load_index
+    from qa.files.writer import GenerationWriter
     from qa.records import Document
-    from qa.store import GenerationWriter, load_index
 
     target = work / f"index-{size}"
     if (target / "CURRENT").exists():

@@ -37,8 +37,8 @@ def questions() -> list[str]:
 def bundled(work: Path) -> tuple[list, dict]:
     """The bundled corpus's entries (really embedded) and its manifest."""
     from qa.config import Settings
+    from qa.files.reader import load_index
     from qa.indexer import build_index
-    from qa.store import load_index
 
     base = Settings(corpus_dir=PROJECT / "corpus", index_dir=work / "bundled")
     build_index(base)
@@ -150,7 +150,7 @@ class WriterSampler:
 
 
 def write_files(index_dir: Path, entries, manifest: dict) -> dict:
-    from qa.store import write_generation
+    from qa.files.writer import write_generation
 
     started = time.perf_counter()
     generation = write_generation(index_dir, entries, manifest)

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 from qa.embed import Embedder
+from qa.files.reader import LoadedIndex
 from qa.links import citation_url, original_link
 from qa.normalize import normalized
 from qa.reader.read import Reading, read_answer
@@ -15,7 +16,6 @@ from qa.reader.runtime import ReaderRuntime
 from qa.records import Answer, Citation, Hit
 from qa.retrieve import retrieve
 from qa.sentences import ScoredSentence, rank_sentences
-from qa.store import LoadedIndex
 
 SUPPORT_DEPTH = 20  # passages searched for more support of the chosen answer
 SUPPORT_MARGIN = 0.06  # a supporting sentence may be this much less similar to the question than the answer's own

@@ -4,10 +4,10 @@ settings.database_url is set. The pipeline reads either through the same fields 
 from __future__ import annotations
 
 from qa.config import Settings
-from qa.store import build_running as files_build_running
-from qa.store import current_generation as files_generation
-from qa.store import index_command as files_index_command
-from qa.store import load_index
+from qa.files.pointer import build_running as files_build_running
+from qa.files.pointer import current_generation as files_generation
+from qa.files.pointer import index_command as files_index_command
+from qa.files.reader import load_index
 
 
 def uses_database(settings: Settings) -> bool:

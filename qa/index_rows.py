@@ -1,4 +1,4 @@
-"""What both stores (the files in qa/store.py, PostgreSQL in qa/pg/) give the pipeline: the errors of a missing
+"""What both stores (the files in qa/files/, PostgreSQL in qa/pg/) give the pipeline: the errors of a missing
 or damaged index, a document's entry, and row views that read documents, passages and sentences when asked,
 behind small caches."""
 

@@ -27,11 +27,12 @@ from qa import backend
 from qa.clean import clean_document
 from qa.config import Settings
 from qa.embed import Embedder, load_embedder
+from qa.files.schema import BUILDING_FILE, GENERATIONS_DIR
+from qa.files.writer import prune_generations, write_all, write_generation
 from qa.index_rows import DocumentEntry, IndexCorruptError, NoIndexError
 from qa.load import ARTICLE_SUFFIXES, FileGone, LoadError, load_document, scan_corpus, shown_path
 from qa.records import Document, SkippedFile
 from qa.split import sentence_spans, split_passages
-from qa.store import BUILDING_FILE, GENERATIONS_DIR, prune_generations, write_all, write_generation
 
 # Bump when cleaning, splitting or what is embedded changes, so old indexes rebuild themselves.
 # 2: Indonesian abbreviations (Jl., Ir., dll. ...) no longer end sentences; 3: sentences embedded with the title;
@@ -240,7 +241,7 @@ class _FileStore:
             raise BuildError(f"cannot lock the index folder {index_dir}: {exc.strerror or exc}") from None
         marker = index_dir / BUILDING_FILE
         try:
-            with contextlib.suppress(OSError):  # only a message depends on it (store.build_running)
+            with contextlib.suppress(OSError):  # only a message depends on it (qa.files.pointer.build_running)
                 marker.write_text(f"{os.getpid()}\n", encoding="ascii")
             yield
         finally:

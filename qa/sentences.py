@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qa.files.reader import LoadedIndex
 from qa.records import Hit
-from qa.store import LoadedIndex
 
 
 @dataclass

@@ -26,8 +26,8 @@ from qa.indexer import BuildReport, build_index
 from qa.reader.runtime import CARD_NAME, ReaderModelError, ReaderRuntime
 from qa.records import Answer, Document
 from qa import backend
+from qa.files.reader import LoadedIndex
 from qa.index_rows import NoIndexError
-from qa.store import LoadedIndex
 from qa.timeline import TimelineEvent, TimelineFilter, build_timeline, filter_events, parse_filter
 from qa.validation import validate_history, validate_question
 

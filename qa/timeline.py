@@ -17,7 +17,7 @@ import zlib
 from calendar import monthrange
 from dataclasses import dataclass, field
 
-from qa.store import LoadedIndex
+from qa.files.reader import LoadedIndex
 from qa.validation import shortened
 
 MONTHS = {

@@ -68,7 +68,7 @@ def split_seed(name: str) -> tuple[list[str], list[str]]:
 
 @pytest.fixture(scope="module")
 def passages(built_index):
-    from qa.store import load_index
+    from qa.files.reader import load_index
 
     settings, _ = built_index
     return load_index(settings.index_dir).passages
@@ -76,7 +76,7 @@ def passages(built_index):
 
 @pytest.fixture(scope="module")
 def index(built_index):
-    from qa.store import load_index
+    from qa.files.reader import load_index
 
     settings, _ = built_index
     return load_index(settings.index_dir)

@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 
 from qa.config import Settings
+from qa.files.pointer import current_generation
+from qa.files.reader import load_index
+from qa.files.schema import GENERATIONS_DIR, TMP_PREFIX
 from qa.indexer import build_index
-from qa.store import GENERATIONS_DIR, TMP_PREFIX, current_generation, load_index
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 REPORT_FIELDS = {"added", "updated", "removed", "unchanged", "kept", "skipped", "not_read", "passages", "sentences",
@@ -273,11 +275,11 @@ def _wait_for(predicate, process: subprocess.Popen, timeout: float, what: str) -
 
 PAUSE_WHILE_WRITING = """
 import sys, time
-import qa.store as store
+import qa.files.writer as writer
 def pause(path):
     print("writing", path, flush=True)
     time.sleep(600)
-store._fsync_tree = pause  # the new generation is fully written to its temporary folder; wait to be killed
+writer._fsync_tree = pause  # the new generation is fully written to its temporary folder; wait to be killed
 from qa.cli import app
 sys.argv = ["qa", "index", "--corpus", sys.argv[1], "--index", sys.argv[2]]
 app()

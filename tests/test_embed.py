@@ -14,8 +14,8 @@ import pytest
 
 from qa.config import DEFAULT_MODEL, Settings
 from qa.embed import ModelLoadError, load_embedder
+from qa.files.reader import load_index
 from qa.indexer import build_index
-from qa.store import load_index
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 

@@ -383,13 +383,13 @@ def test_a_line_the_service_refuses_is_named_and_left_out_and_a_gold_in_no_artic
 
 def test_a_cached_squad_index_of_another_index_format_is_not_reused(monkeypatch):
     """The store's format is part of the cache key: an index this version cannot open is built again."""
-    from qa import store
     from qa.config import Settings
     from qa.evaluation.squad_corpus import squad_cache_key
+    from qa.files import schema
 
     settings = Settings()
     before = squad_cache_key(b'{"data": []}', settings)
-    monkeypatch.setattr(store, "INDEX_FORMAT", store.INDEX_FORMAT + 1)
+    monkeypatch.setattr(schema, "INDEX_FORMAT", schema.INDEX_FORMAT + 1)
     assert squad_cache_key(b'{"data": []}', settings) != before
 
 

@@ -19,12 +19,15 @@ import numpy as np
 import pytest
 from filelock import FileLock
 
-from qa import store
 from qa.config import Settings
+from qa.files import pointer
+from qa.files import writer as files_writer
+from qa.files.pointer import current_generation
+from qa.files.reader import load_index
+from qa.files.schema import BUILDING_FILE, CURRENT_FILE, GENERATIONS_DIR, PREVIOUS_FILE, TMP_PREFIX
 from qa.indexer import LOCK_FILE, BuildBusyError, BuildError, IndexWriteError, build_index
 from qa.lexical import LexicalIndex
-from qa.index_rows import IndexCorruptError
-from qa.store import CURRENT_FILE, GENERATIONS_DIR, TMP_PREFIX, current_generation, load_index
+from qa.index_rows import DocumentEntry, IndexCorruptError
 
 ARTICLES = {
     "a.txt": (
@@ -440,18 +443,18 @@ def _crash_while_writing_bm25(monkeypatch):
     def build(texts, count=None):
         raise Crash()
 
-    monkeypatch.setattr(store.LexicalIndex, "build", staticmethod(build))
+    monkeypatch.setattr(files_writer.LexicalIndex, "build", staticmethod(build))
 
 
 def _crash_after_rename_before_current(monkeypatch):
-    real = store._fsync_dir
+    real = files_writer._fsync_dir
 
     def fsync_dir(path):
         if Path(path).name == GENERATIONS_DIR:
             raise Crash()
         real(path)
 
-    monkeypatch.setattr(store, "_fsync_dir", fsync_dir)
+    monkeypatch.setattr(files_writer, "_fsync_dir", fsync_dir)
 
 
 def _crash_before_current_is_replaced(monkeypatch):
@@ -462,7 +465,7 @@ def _crash_before_current_is_replaced(monkeypatch):
             raise Crash()
         return real(src, dst, *args, **kwargs)
 
-    monkeypatch.setattr(store.os, "replace", replace)
+    monkeypatch.setattr(pointer.os, "replace", replace)
 
 
 @pytest.mark.parametrize("crash", [_crash_while_writing_bm25, _crash_after_rename_before_current,
@@ -512,16 +515,16 @@ def test_a_large_collection_gets_an_approximate_index_that_finds_its_own_vectors
     for, comes back first."""
     from qa.records import Document, Passage, Span
 
-    monkeypatch.setattr(store, "APPROXIMATE_FROM", 1000)
+    monkeypatch.setattr(files_writer, "APPROXIMATE_FROM", 1000)
     rng = np.random.default_rng(1)
-    writer = store.GenerationWriter(tmp_path / "index", 16)
+    writer = files_writer.GenerationWriter(tmp_path / "index", 16)
     for number in range(3000):
         text = f"Kalimat nomor {number}."
         span = Span(0, len(text))
         vectors = rng.normal(size=(1, 16)).astype(np.float32)
         vectors /= np.linalg.norm(vectors)
-        writer.add(store.DocumentEntry(Document(f"d{number}.txt", f"D{number}", text), [span], vectors,
-                                       [Passage(f"d{number}.txt", 0, 0, len(text), text, (span,))], vectors))
+        writer.add(DocumentEntry(Document(f"d{number}.txt", f"D{number}", text), [span], vectors,
+                                 [Passage(f"d{number}.txt", 0, 0, len(text), text, (span,))], vectors))
     writer.commit({"dim": 16, "model": "test"})
     index = load_index(tmp_path / "index")
     assert index.manifest["vector_index"] == "ivf" and index.vectors.ntotal == 3000
@@ -632,14 +635,14 @@ def _disk_full_in_faiss(monkeypatch):
         raise RuntimeError("Error in void faiss::write_index(const faiss::Index*, const char*) at "
                            "impl/io.cpp:123: Error: 'ret == (size)' failed: write error (No space left on device)")
 
-    monkeypatch.setattr(store.faiss, "write_index", write_index)
+    monkeypatch.setattr(files_writer.faiss, "write_index", write_index)
 
 
 def _disk_full_in_sqlite(monkeypatch):
     def add(self, entry):
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(store.GenerationWriter, "add", add)
+    monkeypatch.setattr(files_writer.GenerationWriter, "add", add)
 
 
 def _disk_full_at_the_start(monkeypatch):
@@ -650,7 +653,7 @@ def _disk_full_at_the_start(monkeypatch):
             raise OSError(28, "No space left on device")
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(store.sqlite3, "connect", connect)
+    monkeypatch.setattr(files_writer.sqlite3, "connect", connect)
 
 
 @pytest.mark.parametrize("disk_full, why", [
@@ -692,7 +695,7 @@ def test_a_generation_never_made_current_is_pruned_and_does_not_push_out_the_pre
     generations = settings.index_dir / GENERATIONS_DIR
     orphan = generations / "99991231T235959-deadbeef"  # written in full, its build killed before CURRENT moved
     shutil.copytree(generations / second, orphan)
-    store.prune_generations(settings.index_dir)
+    files_writer.prune_generations(settings.index_dir)
     assert sorted(p.name for p in generations.iterdir()) == sorted([first.generation, second])
 
 
@@ -705,9 +708,9 @@ def test_the_previous_generation_is_kept_however_the_names_sort(built, embedder)
              "never made current": "20500101T000000-cccccccc", "older": "19990101T000000-dddddddd"}
     for name in names.values():
         shutil.copytree(generations / first.generation, generations / name)
-    (settings.index_dir / store.CURRENT_FILE).write_text(names["current"] + "\n")
-    (settings.index_dir / store.PREVIOUS_FILE).write_text(names["previous"] + "\n")
-    store.prune_generations(settings.index_dir)
+    (settings.index_dir / CURRENT_FILE).write_text(names["current"] + "\n")
+    (settings.index_dir / PREVIOUS_FILE).write_text(names["previous"] + "\n")
+    files_writer.prune_generations(settings.index_dir)
     assert sorted(p.name for p in generations.iterdir()) == sorted([names["current"], names["previous"]])
     assert load_index(settings.index_dir).generation == names["current"]
 
@@ -758,21 +761,21 @@ def test_a_build_says_it_runs_while_it_holds_the_lock_and_a_dead_builds_word_doe
             return getattr(embedder, name)
 
         def encode_documents(self, *args, **kwargs):
-            seen.append(store.build_running(corpus.index_dir))
+            seen.append(pointer.build_running(corpus.index_dir))
             return embedder.encode_documents(*args, **kwargs)
 
     build_index(corpus, embedder=Watching())
-    assert seen and all(seen) and not store.build_running(corpus.index_dir)
+    assert seen and all(seen) and not pointer.build_running(corpus.index_dir)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (corpus.index_dir / store.BUILDING_FILE).write_text(dead.stdout)  # left by a build killed with kill -9
-    assert not store.build_running(corpus.index_dir)
+    (corpus.index_dir / BUILDING_FILE).write_text(dead.stdout)  # left by a build killed with kill -9
+    assert not pointer.build_running(corpus.index_dir)
     # The dead build's number taken by a process that started after the file was written: not a build.
-    marker = corpus.index_dir / store.BUILDING_FILE
+    marker = corpus.index_dir / BUILDING_FILE
     marker.write_text(f"{os.getpid()}\n")
-    assert store.build_running(corpus.index_dir)  # this process started before the file: it could be the build
-    started = store._process_start(os.getpid())
+    assert pointer.build_running(corpus.index_dir)  # this process started before the file: it could be the build
+    started = pointer._process_start(os.getpid())
     os.utime(marker, (started - 60, started - 60))
-    assert not store.build_running(corpus.index_dir)
+    assert not pointer.build_running(corpus.index_dir)
 
 
 def test_a_folder_with_a_tab_in_its_name_that_cannot_be_listed_keeps_its_articles(corpus, embedder, monkeypatch):

@@ -26,9 +26,11 @@ from filelock import FileLock
 
 from qa.api import create_app
 from qa.config import Settings
+from qa.files.pointer import current_generation
+from qa.files.reader import load_index
+from qa.files.schema import GENERATIONS_DIR, TMP_PREFIX
 from qa.indexer import LOCK_FILE, BuildBusyError, build_index
 from qa.service import QAService
-from qa.store import GENERATIONS_DIR, TMP_PREFIX, current_generation, load_index
 from conftest import LOCAL
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent

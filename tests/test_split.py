@@ -130,7 +130,7 @@ def test_a_sentence_without_end_is_cut_at_spaces_into_pieces_of_at_most_the_limi
 
 
 def test_passage_offsets_hold_on_the_seed_articles(built_index):
-    from qa.store import load_index
+    from qa.files.reader import load_index
 
     settings, _ = built_index
     index = load_index(settings.index_dir)

@@ -25,8 +25,8 @@ def default_cache_dir(settings: Settings) -> Path:
 
 
 def squad_cache_key(data: bytes, settings: Settings) -> str:
+    from qa.files.schema import INDEX_FORMAT
     from qa.indexer import PIPELINE_VERSION
-    from qa.store import INDEX_FORMAT
 
     wanted = {
         "file_sha256": hashlib.sha256(data).hexdigest(),
@@ -87,8 +87,8 @@ def prepare_squad_corpus(eval_set: EvalSet, data: bytes, settings: Settings, cac
     from filelock import FileLock, Timeout
 
     from qa.embed import ModelLoadError
+    from qa.files.pointer import current_generation
     from qa.indexer import BuildError, build_index
-    from qa.store import current_generation
 
     cache_dir = cache_root / squad_cache_key(data, settings)
     try:

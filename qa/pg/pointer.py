@@ -12,9 +12,9 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
+from qa.files.schema import KEEP_GENERATIONS
 from qa.pg.connect import DatabaseError, Pool, connect, describe
 from qa.pg.schema import BUILD_LOCK_KEY, META_SCHEMA, SCHEMA_VERSION
-from qa.store import KEEP_GENERATIONS
 
 CHANNEL = "qa_generation"  # a build NOTIFYs it with the new generation's name as it commits
 RELISTEN_S = 5.0

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qa.files.reader import LoadedIndex
 from qa.reader.runtime import ReaderRuntime
 from qa.records import Hit
 from qa.sentences import ScoredSentence
 from qa.split import ABBREVIATIONS
-from qa.store import LoadedIndex
 
 PASSAGES_CONSIDERED = 3  # of the retrieved passages, the best this many are candidates for reading
 PASSAGE_CHOICE_WEIGHT = 0.5  # passage choice = its best sentence's cosine + 0.5 x (its retrieval score - the best)
