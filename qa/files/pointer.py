@@ -51,7 +51,7 @@ def _process_start(pid: int) -> float | None:
         return None
 
 
-def _point(index_dir: Path, pointer: str, name: str) -> None:
+def point_to(index_dir: Path, pointer: str, name: str) -> None:
     """Make a pointer file name a generation, atomically: written aside, flushed to disk, then renamed over."""
     written = index_dir / f"{pointer}.{name}.tmp"
     with open(written, "w", encoding="utf-8") as handle:

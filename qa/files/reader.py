@@ -110,7 +110,7 @@ class PassageTable(PassageRows):
         return Passage(doc_id, ordinal, start, end, text[start:end], spans), range(first, last + 1)
 
 
-def _vectors(path: Path, rows: int, dim: int) -> np.ndarray:
+def read_vectors(path: Path, rows: int, dim: int) -> np.ndarray:
     expected = rows * dim * 4
     size = path.stat().st_size
     if size != expected:
@@ -196,8 +196,8 @@ def load_index(index_dir: Path, generation: str | None = None) -> LoadedIndex:
                   "sentences": db.one("SELECT coalesce(max(id) + 1, 0) FROM sentences")[0]}
         if any(counts[table] != manifest[table] for table in counts):
             raise IndexCorruptError(f"index generation {name}: the store holds {counts}, its manifest says otherwise")
-        passage_vectors = _vectors(path / "passages.f32", counts["passages"], dim)
-        sentence_vectors = _vectors(path / "sentences.f32", counts["sentences"], dim)
+        passage_vectors = read_vectors(path / "passages.f32", counts["passages"], dim)
+        sentence_vectors = read_vectors(path / "sentences.f32", counts["sentences"], dim)
         if manifest.get("vector_index") == "ivf":
             vectors = faiss.read_index(str(path / "passages.faiss"), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
             faiss.extract_index_ivf(vectors).nprobe = IVF_PROBES  # the setting of this version, not the build's

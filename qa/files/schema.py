@@ -3,6 +3,7 @@
 Layout of the index folder:
 
     index/CURRENT                      name of the generation in use (replaced atomically)
+    index/PREVIOUS                     the generation CURRENT named before, kept for readers not yet swapped
     index/generations/<name>/          one complete, immutable index
         store.sqlite                   documents, passages and sentences (text and offsets), manifest
         passages.f32, sentences.f32    their vectors, float32 rows, memory-mapped when loaded
@@ -10,7 +11,8 @@ Layout of the index folder:
                                        collection under APPROXIMATE_FROM passages, else IVF with 8-bit codes,
                                        memory-mapped
         bm25/                          bm25s lexical index over the passages, memory-mapped
-    index/build.lock                   held by the one build that may run at a time
+    index/build.lock                   held by the one build that may run at a time (qa.indexer)
+    index/build.pid                    the process id of that build, while it runs
 """
 
 INDEX_FORMAT = 2
@@ -24,7 +26,7 @@ KEEP_GENERATIONS = 2  # the current one and the one before, for readers that hav
 APPROXIMATE_FROM = 50_000
 IVF_PROBES = 64  # lists searched per question (of ~4000 at 1 M passages; benchmarks/scale.py measured)
 
-_SCHEMA = """
+SQLITE_SCHEMA = """
 CREATE TABLE manifest (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE documents (doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, text TEXT NOT NULL,
                         meta TEXT NOT NULL, sha256 TEXT NOT NULL);
@@ -34,7 +36,7 @@ CREATE TABLE passages (id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, ordinal INT
                        start INTEGER NOT NULL, end INTEGER NOT NULL,
                        first_sentence INTEGER NOT NULL, last_sentence INTEGER NOT NULL);
 """
-_INDEXES = """
+SQLITE_INDEXES = """
 CREATE INDEX passages_doc ON passages (doc_id);
 CREATE INDEX sentences_doc ON sentences (doc_id);
 """

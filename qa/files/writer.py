@@ -20,10 +20,10 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from qa.files.pointer import _point, current_generation
-from qa.files.reader import _vectors
-from qa.files.schema import (_INDEXES, _SCHEMA, APPROXIMATE_FROM, CURRENT_FILE, GENERATIONS_DIR, INDEX_FORMAT,
-                             IVF_PROBES, PREVIOUS_FILE, TMP_PREFIX)
+from qa.files.pointer import current_generation, point_to
+from qa.files.reader import read_vectors
+from qa.files.schema import (APPROXIMATE_FROM, CURRENT_FILE, GENERATIONS_DIR, INDEX_FORMAT, IVF_PROBES, PREVIOUS_FILE,
+                             SQLITE_INDEXES, SQLITE_SCHEMA, TMP_PREFIX)
 from qa.index_rows import DocumentEntry, NoIndexError
 from qa.lexical import LexicalIndex
 
@@ -86,7 +86,7 @@ class GenerationWriter:
         self._con = self._passage_file = self._sentence_file = None
         try:
             self._con = sqlite3.connect(self.tmp / "store.sqlite")
-            self._con.executescript(_SCHEMA)
+            self._con.executescript(SQLITE_SCHEMA)
             self._passage_file = open(self.tmp / "passages.f32", "wb")
             self._sentence_file = open(self.tmp / "sentences.f32", "wb")
         except BaseException:
@@ -140,9 +140,9 @@ class GenerationWriter:
                              "vector_index": "flat" if self.passages < APPROXIMATE_FROM else "ivf"}
             self._con.executemany("INSERT INTO manifest VALUES (?, ?)",
                                   [(k, json.dumps(v, ensure_ascii=False)) for k, v in full_manifest.items()])
-            self._con.executescript(_INDEXES)
+            self._con.executescript(SQLITE_INDEXES)
             self._con.commit()
-            vectors = _vectors(self.tmp / "passages.f32", self.passages, self.dim)
+            vectors = read_vectors(self.tmp / "passages.f32", self.passages, self.dim)
             faiss.write_index(build_vector_index(vectors), str(self.tmp / "passages.faiss"))
             LexicalIndex.build(self._passage_texts(self._con), self.passages).save(self.tmp / "bm25")
             self._con.close()
@@ -155,8 +155,8 @@ class GenerationWriter:
         _fsync_dir(generations)
         previous = current_generation(self.index_dir)
         if previous:
-            _point(self.index_dir, PREVIOUS_FILE, previous)
-        _point(self.index_dir, CURRENT_FILE, self.name)
+            point_to(self.index_dir, PREVIOUS_FILE, previous)
+        point_to(self.index_dir, CURRENT_FILE, self.name)
         # The new generation is current from here: a failure to flush the folder's entry no longer undoes that.
         with contextlib.suppress(OSError):
             _fsync_dir(self.index_dir)
