@@ -101,7 +101,7 @@ def _parse(raw: memoryview) -> E5Weights:
     offset += 4 * n_pieces
     blob = bytes(raw[offset:offset + blob_length])
     offset += blob_length
-    pieces = [blob[piece_offsets[i]:piece_offsets[i + 1]].decode("utf-8", "replace") for i in range(n_pieces)]
+    pieces = _pieces(blob, piece_offsets)
 
     n_rules, rules_bytes = struct.unpack_from("<iI", raw, offset)
     offset += 8
@@ -131,6 +131,17 @@ def _parse(raw: memoryview) -> E5Weights:
     return E5Weights(hidden=hidden, layers=layers, heads=heads, ffn=ffn, max_positions=max_positions, eps=eps,
                      bos=bos, eos=eos, unk=unk, pieces=pieces, piece_scores=piece_scores,
                      normalization=normalization, tensors=tensors)
+
+
+def _pieces(blob: bytes, offsets: np.ndarray) -> list[str]:
+    """The vocabulary's pieces: blob[offsets[i]:offsets[i + 1]] decoded, for every i. Decoded at once, with a NUL
+    put between pieces (250 k decodes one by one were ~0.2 s of every start)."""
+    bounds = offsets.astype(np.int64)
+    if (b"\x00" in blob or len(bounds) < 2 or bounds[0] != 0 or bounds[-1] != len(blob)
+            or np.any(np.diff(bounds) < 0)):
+        return [blob[bounds[i]:bounds[i + 1]].decode("utf-8", "replace") for i in range(len(bounds) - 1)]
+    separated = np.insert(np.frombuffer(blob, np.uint8), bounds[1:-1], 0).tobytes()
+    return separated.decode("utf-8", "replace").split("\x00")
 
 
 def _codes_and_scales(blocks: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:

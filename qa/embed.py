@@ -80,6 +80,12 @@ class Embedder:
                                               show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
 
+    def warm(self) -> None:
+        """Embed once with each thread count a question may get (alone on the machine, or among others), so that
+        the runtime's sessions exist before the first question."""
+        for threads in sorted({1, self.threads}):
+            self.encode_queries(["warm up"], threads=threads)
+
     def encode_documents(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -127,3 +133,16 @@ def load_embedder(name: str = DEFAULT_MODEL, threads: int = 0) -> Embedder:
                                     reentrant=isinstance(model, BundledE5))
         _cache[name].threads = threads or os.cpu_count() or 1
         return _cache[name]
+
+
+def load_in_background(name: str, threads: int = 0) -> None:
+    """Start loading and warming the model called `name` in a thread of its own, for a caller with other slow work
+    to do first (`qa serve` imports its web framework, ~1 s): most of the bundled model's load, its tokenizer's
+    ~0.5 s, runs outside Python's lock. load_embedder then waits for it, or reports the error this thread left."""
+    def load() -> None:
+        try:
+            load_embedder(name, threads).warm()
+        except Exception:  # noqa: BLE001 - the caller's own load_embedder says what is wrong
+            pass
+
+    threading.Thread(target=load, name="model-loader", daemon=True).start()

@@ -257,9 +257,8 @@ class QAService:
         """Load the index and the model before the first request (at startup); problems are only logged."""
         try:
             self.refresh(force=True, wait=True)
-            # Both thread counts a question may be embedded with (alone on the machine, or among others).
-            for threads in sorted({1, self.embedder.threads}):
-                self.embedder.encode_queries(["warm up"], threads=threads)
+            self.embedder.warm()
+            for threads in sorted({1, self.embedder.threads}):  # as the embedder: alone, or among other requests
                 self.reader.read("warm up", "warm up", threads)
         except Exception as exc:
             log.warning("warm-up failed (requests will retry): %s", exc)

@@ -144,3 +144,17 @@ def test_a_second_start_takes_the_encoder_graph_from_the_cache_without_importing
     assert [run.stdout.split()[-1] for run in runs] == ["True", "False"], [run.stderr[-500:] for run in runs]
     assert np.array_equal(np.load(tmp_path / "v1.npy"), np.load(tmp_path / "v2.npy"))
     assert len(list((tmp_path / "cache" / "qa-news" / "embedder").glob("e5-*.onnx"))) == 1
+
+
+@pytest.mark.parametrize("blob, bounds", [
+    ("ab€cd".encode(), [0, 2, 5, 7]),  # a three-byte character as a piece of its own
+    ("ab€cd".encode(), [0, 3, 5, 7]),  # and cut between two pieces: each half is one replacement character
+    (b"abc", [0, 1, 1, 3]),  # an empty piece
+    (b"a\x00bc", [0, 2, 4]),  # a NUL inside a piece (decoded one by one)
+    (b"", [0]),
+])
+def test_vocabulary_pieces_decode_as_each_piece_alone(blob, bounds):
+    from qa.e5_runtime import _pieces
+
+    offsets = np.array(bounds, np.uint32)
+    assert _pieces(blob, offsets) == [blob[a:b].decode("utf-8", "replace") for a, b in zip(bounds, bounds[1:])]

@@ -163,3 +163,17 @@ def test_questions_embedded_at_once_from_several_threads_get_the_vectors_they_ge
     assert embedder.reentrant  # the bundled engine lets calls overlap instead of queueing them
     for question, vector in zip(questions, together):
         assert np.array_equal(vector, alone[question]), question
+
+
+def test_a_model_that_fails_to_load_in_the_background_is_reported_by_the_next_load_alone(tmp_path, capfd):
+    import threading
+
+    from qa.embed import load_in_background
+
+    load_in_background(str(tmp_path / "nowhere"))
+    for thread in threading.enumerate():
+        if thread.name == "model-loader":
+            thread.join(timeout=60)
+    assert capfd.readouterr().err == ""  # no traceback from the thread
+    with pytest.raises(ModelLoadError, match=rf"^the model folder {tmp_path / 'nowhere'} does not exist: "):
+        load_embedder(str(tmp_path / "nowhere"))
