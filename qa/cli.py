@@ -220,7 +220,7 @@ def ask_command(question: Annotated[str, typer.Argument(metavar="QUESTION",
     import logging
 
     from qa.answer import NO_WORDS, has_words
-    from qa.followup import EarlierTurn, earlier_turn, latest
+    from qa.followup import in_turn
     from qa.service import QAService, ServiceUnavailable
     from qa.validation import InvalidQuestion
 
@@ -237,19 +237,19 @@ def ask_command(question: Annotated[str, typer.Argument(metavar="QUESTION",
     if not as_json and not has_words(question):  # the API (and --json) abstains; a person is told why
         fail(NO_WORDS)
     try:
-        history: list[EarlierTurn] = []
-        keep = service.settings.max_history_turns  # each question is asked with the latest turns before it
-        for number, earlier in enumerate(after or [], 1):
+        # Each question is asked with the latest QA_MAX_HISTORY_TURNS turns before it.
+        answers = in_turn(lambda q, history: service.ask(q, top_k, history), [*(after or []), question],
+                          service.settings.max_history_turns)
+        for number in range(1, len(after or []) + 1):
             try:
-                previous = service.ask(earlier, top_k, latest(history, keep))
+                next(answers)
             except InvalidQuestion as exc:  # said of the --after question, not of the one asked
                 fail(f"--after #{number}: {exc}", as_json=as_json)
-            history.append(earlier_turn(previous))
-        answer = service.ask(question, top_k, latest(history, keep))
+        answer = next(answers)
     except (InvalidQuestion, ServiceUnavailable) as exc:
         fail(str(exc), as_json=as_json)
     if as_json:
-        from qa.api import answer_out
+        from qa.schemas import answer_out
 
         typer.echo(answer_out(answer).model_dump_json(indent=2))
     else:

@@ -13,7 +13,9 @@ again from them (pure string work, microseconds).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from qa.language import QUESTION_WORDS
 
@@ -53,6 +55,7 @@ did does do is are was were can could will would should has have had tell list n
 OPENING_WORDS = QUESTION_OPENERS | frozenset("""
 in on at and but also then di yang sejak sampai dan lalu terus kalau
 """.split())
+Answered = TypeVar("Answered")  # a qa.records.Answer, or what a caller's `ask` gives in its place
 _WORD = re.compile(r"[^\W_][\w'’\-.]*", re.UNICODE)
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)(an)?\b")
 
@@ -195,6 +198,17 @@ def latest(history: list[EarlierTurn], turns: int) -> list[EarlierTurn]:
     """The turns a question is asked with: the latest `turns` of its conversation (none for 0), as every client
     sends them."""
     return history[-turns:] if turns > 0 else []
+
+
+def in_turn(ask: Callable[[str, list[EarlierTurn]], Answered], questions: Iterable[str], turns: int,
+            earlier: Iterable[EarlierTurn] = ()) -> Iterator[Answered]:
+    """The answers to `questions`, asked one after another as one conversation: `ask(question, history)` is given
+    the latest `turns` of the turns before it (`earlier` first, then those asked here)."""
+    said = list(earlier)
+    for question in questions:
+        answer = ask(question, latest(said, turns))
+        said.append(earlier_turn(answer))
+        yield answer
 
 
 def resolve(question: str, history: list[EarlierTurn]) -> Resolved:

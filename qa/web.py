@@ -23,7 +23,7 @@ from starlette.requests import ClientDisconnect
 from qa.answer import NO_WORDS, has_words
 from qa.confidence import confidence_note, confidence_words
 from qa.config import WEB_DIR, web_pages_missing
-from qa.followup import EarlierTurn, earlier_turn, latest
+from qa.followup import EarlierTurn, earlier_turn, in_turn
 from qa.links import event_url, original_link, passage_check, source_view_url
 from qa.records import Answer, Citation, Document
 from qa.request_body import FORM, fields_are_utf8, media_type
@@ -224,8 +224,7 @@ def apart(citations: list[Citation]) -> list[Citation]:
     return kept
 
 
-def build_turn(service: QAService, question: str, history: list[EarlierTurn] | None = None) -> Turn:
-    answer = service.ask(question, history=history)
+def turn_view(answer: Answer) -> Turn:
     turn = Turn(answer.question, answer, confidence_words(answer.confidence), date_words(answer.normalized),
                 [Source(i, c.title, c.url, excerpt(c.passage))
                  for i, c in enumerate(apart(answer.citations), 1)] if answer.abstained else [],
@@ -287,13 +286,9 @@ def converse(service: QAService, earlier: list[EarlierTurn], question: str | Non
     then (answering it again with fewer turns before it could change it). Returns the turns to draw and the
     whole conversation as it now stands."""
     start = max(0, len(earlier) - shown)
-    said = list(earlier[:start])
-    turns = []
-    for asked in [turn.question for turn in earlier[start:]] + ([question] if question is not None else []):
-        turn = build_turn(service, asked, latest(said, shown))
-        turns.append(turn)
-        said.append(earlier_turn(turn.answer))
-    return turns, said
+    asked = [turn.question for turn in earlier[start:]] + ([question] if question is not None else [])
+    answers = list(in_turn(lambda q, history: service.ask(q, history=history), asked, shown, earlier[:start]))
+    return [turn_view(a) for a in answers], list(earlier[:start]) + [earlier_turn(a) for a in answers]
 
 
 def recent(earlier: list[EarlierTurn], turns: int = HISTORY_TURNS) -> list[EarlierTurn]:

@@ -23,7 +23,7 @@ from qa.evaluation import EvalError
 from qa.evaluation.metrics import contains_gold, percentiles
 from qa.evaluation.questions import jsonl_objects, parse_json, read_eval_text
 from qa.evaluation.run import check_run_options, open_service
-from qa.followup import EarlierTurn, earlier_turn, latest
+from qa.followup import earlier_turn, in_turn
 from qa.validation import InvalidQuestion
 
 
@@ -87,11 +87,12 @@ def evaluate_conversations(file: Path, settings: Settings, top_k: int | None = N
     rows = []
     for conversation in tqdm(conversations, desc="conversations", unit="conversation", file=sys.stderr,
                              disable=not progress):
-        history: list[EarlierTurn] = []
+        answers = in_turn(lambda q, history: service.ask(q, top_k, history), [t.question for t in conversation.turns],
+                          settings.max_history_turns)
         for position, turn in enumerate(conversation.turns, 1):
             try:
-                with_history = service.ask(turn.question, top_k, latest(history, settings.max_history_turns))
-                alone = service.ask(turn.question, top_k) if history else with_history
+                with_history = next(answers)
+                alone = service.ask(turn.question, top_k) if position > 1 else with_history
             except InvalidQuestion as exc:
                 raise EvalError(f"{file}, conversation {conversation.id}, turn {position}: {exc}") from None
             given, given_alone = earlier_turn(with_history).answer, earlier_turn(alone).answer
@@ -103,7 +104,6 @@ def evaluate_conversations(file: Path, settings: Settings, top_k: int | None = N
                 "context_used": with_history.context_used,
                 "ms": with_history.timings_ms.get("total"),
             })
-            history.append(earlier_turn(with_history))
     return conversation_report(str(file), len(conversations), rows)
 
 
