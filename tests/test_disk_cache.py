@@ -40,7 +40,8 @@ def test_a_cache_that_cannot_be_written_only_costs_building(tmp_path):
 
 
 def test_the_tokenizer_reads_the_same_from_its_cached_model(tmp_path):
-    from qa.e5_runtime import E5Tokenizer, default_model_file, read_model_file
+    from qa.e5.tokenizer import E5Tokenizer
+    from qa.e5.weights import default_model_file, read_model_file
 
     weights = read_model_file(default_model_file())
     text = "Kapan Rusia memveto resolusi Dewan Keamanan PBB? When did Putin arrive in Pyongyang?"
@@ -56,7 +57,8 @@ def test_a_cached_copy_whose_checksum_matches_but_cannot_be_used_is_built_again(
     """Written whole by something else (its .sha256 matching): the loader's failure, not the checksum, tells."""
     import hashlib
 
-    from qa.e5_runtime import E5Tokenizer, default_model_file, read_model_file
+    from qa.e5.tokenizer import E5Tokenizer
+    from qa.e5.weights import default_model_file, read_model_file
 
     weights = read_model_file(default_model_file())
     text = "Kapan Rusia memveto resolusi Dewan Keamanan PBB?"
@@ -82,7 +84,7 @@ def _spoil(file) -> None:
 def test_an_encoder_graph_cached_whole_but_unusable_is_built_again(tmp_path, monkeypatch):
     import numpy as np
 
-    from qa.e5_runtime import E5Runtime
+    from qa.e5.runtime import E5Runtime
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     first = E5Runtime().encode(["Kapan Putin tiba di Pyongyang?"], is_query=True)

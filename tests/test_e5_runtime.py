@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.e5_runtime import E5Runtime, ModelFileError, default_model_file, read_model_file
+from qa.e5.runtime import E5Runtime
+from qa.e5.weights import ModelFileError, default_model_file, read_model_file
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -135,7 +136,7 @@ def test_an_empty_model_file_is_reported(tmp_path):
 
 def test_a_second_start_takes_the_encoder_graph_from_the_cache_without_importing_onnx(tmp_path):
     """Building the graph imports onnx (~0.9 s of a warm start); a start after the first reads the built graph."""
-    script = ("import sys, numpy as np; from qa.e5_runtime import E5Runtime; "
+    script = ("import sys, numpy as np; from qa.e5.runtime import E5Runtime; "
               "v = E5Runtime().encode(['Kapan Rusia memveto resolusi?'], True)[0]; "
               "print('onnx' in sys.modules); np.save(sys.argv[1], v)")
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
@@ -154,7 +155,7 @@ def test_a_second_start_takes_the_encoder_graph_from_the_cache_without_importing
     (b"", [0]),
 ])
 def test_vocabulary_pieces_decode_as_each_piece_alone(blob, bounds):
-    from qa.e5_runtime import _pieces
+    from qa.e5.weights import _pieces
 
     offsets = np.array(bounds, np.uint32)
     assert _pieces(blob, offsets) == [blob[a:b].decode("utf-8", "replace") for a, b in zip(bounds, bounds[1:])]

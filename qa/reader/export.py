@@ -12,23 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.e5_runtime import BLOCK, LINEAR_PARTS
-
-
-def quantize_8bit(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """[rows, cols] float -> codes [rows, cols/32, 32] uint8 (weight = (code - 128) * scale), scales
-    [rows, cols/32] fp16. Symmetric per block: the largest weight of a block maps to +-127."""
-    rows, cols = matrix.shape
-    blocks = matrix.reshape(rows, cols // BLOCK, BLOCK).astype(np.float32)
-    scales = (np.abs(blocks).max(axis=-1) / 127.0).astype(np.float16)
-    safe = np.where(scales == 0, np.float16(1), scales).astype(np.float32)
-    codes = np.clip(np.rint(blocks / safe[..., None]), -127, 127).astype(np.int16) + 128
-    return codes.astype(np.uint8), scales
-
-
-def dequantize_8bit(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    rows = codes.shape[0]
-    return ((codes.astype(np.float32) - 128.0) * scales.astype(np.float32)[..., None]).reshape(rows, -1)
+from qa.e5.weights import LINEAR_PARTS
+from qa.reader.weights import dequantize_8bit, quantize_8bit
 
 
 def shipped_arrays(state: dict[str, np.ndarray], layers: int) -> dict[str, np.ndarray]:
@@ -94,14 +79,6 @@ def average_states(states: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]
     """The mean of readers fine-tuned from one start (a "model soup"): their weights still lie in one basin, so
     the mean is a reader too, often as good as the best of them (measured here: docs/reader.md)."""
     return {k: np.mean([s[k] for s in states], axis=0, dtype=np.float64).astype(np.float32) for k in states[0]}
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def export_checkpoint(checkpoints: Path | list[Path], weights_file: Path, card_file: Path,

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from qa.e5_runtime import LINEAR_PARTS, E5Weights, dequantize
+from qa.e5.weights import LINEAR_PARTS, E5Weights, dequantize
 
 
 class Layer(nn.Module):

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.e5_runtime import (BLOCK, LINEAR_PARTS, E5Tokenizer, E5Weights, GraphBuilder, ThreadSessions,
-                           default_model_file, read_model_file, sessions_of_cached_graph, summed_embeddings)
 from qa.config import user_cache_dir
+from qa.e5.graph import GraphBuilder, ThreadSessions, sessions_of_cached_graph, summed_embeddings
+from qa.e5.tokenizer import E5Tokenizer
+from qa.e5.weights import BLOCK, LINEAR_PARTS, E5Weights, default_model_file, read_model_file
 from qa.language import question_language
 from qa.reader.decode import best_span
-from qa.reader.export import dequantize_8bit, sha256_of
+from qa.reader.weights import dequantize_8bit, sha256_of
 from qa.reader.windows import WordTokenizer
 
 MODEL_DIR = Path(__file__).resolve().parent / "model"

@@ -225,7 +225,8 @@ def _bundled_encoder(threads: int):
     """Torch set for CPU work, and the bundled encoder's weights with their word tokenizer."""
     import torch
 
-    from qa.e5_runtime import E5Tokenizer, default_model_file, read_model_file
+    from qa.e5.tokenizer import E5Tokenizer
+    from qa.e5.weights import default_model_file, read_model_file
 
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)  # ~3x faster steps: denormal floats are slow on CPUs

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from qa.e5_runtime import METASPACE, E5Tokenizer
+from qa.e5.tokenizer import METASPACE, E5Tokenizer
 
 MAX_QUESTION_TOKENS = 48
 _WORD = re.compile(r"\S+")
