@@ -206,8 +206,8 @@ def ask_command(question: Annotated[str, typer.Argument(metavar="QUESTION",
                 index: IndexOpt = None,
                 top_k: Annotated[Optional[int], typer.Option("--top-k", help="Passages cited at most: the most promising of the first 3 retrieved is read, and the answer cites those of the first 20 (or --top-k, if more) that quote its words near the question (default: QA_TOP_K_DEFAULT, 5)")] = None,
                 after: Annotated[Optional[list[str]], typer.Option(
-                    "--after", metavar="QUESTION", help="An earlier question of the conversation, for a follow-up such as \"What did "
-                                    "he sign there?\"; repeat it for each, oldest first (they are answered first; each question is read with at most the "
+                    "--after", metavar="QUESTION", help="An earlier question of the conversation, for a follow-up such as \"Who did "
+                                    "he meet there?\"; repeat it for each, oldest first (they are answered first; each question is read with at most the "
                                     "QA_MAX_HISTORY_TURNS latest before it, 5 by default)")] = None,
                 as_json: JsonOpt = False) -> None:
     """Answer one question from the index (the same JSON as POST /ask with --json).

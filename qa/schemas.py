@@ -45,7 +45,7 @@ class AskRequest(BaseModel):
     top_k: JsonInt = Field(default=None, description="Passages cited at most: the reader reads the most promising of the first 3 retrieved; the answer cites those of the first 20 (or top_k, if more) that quote its words near the question, a refusal the first top_k retrieved (unset: QA_TOP_K_DEFAULT)")
     history: list[EarlierTurnIn] | None = Field(  # null: no earlier turns, as an empty list
         default_factory=list, max_length=HISTORY_TURNS_CAP, description="The conversation's earlier turns, oldest first, for a follow-up question "
-                                          "(\"What did he sign there?\"); the server keeps no conversation")
+                                          "(\"Who did he meet there?\"); the server keeps no conversation")
 
 
 OFFSETS = "into the article's cleaned text, as GET /api/sources/{doc_id} gives it (text[start:end])"

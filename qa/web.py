@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import jinja2
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
@@ -376,6 +376,11 @@ def mount(app: FastAPI) -> None:
                                            "not_shown": len(earlier) > len(turns),
                                            "next_turn": min(len(carried), bound) + 1, "history_turns": bound,
                                            "examples": EXAMPLES}, status)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        """The icon a browser asks for by itself on a page without one of its own (the JSON of /health)."""
+        return FileResponse(WEB_DIR / "static" / "favicon.svg", media_type="image/svg+xml")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def chat_page(request: Request) -> HTMLResponse:

@@ -252,6 +252,19 @@ def test_phone_width_has_no_horizontal_scroll(open_page, live_server):
     assert_fits(page, "the list of sources")
 
 
+def test_the_question_box_shows_its_whole_placeholder_on_a_375_px_phone(open_page, live_server):
+    page = open_page(viewport={"width": 375, "height": 740})
+    page.goto(live_server + "/")
+    text_width, room = page.locator("#question").evaluate("""box => {
+        const style = getComputedStyle(box);
+        const canvas = document.createElement("canvas").getContext("2d");
+        canvas.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+        return [canvas.measureText(box.placeholder).width,
+                box.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight)];
+    }""")
+    assert text_width <= room, f"the placeholder needs {text_width:.0f}px and has {room:.0f}px"
+
+
 # Every element of a turn with its classes, link and own text: what the server draws and what app.js draws.
 TURN_SHAPE = """turn => [...turn.querySelectorAll('*')].map(n =>
     [n.tagName, n.className, n.getAttribute('href') || '', n.children.length ? '' : n.textContent.trim()]

@@ -205,6 +205,12 @@ def test_chat_page_renders_everything_from_the_app(client):
         assert client.get(asset).status_code == 200
 
 
+def test_a_browser_asking_for_favicon_ico_on_a_json_page_gets_the_icon(client):
+    response = client.get("/favicon.ico")
+    assert (response.status_code, response.headers["content-type"]) == (200, "image/svg+xml")
+    assert response.content == client.get("/static/favicon.svg").content
+
+
 def test_form_post_answers_without_javascript(client, service):
     response = client.post("/", data={"question": VETO_QUESTION})
     assert response.status_code == 200
