@@ -27,7 +27,7 @@ from starlette.routing import Match
 from qa import __version__
 from qa.config import Settings, load_settings, url_host
 from qa.embed import ModelLoadError
-from qa.indexer import BuildBusyError, BuildError, IndexWriteError, StoreUnavailableError
+from qa.index_rows import BuildBusyError, BuildError, IndexWriteError, StoreUnavailableError
 from qa.links import event_url, original_link, source_view_url
 from qa.middleware import BodyLimit, HeadAsGet, SafetyHeaders
 from qa.request_body import fields_are_utf8, media_type

@@ -4,6 +4,7 @@ settings.database_url is set. The pipeline reads either through the same fields 
 from __future__ import annotations
 
 from qa.config import Settings
+from qa.files.build import FileBuildStore
 from qa.files.pointer import build_running as files_build_running
 from qa.files.pointer import current_generation as files_generation
 from qa.files.pointer import index_command as files_index_command
@@ -60,3 +61,12 @@ def open_index(settings: Settings, generation: str | None = None):
 
         return open_pg(settings.database_url, generation)
     return load_index(settings.index_dir, generation)
+
+
+def build_store(settings: Settings, rebuild: bool):
+    """The store's side of a build (qa.indexer): a FileBuildStore, or a DatabaseBuildStore."""
+    if uses_database(settings):
+        from qa.pg.build import DatabaseBuildStore
+
+        return DatabaseBuildStore(settings, rebuild)
+    return FileBuildStore(settings)

@@ -127,7 +127,8 @@ def index_command(corpus: CorpusOpt = None, index: IndexOpt = None, model: Model
     from tqdm import tqdm
 
     from qa.embed import ModelLoadError
-    from qa.indexer import BuildError, build_index, some_of
+    from qa.index_rows import BuildError
+    from qa.indexer import build_index, some_of
     from qa.load import ARTICLE_SUFFIXES, shown_path
 
     if not (math.isfinite(wait) and wait >= 0):

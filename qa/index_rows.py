@@ -1,12 +1,12 @@
 """What both stores (the files in qa/files/, PostgreSQL in qa/pg/) give the pipeline: the errors of a missing
-or damaged index, a document's entry, and row views that read documents, passages and sentences when asked,
-behind small caches."""
+or damaged index and of a build that could not run, a document's entry, writing a generation from entries, and row
+views that read documents, passages and sentences when asked, behind small caches."""
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +33,22 @@ class IndexCorruptError(Exception):
     pass
 
 
+class BuildError(Exception):
+    """The build could not run at all; the current index is untouched."""
+
+
+class BuildBusyError(BuildError):
+    pass
+
+
+class IndexWriteError(BuildError):
+    """Writing the new generation failed (a full disk): the previous one stays current."""
+
+
+class StoreUnavailableError(BuildError):
+    """The database the index is kept in cannot be reached or used: the build never started or was undone."""
+
+
 @dataclass
 class DocumentEntry:
     """One document with everything derived from it: the unit a build reuses or replaces."""
@@ -42,6 +58,17 @@ class DocumentEntry:
     sentence_vectors: np.ndarray
     passages: list[Passage]
     passage_vectors: np.ndarray
+
+
+def write_all(writer, entries: Iterable[DocumentEntry], manifest: dict) -> str:
+    """Add every entry to a generation writer (either store's) and commit it; abort it on any failure."""
+    try:
+        for entry in entries:
+            writer.add(entry)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.commit(manifest)
 
 
 class CachedLoader:

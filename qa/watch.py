@@ -11,7 +11,8 @@ from pathlib import Path
 
 from qa import backend
 from qa.config import Settings
-from qa.indexer import BuildError, build_index, some_of
+from qa.index_rows import BuildError
+from qa.indexer import build_index, some_of
 from qa.load import ARTICLE_SUFFIXES, scan_corpus, shown_path
 
 log = logging.getLogger(__name__)

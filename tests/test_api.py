@@ -21,7 +21,8 @@ from filelock import FileLock
 
 from qa.api import create_app
 from qa.config import Settings, SettingsError, load_settings
-from qa.indexer import LOCK_FILE, build_index
+from qa.files.schema import LOCK_FILE
+from qa.indexer import build_index
 from qa.service import QAService
 from conftest import LOCAL
 
@@ -494,7 +495,7 @@ def test_reindex_when_the_embedding_model_cannot_load_is_503_that_says_so(admin,
 
 
 def test_reindex_that_cannot_write_its_index_is_a_500_that_says_why(admin, monkeypatch):
-    from qa.indexer import IndexWriteError
+    from qa.index_rows import IndexWriteError
 
     def disk_full():
         raise IndexWriteError("writing the index into /srv/index failed (No space left on device); the previous "

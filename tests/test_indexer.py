@@ -24,10 +24,10 @@ from qa.files import pointer
 from qa.files import writer as files_writer
 from qa.files.pointer import current_generation
 from qa.files.reader import load_index
-from qa.files.schema import BUILDING_FILE, CURRENT_FILE, GENERATIONS_DIR, PREVIOUS_FILE, TMP_PREFIX
-from qa.indexer import LOCK_FILE, BuildBusyError, BuildError, IndexWriteError, build_index
+from qa.files.schema import BUILDING_FILE, CURRENT_FILE, GENERATIONS_DIR, LOCK_FILE, PREVIOUS_FILE, TMP_PREFIX
+from qa.indexer import build_index
 from qa.lexical import LexicalIndex
-from qa.index_rows import DocumentEntry, IndexCorruptError
+from qa.index_rows import BuildBusyError, BuildError, DocumentEntry, IndexCorruptError, IndexWriteError
 
 ARTICLES = {
     "a.txt": (
@@ -175,11 +175,11 @@ def test_delete_removes_every_trace_and_restore_brings_it_back(built, embedder):
 def test_a_build_stopped_after_its_index_went_live_reports_it_built(built, embedder, monkeypatch):
     # Ctrl-C (or SIGTERM) while the old generations are being dropped: the new index is already the one in use,
     # so the build says what it built instead of "interrupted".
-    import qa.indexer
+    import qa.files.build
 
     corpus, _ = built
     (corpus.corpus_dir / "c.txt").write_text("Kereta Cepat\n\nKereta cepat mulai beroperasi pada 2 Oktober 2023.")
-    real, calls = qa.indexer.prune_generations, []
+    real, calls = qa.files.build.prune_generations, []
 
     def stopped_at_the_second_prune(index_dir):
         calls.append(index_dir)
@@ -187,7 +187,7 @@ def test_a_build_stopped_after_its_index_went_live_reports_it_built(built, embed
             raise KeyboardInterrupt
         real(index_dir)
 
-    monkeypatch.setattr(qa.indexer, "prune_generations", stopped_at_the_second_prune)
+    monkeypatch.setattr(qa.files.build, "prune_generations", stopped_at_the_second_prune)
     report = build_index(corpus, embedder=embedder)
     assert len(calls) == 2 and report.updated == ["c.txt"]
     assert current_generation(corpus.index_dir) == report.generation

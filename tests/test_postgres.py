@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 from conftest import LOCAL
 from qa.cli import app
 from qa.config import Settings
-from qa.indexer import BuildError, build_index
+from qa.index_rows import BuildError
+from qa.indexer import build_index
 from qa.pg.pointer import current_generation
 from qa.pg.reader import open_index
 from qa.pg.schema import HNSW_EF_SEARCH, SCHEMA_VERSION
@@ -265,7 +266,7 @@ def test_a_build_killed_midway_leaves_the_previous_generation_and_a_consistent_d
 
 
 def test_a_second_build_is_refused_while_one_holds_the_database(pg_corpus, embedder):
-    from qa.indexer import BuildBusyError
+    from qa.index_rows import BuildBusyError
     from qa.pg.pointer import build_lock
 
     with build_lock(pg_corpus.database_url):
@@ -462,7 +463,7 @@ class UntouchedEmbedder:
 
 
 def test_a_user_who_may_not_create_schemas_is_told_so_before_anything_is_embedded(pg_server, tmp_path):
-    from qa.indexer import StoreUnavailableError
+    from qa.index_rows import StoreUnavailableError
 
     pg_server.psql("CREATE ROLE guest LOGIN; CREATE DATABASE guest_db;")
     sql(pg_server.get_uri("guest_db"), "CREATE EXTENSION IF NOT EXISTS vector")

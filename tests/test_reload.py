@@ -28,8 +28,9 @@ from qa.api import create_app
 from qa.config import Settings
 from qa.files.pointer import current_generation
 from qa.files.reader import load_index
-from qa.files.schema import GENERATIONS_DIR, TMP_PREFIX
-from qa.indexer import LOCK_FILE, BuildBusyError, build_index
+from qa.files.schema import GENERATIONS_DIR, LOCK_FILE, TMP_PREFIX
+from qa.index_rows import BuildBusyError
+from qa.indexer import build_index
 from qa.service import QAService
 from conftest import LOCAL
 

@@ -88,7 +88,8 @@ def prepare_squad_corpus(eval_set: EvalSet, data: bytes, settings: Settings, cac
 
     from qa.embed import ModelLoadError
     from qa.files.pointer import current_generation
-    from qa.indexer import BuildError, build_index
+    from qa.index_rows import BuildError
+    from qa.indexer import build_index
 
     cache_dir = cache_root / squad_cache_key(data, settings)
     try:

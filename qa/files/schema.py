@@ -11,12 +11,13 @@ Layout of the index folder:
                                        collection under APPROXIMATE_FROM passages, else IVF with 8-bit codes,
                                        memory-mapped
         bm25/                          bm25s lexical index over the passages, memory-mapped
-    index/build.lock                   held by the one build that may run at a time (qa.indexer)
+    index/build.lock                   held by the one build that may run at a time (qa.files.build)
     index/build.pid                    the process id of that build, while it runs
 """
 
 INDEX_FORMAT = 2
 CURRENT_FILE = "CURRENT"
+LOCK_FILE = "build.lock"
 BUILDING_FILE = "build.pid"  # the process id of the build that holds the lock, while it runs
 PREVIOUS_FILE = "PREVIOUS"  # the generation CURRENT named before the last build: kept for readers not yet swapped
 GENERATIONS_DIR = "generations"

@@ -24,7 +24,7 @@ from qa.files.pointer import current_generation, point_to
 from qa.files.reader import read_vectors
 from qa.files.schema import (APPROXIMATE_FROM, CURRENT_FILE, GENERATIONS_DIR, INDEX_FORMAT, IVF_PROBES, PREVIOUS_FILE,
                              SQLITE_INDEXES, SQLITE_SCHEMA, TMP_PREFIX)
-from qa.index_rows import DocumentEntry, NoIndexError
+from qa.index_rows import DocumentEntry, NoIndexError, write_all
 from qa.lexical import LexicalIndex
 
 
@@ -169,17 +169,6 @@ class GenerationWriter:
                 if handle is not None:
                     handle.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def write_all(writer, entries: Iterable[DocumentEntry], manifest: dict) -> str:
-    """Add every entry to a generation writer (either store's) and commit it; abort it on any failure."""
-    try:
-        for entry in entries:
-            writer.add(entry)
-    except BaseException:
-        writer.abort()
-        raise
-    return writer.commit(manifest)
 
 
 def write_generation(index_dir: Path, entries: Iterable[DocumentEntry], manifest: dict) -> str:
