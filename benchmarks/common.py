@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import NoReturn
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-SHARED_DIR = PROJECT_DIR.parent / "shared"  # the training and evaluation data beside the project
+sys.path.insert(0, str(PROJECT_DIR))
+from qa.config import SHARED_DIR  # noqa: E402 - the training and evaluation data beside the project
 
 
 class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -87,6 +88,11 @@ def zero_or_more(text: str) -> float:
     if value is None or value < 0:
         raise argparse.ArgumentTypeError(f"must be a number of 0 or more, not {text!r}")
     return value
+
+
+def disk_bytes(path: Path) -> int:
+    """The size of every file under a folder (an index generation), in bytes."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def shared_file(relative: str, what: str) -> Path:

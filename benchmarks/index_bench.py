@@ -20,17 +20,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
 sys.path.insert(0, str(PROJECT_DIR / "benchmarks"))
-from common import SHARED_DIR, at_least_one, command_line, existing_file, stop  # noqa: E402
+from common import SHARED_DIR, at_least_one, command_line, disk_bytes, existing_file, stop  # noqa: E402
 from qa.config import DEFAULT_MODEL, Settings  # noqa: E402
 from qa.embed import load_embedder  # noqa: E402
 from qa.evaluation import EvalError  # noqa: E402
 from qa.evaluation.questions import Paragraph, parse_json, parse_squad  # noqa: E402
+from qa.evaluation.squad_corpus import write_squad_corpus  # noqa: E402
 from qa.files.pointer import current_generation  # noqa: E402
 from qa.files.schema import GENERATIONS_DIR  # noqa: E402
 from qa.indexer import build_index  # noqa: E402
@@ -40,10 +39,6 @@ DEFAULT_TYDI = SHARED_DIR / "eval" / "tydiqa_goldp_id_dev.json"
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def dir_size_mb(path: Path) -> float:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
 
 
 def squad_paragraphs(source: Path) -> list[Paragraph]:
@@ -59,23 +54,6 @@ def squad_paragraphs(source: Path) -> list[Paragraph]:
         return parse_squad(whole, str(source)).paragraphs
     except EvalError as exc:
         stop(str(exc))
-
-
-def write_tydi_corpus(paragraphs: list[Paragraph], corpus: Path, limit: int | None) -> int:
-    """One .txt file per distinct paragraph context, with the article title as front matter."""
-    seen: set[str] = set()
-    count = 0
-    for paragraph in paragraphs:
-        context = paragraph.context.strip()
-        if not context or context in seen:
-            continue
-        seen.add(context)
-        front = yaml.safe_dump({"title": paragraph.title}, allow_unicode=True).strip()
-        (corpus / f"tydi-{count:04d}.txt").write_text(f"---\n{front}\n---\n{context}\n", encoding="utf-8")
-        count += 1
-        if limit and count >= limit:
-            return count
-    return count
 
 
 def bench(name: str, corpus: Path, workdir: Path, embedder) -> None:
@@ -105,7 +83,7 @@ def bench(name: str, corpus: Path, workdir: Path, embedder) -> None:
           f"{incremental.embedded_passages} passages re-embedded, {len(incremental.unchanged)} unchanged")
     print(f"nothing changed      {nothing_s:8.2f} s   embedded {nothing.embedded_passages}, "
           f"same generation: {nothing.generation == incremental.generation}")
-    print(f"index size on disk   {dir_size_mb(generation):8.2f} MB  (one generation: SQLite + FAISS + BM25)")
+    print(f"index size on disk   {disk_bytes(generation) / 1e6:8.2f} MB  (one generation: SQLite + FAISS + BM25)")
     print(f"peak memory so far   {peak_rss_mb():8.0f} MB  (ru_maxrss of this process)")
 
 
@@ -133,8 +111,9 @@ def main() -> None:
             print(f"\n== TyDi: {args.tydi} not found; skipped")
             return
         corpus = root / "tydi" / "corpus"
-        corpus.mkdir(parents=True)
-        count = write_tydi_corpus(paragraphs, corpus, args.limit)
+        # One document per distinct passage, as `qa eval` indexes a SQuAD file; --limit counts documents.
+        distinct = list({(p.title, p.context.strip()): p for p in paragraphs}.values())[:args.limit]
+        count = len(set(write_squad_corpus(distinct, corpus)))
         bench(f"TyDi QA id dev passages ({args.tydi.name}, {count} contexts)", corpus, root / "tydi", embedder)
 
 

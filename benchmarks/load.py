@@ -36,6 +36,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (at_least_one, command_line, counts, existing_file, file_to_write, positive_number,  # noqa: E402
                     zero_or_more)
+from qa.evaluation.metrics import percentile  # noqa: E402
 
 # Questions about the bundled corpus (Russia and North Korea), in English and Indonesian, some unanswerable.
 QUESTIONS = [
@@ -70,15 +71,6 @@ class Sample:
     timings: dict = field(default_factory=dict)
     error: str | None = None
     cached: bool = False
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q / 100
-    low, high = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
 
 
 class Client(threading.Thread):

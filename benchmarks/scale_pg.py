@@ -24,7 +24,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 sys.path.insert(0, str(PROJECT / "benchmarks"))
-from common import at_least_one, command_line, stop  # noqa: E402
+from common import at_least_one, command_line, disk_bytes, stop  # noqa: E402
 
 NOISE = 0.02
 
@@ -74,7 +74,7 @@ def measure(store: str, location: str) -> dict:
     import numpy as np
 
     from qa.config import Settings
-    from scale import latencies
+    from scale import latencies, latency_figures
     from qa.service import QAService
 
     settings = (Settings(database_url=location, answer_cache_size=0, reload_check_interval_s=1e9) if store == "postgres"
@@ -99,19 +99,11 @@ def measure(store: str, location: str) -> dict:
             hits += len(exact & set(index.dense_candidates(vector, 10)))
         recall = round(hits / (10 * len(vectors)), 4)
 
-    def pct(values, q):
-        return round(float(np.percentile(values, q)), 2)
-
     import resource
 
-    return {"start_to_first_answer_s": round(first_answer, 2), "search_p50_ms": pct(search, 50),
-            "search_p99_ms": pct(search, 99), "answer_p50_ms": pct(answer, 50), "answer_p99_ms": pct(answer, 99),
+    return {"start_to_first_answer_s": round(first_answer, 2), **latency_figures(search, answer),
             "hnsw_recall_at_10": recall, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "passages": len(index.passages), "questions": len(asked)}
-
-
-def disk_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 STATEMENT_KINDS = (("COPY", "rows (COPY)"), ("USING hnsw", "HNSW index"), ("USING gin", "GIN index"),

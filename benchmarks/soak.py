@@ -35,7 +35,8 @@ from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import PROJECT_DIR, at_least_one, command_line, stop  # noqa: E402
-from load import free_port, percentile, read_health, stop_server  # noqa: E402
+from load import free_port, read_health, stop_server  # noqa: E402
+from qa.evaluation.metrics import percentile  # noqa: E402
 
 QA = Path(sys.executable).parent / "qa"
 PROBES_PER_SAMPLE = 10

@@ -13,7 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from qa.config import EMPTY_HOST, Settings, SettingsError, load_settings, unknown_variables, url_host, web_pages_missing
+from qa.config import (EMPTY_HOST, SHARED_DIR, Settings, SettingsError, load_settings, unknown_variables, url_host,
+                       web_pages_missing)
 
 app = typer.Typer(
     help="Answer questions from a folder of news articles, quoting them verbatim.",
@@ -389,7 +390,7 @@ def eval_command(file: Annotated[Path, typer.Argument(help="A question JSONL, a 
     typer.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else show(report))
 
 
-SHARED_TRAIN = Path(__file__).resolve().parent.parent.parent / "shared" / "train"
+SHARED_TRAIN = SHARED_DIR / "train"
 RUN_DIR = Path(__file__).resolve().parent.parent / "runs" / "reader"
 
 

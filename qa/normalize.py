@@ -1,12 +1,13 @@
-"""Machine-readable values of an answer span: a date with the precision the text gives (the timeline's date
-recogniser, qa/timeline.py: Indonesian and English forms), or a number ("1.000" -> 1000, "3,5 juta" -> 3500000)."""
+"""Machine-readable values of an answer span: a date with the precision the text gives (the recogniser the
+timeline uses too, qa/dates.py: Indonesian and English forms), or a number ("1.000" -> 1000, "3,5 juta" ->
+3500000)."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 
-from qa.timeline import MONTHS, QUALIFIERS, find_dates
+from qa.dates import MONTHS, QUALIFIERS, find_dates
 
 # Words a date answer may carry besides its date: "pada 19 Juni 2024", "Rabu, 19 Juni 2024", "sejak 1991",
 # "awal Maret 2020". ("sekitar 2000" is a count: the number words of _NUMBER are not among them.)

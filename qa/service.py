@@ -371,12 +371,6 @@ class QAService:
         self.refresh(force=True, wait=True)
         return report
 
-    @property
-    def generation_served(self) -> str | None:
-        """The index generation requests are answered from now, as loaded (the store is not asked)."""
-        state = self._state
-        return state.index.generation if state is not None else None
-
     def health(self) -> dict:
         self.refresh(force=True)  # a health check asks the store now, not what it said up to a second ago
         try:

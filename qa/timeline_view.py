@@ -10,7 +10,8 @@ import math
 import re
 from dataclasses import dataclass
 
-from qa.timeline import DateMention, TimelineEvent
+from qa.dates import DateMention
+from qa.timeline import TimelineEvent
 
 MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
                "November", "December")

@@ -253,7 +253,7 @@ class EventView:
 
 def event_view(event: TimelineEvent) -> EventView:
     parts, at = [], event.sentence_start
-    for date in (event.date, *event.other_dates):  # in reading order, none overlapping (qa.timeline.find_dates)
+    for date in (event.date, *event.other_dates):  # in reading order, none overlapping (qa.dates.find_dates)
         parts += [(event.document_text(at, date.start), False), (event.document_text(date.start, date.end), True)]
         at = date.end
     parts.append((event.document_text(at, event.sentence_end), False))

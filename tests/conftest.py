@@ -22,7 +22,6 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 CORPUS_DIR = PROJECT_DIR / "corpus"
 # The address the test clients send requests to: the app answers only requests addressed to this machine.
 LOCAL = "http://127.0.0.1"
-SHARED_DIR = PROJECT_DIR.parent / "shared"
 
 
 @pytest.fixture(scope="session")

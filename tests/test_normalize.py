@@ -40,13 +40,3 @@ def test_dates_and_numbers_get_a_value(span, value):
                                   "1953-1950", "20.000 hingga 50.000", "38 North"])
 def test_other_spans_and_dates_without_a_year_get_none(span):
     assert normalized(span) is None
-
-
-def test_an_answer_date_and_its_timeline_place_agree():
-    """One date recogniser: what an answer's `normalized` says is where the timeline puts the sentence."""
-    from qa.timeline import find_dates
-
-    for span in ["28 Maret 2024", "Juni 1950", "tahun 1991", "awal tahun 2000-an", "1950-1953", "3/2/2025"]:
-        (date,) = find_dates(span)
-        assert normalized(span)["value"] == date.value
-        assert normalized(span).get("qualifier") == date.qualifier

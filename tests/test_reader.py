@@ -10,9 +10,10 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import LOCAL, SHARED_DIR
+from conftest import LOCAL
 from tiny_training_set import write_tiny_training_set
 
+from qa.config import SHARED_DIR
 from qa.reader.decode import best_span
 from qa.reader.read import tidy_span
 from qa.reader.runtime import CARD_FILE, MODEL_DIR, ReaderModelError, ReaderRuntime

@@ -6,7 +6,7 @@ import pytest
 
 BACKENDS = ["files", "postgres"]  # the service and client tests run against both stores (tests/conftest.py)
 
-from qa.timeline import find_dates
+from qa.dates import find_dates
 
 TIMELINE_ARTICLE = "hubungan-rusia-korea-utara-selama-beberapa-dekade.txt"
 # An independent, deliberately plain scan: a sentence is dated when it holds a four-digit year.

@@ -105,14 +105,19 @@ def ranked_documents(doc_ids: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(doc_ids))
 
 
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile, interpolated linearly between the closest ranks (numpy's default); nan of no values."""
+    return float(np.percentile(values, q)) if len(values) else float("nan")
+
+
 def percentiles(values: Sequence[float]) -> dict:
     if not values:
         return {"p50": None, "p95": None, "p99": None, "mean": None, "max": None}
     array = np.asarray(values, dtype=float)
     return {
-        "p50": round(float(np.percentile(array, 50)), 2),
-        "p95": round(float(np.percentile(array, 95)), 2),
-        "p99": round(float(np.percentile(array, 99)), 2),
+        "p50": round(percentile(array, 50), 2),
+        "p95": round(percentile(array, 95), 2),
+        "p99": round(percentile(array, 99), 2),
         "mean": round(float(array.mean()), 2),
         "max": round(float(array.max()), 2),
     }
