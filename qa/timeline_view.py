@@ -1,4 +1,5 @@
-"""The timeline drawn for people: date labels in words and the time axis laid out as SVG coordinates.
+"""The timeline drawn for people: date labels in words, the time axis laid out as SVG coordinates, and each event
+as the page lists it (its sentence with every date marked, a link to it in the source viewer).
 
 The axis is a dot plot: one dot per event at its date, dots of the same year stacked, a line under an event
 that spans years (a range or a decade). The page draws it from this layout with no script.
@@ -11,7 +12,9 @@ import re
 from dataclasses import dataclass
 
 from qa.dates import DateMention
-from qa.timeline import TimelineEvent
+from qa.links import event_url
+from qa.service import QAService
+from qa.timeline import TimelineEvent, TimelineFilter
 
 MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
                "November", "December")
@@ -107,3 +110,42 @@ def layout_axis(events: list[TimelineEvent]) -> AxisLayout | None:
                         f"{date_label(event.date)}: {event.sentence[:120]}", x_of(end) if spans else None))
     ticks = [Tick(x_of(year), str(year)) for year in range(first_year, last_year + 1, step)]
     return AxisLayout(WIDTH, int(axis_y + AXIS_ROOM), axis_y, first_year, last_year, ticks, dots)
+
+
+@dataclass
+class EventView:
+    id: str
+    label: str  # the date the event is placed by, in words
+    datetime: str | None
+    also: str  # the other dates the sentence states, in words ("" for none)
+    parts: list[tuple[str, bool]]  # the sentence in pieces, True for a date it states: every date is marked
+    title: str
+    href: str  # the sentence in the source viewer, its first date highlighted
+
+
+def event_view(event: TimelineEvent) -> EventView:
+    parts, at = [], event.sentence_start
+    for date in (event.date, *event.other_dates):  # in reading order, none overlapping (qa.dates.find_dates)
+        parts += [(event.document_text(at, date.start), False), (event.document_text(date.start, date.end), True)]
+        at = date.end
+    parts.append((event.document_text(at, event.sentence_end), False))
+    label = date_label(event.date)
+    also = " · ".join(dict.fromkeys(w for w in map(date_label, event.other_dates) if w != label))
+    return EventView(event.id, label, machine_date(event.date), also, [p for p in parts if p[0]], event.title,
+                     event_url(event))
+
+
+@dataclass
+class TimelinePage:
+    events: list[EventView]
+    axis: AxisLayout | None
+    total: int  # events before filtering
+    chosen: TimelineFilter
+    articles: list[tuple[str, str]]  # (doc_id, title) for the article filter
+
+
+def timeline_page(service: QAService, doc_id: str | None, first_year: str | None, last_year: str | None) -> TimelinePage:
+    """The timeline, filtered; TimelineFilterError when a filter is not acceptable."""
+    selection = service.select_timeline(doc_id, first_year, last_year)
+    return TimelinePage([event_view(e) for e in selection.events], layout_axis(selection.events), selection.total,
+                        selection.chosen, [(d.doc_id, d.title) for d in selection.documents])

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from qa.web import confidence_words, date_words
+from qa.chat_view import date_words
+from qa.confidence import confidence_words
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -512,7 +513,7 @@ def test_a_followed_link_is_kept_only_for_the_return_it_serves(open_page, live_s
 def test_javascript_cuts_a_passage_with_emoji_where_the_server_does(open_page, live_server, service):
     """Both count code points: an emoji is one character to Python and two UTF-16 units to JavaScript."""
     from qa.records import Citation
-    from qa.web import around_answer
+    from qa.chat_view import around_answer
 
     padding = "😀 " * 150
 
@@ -538,7 +539,7 @@ def test_javascript_cuts_a_passage_with_emoji_where_the_server_does(open_page, l
 
 
 def test_javascript_cuts_a_related_passage_with_emoji_where_the_server_does(open_page, live_server):
-    from qa.web import excerpt
+    from qa.chat_view import excerpt
 
     shown: dict = {}
 

@@ -19,8 +19,10 @@ from qa.records import Answer, Citation, Document
 from qa.request_body import FORM
 from qa.service import QAService, ServiceUnavailable
 from qa.followup import EarlierTurn
-from qa.web import (HISTORY_TURNS, around_answer, confidence_words, converse, date_words, excerpt,
-                    Parts, group_by_article, paragraphs_of, recent, sent_turns, shown_name, split_highlight, turn_view)
+from qa.chat_view import (HISTORY_TURNS, around_answer, converse, date_words, excerpt, Parts, group_by_article,
+                          paragraphs_of, recent, sent_turns, shown_name, source_view, split_highlight, turn_view)
+from qa.confidence import confidence_words
+from qa.links import passage_check
 
 VETO_QUESTION = "Kapan Rusia memveto resolusi Dewan Keamanan PBB?"
 UNSURE_QUESTION = "Who is the mayor of Vladivostok?"  # the articles do not say; the reader answers anyway, unsure
@@ -85,6 +87,95 @@ def test_a_passage_that_starts_at_a_paragraph_break_is_cited_in_the_next_paragra
 def test_split_highlight_drops_an_answer_outside_the_span():
     parts = split_highlight("one two three four", 4, 13, 14, 18)
     assert (parts.head, parts.answer, parts.tail) == ("two three", "", "")
+
+
+SOURCE = Document("veto.txt", "Rusia memveto resolusi", "Rusia memveto resolusi itu pada 28 Maret 2024.\n\n"
+                  "Dewan Keamanan PBB lalu bersidang lagi.",
+                  {"source_url": "https://example.com/veto", "source_id": "veto-1", "publisher": "Antara",
+                   "published_on": "2024-03-28"})
+SENTENCE = (0, SOURCE.text.index("\n"))  # the first paragraph's sentence
+DATE = (SOURCE.text.index("28 Maret"), SOURCE.text.index("."))
+
+
+def link(start, end, answer=None, check=None) -> dict:
+    """A source link's query parameters, as the citations give them out (qa.links.citation_url)."""
+    params = {"start": str(start), "end": str(end)}
+    if answer:
+        params |= {"astart": str(answer[0]), "aend": str(answer[1])}
+    params["check"] = passage_check(SOURCE.text[start:end]) if check is None else check
+    return params
+
+
+def marked(view) -> list[tuple[str, str, bool]]:
+    """Each highlighted paragraph's passage words, the answer words in bold among them and whether #cited is there."""
+    return [(p.parts.head + p.parts.answer + p.parts.tail, p.parts.answer, p.cited) for p in view.paragraphs if p.parts]
+
+
+def test_a_source_link_highlights_its_passage_and_the_answer_in_bold():
+    view = source_view(SOURCE, link(*SENTENCE, DATE))
+    assert view.lost is None
+    assert marked(view) == [("Rusia memveto resolusi itu pada 28 Maret 2024.", "28 Maret 2024", True)]
+    assert [p.text for p in view.paragraphs] == ["Rusia memveto resolusi itu pada 28 Maret 2024.",
+                                                 "Dewan Keamanan PBB lalu bersidang lagi."]
+    assert (view.parts.head, view.parts.answer, view.parts.tail) == ("Rusia memveto resolusi itu pada ",
+                                                                     "28 Maret 2024", ".")
+
+
+def test_a_source_link_over_two_paragraphs_marks_both_and_lands_on_the_first():
+    start, end = SOURCE.text.index("28 Maret"), SOURCE.text.index(" lalu")
+    view = source_view(SOURCE, link(start, end))
+    assert view.lost is None
+    assert marked(view) == [("28 Maret 2024.", "", True), ("Dewan Keamanan PBB", "", False)]
+
+
+def test_a_source_page_without_a_link_highlights_nothing_and_says_nothing():
+    view = source_view(SOURCE, {})
+    assert view.parts is None and view.lost is None and marked(view) == []
+    assert [p.text for p in view.paragraphs] == SOURCE.text.split("\n\n")
+
+
+@pytest.mark.parametrize("params, lost", [
+    ({"start": "abc", "end": "10"}, "malformed"),
+    ({"start": "9", "end": "3"}, "malformed"),
+    ({"start": "9", "end": "9"}, "malformed"),
+    ({"start": "12"}, "malformed"),  # a link cut short
+    ({"end": "12"}, "malformed"),
+    ({"start": "-1", "end": "5"}, "malformed"),
+    ({"start": "²", "end": "5"}, "malformed"),  # a digit to str.isdigit, not an offset
+    ({"start": "0", "end": "1" * 13}, "malformed"),  # more digits than any article has characters
+    ({"start": "5", "end": "99999999"}, "passage"),  # past the end of this version of the article
+    (link(*SENTENCE, DATE, check="0000000000"), "passage"),  # the article changed since the link was made
+    ({"astart": str(DATE[0]), "aend": str(DATE[1])}, None),  # an answer with no passage asks for nothing
+])
+def test_a_source_link_that_cannot_be_highlighted_highlights_nothing_and_says_why(params, lost):
+    view = source_view(SOURCE, params)
+    assert view.lost == lost
+    assert view.parts is None and marked(view) == []
+
+
+@pytest.mark.parametrize("answer", [(40, 60), (5, 5), (DATE[0], None), (None, DATE[1])])
+def test_a_source_link_whose_answer_is_outside_its_passage_highlights_only_the_passage(answer):
+    params = link(0, 22)  # "Rusia memveto resolusi"
+    params |= {name: str(value) for name, value in zip(("astart", "aend"), answer) if value is not None}
+    view = source_view(SOURCE, params)
+    assert view.lost == "answer"
+    assert marked(view) == [("Rusia memveto resolusi", "", True)]
+
+
+def test_a_source_link_without_a_check_is_highlighted_as_it_points():
+    params = link(*SENTENCE, DATE)
+    del params["check"]  # a link made before links carried one
+    assert marked(source_view(SOURCE, params)) == [("Rusia memveto resolusi itu pada 28 Maret 2024.",
+                                                    "28 Maret 2024", True)]
+
+
+def test_a_source_page_shows_the_articles_own_metadata_and_its_address():
+    view = source_view(SOURCE, {})
+    assert view.meta == [("Publisher", "Antara"), ("Published on", "2024-03-28")]  # no source id, no address
+    assert (view.original, view.original_text) == ("https://example.com/veto", "https://example.com/veto")
+    script = Document("x.txt", "X", "Teks.", {"source_url": "javascript:alert(1)"})
+    assert (source_view(script, {}).original, source_view(script, {}).original_text) == (None, "javascript:alert(1)")
+    assert source_view(Document("y.txt", "Y", "Teks."), {}).original_text is None
 
 
 def test_the_chat_script_puts_a_confidence_in_the_same_words():
@@ -587,7 +678,7 @@ def test_a_refusal_says_the_sources_do_not_say_and_lists_the_closest_passages(cl
 
 def test_overlapping_passages_of_one_article_are_listed_once():
     from qa.records import Citation
-    from qa.web import apart
+    from qa.chat_view import apart
 
     def cited(doc: str, start: int, end: int) -> Citation:
         return Citation(doc, doc, f"/sources/{doc}?start={start}", None, "x", start, end, None, None, 0.5)
@@ -597,7 +688,7 @@ def test_overlapping_passages_of_one_article_are_listed_once():
 
 
 def test_a_refusal_lists_the_closest_passages_without_overlaps(client, service):
-    from qa.web import apart
+    from qa.chat_view import apart
 
     question = "Who is Kim Jong Un's wife?"
     answer = service.ask(question)

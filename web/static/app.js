@@ -17,7 +17,7 @@
   }
 
   // The next four mirror confidence_words and LOW_CONFIDENCE_NOTE in qa/confidence.py, and date_words and
-  // excerpt in qa/web.py.
+  // excerpt in qa/chat_view.py.
   const LOW_CONFIDENCE_NOTE = "Answers this unsure are more often wrong than right: check it against the quoted sentence.";
 
   function confidenceWords(confidence) {
@@ -65,7 +65,7 @@
     return [chars.slice(0, a).join(""), chars.slice(a, b).join(""), chars.slice(b).join("")];
   }
 
-  // Mirrors around_answer in qa/web.py: the cited passage cut to the answer and some words either side.
+  // Mirrors around_answer in qa/chat_view.py: the cited passage cut to the answer and some words either side.
   function aroundAnswer(citation, context = 110) {
     const text = Array.from(citation.passage);
     const a = citation.answer_start - citation.start;
@@ -86,7 +86,7 @@
     return [before, text.slice(a, b), after].map((part) => part.join("").replace(/\s+/g, " "));
   }
 
-  // Mirrors group_by_article in qa/web.py: articles in the order of their best passage.
+  // Mirrors group_by_article in qa/chat_view.py: articles in the order of their best passage.
   function groupByArticle(citations) {
     const groups = new Map();
     for (const citation of citations) {
@@ -144,7 +144,7 @@
     return reply;
   }
 
-  // Citations without one that overlaps an earlier one of its article (as qa/web.py's apart()).
+  // Citations without one that overlaps an earlier one of its article (as qa/chat_view.py's apart()).
   function apart(citations) {
     const kept = [];
     for (const c of citations) {
