@@ -2,7 +2,9 @@
 
 Dates are found in the cleaned article text by qa/dates.py (Indonesian and English forms: a day, a month, a year,
 a decade, a range of years or of decades; a day and month without a year is not placed, its year is not stated).
-Each dated sentence is one event, placed at the first date it states; its other dates are kept with it.
+Each dated sentence is one event, placed at the first date it states; its other dates are kept with it. An
+article's headline (a sentence in the same words as its title, "Festival Layang-layang Sanur 2025") is no event:
+every event shows its article's title already, and a headline names the article, not something that happened.
 
 The timeline is computed from the loaded index, so it changes with every rebuild.
 """
@@ -44,11 +46,18 @@ def build_timeline(index: LoadedIndex) -> list[TimelineEvent]:
         document = index.documents[doc_id]
         sentence = document.text[span.start:span.end]
         dates = find_dates(sentence, span.start)
-        if dates:
+        if dates and not _same_words(sentence, document.title):
             events.append(TimelineEvent(event_id(doc_id, span.start), doc_id, document.title, sentence, span.start,
                                         span.end, dates[0], tuple(dates[1:])))
     events.sort(key=lambda e: (e.date.position, e.title.lower(), e.sentence_start))
     return events
+
+
+def _same_words(sentence: str, title: str) -> bool:
+    def words(text: str) -> str:
+        return " ".join(text.split()).rstrip(".!?").casefold()
+
+    return words(sentence) == words(title)
 
 
 @dataclass(frozen=True)

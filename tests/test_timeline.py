@@ -223,6 +223,21 @@ def test_the_timeline_changes_when_an_article_changes(make_corpus, embedder):
     assert [e.date.value for e in service.select_timeline(None, None, None).events] == ["2011", "2016-04-04"]
 
 
+def test_an_articles_headline_is_not_an_event_of_its_own(make_corpus, embedder):
+    from qa.config import Settings
+    from qa.indexer import build_index
+    from qa.service import QAService
+
+    corpus, index = make_corpus({"festival.md": "---\ntitle: Festival Layang-layang Sanur 2025\n---\n"
+                                                "Festival Layang-layang Sanur 2025\n\n"
+                                                "Festival itu dibuka pada 12 Juli 2025 di Pantai Padang Galak."})
+    settings = Settings(corpus_dir=corpus, index_dir=index, reload_check_interval_s=0)
+    build_index(settings, embedder=embedder)
+    events = QAService(settings, embedder=embedder).select_timeline(None, None, None).events
+    assert [(e.sentence, e.date.value) for e in events] == [
+        ("Festival itu dibuka pada 12 Juli 2025 di Pantai Padang Galak.", "2025-07-12")]
+
+
 @pytest.mark.parametrize("years, sentence_start", [
     ("from=1960&to=1969", "Pertengahan tahun 1950-an hingga 1960-an"),  # inside a range of decades
     ("from=2004&to=2006", "Pertengahan hingga akhir tahun 2000an"),
