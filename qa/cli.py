@@ -1,4 +1,4 @@
-"""The `qa` command: index, ask, serve, eval, train-reader, export-reader."""
+"""The `qa` command: index, ask, serve and eval here; train-reader and export-reader from qa/reader/cli.py."""
 
 from __future__ import annotations
 
