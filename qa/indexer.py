@@ -289,7 +289,7 @@ def _build(settings: Settings, store, progress: Progress | None, lock_timeout: f
         else:
             manifest = {**wanted, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                         "corpus_sha256": _corpus_hash(entries)}
-            report.generation = store.write(entries, manifest, rebuild)
+            report.generation = store.write(entries, manifest)
             try:
                 store.prune()
             except KeyboardInterrupt:

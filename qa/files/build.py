@@ -63,7 +63,7 @@ class FileBuildStore:
         except NoIndexError as exc:  # CURRENT is a folder, or not text: no build can replace it
             raise BuildError(f"{exc}: remove it, and the next build starts the index anew") from None
 
-    def write(self, entries: list[DocumentEntry], manifest: dict, rebuild: bool) -> str:
+    def write(self, entries: list[DocumentEntry], manifest: dict) -> str:
         index_dir = self.settings.index_dir
         try:
             return write_generation(index_dir, entries, manifest)

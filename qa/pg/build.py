@@ -63,6 +63,6 @@ class DatabaseBuildStore:
             except Exception:  # an older schema version, or a race with a reader: the next build prunes
                 pass
 
-    def write(self, entries: list[DocumentEntry], manifest: dict, rebuild: bool) -> str:
-        writer = PgGenerationWriter(self.url, int(manifest["dim"]), replace_other_versions=rebuild)
+    def write(self, entries: list[DocumentEntry], manifest: dict) -> str:
+        writer = PgGenerationWriter(self.url, int(manifest["dim"]), replace_other_versions=self.rebuild)
         return write_all(writer, entries, manifest)
