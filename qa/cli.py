@@ -179,14 +179,14 @@ def ask_command(question: Annotated[str, typer.Argument(metavar="QUESTION",
     from qa.answer import NO_WORDS, has_words
     from qa.followup import in_turn
     from qa.service import QAService, ServiceUnavailable
-    from qa.validation import InvalidQuestion
+    from qa.validation import InvalidQuestion, top_k_out_of_range
 
     service_log = logging.getLogger("qa")
     if not service_log.handlers:  # a problem the service would log is the error said below: say it once
         service_log.addHandler(logging.NullHandler())
     service = QAService(make_settings(None, index, None, as_json))  # the index says which model searches it
-    if top_k is not None and not 1 <= top_k <= service.settings.top_k_max:
-        fail(f"--top-k must be between 1 and {service.settings.top_k_max}", as_json=as_json)
+    if top_k is not None and (problem := top_k_out_of_range(top_k, service.settings, "--top-k")):
+        fail(problem, as_json=as_json)
     try:
         service.validate(question, service.settings.top_k_default)  # empty, too long: said as the API says it
     except InvalidQuestion as exc:

@@ -59,9 +59,14 @@ def validate_question(question: object, top_k: object, settings: Settings) -> tu
         raise InvalidQuestion("question is empty")
     if isinstance(top_k, bool) or not isinstance(top_k, int):
         raise InvalidQuestion("top_k must be an integer")
-    if not 1 <= top_k <= settings.top_k_max:
-        raise InvalidQuestion(f"top_k must be between 1 and {settings.top_k_max}")
+    if problem := top_k_out_of_range(top_k, settings):
+        raise InvalidQuestion(problem)
     return question, top_k
+
+
+def top_k_out_of_range(top_k: int, settings: Settings, name: str = "top_k") -> str | None:
+    """What is wrong with top_k, named as the user gave it ("--top-k" on the command line), or None."""
+    return None if 1 <= top_k <= settings.top_k_max else f"{name} must be between 1 and {settings.top_k_max}"
 
 
 def validate_history(history: object, settings: Settings) -> list[EarlierTurn]:

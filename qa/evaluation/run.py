@@ -18,6 +18,7 @@ from qa.evaluation.metrics import (MRR_CUTOFF, answer_passage_rank, contains_gol
 from qa.evaluation.questions import EvalQuestion, EvalSet, load_eval_set
 from qa.evaluation.significance import interval
 from qa.evaluation.squad_corpus import default_cache_dir, prepare_squad_corpus
+from qa.validation import top_k_out_of_range
 
 RETRIEVAL_DEPTH = 50  # passages retrieved to rank documents; enough for 10 distinct documents in practice
 RECALL_AT = (1, 5)
@@ -111,8 +112,8 @@ def check_run_options(settings: Settings, top_k: int | None, limit: int | None) 
     if limit is not None and limit < 1:
         raise EvalError("--limit must be at least 1")
     top_k = settings.top_k_default if top_k is None else top_k
-    if not 1 <= top_k <= settings.top_k_max:
-        raise EvalError(f"--top-k must be between 1 and {settings.top_k_max}")
+    if problem := top_k_out_of_range(top_k, settings, "--top-k"):
+        raise EvalError(problem)
     return top_k
 
 
