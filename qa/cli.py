@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from qa.command_line import EXIT_OK, EXIT_SKIPPED, fail, stopped_as_by_ctrl_c
+from qa.command_line import EXIT_OK, EXIT_SKIPPED, fail, folder_path, stopped_as_by_ctrl_c
 from qa.config import (EMPTY_HOST, Settings, SettingsError, load_settings, unknown_variables, url_host,
                        web_pages_missing)
 from qa.reader import cli as reader_commands
@@ -39,8 +39,8 @@ def main(version: Annotated[bool, typer.Option("--version", callback=_print_vers
     """Answer questions from a folder of news articles, quoting them verbatim."""
 
 
-CorpusOpt = Annotated[Optional[Path], typer.Option("--corpus", help="Folder of articles (env QA_CORPUS_DIR; default: the checkout's corpus/)")]
-IndexOpt = Annotated[Optional[Path], typer.Option("--index", help="Index folder (env QA_INDEX_DIR; default: the checkout's index/)")]
+CorpusOpt = Annotated[Optional[Path], typer.Option("--corpus", parser=folder_path, metavar="<path>", help="Folder of articles (env QA_CORPUS_DIR; default: the checkout's corpus/)")]
+IndexOpt = Annotated[Optional[Path], typer.Option("--index", parser=folder_path, metavar="<path>", help="Index folder (env QA_INDEX_DIR; default: the checkout's index/)")]
 _MODEL = "sentence-transformers model name or folder (env QA_MODEL; default: the bundled multilingual-e5-small)"
 ModelOpt = Annotated[Optional[str], typer.Option("--model", help=f"Model that index builds embed with: a {_MODEL}. Questions are searched with the model the loaded index was built with")]
 EvalModelOpt = Annotated[Optional[str], typer.Option("--model", help=f"Model to embed with: a {_MODEL}. A SQuAD file's passages are indexed with it; the index a question file runs on must have been built with it (else exit 2)")]

@@ -41,6 +41,14 @@ def stopped_as_by_ctrl_c():
         signal.signal(signal.SIGTERM, previous)
 
 
+def folder_path(value: str) -> Path:
+    """A folder option's value (typer's `parser=`): an empty one is refused, as Path("") would be the current
+    folder, which nobody means by it (a script's unset variable)."""
+    if not value.strip():
+        raise typer.BadParameter("is empty: name a folder, or leave the option out for the default")
+    return Path(value)
+
+
 def make_folder(folder: Path, what: str) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,7 @@ def user_cache_dir(name: str) -> Path:
 
 
 EMPTY_HOST = "is empty: give an address (127.0.0.1 for this machine only, 0.0.0.0 for every interface)"
+EMPTY_FOLDER = "is empty: name a folder, or unset it for the default"
 
 
 class Settings(BaseSettings):
@@ -63,6 +64,15 @@ class Settings(BaseSettings):
 
     # Where `qa eval` keeps the index it builds of a SQuAD file's passages (unset or empty: ~/.cache/qa-news/eval).
     eval_cache_dir: Path | None = None
+
+    @field_validator("corpus_dir", "index_dir", "reader_dir", mode="before")
+    @classmethod
+    def _folder_named(cls, value):
+        # An empty path would mean the current folder: a script whose $CORPUS is unset would index wherever it
+        # runs (from /, the whole machine) and write an index into it.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(EMPTY_FOLDER)
+        return value
 
     @field_validator("eval_cache_dir", mode="before")
     @classmethod

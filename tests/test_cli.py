@@ -49,6 +49,28 @@ def test_an_empty_host_is_refused_not_read_as_every_interface(args, env, words):
     code, output = run(*args, **env)
     assert code == 2 and words in output
 
+EMPTY_OPTION = "is empty: name a folder, or leave the option out for the default"
+
+
+@pytest.mark.parametrize("args, env, words", [
+    (["index", "--corpus", ""], {}, f"Invalid value for '--corpus': {EMPTY_OPTION}"),
+    (["index", "--index", " "], {}, f"Invalid value for '--index': {EMPTY_OPTION}"),
+    (["ask", "Kapan?", "--index", ""], {}, f"Invalid value for '--index': {EMPTY_OPTION}"),
+    (["train-reader", "--out", ""], {}, f"Invalid value for '--out': {EMPTY_OPTION}"),
+    (["export-reader", "--out", ""], {}, f"Invalid value for '--out': {EMPTY_OPTION}"),
+    (["index"], {"QA_CORPUS_DIR": ""}, "error: invalid setting QA_CORPUS_DIR='': is empty: name a folder, or unset "
+                                       "it for the default"),
+    (["ask", "Kapan?"], {"QA_INDEX_DIR": " "}, "error: invalid setting QA_INDEX_DIR=' ': is empty"),
+    (["serve"], {"QA_READER_DIR": ""}, "error: invalid setting QA_READER_DIR='': is empty"),
+])
+def test_an_empty_folder_is_refused_not_read_as_the_current_one(tmp_path, monkeypatch, args, env, words):
+    # Run where an index or a corpus could be written: nothing may be.
+    monkeypatch.chdir(tmp_path)
+    code, output = run(*args, **env)
+    assert code == 2 and words in output.replace("│", "")
+    assert list(tmp_path.iterdir()) == []
+
+
 
 @pytest.mark.parametrize("option, words", [
     (["--port", "99999"], "Invalid value for '--port': Input should be less than or equal to 65535"),

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from qa.command_line import fail, make_folder, stopped_as_by_ctrl_c
+from qa.command_line import fail, folder_path, make_folder, stopped_as_by_ctrl_c
 from qa.config import PROJECT_DIR, SHARED_DIR
 
 SHARED_TRAIN = SHARED_DIR / "train"
@@ -24,7 +24,7 @@ def train_reader_command(
         data: Annotated[Path, typer.Option(help="Folder of the SQuAD-format training files: tydiqa_goldp_id_train.json, "
                                                 "idk_mrc_train.json, tydiqa_goldp_en_train.json and xquad/xquad.LANG.json "
                                                 "(docs/reader.md, \"Training data\")")] = SHARED_TRAIN,
-        out: Annotated[Path, typer.Option(help="Checkpoints, log.jsonl and best.pt go here; a run found "
+        out: Annotated[Path, typer.Option(parser=folder_path, metavar="<path>", help="Checkpoints, log.jsonl and best.pt go here; a run found "
                                                "here is resumed (with its own settings; --epochs may grow)")] = RUN_DIR,
         epochs: Annotated[float, typer.Option(help="Passes over the training mix (more than 0)")] = 3.0,
         batch_size: Annotated[int, typer.Option(min=1, help="Windows per optimiser step")] = 32,
@@ -107,7 +107,7 @@ def export_reader_command(
             metavar="CHECKPOINT",
             help="best.pt files written by qa train-reader (or a reader.npz); several, fine-tuned from one start, "
                  "are averaged (default: runs/reader/best.pt)")] = None,
-        out: Annotated[Optional[Path], typer.Option(help="Folder for reader.npz and reader.json (default: "
+        out: Annotated[Optional[Path], typer.Option(parser=folder_path, metavar="<path>", help="Folder for reader.npz and reader.json (default: "
                                                          "qa/reader/model/, the one the product loads, replacing the "
                                                          "shipped reader; `git checkout -- qa/reader/model/` brings "
                                                          "it back)")] = None,
