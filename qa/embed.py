@@ -139,11 +139,13 @@ def load_embedder(name: str = DEFAULT_MODEL, threads: int = 0) -> Embedder:
 def load_in_background(name: str, threads: int = 0) -> None:
     """Start loading and warming the model called `name` in a thread of its own, for a caller with other slow work
     to do first (`qa serve` imports its web framework, ~1 s): most of the bundled model's load, its tokenizer's
-    ~0.5 s, runs outside Python's lock. load_embedder then waits for it, or reports the error this thread left."""
+    ~0.5 s, runs outside Python's lock. load_embedder then waits for it; a load that failed here is tried again
+    there, which says what is wrong. Not a daemon: a process that exits while native code loads in a daemon
+    thread aborts (SIGABRT) instead of exiting with its own code."""
     def load() -> None:
         try:
             load_embedder(name, threads).warm()
         except Exception:  # noqa: BLE001 - the caller's own load_embedder says what is wrong
             pass
 
-    threading.Thread(target=load, name="model-loader", daemon=True).start()
+    threading.Thread(target=load, name="model-loader").start()

@@ -90,7 +90,12 @@ def test_a_server_searches_with_the_model_the_index_was_built_with(make_corpus, 
         "a.txt": "Panen Padi\n\nPetani di Karawang memanen padi lebih awal. Hasil panen mencapai 7 ton per hektare.",
         "b.txt": "Harga Cabai\n\nHarga cabai rawit turun menjadi Rp 40.000 per kilogram.",
     })
+    from qa.preload import model_to_preload
+
+    assert model_to_preload(Settings(index_dir=index)) == DEFAULT_MODEL  # no index yet: QA_MODEL's
     build_index(Settings(corpus_dir=corpus, index_dir=index, model=minilm_path), embedder=minilm)
+    # `qa serve` does not load the bundled model early for an index that another model built.
+    assert model_to_preload(Settings(index_dir=index)) is None
     service = QAService(Settings(corpus_dir=corpus, index_dir=index))  # QA_MODEL left at the bundled default
     answer = service.ask("Berapa harga cabai rawit?")
     assert service.embedder is minilm
@@ -163,6 +168,32 @@ def test_questions_embedded_at_once_from_several_threads_get_the_vectors_they_ge
     assert embedder.reentrant  # the bundled engine lets calls overlap instead of queueing them
     for question, vector in zip(questions, together):
         assert np.array_equal(vector, alone[question]), question
+
+
+def test_the_bundled_model_is_loaded_early_when_the_index_was_built_with_it(built_index, tmp_path):
+    settings, _ = built_index
+    from qa.preload import model_to_preload
+
+    assert model_to_preload(Settings(index_dir=settings.index_dir)) == DEFAULT_MODEL
+    assert model_to_preload(Settings(index_dir=tmp_path / "none")) == DEFAULT_MODEL  # the first build's model
+    assert model_to_preload(Settings(index_dir=tmp_path / "none", model="some/other-model")) is None
+    # A database's index is not opened for it (QA_MODEL decides), nor is a damaged index (loading it says why).
+    assert model_to_preload(Settings(index_dir=tmp_path, database_url="postgresql://nobody@localhost:1/db")) \
+        == DEFAULT_MODEL
+    (tmp_path / "damaged" / "generations" / "g1").mkdir(parents=True)
+    (tmp_path / "damaged" / "CURRENT").write_text("g1\n")
+    (tmp_path / "damaged" / "generations" / "g1" / "store.sqlite").write_bytes(b"not a database")
+    assert model_to_preload(Settings(index_dir=tmp_path / "damaged")) == DEFAULT_MODEL
+
+
+def test_a_process_that_exits_while_the_model_loads_exits_with_its_own_code():
+    # The loader thread runs native code (ONNX Runtime, sentencepiece). As a daemon thread, a process that exited
+    # while it built its sessions (~0.6-0.8 s into the load on these machines) was aborted: SIGABRT, exit 134.
+    for delay in (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2):
+        done = subprocess.run([sys.executable, "-c", "import sys, time; from qa.embed import load_in_background; "
+                               f"load_in_background({DEFAULT_MODEL!r}); time.sleep({delay}); sys.exit(3)"],
+                              cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
+        assert (done.returncode, done.stderr) == (3, ""), delay
 
 
 def test_a_model_that_fails_to_load_in_the_background_is_reported_by_the_next_load_alone(tmp_path, capfd):

@@ -3,10 +3,13 @@ command that builds an index."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import sqlite3
 from pathlib import Path
 
-from qa.files.schema import BUILDING_FILE, CURRENT_FILE
+from qa.files.schema import BUILDING_FILE, CURRENT_FILE, GENERATIONS_DIR, STORE_FILE
 from qa.index_rows import NoIndexError
 
 
@@ -21,6 +24,21 @@ def current_generation(index_dir: Path, pointer: str = CURRENT_FILE) -> str | No
     except (OSError, UnicodeDecodeError) as exc:
         raise NoIndexError(f"cannot read {index_dir / pointer}: {getattr(exc, 'strerror', None) or exc}") from None
     return name or None
+
+
+def built_with(index_dir: Path) -> str | None:
+    """The model the current generation was embedded with, as its manifest names it, read without loading the
+    index; None when there is no readable index (loading it says why)."""
+    try:
+        name = current_generation(index_dir)
+        if not name:
+            return None
+        store = (index_dir / GENERATIONS_DIR / name / STORE_FILE).resolve()
+        with contextlib.closing(sqlite3.connect(f"{store.as_uri()}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT value FROM manifest WHERE key = 'model'").fetchone()
+        return json.loads(row[0]) if row else None
+    except (NoIndexError, sqlite3.Error, ValueError):
+        return None
 
 
 def build_running(index_dir: Path) -> bool:

@@ -19,7 +19,7 @@ import faiss
 import numpy as np
 
 from qa.files.pointer import current_generation, index_command
-from qa.files.schema import GENERATIONS_DIR, INDEX_FORMAT, IVF_PROBES
+from qa.files.schema import GENERATIONS_DIR, INDEX_FORMAT, IVF_PROBES, STORE_FILE
 from qa.index_rows import (DOCUMENT_COLUMNS, CachedLoader, DocumentEntry, DocumentRows, IndexCorruptError,
                            LexicalScores, NoIndexError, PassageRows, SentenceRows, checked_row, document_from_row)
 from qa.lexical import LexicalIndex
@@ -178,7 +178,7 @@ def load_index(index_dir: Path, generation: str | None = None) -> LoadedIndex:
     if not name:
         raise NoIndexError(f"no index in {index_dir}: build it with `{index_command(index_dir)}`")
     path = index_dir / GENERATIONS_DIR / name
-    store = path / "store.sqlite"
+    store = path / STORE_FILE
     if not store.is_file():
         raise IndexCorruptError(f"index generation {name} is missing its store ({store})")
     db = None

@@ -21,6 +21,7 @@ LOCK_FILE = "build.lock"
 BUILDING_FILE = "build.pid"  # the process id of the build that holds the lock, while it runs
 PREVIOUS_FILE = "PREVIOUS"  # the generation CURRENT named before the last build: kept for readers not yet swapped
 GENERATIONS_DIR = "generations"
+STORE_FILE = "store.sqlite"  # in each generation: documents, passages, sentences, manifest
 TMP_PREFIX = ".tmp-"
 KEEP_GENERATIONS = 2  # the current one and the one before, for readers that have not swapped yet
 # Exact search up to here; above, an inverted-file index (benchmarks/scale.py measured both, docs/benchmarks.md).

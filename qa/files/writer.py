@@ -23,7 +23,7 @@ import numpy as np
 from qa.files.pointer import current_generation, point_to
 from qa.files.reader import read_vectors
 from qa.files.schema import (APPROXIMATE_FROM, CURRENT_FILE, GENERATIONS_DIR, INDEX_FORMAT, IVF_PROBES, PREVIOUS_FILE,
-                             SQLITE_INDEXES, SQLITE_SCHEMA, TMP_PREFIX)
+                             SQLITE_INDEXES, SQLITE_SCHEMA, STORE_FILE, TMP_PREFIX)
 from qa.index_rows import DocumentEntry, NoIndexError, write_all
 from qa.lexical import LexicalIndex
 
@@ -85,7 +85,7 @@ class GenerationWriter:
         self.tmp.mkdir()
         self._con = self._passage_file = self._sentence_file = None
         try:
-            self._con = sqlite3.connect(self.tmp / "store.sqlite")
+            self._con = sqlite3.connect(self.tmp / STORE_FILE)
             self._con.executescript(SQLITE_SCHEMA)
             self._passage_file = open(self.tmp / "passages.f32", "wb")
             self._sentence_file = open(self.tmp / "sentences.f32", "wb")
