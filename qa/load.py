@@ -50,8 +50,8 @@ class CorpusFiles:
     others: list[Path]  # files of other types (a PDF, an image), which are not read
     # Files and folders that cannot be read at all, as (path relative to the corpus, why); a folder's path ends in
     # "/". A folder listed here may hold articles indexed before: they are kept, not taken as deleted, so the path
-    # is as the document ids have it (shown_path when printed), except a name that is not UTF-8, which no document
-    # id has: spelt out at once.
+    # is as the document ids have it (shown_path when printed), except a name that cannot be a document id (not
+    # UTF-8, a control character): spelt out at once.
     unreadable: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -102,9 +102,20 @@ def is_utf8(name: str) -> bool:
     return True
 
 
+def _unusable_name(name: str) -> str | None:
+    """Why a file or folder name cannot be a document id, or None: one that is not UTF-8, or that holds a control
+    character (a line break), which no link to the article could carry (a URL path stops at a line break)."""
+    if not is_utf8(name):
+        return "name is not UTF-8: rename it"
+    if (control := _CONTROL.search(name)) is not None:
+        return f"name holds a control character (\\x{ord(control.group()):02x}): rename it"
+    return None
+
+
 def scan_corpus(corpus_dir: Path) -> CorpusFiles:
     """The files below corpus_dir, recursively, in a stable order; hidden files and folders are left out. A folder
-    that cannot be listed, a link to a folder and a name that is not UTF-8 are reported, not silently dropped."""
+    that cannot be listed, a link to a folder and a name that cannot be a document id are reported, not silently
+    dropped."""
     files = CorpusFiles([], [])
     found: list[Path] = []
 
@@ -118,18 +129,18 @@ def scan_corpus(corpus_dir: Path) -> CorpusFiles:
             relative = (here / name).relative_to(corpus_dir).as_posix()
             if name.startswith("."):
                 subfolders.remove(name)
-            elif not is_utf8(name):
+            elif (unusable := _unusable_name(name)) is not None:
                 subfolders.remove(name)
-                files.unreadable.append((shown_path(relative) + "/", "folder name is not UTF-8: rename it"))
+                files.unreadable.append((shown_path(relative) + "/", f"folder {unusable}"))
             elif _is_link(here / name):  # the walk does not follow it
                 files.unreadable.append((relative + "/", "a link to a folder, not followed: copy the folder in, "
                                                          "or link its files one by one"))
         for name in names:
             if name.startswith("."):
                 continue
-            if not is_utf8(name) and name.lower().endswith(ARTICLE_SUFFIXES):
+            if name.lower().endswith(ARTICLE_SUFFIXES) and (unusable := _unusable_name(name)) is not None:
                 relative = (here / name).relative_to(corpus_dir).as_posix()
-                files.unreadable.append((shown_path(relative), "file name is not UTF-8: rename it"))
+                files.unreadable.append((shown_path(relative), f"file {unusable}"))
                 continue
             found.append(here / name)  # a file of another type is named among those not read, whatever its name
     for path in sorted(found):

@@ -356,7 +356,7 @@ def test_a_folder_that_can_be_listed_but_not_searched_does_not_stop_the_scan(bui
     assert "ekonomi/2024/d.txt" in report.added
 
 
-def test_names_that_are_not_utf8_and_linked_folders_are_named_not_dropped(built, embedder, tmp_path):
+def test_names_that_cannot_be_document_ids_and_linked_folders_are_named_not_dropped(built, embedder, tmp_path):
     settings, _ = built
     corpus = os.fsencode(settings.corpus_dir)
     with open(corpus + b"/caf\xe9.txt", "wb") as bad:  # from a zip made on an old Windows machine
@@ -368,10 +368,16 @@ def test_names_that_are_not_utf8_and_linked_folders_are_named_not_dropped(built,
     elsewhere.mkdir()
     (elsewhere / "d.txt").write_text(ARTICLES["c.txt"], encoding="utf-8")
     os.symlink(elsewhere, settings.corpus_dir / "tautan")
+    # A line break in a name: no link to the article could carry it (a URL path stops there).
+    (settings.corpus_dir / "baris\nbaru.txt").write_text(ARTICLES["c.txt"], encoding="utf-8")
+    (settings.corpus_dir / "tab\tfolder").mkdir()
+    (settings.corpus_dir / "tab\tfolder" / "e.txt").write_text(ARTICLES["c.txt"], encoding="utf-8")
     report = build_index(settings, embedder=embedder)
     assert {s.path: s.reason for s in report.skipped} == {
         "arsip-\\xff/": "folder name is not UTF-8: rename it",
         "caf\\xe9.txt": "file name is not UTF-8: rename it",
+        "baris\\x0abaru.txt": "file name holds a control character (\\x0a): rename it",
+        "tab\\x09folder/": "folder name holds a control character (\\x09): rename it",
         "tautan/": "a link to a folder, not followed: copy the folder in, or link its files one by one"}
     assert report.not_read == ["lap\\xffor.pdf"]
     json.dumps(report.as_dict(), ensure_ascii=False).encode("utf-8")  # `qa index --json` can print it
