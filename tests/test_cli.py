@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -252,3 +254,26 @@ def test_index_and_eval_put_back_the_sigterm_handler_they_found(tmp_path):
     assert code == 2 and signal.getsignal(signal.SIGTERM) is before
     code, _ = run("eval", str(tmp_path / "missing.jsonl"), "--index", str(tmp_path / "index"))
     assert code == 2 and signal.getsignal(signal.SIGTERM) is before
+
+
+def test_eval_of_a_pipe_says_to_save_it_to_a_file_not_that_it_is_empty(tmp_path):
+    # `qa eval <(head eval/x.jsonl)`: the file is read for its format and again for its questions, and a pipe
+    # gives its lines only once.
+    pipe = tmp_path / "questions.jsonl"
+    os.mkfifo(pipe)
+
+    def write() -> None:
+        try:
+            pipe.write_text(json.dumps({"id": "q1", "question": "Kapan?", "answers": ["2024"]}) + "\n")
+        except OSError:
+            pass
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        code, output = run("eval", str(pipe))
+    finally:
+        os.close(os.open(pipe, os.O_RDONLY | os.O_NONBLOCK))  # lets a writer still waiting for a reader go
+        writer.join(timeout=10)
+    assert (code, output) == (2, f"error: {pipe} is not a regular file (a pipe or a device): save the questions to a "
+                                 "file and give its path")

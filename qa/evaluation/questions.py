@@ -42,6 +42,9 @@ def read_eval_text(file: Path) -> tuple[bytes, str]:
         raise EvalError(f"{file}: no such file")
     if file.is_dir():
         raise EvalError(f"{file} is a folder; give a JSONL or SQuAD-format JSON file")
+    if not file.is_file():  # read more than once (its format, then its questions): a pipe would be empty the second time
+        raise EvalError(f"{file} is not a regular file (a pipe or a device): save the questions to a file and give "
+                        "its path")
     try:
         data = file.read_bytes()
     except OSError as exc:
