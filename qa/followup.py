@@ -212,7 +212,9 @@ def in_turn(ask: Callable[[str, list[EarlierTurn]], Answered], questions: Iterab
 
 
 def resolve(question: str, history: list[EarlierTurn]) -> Resolved:
-    """What to search and read for `question`, given the earlier turns of its conversation (oldest first)."""
+    """What to search and read for `question`, given the earlier turns of its conversation (oldest first). A turn
+    without a word ("?!", "🙂") is none to lean on: the service did not search it."""
+    history = [turn for turn in history if _words(turn.question)]
     earlier: list[Resolved] = []
     for turn in history:
         earlier.append(_resolve_one(turn.question, earlier, [t.answer for t in history[:len(earlier)]]))

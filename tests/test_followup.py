@@ -114,3 +114,13 @@ def test_a_fragment_after_a_fragment_rewrites_the_question_the_first_one_spelled
     resolved = resolve("Lavrov?", after)
     assert resolved.query == "When did Lavrov arrive in Pyongyang in 2019?"  # Putin is not carried back in
     assert resolved.context_used == ["Pyongyang"]
+
+
+def test_an_earlier_turn_without_words_is_none_to_lean_on():
+    # The service does not search "?!" or "🙂"; "Putin?" after it is a question of its own, not a fragment of it.
+    for empty in ("?!", "🙂", "  ...  "):
+        resolved = resolve("Putin?", [EarlierTurn(empty, None)])
+        assert (resolved.query, resolved.context_used) == ("Putin?", [])
+    # ... and the turns before it are still there: "And in 2000?" leans on the arrival, not on "?".
+    resolved = resolve("And in 2000?", [ARRIVAL, EarlierTurn("?", None)])
+    assert resolved.query == "When did Putin arrive in Pyongyang in 2000?"
