@@ -85,7 +85,11 @@ class BodyLimit:
             # The no-JavaScript chat's form: a page that says so, not JSON in the browser (qa.web).
             response = app.state.form_too_large(Request(scope, receive), self.max_bytes_in_words)
         else:
-            response = JSONResponse({"detail": f"request body is larger than {self.max_bytes} bytes"}, status_code=413)
+            said = f"request body is larger than {self.max_bytes} bytes"
+            service = getattr(getattr(app, "state", None), "service", None)
+            if service is not None:  # what the chat shows a person who pasted a whole article in
+                said += f": a question has at most {service.settings.max_question_chars} characters"
+            response = JSONResponse({"detail": said}, status_code=413)
         await response(scope, receive, send)
 
 
