@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 
 import jinja2
-from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
@@ -190,7 +190,9 @@ def mount(app: FastAPI) -> None:
         return page(request, "sources.html", {"documents": rows})
 
     @app.get("/sources/{doc_id:path}", response_class=HTMLResponse, include_in_schema=False)
-    def source_page(doc_id: str, request: Request) -> HTMLResponse:
+    def source_page(doc_id: str, request: Request) -> Response:
+        if not doc_id:  # "/sources/": the list, as "/timeline/" is the timeline
+            return RedirectResponse(request.url_for("sources_page"), status_code=307)
         try:
             doc: Document | None = request.app.state.service.document(doc_id)
         except ServiceUnavailable as exc:

@@ -531,6 +531,10 @@ def test_unknown_source_is_a_404_page(client):
 def test_sources_list_links_every_article(client, service):
     response = client.get("/sources")
     assert response.status_code == 200
+    # With a trailing slash too, as "/timeline/" (not "There is no article with the id “”").
+    slashed = client.get("/sources/")
+    assert (slashed.status_code, slashed.text) == (200, response.text)
+    assert [r.status_code for r in slashed.history] == [307]
     for doc in service.documents():
         assert str(escape(doc.title)) in response.text
         assert f'href="/sources/{doc.doc_id}"' in response.text
