@@ -142,7 +142,7 @@ def check_calibrated(card: dict, card_file: Path) -> None:
                            f"`qa export-reader`, or {restore_hint(card_file)}")
 
 
-GRAPH_VERSION = 1  # bump when the graph built from the weights changes: cached graphs are then rebuilt
+GRAPH_VERSION = 2  # bump when the graph built from the weights changes: cached graphs are then rebuilt
 
 
 def build_reader_graph(arrays: dict[str, np.ndarray], e5: E5Weights):
@@ -171,7 +171,13 @@ def quantized_sessions(arrays: dict[str, np.ndarray], e5: E5Weights, sha256: str
     """Sessions of the reader's graph with 8-bit integer matrix products (dynamic quantization, per output
     channel): ~2.5x faster than the block layout the weights ship in. Quantizing takes ~3 s, so the result is
     cached on disk, keyed by the weights' sha256 and checked against its own; a cache that is missing, damaged or
-    cannot be written only costs the 3 s again."""
+    cannot be written only costs the 3 s again.
+
+    Weights are unsigned 8-bit, as the activations are. With signed weights, ONNX Runtime multiplies on a CPU
+    without AVX-512 VNNI (AVX2 only) with an instruction that saturates at 16 bits, so the same question got other
+    answers and confidences there (on the project's spent question files, 1 answer in 4 differed from the float
+    reader's; "Who is Kim Jong Un's wife?" had 0.185 instead of ~0.05). Unsigned weights compute exactly on every
+    CPU, ~3 ms a question slower (docs/reader.md, "Run time")."""
     def build() -> bytes:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -183,7 +189,7 @@ def quantized_sessions(arrays: dict[str, np.ndarray], e5: E5Weights, sha256: str
             level = root.level
             root.setLevel(logging.ERROR)  # the quantizer's advice to pre-process the graph is not for users
             try:
-                quantize_dynamic(plain, quantized, per_channel=True, weight_type=QuantType.QInt8,
+                quantize_dynamic(plain, quantized, per_channel=True, weight_type=QuantType.QUInt8,
                                  extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
             finally:
                 root.setLevel(level)
