@@ -51,7 +51,7 @@ class CorpusFiles:
     # Files and folders that cannot be read at all, as (path relative to the corpus, why); a folder's path ends in
     # "/". A folder listed here may hold articles indexed before: they are kept, not taken as deleted, so the path
     # is as the document ids have it (shown_path when printed), except a name that cannot be a document id (not
-    # UTF-8, a control character): spelt out at once.
+    # UTF-8, a line break): spelt out at once.
     unreadable: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -102,13 +102,16 @@ def is_utf8(name: str) -> bool:
     return True
 
 
+_LINE_BREAK = re.compile(r"[\n\r]")
+
+
 def _unusable_name(name: str) -> str | None:
-    """Why a file or folder name cannot be a document id, or None: one that is not UTF-8, or that holds a control
-    character (a line break), which no link to the article could carry (a URL path stops at a line break)."""
+    """Why a file or folder name cannot be a document id, or None: one that is not UTF-8, or that holds a line
+    break, which no link to the article could carry (the service's paths stop at one)."""
     if not is_utf8(name):
         return "name is not UTF-8: rename it"
-    if (control := _CONTROL.search(name)) is not None:
-        return f"name holds a control character (\\x{ord(control.group()):02x}): rename it"
+    if (line_break := _LINE_BREAK.search(name)) is not None:
+        return f"name holds a line break (\\x{ord(line_break.group()):02x}): rename it"
     return None
 
 

@@ -145,10 +145,10 @@ def test_a_wait_that_is_no_number_of_seconds_is_refused(tmp_path, wait):
 
 
 def test_a_skipped_file_whose_name_holds_a_line_break_is_named_on_one_line(make_corpus):
-    corpus, index = make_corpus({**ARTICLES, "rusak\nbaris.txt": b"\x00\x01 bukan teks"})
+    corpus, index = make_corpus({**ARTICLES, "rusak\nbaris.txt": "Judul\n\nTeks yang bisa dibaca."})
     result = qa_index(corpus, index)
     assert result.returncode == 1
-    assert "skipped rusak\\x0abaris.txt: binary file, not text\n" in result.stderr
+    assert "skipped rusak\\x0abaris.txt: file name holds a line break (\\x0a): rename it\n" in result.stderr
 
 
 def test_index_option_and_a_database_url_together_are_refused_not_one_silently_ignored(tmp_path):

@@ -370,14 +370,14 @@ def test_names_that_cannot_be_document_ids_and_linked_folders_are_named_not_drop
     os.symlink(elsewhere, settings.corpus_dir / "tautan")
     # A line break in a name: no link to the article could carry it (a URL path stops there).
     (settings.corpus_dir / "baris\nbaru.txt").write_text(ARTICLES["c.txt"], encoding="utf-8")
-    (settings.corpus_dir / "tab\tfolder").mkdir()
-    (settings.corpus_dir / "tab\tfolder" / "e.txt").write_text(ARTICLES["c.txt"], encoding="utf-8")
+    (settings.corpus_dir / "baris\rlama").mkdir()
+    (settings.corpus_dir / "baris\rlama" / "e.txt").write_text(ARTICLES["c.txt"], encoding="utf-8")
     report = build_index(settings, embedder=embedder)
     assert {s.path: s.reason for s in report.skipped} == {
         "arsip-\\xff/": "folder name is not UTF-8: rename it",
         "caf\\xe9.txt": "file name is not UTF-8: rename it",
-        "baris\\x0abaru.txt": "file name holds a control character (\\x0a): rename it",
-        "tab\\x09folder/": "folder name holds a control character (\\x09): rename it",
+        "baris\\x0abaru.txt": "file name holds a line break (\\x0a): rename it",
+        "baris\\x0dlama/": "folder name holds a line break (\\x0d): rename it",
         "tautan/": "a link to a folder, not followed: copy the folder in, or link its files one by one"}
     assert report.not_read == ["lap\\xffor.pdf"]
     json.dumps(report.as_dict(), ensure_ascii=False).encode("utf-8")  # `qa index --json` can print it
