@@ -24,7 +24,7 @@ from playwright.sync_api import sync_playwright
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # A follow-up conversation: the third question's "dia" is the ambassador named in the first answer.
 CONVERSATION = ("Siapa Duta Besar Rusia untuk Korea Utara?", "Apa harapannya untuk tahun 2024?",
-                "Siapa yang dia sebut akan berkunjung?")
+                "Siapa menurut dia akan berkunjung ke Pyongyang?")
 VIEWPORTS = {"desktop": {"width": 1280, "height": 860}, "phone": {"width": 390, "height": 844}}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]

@@ -395,6 +395,8 @@ def test_source_path_tricks_are_404(api, trick):
     if any(getattr(r, "path", "").startswith("/sources/") for r in api.app.routes):
         prefixes.append("/sources/")  # the HTML source viewer, when it is mounted
     for prefix in prefixes:
+        if prefix + trick == "/sources/":
+            continue  # the list of sources, redirected to (tests/test_web.py)
         status, body = raw_get(api.app, prefix + trick)
         assert status == 404, (prefix + trick, status, body[:200])
         assert SECRET.encode() not in body and b"root:" not in body
@@ -536,7 +538,7 @@ def test_wrong_methods_and_paths(api):
 # Follow-up questions: the conversation's earlier turns come with the question.
 AMBASSADOR = "Siapa Duta Besar Rusia untuk Korea Utara?"
 HOPE = "Apa harapannya untuk tahun 2024?"
-VISITOR = "Siapa yang dia sebut akan berkunjung?"
+VISITOR = "Siapa menurut dia akan berkunjung ke Pyongyang?"
 
 
 def test_a_follow_up_is_read_with_the_names_of_earlier_turns(client):
@@ -603,7 +605,7 @@ def test_a_long_earlier_answer_is_read_cut_not_refused(client):
     def asked_after(answer):
         history = [{"question": "Siapa Duta Besar Rusia untuk Korea Utara?", "answer": answer},
                    {"question": "Apa harapannya untuk tahun 2024?", "answer": "terobosan"}]
-        return client.post("/ask", json={"question": "Siapa yang dia sebut akan berkunjung?", "history": history})
+        return client.post("/ask", json={"question": "Siapa menurut dia akan berkunjung ke Pyongyang?", "history": history})
 
     response = asked_after("Alexander Matsegora, " + "duta besar yang lama bertugas di Pyongyang, " * 10)
     assert response.status_code == 200, response.text

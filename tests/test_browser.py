@@ -353,7 +353,7 @@ def test_a_three_turn_conversation_whose_third_turn_needs_the_first(open_page, l
     ask(page, "Siapa Duta Besar Rusia untuk Korea Utara?", 1)
     expect(page.locator("#turn-1 .answer")).to_have_text("Answer: Alexander Matsegora")
     ask(page, "Apa harapannya untuk tahun 2024?", 2)
-    ask(page, "Siapa yang dia sebut akan berkunjung?", 3)
+    ask(page, "Siapa menurut dia akan berkunjung ke Pyongyang?", 3)
     expect(page.locator("#turn-3 .answer")).to_contain_text("Vladimir Putin")
     expect(page.locator("#turn-3 .context-used")).to_contain_text("Alexander Matsegora")  # named in turn 1 only
     expect(page.locator("#turn-1 .answer")).to_have_text("Answer: Alexander Matsegora")
@@ -361,7 +361,7 @@ def test_a_three_turn_conversation_whose_third_turn_needs_the_first(open_page, l
 
     page.get_by_role("link", name="Start over").click()
     expect(page.locator("#conversation .turn")).to_have_count(0)
-    ask(page, "Siapa yang dia sebut akan berkunjung?", 1)
+    ask(page, "Siapa menurut dia akan berkunjung ke Pyongyang?", 1)
     expect(page.locator("#turn-1 .context-used")).to_have_count(0)  # a new conversation has no earlier words
 
 

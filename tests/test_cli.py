@@ -138,7 +138,7 @@ def test_with_json_a_setting_error_is_json_on_stdout_too(command):
 def test_ask_with_earlier_questions_prints_what_the_api_answers(built_index, client):
     settings, _ = built_index
     ambassador, hope = "Siapa Duta Besar Rusia untuk Korea Utara?", "Apa harapannya untuk tahun 2024?"
-    follow_up = "Siapa yang dia sebut akan berkunjung?"
+    follow_up = "Siapa menurut dia akan berkunjung ke Pyongyang?"
     result = CliRunner().invoke(app, ["ask", follow_up, "--after", ambassador, "--after", hope, "--json",
                                       "--index", str(settings.index_dir)])
     assert result.exit_code == 0, result.output

@@ -417,7 +417,7 @@ def test_a_conversation_file_is_scored_turn_by_turn_with_and_without_history(tmp
     file = tmp_path / "talk.jsonl"
     file.write_text(json.dumps({"id": "c1", "lang": "id", "turns": [
         {"question": "Siapa Duta Besar Rusia untuk Korea Utara?", "answers": ["Alexander Matsegora"]},
-        {"question": "Siapa yang dia sebut akan berkunjung?", "answers": ["Vladimir Putin"], "leans": True}]})
+        {"question": "Siapa menurut dia akan berkunjung ke Pyongyang?", "answers": ["Vladimir Putin"], "leans": True}]})
         + "\n", encoding="utf-8")
     report = evaluate_conversations(file, settings)
     assert (report["format"], report["conversations"], report["turns"]) == ("conversations", 1, 2)

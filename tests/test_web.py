@@ -642,7 +642,7 @@ def test_both_chats_send_no_more_earlier_turns_than_the_service_accepts(service,
     with TestClient(create_app(settings, service=QAService(settings, embedder=embedder)), base_url=LOCAL) as strict:
         response = strict.post("/", data={"history": ["Siapa Duta Besar Rusia untuk Korea Utara?",
                                                       "Apa harapannya untuk tahun 2024?"],
-                                          "question": "Siapa yang dia sebut akan berkunjung?"})
+                                          "question": "Siapa menurut dia akan berkunjung ke Pyongyang?"})
     assert response.status_code == 200, response.text
     assert response.text.count('<article class="turn"') == 2  # the latest earlier question and the new one
     assert 'data-history-turns="1"' in response.text  # what web/static/app.js sends with /ask
@@ -650,7 +650,7 @@ def test_both_chats_send_no_more_earlier_turns_than_the_service_accepts(service,
 
 def test_the_no_javascript_chat_carries_the_conversation_and_shows_the_earlier_words(client):
     ambassador, hope, visitor = ("Siapa Duta Besar Rusia untuk Korea Utara?", "Apa harapannya untuk tahun 2024?",
-                                 "Siapa yang dia sebut akan berkunjung?")
+                                 "Siapa menurut dia akan berkunjung ke Pyongyang?")
     html = client.post("/", data={"history": [ambassador, hope], "question": visitor}).text
     assert html.count('<article class="turn"') == 3
     third = html[html.index('id="turn-3"'):]
