@@ -11,9 +11,10 @@ from __future__ import annotations
 # (lowest confidence, words for a reader, css level), most confident first
 CONFIDENCE_BANDS = ((0.85, "High confidence", "high"), (0.3, "Fairly sure", "medium"), (0.0, "Low confidence", "low"))
 CONFIDENCE_WORDS = tuple(words for _, words, _ in CONFIDENCE_BANDS)
-# Under an answer of the lowest band, whose answers were right 30-43% of the time on the project's question files
-# (docs/evaluation.md): the label alone reads like a hedge, not a warning.
-LOW_CONFIDENCE_NOTE = "Answers this unsure are more often wrong than right: check it against the quoted sentence."
+# Under an answer of the lowest band, whose answers were right about half the time on the project's question files
+# (53 of 105 on five of them; 30-43% before the reader's 8-bit products changed on 2026-12-07, docs/evaluation.md):
+# the label alone reads like a hedge, not a warning.
+LOW_CONFIDENCE_NOTE = "Answers this unsure are right only about half the time: check it against the quoted sentence."
 
 
 def confidence_note(confidence: float) -> str | None:

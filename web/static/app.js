@@ -18,7 +18,7 @@
 
   // The next four mirror confidence_words and LOW_CONFIDENCE_NOTE in qa/confidence.py, and date_words and
   // excerpt in qa/chat_view.py.
-  const LOW_CONFIDENCE_NOTE = "Answers this unsure are more often wrong than right: check it against the quoted sentence.";
+  const LOW_CONFIDENCE_NOTE = "Answers this unsure are right only about half the time: check it against the quoted sentence.";
 
   function confidenceWords(confidence) {
     if (confidence >= 0.85) return ["High confidence", "high"];
