@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from qa.embed import Embedder
 from qa.files.reader import LoadedIndex
+from qa.language import has_words
 from qa.links import citation_url, original_link
 from qa.normalize import normalized
 from qa.reader.read import Reading, read_answer
@@ -102,11 +103,6 @@ def gather_evidence(index: LoadedIndex, embedder: Embedder, reader: ReaderRuntim
 
 
 NO_WORDS = "A question needs words: this one has no letter or digit."  # what a person is told (web/static/app.js too)
-
-
-def has_words(question: str) -> bool:
-    """Whether a question has anything to look for: a letter or a digit of any script."""
-    return any(c.isalnum() for c in question)
 
 
 def unshouted(question: str) -> str:

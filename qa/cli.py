@@ -176,7 +176,8 @@ def ask_command(question: Annotated[str, typer.Argument(metavar="QUESTION",
     """
     import logging
 
-    from qa.answer import NO_WORDS, has_words
+    from qa.answer import NO_WORDS
+    from qa.language import has_words
     from qa.followup import in_turn
     from qa.service import QAService, ServiceUnavailable
     from qa.validation import InvalidQuestion, top_k_out_of_range

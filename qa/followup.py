@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from qa.language import QUESTION_WORDS
+from qa.language import QUESTION_WORDS, has_words
 
 TURNS_USED = 3  # earlier turns whose names a reference may point at
 NAMES_CARRIED = 4
@@ -214,7 +214,7 @@ def in_turn(ask: Callable[[str, list[EarlierTurn]], Answered], questions: Iterab
 def resolve(question: str, history: list[EarlierTurn]) -> Resolved:
     """What to search and read for `question`, given the earlier turns of its conversation (oldest first). A turn
     without a word ("?!", "🙂") is none to lean on: the service did not search it."""
-    history = [turn for turn in history if _words(turn.question)]
+    history = [turn for turn in history if has_words(turn.question)]
     earlier: list[Resolved] = []
     for turn in history:
         earlier.append(_resolve_one(turn.question, earlier, [t.answer for t in history[:len(earlier)]]))

@@ -18,6 +18,11 @@ ENGLISH_QUESTION_WORDS = frozenset("what when where who whom whose which why how
 QUESTION_WORDS = INDONESIAN_QUESTION_WORDS | ENGLISH_QUESTION_WORDS
 
 
+def has_words(question: str) -> bool:
+    """Whether a question has anything to look for: a letter or a digit of any script ("?!" and "🙂" have none)."""
+    return any(c.isalnum() for c in question)
+
+
 @lru_cache(maxsize=1)
 def _function_words() -> tuple[frozenset[str], frozenset[str]]:
     from stop_words import get_stop_words

@@ -18,10 +18,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from qa.answer import NO_WORDS, has_words
+from qa.answer import NO_WORDS
 from qa.chat_view import HISTORY_TURNS, Turn, converse, recent, sent_turns, shown_name, source_view
 from qa.config import WEB_DIR, web_pages_missing
 from qa.followup import EarlierTurn, earlier_turn
+from qa.language import has_words
 from qa.links import source_view_url
 from qa.records import Document
 from qa.request_body import FORM, fields_are_utf8, media_type
