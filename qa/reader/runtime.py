@@ -175,9 +175,10 @@ def quantized_sessions(arrays: dict[str, np.ndarray], e5: E5Weights, sha256: str
 
     Weights are unsigned 8-bit, as the activations are. With signed weights, ONNX Runtime multiplies on a CPU
     without AVX-512 VNNI (AVX2 only) with an instruction that saturates at 16 bits, so the same question got other
-    answers and confidences there (on the project's spent question files, 1 answer in 4 differed from the float
-    reader's; "Who is Kim Jong Un's wife?" had 0.185 instead of ~0.05). Unsigned weights compute exactly on every
-    CPU, ~3 ms a question slower (docs/reader.md, "Run time")."""
+    answers and confidences there (94 of 361 spent questions answered otherwise than by the float32 reader, 75
+    with unsigned weights; "Who is Kim Jong Un's wife?" at 0.185, where float32 gives 0.065). Unsigned weights
+    compute exactly on every CPU; on that one they cost 6-13% of the throughput with 8 clients (docs/reader.md,
+    "Run time")."""
     def build() -> bytes:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic

